@@ -1,0 +1,233 @@
+"""Settings, read once by the wiring code (never at import time).
+
+gepetto runs beside an existing chutes-miner, so it accepts that stack's environment names
+unprefixed (`MINER_SS58`, `MINER_SEED`, `VALIDATORS`, `POSTGRESQL`, `REDIS_URL`,
+`CHUTES_NAMESPACE`, `KUBECONFIG`, ...). Everything that is gepetto's own carries the `GEPETTO_`
+prefix. Secrets are `SecretStr`: their values never appear in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from gepetto_core.errors import ConfigError
+
+
+class ValidatorEndpoint(BaseModel):
+    """One entry of chutes-miner's `VALIDATORS.supported` list."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    hotkey: str
+    api: str
+    socket: str | None = None
+    registry: str | None = None
+
+
+class ValidatorsConfig(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    supported: list[ValidatorEndpoint]
+    default_api: str | None = Field(default=None, alias="defaultApi")
+    default_registry: str | None = Field(default=None, alias="defaultRegistry")
+
+    def by_hotkey(self, hotkey: str) -> ValidatorEndpoint | None:
+        return next((v for v in self.supported if v.hotkey == hotkey), None)
+
+
+Role = Literal["viewer", "operator", "admin"]
+
+
+def _env(name: str, default: Any = None, **kwargs: Any) -> Any:
+    """A chutes-miner setting: read from exactly this environment name (no prefix added)."""
+    return Field(default, validation_alias=AliasChoices(name), **kwargs)
+
+
+def normalize_postgres_dsn(value: str) -> str:
+    """Accept the SQLAlchemy form chutes-miner uses (`postgresql+asyncpg://`) and plain
+    `postgresql://` / `postgres://`; asyncpg wants the plain scheme."""
+    value = value.strip()
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        raise ValueError("expected a URL like postgresql://user:pass@host:5432/db")
+    base = scheme.split("+", 1)[0]
+    if base not in ("postgresql", "postgres"):
+        raise ValueError(f"unsupported scheme {scheme!r}; expected postgresql://")
+    return f"postgresql://{rest}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GEPETTO_",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+        hide_input_in_errors=True,
+    )
+
+    # --- chutes-miner names (unprefixed) -----------------------------------------------------
+    miner_ss58: str | None = _env("MINER_SS58")
+    miner_seed: SecretStr | None = _env("MINER_SEED")
+    validators: Annotated[ValidatorsConfig | None, NoDecode] = _env("VALIDATORS")
+    postgresql: SecretStr | None = _env("POSTGRESQL")
+    redis_url: SecretStr | None = _env("REDIS_URL")
+    chutes_namespace: str = _env("CHUTES_NAMESPACE", "chutes")
+    kubeconfig: str | None = _env("KUBECONFIG")
+    registry_proxy_port: int = _env("REGISTRY_PROXY_PORT", 30500, ge=1, le=65535)
+    nvidia_runtime: str = _env("NVIDIA_RUNTIME", "nvidia")
+    cache_max_age_days: int = _env("CACHE_MAX_AGE_DAYS", 7, ge=0)
+    cache_max_size_gb: int = _env("CACHE_MAX_SIZE_GB", 500, ge=0)
+    cache_overrides: Annotated[dict[str, int], NoDecode] = _env("CACHE_OVERRIDES", {})
+    chute_shutdown_time_seconds: int = _env("CHUTE_SHUTDOWN_TIME_SECONDS", 180, ge=0)
+
+    # --- gepetto's own (GEPETTO_ prefix) -----------------------------------------------------
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_mode: Literal["socket", "http"] = "socket"
+    slack_api_base_url: str | None = None  # tests and the demo point the SDK at a double
+    slack_alert_channel: str | None = None
+    slack_allowed_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    roles: Annotated[dict[str, Role], NoDecode] = Field(default_factory=dict)
+
+    event_source: Literal["redis", "socketio", "none"] = "redis"
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    sync_interval_seconds: float = Field(default=30.0, gt=0)
+    autoscale_interval_seconds: float = Field(default=60.0, gt=0)
+    reconcile_interval_seconds: float = Field(default=60.0, gt=0)
+    failure_window_minutes: float = Field(default=16.0, gt=0)
+    failure_cooldown_minutes: float = Field(default=60.0, gt=0)
+    failure_cooldown_max_minutes: float = Field(default=480.0, gt=0)
+    max_deploys_in_flight: int = Field(default=8, ge=1)
+    max_pulls_per_server: int = Field(default=2, ge=1)
+    disk_reserve_gb: int = Field(default=20, ge=0)
+    leader_election: bool = False
+    lease_name: str = "gepetto-leader"
+    lease_duration_seconds: int = Field(default=15, ge=5)
+
+    @field_validator("validators", mode="before")
+    @classmethod
+    def _parse_validators(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            return json.loads(value)
+        return value
+
+    @field_validator("postgresql", mode="before")
+    @classmethod
+    def _parse_postgres(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        return SecretStr(normalize_postgres_dsn(raw))
+
+    @field_validator("cache_overrides", "roles", mode="before")
+    @classmethod
+    def _parse_json_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("slack_allowed_channels", mode="before")
+    @classmethod
+    def _parse_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("miner_seed", mode="before")
+    @classmethod
+    def _check_seed(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        hexpart = raw[2:] if raw.startswith("0x") else raw
+        if len(hexpart) != 64 or any(c not in "0123456789abcdefABCDEF" for c in hexpart):
+            # The message must not echo the value: it is the hotkey's private seed.
+            raise ValueError("must be a 32-byte hex seed (64 hex digits, optional 0x prefix)")
+        return SecretStr(raw)
+
+    def postgres_dsn(self) -> str | None:
+        return self.postgresql.get_secret_value() if self.postgresql else None
+
+    def require_miner_identity(self) -> tuple[str, SecretStr]:
+        if not self.miner_ss58:
+            raise ConfigError("MINER_SS58", "is required to talk to the validator")
+        if self.miner_seed is None:
+            raise ConfigError("MINER_SEED", "is required to sign validator requests")
+        return self.miner_ss58, self.miner_seed
+
+    def require_validators(self) -> ValidatorsConfig:
+        if self.validators is None or not self.validators.supported:
+            raise ConfigError("VALIDATORS", 'is required: {"supported":[{"hotkey","api",...}]}')
+        return self.validators
+
+
+def _variable_name(loc: str) -> str:
+    """The environment variable behind a validation error's location (a field or an alias)."""
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            if loc in (field, *map(str, alias.choices)):
+                return str(alias.choices[0])
+        elif loc == field:
+            return f"GEPETTO_{field.upper()}"
+    return loc
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from `environ` (default: the process environment) and `overrides`.
+
+    Any problem becomes a ConfigError naming the environment variable, without echoing its
+    value (it may be a secret).
+    """
+    try:
+        if environ is None:
+            return Settings(**overrides)
+        return _settings_from_mapping(environ, overrides)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        inner = ".".join(str(part) for part in err["loc"][1:])
+        if inner:
+            message = f"{inner}: {message}"
+        raise ConfigError(_variable_name(field), message) from None
+
+
+def _settings_from_mapping(environ: Mapping[str, str], overrides: dict[str, Any]) -> Settings:
+    """Build Settings from an explicit mapping (tests, the demo) instead of os.environ."""
+    values: dict[str, Any] = {}
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        names = (
+            [str(c) for c in alias.choices]
+            if isinstance(alias, AliasChoices)
+            else [f"GEPETTO_{field.upper()}"]
+        )
+        for name in names:
+            if name in environ:
+                values[names[0] if isinstance(alias, AliasChoices) else field] = environ[name]
+                break
+    values.update(overrides)
+    # model_validate skips BaseSettings.__init__, so os.environ is not consulted.
+    return Settings.model_validate(values)
+
