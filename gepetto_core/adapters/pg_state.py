@@ -1,0 +1,285 @@
+"""gepetto's own durable state: the deployment ledger (failure back-off), the audit log, pending
+actions (buttons, approvals) and the autoscaler mode. Tables are `gepetto_*`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Field
+
+from gepetto_core.adapters.pg import translate_errors
+
+AutoscalerModeName = Literal["active", "shadow", "paused"]
+PendingStatus = Literal["pending", "approved", "executing", "done", "failed", "expired", "cancelled"]
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class LedgerEntry(_Row):
+    deployment_id: str
+    chute_id: str
+    server_id: str
+    gpu_type: str
+    validator: str
+    created_at: datetime
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    counts_as_failure: bool = True
+    forgiven_at: datetime | None = None
+    forgiven_by: str | None = None
+
+
+class AuditEntry(_Row):
+    audit_id: int
+    at: datetime
+    actor: str
+    source: str
+    verb: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    allowed: bool
+    approvals: list[Any] = Field(default_factory=list)
+    result: str | None = None
+    message_link: str | None = None
+
+
+class PendingAction(_Row):
+    action_id: str
+    verb: str
+    arguments: dict[str, Any]
+    plan: dict[str, Any] | None = None
+    requested_by: str
+    source: str
+    policy: str
+    status: PendingStatus
+    approvals: list[Any] = Field(default_factory=list)
+    created_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None = None
+    result: dict[str, Any] | None = None
+    message_ref: dict[str, Any] | None = None
+
+
+class AutoscalerMode(_Row):
+    mode: AutoscalerModeName
+    paused_until: datetime | None = None
+    updated_by: str
+    updated_at: datetime
+
+
+class PgState:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    # --- deployment ledger --------------------------------------------------------------------
+    async def record_deployment_start(self, entry: LedgerEntry) -> None:
+        async with translate_errors("recording a deployment start"):
+            await self._pool.execute(
+                """
+                INSERT INTO gepetto_deployment_ledger
+                    (deployment_id, chute_id, server_id, gpu_type, validator, created_at)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (deployment_id) DO NOTHING
+                """,
+                entry.deployment_id,
+                entry.chute_id,
+                entry.server_id,
+                entry.gpu_type,
+                entry.validator,
+                entry.created_at,
+            )
+
+    async def record_deployment_end(
+        self, deployment_id: str, ended_at: datetime, reason: str, *, counts_as_failure: bool
+    ) -> bool:
+        """Close a ledger entry once; a later end report for the same deployment is ignored so
+        the first (most precise) reason wins. Returns whether this call closed it."""
+        async with translate_errors("recording a deployment end"):
+            result = await self._pool.execute(
+                """
+                UPDATE gepetto_deployment_ledger
+                SET ended_at = $2, end_reason = $3, counts_as_failure = $4
+                WHERE deployment_id = $1 AND ended_at IS NULL
+                """,
+                deployment_id,
+                ended_at,
+                reason,
+                counts_as_failure,
+            )
+        return bool(result.endswith(" 1"))
+
+    async def list_ledger(self, since: datetime | None = None) -> list[LedgerEntry]:
+        async with translate_errors("reading the deployment ledger"):
+            records = await self._pool.fetch(
+                """
+                SELECT * FROM gepetto_deployment_ledger
+                WHERE $1::timestamptz IS NULL OR created_at >= $1 OR ended_at IS NULL
+                ORDER BY created_at
+                """,
+                since,
+            )
+        return [LedgerEntry.model_validate(dict(r)) for r in records]
+
+    async def forgive(
+        self, at: datetime, by: str, chute_id: str | None = None, server_id: str | None = None
+    ) -> int:
+        """Clear back-off: failures of the chute (and/or server) stop counting. Returns how many
+        ledger entries were forgiven."""
+        async with translate_errors("clearing back-off"):
+            result = await self._pool.execute(
+                """
+                UPDATE gepetto_deployment_ledger SET forgiven_at = $1, forgiven_by = $2
+                WHERE forgiven_at IS NULL AND ended_at IS NOT NULL
+                  AND ($3::varchar IS NULL OR chute_id = $3)
+                  AND ($4::varchar IS NULL OR server_id = $4)
+                """,
+                at,
+                by,
+                chute_id,
+                server_id,
+            )
+        return int(result.rsplit(" ", 1)[-1])
+
+    # --- audit ----------------------------------------------------------------------------------
+    async def add_audit(
+        self,
+        *,
+        actor: str,
+        source: str,
+        verb: str,
+        arguments: dict[str, Any],
+        allowed: bool,
+        result: str | None = None,
+        approvals: list[Any] | None = None,
+        message_link: str | None = None,
+    ) -> int:
+        async with translate_errors("writing the audit log"):
+            audit_id = await self._pool.fetchval(
+                """
+                INSERT INTO gepetto_audit
+                    (actor, source, verb, arguments, allowed, result, approvals, message_link)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING audit_id
+                """,
+                actor,
+                source,
+                verb,
+                arguments,
+                allowed,
+                result,
+                approvals or [],
+                message_link,
+            )
+        return int(audit_id)
+
+    async def finish_audit(self, audit_id: int, result: str) -> None:
+        async with translate_errors("writing the audit log"):
+            await self._pool.execute(
+                "UPDATE gepetto_audit SET result = $2 WHERE audit_id = $1", audit_id, result
+            )
+
+    async def list_audit(
+        self, *, actor: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        async with translate_errors("reading the audit log"):
+            records = await self._pool.fetch(
+                """
+                SELECT * FROM gepetto_audit
+                WHERE ($1::varchar IS NULL OR actor = $1) AND ($2::timestamptz IS NULL OR at >= $2)
+                ORDER BY at DESC, audit_id DESC LIMIT $3
+                """,
+                actor,
+                since,
+                limit,
+            )
+        return [AuditEntry.model_validate(dict(r)) for r in records]
+
+    # --- pending actions ------------------------------------------------------------------------
+    async def create_pending(self, action: PendingAction) -> None:
+        async with translate_errors("saving a pending action"):
+            await self._pool.execute(
+                """
+                INSERT INTO gepetto_pending_actions
+                    (action_id, verb, arguments, plan, requested_by, source, policy, status,
+                     approvals, created_at, expires_at, message_ref)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                """,
+                action.action_id,
+                action.verb,
+                action.arguments,
+                action.plan,
+                action.requested_by,
+                action.source,
+                action.policy,
+                action.status,
+                action.approvals,
+                action.created_at,
+                action.expires_at,
+                action.message_ref,
+            )
+
+    async def get_pending(self, action_id: str) -> PendingAction | None:
+        async with translate_errors("reading a pending action"):
+            row = await self._pool.fetchrow(
+                "SELECT * FROM gepetto_pending_actions WHERE action_id = $1", action_id
+            )
+        return PendingAction.model_validate(dict(row)) if row else None
+
+    async def transition_pending(
+        self,
+        action_id: str,
+        *,
+        from_statuses: tuple[PendingStatus, ...],
+        to_status: PendingStatus,
+        at: datetime,
+        approvals: list[Any] | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> PendingAction | None:
+        """Move an action to `to_status` only if it is in one of `from_statuses` — a
+        compare-and-set, so a double click or a replayed request executes once. Returns the
+        updated action, or None when another request got there first."""
+        async with translate_errors("updating a pending action"):
+            row = await self._pool.fetchrow(
+                """
+                UPDATE gepetto_pending_actions
+                SET status = $3, decided_at = $4,
+                    approvals = COALESCE($5, approvals), result = COALESCE($6, result)
+                WHERE action_id = $1 AND status = ANY($2::varchar[])
+                RETURNING *
+                """,
+                action_id,
+                list(from_statuses),
+                to_status,
+                at,
+                approvals,
+                result,
+            )
+        return PendingAction.model_validate(dict(row)) if row else None
+
+    # --- autoscaler mode ----------------------------------------------------------------------
+    async def get_autoscaler_mode(self) -> AutoscalerMode:
+        async with translate_errors("reading the autoscaler mode"):
+            row = await self._pool.fetchrow(
+                "SELECT mode, paused_until, updated_by, updated_at FROM gepetto_autoscaler_mode"
+            )
+        assert row is not None, "migration 0002 inserts the single mode row"
+        return AutoscalerMode.model_validate(dict(row))
+
+    async def set_autoscaler_mode(
+        self, mode: AutoscalerModeName, by: str, paused_until: datetime | None = None
+    ) -> AutoscalerMode:
+        async with translate_errors("setting the autoscaler mode"):
+            row = await self._pool.fetchrow(
+                """
+                UPDATE gepetto_autoscaler_mode
+                SET mode = $1, paused_until = $2, updated_by = $3, updated_at = now()
+                RETURNING mode, paused_until, updated_by, updated_at
+                """,
+                mode,
+                paused_until if mode == "paused" else None,
+                by,
+            )
+        assert row is not None
+        return AutoscalerMode.model_validate(dict(row))

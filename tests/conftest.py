@@ -1,0 +1,72 @@
+"""Fixtures shared by every test: a real PostgreSQL server and a fresh database per test.
+
+The server is `GEPETTO_TEST_POSTGRES` (default: the machine's 127.0.0.1:5432). When nothing
+answers there, a private embedded server is started for the session instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from gepetto_core.adapters.embedded_pg import EmbeddedPostgres
+
+DEFAULT_TEST_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _server_answers(dsn: str) -> bool:
+    import asyncio
+
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=3)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DSN of a PostgreSQL server's maintenance database."""
+    dsn = os.environ.get("GEPETTO_TEST_POSTGRES", DEFAULT_TEST_SERVER)
+    if _server_answers(dsn):
+        yield dsn
+        return
+    embedded = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")) / "data", database="postgres")
+    embedded.start()
+    try:
+        yield embedded.dsn
+    finally:
+        embedded.stop()
+
+
+def _with_database(server_dsn: str, database: str) -> str:
+    base, _, _ = server_dsn.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture
+async def fresh_db(pg_server: str) -> AsyncIterator[str]:
+    """DSN of a new, empty database, dropped after the test."""
+    name = f"gepetto_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield _with_database(pg_server, name)
+    finally:
+        admin = await asyncpg.connect(pg_server)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
