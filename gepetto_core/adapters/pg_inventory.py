@@ -21,8 +21,18 @@ _M = TypeVar("_M", bound=BaseModel)
 
 # Columns gepetto may change on a deployment after it was created.
 _DEPLOYMENT_MUTABLE = frozenset(
-    {"instance_id", "host", "port", "active", "verified_at", "activated_at", "stub", "config_id",
-     "job_id", "version"}
+    {
+        "instance_id",
+        "host",
+        "port",
+        "active",
+        "verified_at",
+        "activated_at",
+        "stub",
+        "config_id",
+        "job_id",
+        "version",
+    }
 )
 
 
@@ -40,20 +50,62 @@ def _upsert_sql(table: str, key: str, columns: Sequence[str]) -> str:
 
 
 _CHUTE_COLUMNS = (
-    "chute_id", "validator", "name", "image", "code", "filename", "ref_str", "version",
-    "supported_gpus", "gpu_count", "ban_reason", "chutes_version", "preemptible", "tee",
+    "chute_id",
+    "validator",
+    "name",
+    "image",
+    "code",
+    "filename",
+    "ref_str",
+    "version",
+    "supported_gpus",
+    "gpu_count",
+    "ban_reason",
+    "chutes_version",
+    "preemptible",
+    "tee",
 )
 _SERVER_COLUMNS = (
-    "server_id", "validator", "name", "ip_address", "agent_api", "verification_port", "status",
-    "labels", "seed", "gpu_count", "cpu_per_gpu", "memory_per_gpu", "hourly_cost", "locked",
-    "kubeconfig", "is_tee",
+    "server_id",
+    "validator",
+    "name",
+    "ip_address",
+    "agent_api",
+    "verification_port",
+    "status",
+    "labels",
+    "seed",
+    "gpu_count",
+    "cpu_per_gpu",
+    "memory_per_gpu",
+    "hourly_cost",
+    "locked",
+    "kubeconfig",
+    "is_tee",
 )
 _GPU_COLUMNS = (
-    "gpu_id", "validator", "server_id", "device_info", "model_short_ref", "verified",
+    "gpu_id",
+    "validator",
+    "server_id",
+    "device_info",
+    "model_short_ref",
+    "verified",
 )
 _DEPLOYMENT_COLUMNS = (
-    "deployment_id", "instance_id", "validator", "host", "port", "chute_id", "server_id",
-    "version", "active", "verified_at", "activated_at", "stub", "job_id", "config_id",
+    "deployment_id",
+    "instance_id",
+    "validator",
+    "host",
+    "port",
+    "chute_id",
+    "server_id",
+    "version",
+    "active",
+    "verified_at",
+    "activated_at",
+    "stub",
+    "job_id",
+    "config_id",
     "preemptible",
 )
 
@@ -96,9 +148,7 @@ class PgInventory:
 
     async def get_server(self, server_id: str) -> Server | None:
         async with translate_errors("reading a server"):
-            row = await self._pool.fetchrow(
-                "SELECT * FROM servers WHERE server_id = $1", server_id
-            )
+            row = await self._pool.fetchrow("SELECT * FROM servers WHERE server_id = $1", server_id)
         return Server.model_validate(dict(row)) if row else None
 
     async def list_servers(self) -> list[Server]:
@@ -155,35 +205,38 @@ class PgInventory:
             raise InsufficientGpusError("a deployment needs at least one GPU")
         values = [getattr(deployment, c) for c in _DEPLOYMENT_COLUMNS]
         placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-        async with translate_errors("creating a deployment"), self._pool.acquire() as conn:
-            async with conn.transaction():
-                await conn.execute(
-                    f"INSERT INTO deployments ({', '.join(_DEPLOYMENT_COLUMNS)}) "
-                    f"VALUES ({placeholders})",
-                    *values,
+        async with (
+            translate_errors("creating a deployment"),
+            self._pool.acquire() as conn,
+            conn.transaction(),
+        ):
+            await conn.execute(
+                f"INSERT INTO deployments ({', '.join(_DEPLOYMENT_COLUMNS)}) "
+                f"VALUES ({placeholders})",
+                *values,
+            )
+            # SKIP LOCKED: concurrent claims take different GPUs instead of queueing on
+            # the same rows; the re-check of deployment_id IS NULL guards the UPDATE.
+            claimed = await conn.fetch(
+                """
+                WITH free AS (
+                    SELECT gpu_id FROM gpus
+                    WHERE server_id = $1 AND verified AND deployment_id IS NULL
+                    ORDER BY gpu_id
+                    LIMIT $3
+                    FOR UPDATE SKIP LOCKED
                 )
-                # SKIP LOCKED: concurrent claims take different GPUs instead of queueing on
-                # the same rows; the re-check of deployment_id IS NULL guards the UPDATE.
-                claimed = await conn.fetch(
-                    """
-                    WITH free AS (
-                        SELECT gpu_id FROM gpus
-                        WHERE server_id = $1 AND verified AND deployment_id IS NULL
-                        ORDER BY gpu_id
-                        LIMIT $3
-                        FOR UPDATE SKIP LOCKED
-                    )
-                    UPDATE gpus SET deployment_id = $2
-                    FROM free
-                    WHERE gpus.gpu_id = free.gpu_id AND gpus.deployment_id IS NULL
-                    RETURNING gpus.*
-                    """,
-                    deployment.server_id,
-                    deployment.deployment_id,
-                    gpu_count,
-                )
-                if len(claimed) != gpu_count:
-                    raise _ClaimShortfall(len(claimed))
+                UPDATE gpus SET deployment_id = $2
+                FROM free
+                WHERE gpus.gpu_id = free.gpu_id AND gpus.deployment_id IS NULL
+                RETURNING gpus.*
+                """,
+                deployment.server_id,
+                deployment.deployment_id,
+                gpu_count,
+            )
+            if len(claimed) != gpu_count:
+                raise _ClaimShortfall(len(claimed))
         return _rows(Gpu, claimed)
 
     async def get_deployment(self, deployment_id: str) -> Deployment | None:

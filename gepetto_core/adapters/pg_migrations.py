@@ -64,7 +64,9 @@ def load_migrations() -> list[Migration]:
 
 
 async def _applied(conn: asyncpg.Connection) -> dict[int, asyncpg.Record]:
-    rows = await conn.fetch("SELECT version, name, checksum, applied_at FROM gepetto_schema_migrations")
+    rows = await conn.fetch(
+        "SELECT version, name, checksum, applied_at FROM gepetto_schema_migrations"
+    )
     return {row["version"]: row for row in rows}
 
 

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from gepetto_core.adapters.pg import translate_errors
 
 AutoscalerModeName = Literal["active", "shadow", "paused"]
-PendingStatus = Literal["pending", "approved", "executing", "done", "failed", "expired", "cancelled"]
+PendingStatus = Literal[
+    "pending", "approved", "executing", "done", "failed", "expired", "cancelled"
+]
 
 
 class _Row(BaseModel):

@@ -59,13 +59,24 @@ async def test_empty_database_gets_every_table(fresh_db: str) -> None:
             for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
         }
         assert set(INVENTORY) <= tables
-        assert {"gepetto_deployment_ledger", "gepetto_audit", "gepetto_pending_actions",
-                "gepetto_autoscaler_mode", "gepetto_schema_migrations"} <= tables
+        assert {
+            "gepetto_deployment_ledger",
+            "gepetto_audit",
+            "gepetto_pending_actions",
+            "gepetto_autoscaler_mode",
+            "gepetto_schema_migrations",
+        } <= tables
         columns = {(t, c) for t, c, *_ in await _columns(conn)}
         # the 2026 columns are there
-        for needed in [("chutes", "tee"), ("chutes", "preemptible"), ("servers", "is_tee"),
-                       ("servers", "kubeconfig"), ("deployments", "activated_at"),
-                       ("deployments", "config_id"), ("deployments", "job_id")]:
+        for needed in [
+            ("chutes", "tee"),
+            ("chutes", "preemptible"),
+            ("servers", "is_tee"),
+            ("servers", "kubeconfig"),
+            ("deployments", "activated_at"),
+            ("deployments", "config_id"),
+            ("deployments", "job_id"),
+        ]:
             assert needed in columns
         assert all(s.applied_at is not None for s in await status(conn))
     finally:
@@ -149,13 +160,19 @@ async def test_a_migration_changed_after_it_was_applied_is_refused(fresh_db: str
 async def test_a_failing_migration_leaves_nothing_half_applied(fresh_db: str) -> None:
     conn = await asyncpg.connect(fresh_db)
     try:
-        broken = [*load_migrations(), Migration(9999, "broken", "CREATE TABLE t1 (x int); SELEC 1;")]
+        broken = [
+            *load_migrations(),
+            Migration(9999, "broken", "CREATE TABLE t1 (x int); SELEC 1;"),
+        ]
         with pytest.raises(StoreError, match="migration failed"):
             await upgrade(conn, broken)
         assert await conn.fetchval("SELECT to_regclass('t1')") is None
         assert 9999 not in {s.version for s in await status(conn) if s.applied_at}
-        assert await conn.fetchval(
-            "SELECT count(*) FROM gepetto_schema_migrations WHERE version = 9999"
-        ) == 0
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM gepetto_schema_migrations WHERE version = 9999"
+            )
+            == 0
+        )
     finally:
         await conn.close()

@@ -48,14 +48,22 @@ async def test_deployment_updates_are_limited_to_mutable_columns(pool: asyncpg.P
 
 async def test_ledger_end_is_recorded_once_and_survives_reconnect(pool: asyncpg.Pool) -> None:
     state = PgState(pool)
-    entry = LedgerEntry(deployment_id="d1", chute_id="c1", server_id="s1", gpu_type="h100",
-                        validator="5Val", created_at=T0)
+    entry = LedgerEntry(
+        deployment_id="d1",
+        chute_id="c1",
+        server_id="s1",
+        gpu_type="h100",
+        validator="5Val",
+        created_at=T0,
+    )
     await state.record_deployment_start(entry)
     await state.record_deployment_start(entry)  # replay is harmless
-    assert await state.record_deployment_end("d1", T0 + timedelta(minutes=5), "pod crashed",
-                                             counts_as_failure=True)
-    assert not await state.record_deployment_end("d1", T0 + timedelta(minutes=9), "later",
-                                                 counts_as_failure=False)
+    assert await state.record_deployment_end(
+        "d1", T0 + timedelta(minutes=5), "pod crashed", counts_as_failure=True
+    )
+    assert not await state.record_deployment_end(
+        "d1", T0 + timedelta(minutes=9), "later", counts_as_failure=False
+    )
     [row] = await state.list_ledger()
     assert row.end_reason == "pod crashed" and row.counts_as_failure
     assert await state.forgive(T0 + timedelta(hours=1), "U1", chute_id="c1") == 1
@@ -66,8 +74,14 @@ async def test_ledger_end_is_recorded_once_and_survives_reconnect(pool: asyncpg.
 
 async def test_audit_filters_by_actor_and_time(pool: asyncpg.Pool) -> None:
     state = PgState(pool)
-    first = await state.add_audit(actor="U1", source="slack", verb="deploy",
-                                  arguments={"chute": "x"}, allowed=False, result="denied")
+    first = await state.add_audit(
+        actor="U1",
+        source="slack",
+        verb="deploy",
+        arguments={"chute": "x"},
+        allowed=False,
+        result="denied",
+    )
     await state.add_audit(actor="U2", source="cli", verb="undeploy", arguments={}, allowed=True)
     await state.finish_audit(first, "denied: viewer")
     mine = await state.list_audit(actor="U1")
@@ -79,15 +93,26 @@ async def test_audit_filters_by_actor_and_time(pool: asyncpg.Pool) -> None:
 async def test_a_pending_action_executes_once_under_double_clicks(pool: asyncpg.Pool) -> None:
     state = PgState(pool)
     await state.create_pending(
-        PendingAction(action_id="act-1", verb="deploy", arguments={"chute": "c"},
-                      requested_by="U1", source="slack", policy="confirm", status="pending",
-                      created_at=T0, expires_at=T0 + timedelta(minutes=15))
+        PendingAction(
+            action_id="act-1",
+            verb="deploy",
+            arguments={"chute": "c"},
+            requested_by="U1",
+            source="slack",
+            policy="confirm",
+            status="pending",
+            created_at=T0,
+            expires_at=T0 + timedelta(minutes=15),
+        )
     )
-    results = await asyncio.gather(*(
-        state.transition_pending("act-1", from_statuses=("pending",), to_status="executing",
-                                 at=T0)
-        for _ in range(20)
-    ))
+    results = await asyncio.gather(
+        *(
+            state.transition_pending(
+                "act-1", from_statuses=("pending",), to_status="executing", at=T0
+            )
+            for _ in range(20)
+        )
+    )
     assert sum(r is not None for r in results) == 1
     got = await state.get_pending("act-1")
     assert got is not None and got.status == "executing"

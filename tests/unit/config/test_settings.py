@@ -40,14 +40,22 @@ def test_chutes_miner_environment_names_parse() -> None:
 def test_defaults_match_chutes_miner() -> None:
     s = load_settings({})
     assert (s.chutes_namespace, s.registry_proxy_port, s.chute_shutdown_time_seconds) == (
-        "chutes", 30500, 180
+        "chutes",
+        30500,
+        180,
     )
     assert s.failure_window_minutes == 16 and s.failure_cooldown_minutes == 60
 
 
 def test_gepetto_settings_use_the_prefix() -> None:
-    s = load_settings({"GEPETTO_SLACK_MODE": "http", "GEPETTO_ROLES": '{"U1": "admin"}',
-                       "GEPETTO_SLACK_ALLOWED_CHANNELS": "C1, C2", "SLACK_MODE": "socket"})
+    s = load_settings(
+        {
+            "GEPETTO_SLACK_MODE": "http",
+            "GEPETTO_ROLES": '{"U1": "admin"}',
+            "GEPETTO_SLACK_ALLOWED_CHANNELS": "C1, C2",
+            "SLACK_MODE": "socket",
+        }
+    )
     assert s.slack_mode == "http"
     assert s.roles == {"U1": "admin"}
     assert s.slack_allowed_channels == ["C1", "C2"]
@@ -83,9 +91,9 @@ def test_bad_values_fail_naming_the_variable(env: dict[str, str], variable: str)
 
 def test_missing_required_settings_name_the_variable() -> None:
     s = load_settings({})
-    with pytest.raises(ConfigError, match="^MINER_SS58"):
+    with pytest.raises(ConfigError, match=r"^MINER_SS58"):
         s.require_miner_identity()
-    with pytest.raises(ConfigError, match="^VALIDATORS"):
+    with pytest.raises(ConfigError, match=r"^VALIDATORS"):
         s.require_validators()
 
 

@@ -1,0 +1,33 @@
+# The README's two commands are `make demo` and `make test`; both build the venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint check bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,demo,bench]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gepetto demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check gepetto_core bot tests bench
+	$(BIN)/mypy
+
+check: lint test
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.bench_planner
+	$(BIN)/python -m bench.bench_sync
+
+clean:
+	rm -rf $(VENV) .gepetto .pytest_cache .mypy_cache .ruff_cache
