@@ -1,0 +1,631 @@
+"""`KubeCluster`: gepetto's Kubernetes adapter on kubernetes-asyncio.
+
+Reads nodes, pods, chute Jobs and legacy Deployments as views (`gepetto_core.models.cluster`);
+creates and deletes the objects `gepetto_core.kube_objects` builds. Every library failure leaves
+as one of the project's ClusterError types (`raise ... from e`). One `ApiClient` is passed in
+(see `connect_api`); the adapter never closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import yaml
+from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config.kube_config import KubeConfigLoader
+
+from gepetto_core import kube_objects as ko
+from gepetto_core.errors import (
+    ClusterConflictError,
+    ClusterError,
+    ClusterForbiddenError,
+    ClusterNotFoundError,
+    ClusterUnavailableError,
+    ConfigError,
+)
+from gepetto_core.models.cluster import (
+    ChuteJobView,
+    ContainerStateView,
+    DeployedChute,
+    JobStatusView,
+    LegacyDeploymentView,
+    NodeDisk,
+    NodeView,
+    PodView,
+    ServiceView,
+)
+from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+WORKER_LABEL = "chutes/worker"
+
+
+# --------------------------------------------------------------------------- connecting
+
+
+async def connect_api(
+    kubeconfig: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    *,
+    context: str | None = None,
+    in_cluster: bool = False,
+) -> client.ApiClient:
+    """One ApiClient from a kubeconfig file or dict, or from the pod's service account.
+
+    The caller owns the client and closes it (`await api.close()`)."""
+    configuration = client.Configuration()
+    try:
+        if in_cluster:
+            await asyncio.to_thread(
+                config.load_incluster_config, client_configuration=configuration
+            )
+        elif kubeconfig is None:
+            raise ConfigError("KUBECONFIG", "no kubeconfig given and in_cluster is false")
+        else:
+            if isinstance(kubeconfig, Mapping):
+                data, base = dict(kubeconfig), ""
+            else:
+                path, text = await asyncio.to_thread(_read_kubeconfig, kubeconfig)
+                data, base = yaml.safe_load(text), str(path.parent)
+            loader = KubeConfigLoader(
+                config_dict=data, active_context=context, config_base_path=base
+            )
+            await loader.load_and_set(configuration)
+    except ConfigError:
+        raise
+    except (OSError, yaml.YAMLError, config.ConfigException, KeyError, TypeError) as e:
+        raise ConfigError("KUBECONFIG", f"cannot load the Kubernetes configuration: {e}") from e
+    return client.ApiClient(configuration)
+
+
+def _read_kubeconfig(location: str | os.PathLike[str]) -> tuple[Path, str]:
+    path = Path(location).expanduser()
+    return path, path.read_text()
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def translate_error(error: BaseException, what: str) -> ClusterError:
+    """A kubernetes-asyncio / aiohttp failure as the project's ClusterError subtype."""
+    if isinstance(error, ApiException):
+        status = int(error.status or 0)
+        detail = _status_message(error)
+        message = f"{what}: HTTP {status} {detail}".rstrip()
+        if status == 404:
+            return ClusterNotFoundError(message, status)
+        if status == 409:
+            return ClusterConflictError(message, status)
+        if status in (401, 403):
+            return ClusterForbiddenError(message, status)
+        if status == 0 or status == 429 or status >= 500:
+            return ClusterUnavailableError(message, status)
+        return ClusterError(message, status)
+    if isinstance(error, TimeoutError):
+        return ClusterUnavailableError(f"{what}: timed out")
+    return ClusterUnavailableError(f"{what}: {type(error).__name__}: {error}")
+
+
+def _status_message(error: ApiException) -> str:
+    """The `message` of a Kubernetes Status body (the reason phrase when there is none)."""
+    body: Any = error.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(body)
+            if isinstance(parsed, dict) and parsed.get("message"):
+                return str(parsed["message"])[:300]
+    return str(error.reason or "")
+
+
+_TRANSLATED = (ApiException, aiohttp.ClientError, TimeoutError, OSError)
+
+
+# --------------------------------------------------------------------------- views
+
+
+def node_view(obj: Mapping[str, Any]) -> NodeView:
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+    capacity = status.get("capacity") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    gpu_count = _int(labels.get("nvidia.com/gpu.count"))
+    if gpu_count is None:
+        gpu_count = _int(capacity.get("nvidia.com/gpu")) or 0
+    return NodeView(
+        name=meta.get("name", ""),
+        server_id=meta.get("uid", ""),
+        labels=labels,
+        ready=ready,
+        unschedulable=bool((obj.get("spec") or {}).get("unschedulable")),
+        gpu_short_ref=labels.get("gpu-short-ref"),
+        validator=labels.get("chutes/validator"),
+        worker=WORKER_LABEL in labels,
+        external_ip=labels.get("chutes/external-ip"),
+        gpu_count=gpu_count,
+        gpu_memory_mib=_int(labels.get("nvidia.com/gpu.memory")),
+        is_tee=labels.get("chutes/tee") == "true",
+        cpu_capacity=float(ko.parse_quantity(capacity.get("cpu", "0"))),
+        memory_gib=ko.quantity_gib(capacity.get("memory")),
+        ephemeral_storage_gib=ko.quantity_gib(capacity.get("ephemeral-storage")),
+    )
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _state(raw: Mapping[str, Any] | None) -> ContainerStateView | None:
+    for name in ("running", "waiting", "terminated"):
+        detail = (raw or {}).get(name)
+        if detail is not None:
+            return ContainerStateView(
+                state=name,
+                reason=detail.get("reason"),
+                message=detail.get("message"),
+                exit_code=detail.get("exitCode"),
+                started_at=detail.get("startedAt"),
+                finished_at=detail.get("finishedAt"),
+            )
+    return None
+
+
+def pod_view(obj: Mapping[str, Any]) -> PodView:
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    containers = status.get("containerStatuses") or []
+    first = containers[0] if containers else {}
+    ready = (
+        status.get("phase") == "Running"
+        and bool(containers)
+        and all(c.get("ready") for c in containers)
+    )
+    return PodView(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        uid=meta.get("uid", ""),
+        labels=meta.get("labels") or {},
+        node_name=(obj.get("spec") or {}).get("nodeName"),
+        phase=status.get("phase"),
+        ready=ready,
+        restart_count=int(first.get("restartCount", 0)),
+        state=_state(first.get("state")),
+        last_state=_state(first.get("lastState")),
+        deleting=bool(meta.get("deletionTimestamp")),
+        created_at=meta.get("creationTimestamp"),
+    )
+
+
+def chute_job_view(obj: Mapping[str, Any], pods: Sequence[PodView]) -> ChuteJobView:
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    labels = meta.get("labels") or {}
+    template_spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return ChuteJobView(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        uid=meta.get("uid", ""),
+        deployment_id=labels.get(ko.LABEL_DEPLOYMENT_ID),
+        chute_id=labels.get(ko.LABEL_CHUTE_ID),
+        version=labels.get(ko.LABEL_VERSION),
+        config_id=labels.get(ko.LABEL_CONFIG_ID),
+        job_id=labels.get(ko.LABEL_JOB_ID),
+        labels=labels,
+        node_name=template_spec.get("nodeName"),
+        ready=any(p.ready for p in pods),
+        status=JobStatusView(
+            active=status.get("active") or 0,
+            succeeded=status.get("succeeded") or 0,
+            failed=status.get("failed") or 0,
+            ready=status.get("ready") or 0,
+            start_time=status.get("startTime"),
+            completion_time=status.get("completionTime"),
+        ),
+        pods=list(pods),
+        deleting=bool(meta.get("deletionTimestamp")),
+        created_at=meta.get("creationTimestamp"),
+        resource_version=meta.get("resourceVersion"),
+    )
+
+
+def service_view(obj: Mapping[str, Any]) -> ServiceView:
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return ServiceView(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        deployment_id=labels.get(ko.LABEL_DEPLOYMENT_ID),
+        labels=labels,
+        node_ports={f"{proto}/{port}": np for (proto, port), np in ko.node_ports_of(obj).items()},
+    )
+
+
+def legacy_deployment_view(obj: Mapping[str, Any]) -> LegacyDeploymentView:
+    meta, status, spec = obj.get("metadata") or {}, obj.get("status") or {}, obj.get("spec") or {}
+    labels = meta.get("labels") or {}
+    pod_spec = (spec.get("template") or {}).get("spec") or {}
+    return LegacyDeploymentView(
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        uid=meta.get("uid", ""),
+        deployment_id=labels.get(ko.LABEL_DEPLOYMENT_ID),
+        chute_id=labels.get(ko.LABEL_CHUTE_ID),
+        version=labels.get(ko.LABEL_VERSION),
+        labels=labels,
+        node_name=pod_spec.get("nodeName"),
+        replicas=spec.get("replicas") or 0,
+        ready_replicas=status.get("readyReplicas") or 0,
+    )
+
+
+# --------------------------------------------------------------------------- adapter
+
+
+class KubeCluster:
+    """The cluster as gepetto uses it. Settings come in through the constructor."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        settings: ko.JobSettings,
+        *,
+        request_timeout: float = 30.0,
+        disk_cache_seconds: float = 300.0,
+        disk_reserve_gib: float = ko.DISK_RESERVE_GIB,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._api = api
+        self._core = client.CoreV1Api(api)
+        self._batch = client.BatchV1Api(api)
+        self._apps = client.AppsV1Api(api)
+        self.settings = settings
+        self.namespace = settings.namespace
+        self._timeout = request_timeout
+        self._disk_ttl = disk_cache_seconds
+        self._reserve = disk_reserve_gib
+        self._clock = clock
+        self._disk_cache: dict[str, tuple[float, NodeDisk]] = {}
+        self._disk_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def _call(self, what: str, call: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
+        try:
+            return await call(*args, _request_timeout=self._timeout, **kw)
+        except _TRANSLATED as e:
+            raise translate_error(e, what) from e
+
+    def _plain(self, model: Any) -> Obj:
+        """A client model back in the Kubernetes JSON shape (camelCase keys)."""
+        result: Obj = self._api.sanitize_for_serialization(model)
+        return result
+
+    # -- nodes -------------------------------------------------------------------------
+    async def list_nodes(self, label_selector: str | None = WORKER_LABEL) -> list[NodeView]:
+        kw = {"label_selector": label_selector} if label_selector else {}
+        nodes = await self._call("list nodes", self._core.list_node, **kw)
+        return [node_view(self._plain(n)) for n in nodes.items]
+
+    async def get_node(self, name: str) -> NodeView:
+        node = await self._call(f"read node {name}", self._core.read_node, name)
+        return node_view(self._plain(node))
+
+    async def node_disk(self, name: str) -> NodeDisk:
+        """Cached for `disk_cache_seconds`; deploy and undeploy invalidate the node's entry."""
+        cached = self._disk_cache.get(name)
+        if cached and cached[0] > self._clock():
+            return cached[1]
+        async with self._disk_locks[name]:
+            cached = self._disk_cache.get(name)
+            if cached and cached[0] > self._clock():
+                return cached[1]
+            node = await self._call(f"read node {name}", self._core.read_node, name)
+            pods = await self._call(
+                f"list pods on {name}",
+                self._core.list_pod_for_all_namespaces,
+                field_selector=f"spec.nodeName={name}",
+            )
+            capacity = (self._plain(node).get("status") or {}).get("capacity") or {}
+            disk = ko.compute_node_disk(
+                name,
+                capacity.get("ephemeral-storage"),
+                [self._plain(p) for p in pods.items],
+                self._reserve,
+            )
+            self._disk_cache[name] = (self._clock() + self._disk_ttl, disk)
+            return disk
+
+    async def has_disk_available(self, name: str, gib: float) -> bool:
+        return (await self.node_disk(name)).available_gib >= gib
+
+    def invalidate_disk(self, name: str | None = None) -> None:
+        if name is None:
+            self._disk_cache.clear()
+        else:
+            self._disk_cache.pop(name, None)
+
+    # -- pods and chute jobs -----------------------------------------------------------
+    async def list_pods(
+        self,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[PodView]:
+        kw = {
+            k: v
+            for k, v in (("label_selector", label_selector), ("field_selector", field_selector))
+            if v
+        }
+        if namespace is None:
+            pods = await self._call("list pods", self._core.list_pod_for_all_namespaces, **kw)
+        else:
+            pods = await self._call(
+                f"list pods in {namespace}", self._core.list_namespaced_pod, namespace, **kw
+            )
+        return [pod_view(self._plain(p)) for p in pods.items]
+
+    async def _chute_pods_by_deployment(self, selector: str) -> dict[str, list[PodView]]:
+        grouped: dict[str, list[PodView]] = defaultdict(list)
+        for pod in await self.list_pods(self.namespace, selector):
+            grouped[pod.labels.get(ko.LABEL_DEPLOYMENT_ID, "")].append(pod)
+        return grouped
+
+    async def list_chute_jobs(self) -> list[ChuteJobView]:
+        jobs = await self._call(
+            "list chute jobs",
+            self._batch.list_namespaced_job,
+            self.namespace,
+            label_selector=f"{ko.LABEL_CHUTE}=true",
+        )
+        pods = await self._chute_pods_by_deployment(ko.LABEL_DEPLOYMENT_ID)
+        views = []
+        for job in jobs.items:
+            raw = self._plain(job)
+            deployment_id = ((raw.get("metadata") or {}).get("labels") or {}).get(
+                ko.LABEL_DEPLOYMENT_ID, ""
+            )
+            views.append(chute_job_view(raw, pods.get(deployment_id, [])))
+        return views
+
+    async def get_chute_job(self, deployment_id: str) -> ChuteJobView:
+        """Raises ClusterNotFoundError when the Job is gone."""
+        name = ko.job_name(deployment_id)
+        job = await self._call(
+            f"read job {name}", self._batch.read_namespaced_job, name, self.namespace
+        )
+        pods = await self.list_pods(self.namespace, f"{ko.LABEL_DEPLOYMENT_ID}={deployment_id}")
+        return chute_job_view(self._plain(job), pods)
+
+    async def list_legacy_deployments(self) -> list[LegacyDeploymentView]:
+        found = await self._call(
+            "list legacy deployments",
+            self._apps.list_namespaced_deployment,
+            self.namespace,
+            label_selector=f"{ko.LABEL_CHUTE}=true",
+        )
+        return [legacy_deployment_view(self._plain(d)) for d in found.items]
+
+    async def list_chute_services(self) -> list[ServiceView]:
+        found = await self._call(
+            "list chute services",
+            self._core.list_namespaced_service,
+            self.namespace,
+            label_selector=f"{ko.LABEL_CHUTE}=true",
+        )
+        return [service_view(self._plain(s)) for s in found.items]
+
+    async def config_ids_in_use(self) -> set[str]:
+        """Launch-config ids of every chute pod (the orphan scan of reconcile)."""
+        pods = await self.list_pods(self.namespace, ko.LABEL_CONFIG_ID)
+        return {p.labels[ko.LABEL_CONFIG_ID] for p in pods if p.labels.get(ko.LABEL_CONFIG_ID)}
+
+    # -- code config maps --------------------------------------------------------------
+    async def ensure_code_configmap(self, chute: Chute, *, replace: bool = False) -> str:
+        """Create the chute's code ConfigMap; an existing one is kept unless `replace`."""
+        body = ko.build_code_configmap(chute, self.namespace)
+        name: str = body["metadata"]["name"]
+        try:
+            await self._call(
+                f"create configmap {name}",
+                self._core.create_namespaced_config_map,
+                self.namespace,
+                body,
+            )
+        except ClusterConflictError:
+            if replace:
+                await self._call(
+                    f"replace configmap {name}",
+                    self._core.replace_namespaced_config_map,
+                    name,
+                    self.namespace,
+                    body,
+                )
+        return name
+
+    async def delete_code_configmap(self, chute_id: str, version: str) -> None:
+        name = ko.code_configmap_name(chute_id, version)
+        with contextlib.suppress(ClusterNotFoundError):
+            await self._call(
+                f"delete configmap {name}",
+                self._core.delete_namespaced_config_map,
+                name,
+                self.namespace,
+            )
+
+    # -- deploy --------------------------------------------------------------------------
+    async def create_service(
+        self, chute: Chute, deployment: Deployment, launch: ko.LaunchParams
+    ) -> ServiceView:
+        body = ko.build_chute_service(chute, deployment, self.settings, launch)
+        created = await self._call(
+            f"create service {body['metadata']['name']}",
+            self._core.create_namespaced_service,
+            self.namespace,
+            body,
+        )
+        return service_view(self._plain(created))
+
+    async def deploy_chute(
+        self,
+        chute: Chute,
+        server: Server,
+        gpus: Sequence[Gpu],
+        deployment: Deployment,
+        launch: ko.LaunchParams,
+    ) -> DeployedChute:
+        """Service first (its node ports go into the Job's env), then the Job. On any failure
+        both are removed again before the error propagates."""
+        if ko.needs_code_volume(chute):
+            await self.ensure_code_configmap(chute)
+        service: ServiceView | None = None
+        try:
+            service = await self.create_service(chute, deployment, launch)
+            node_ports = {
+                (key.split("/")[0], int(key.split("/")[1])): np
+                for key, np in service.node_ports.items()
+            }
+            body = ko.build_chute_job(
+                chute, server, gpus, deployment, self.settings, launch, node_ports
+            )
+            await self._call(
+                f"create job {body['metadata']['name']}",
+                self._batch.create_namespaced_job,
+                self.namespace,
+                body,
+            )
+        except BaseException:
+            if service is not None:
+                await asyncio.shield(self._remove_after_failed_deploy(deployment.deployment_id))
+            raise
+        finally:
+            self.invalidate_disk(server.name)
+        primary = service.node_port(ko.PRIMARY_PORT)
+        assert primary is not None  # build_chute_job checked the node ports
+        return DeployedChute(
+            deployment_id=deployment.deployment_id,
+            job_name=ko.job_name(deployment.deployment_id),
+            service=service,
+            node_name=server.name,
+            primary_port=primary,
+        )
+
+    async def _remove_after_failed_deploy(self, deployment_id: str) -> None:
+        with contextlib.suppress(ClusterError):
+            await self._delete_job(deployment_id)
+        with contextlib.suppress(ClusterError):
+            await self._delete_services(deployment_id)
+
+    # -- undeploy ------------------------------------------------------------------------
+    async def undeploy(self, deployment_id: str, *, wait_seconds: float = 180.0) -> bool:
+        """Delete the Job (foreground, so its pods go first) or the legacy Deployment, then
+        the Service; wait until the pods are gone. Already-deleted objects are fine. Returns
+        False when pods were still there after `wait_seconds`."""
+        node: str | None = None
+        try:
+            job = await self.get_chute_job(deployment_id)
+            node = job.node_name
+            await self._delete_job(deployment_id)
+        except ClusterNotFoundError:
+            with contextlib.suppress(ClusterNotFoundError):
+                await self._call(
+                    f"delete deployment {ko.job_name(deployment_id)}",
+                    self._apps.delete_namespaced_deployment,
+                    ko.job_name(deployment_id),
+                    self.namespace,
+                    propagation_policy="Foreground",
+                )
+        await self._delete_services(deployment_id)
+        gone = await self.wait_pods_gone(deployment_id, wait_seconds)
+        self.invalidate_disk(node)
+        return gone
+
+    async def _delete_job(self, deployment_id: str) -> None:
+        name = ko.job_name(deployment_id)
+        with contextlib.suppress(ClusterNotFoundError):
+            await self._call(
+                f"delete job {name}",
+                self._batch.delete_namespaced_job,
+                name,
+                self.namespace,
+                propagation_policy="Foreground",
+                grace_period_seconds=self.settings.shutdown_seconds,
+            )
+
+    async def _delete_services(self, deployment_id: str) -> None:
+        for name in (ko.service_name(deployment_id), ko.legacy_service_name(deployment_id)):
+            with contextlib.suppress(ClusterNotFoundError):
+                await self._call(
+                    f"delete service {name}",
+                    self._core.delete_namespaced_service,
+                    name,
+                    self.namespace,
+                )
+
+    async def wait_pods_gone(self, deployment_id: str, wait_seconds: float) -> bool:
+        """Watch the deployment's pods until none is left (True) or `wait_seconds` pass (False)."""
+        selector = f"{ko.LABEL_DEPLOYMENT_ID}={deployment_id}"
+        deadline = self._clock() + wait_seconds
+        while True:
+            listed = await self._call(
+                "list pods",
+                self._core.list_namespaced_pod,
+                self.namespace,
+                label_selector=selector,
+            )
+            remaining = {p.metadata.name for p in listed.items}
+            if not remaining:
+                return True
+            left = deadline - self._clock()
+            if left <= 0:
+                return False
+            try:
+                async with asyncio.timeout(left + 1):
+                    remaining = await self._watch_until_empty(
+                        selector, listed.metadata.resource_version, remaining, left
+                    )
+            except TimeoutError:
+                return False
+            if not remaining:
+                return True
+
+    async def _watch_until_empty(
+        self, selector: str, resource_version: str, names: set[str], seconds: float
+    ) -> set[str]:
+        stream = watch.Watch()
+        try:
+            async for event in stream.stream(
+                self._core.list_namespaced_pod,
+                self.namespace,
+                label_selector=selector,
+                resource_version=resource_version,
+                timeout_seconds=max(1, int(seconds)),
+            ):
+                name = event["raw_object"]["metadata"]["name"]
+                if event["type"] == "DELETED":
+                    names.discard(name)
+                elif event["type"] == "ADDED":
+                    names.add(name)
+                if not names:
+                    break
+        except ApiException as e:
+            if e.status != 410:  # an expired RV: the caller lists again
+                raise translate_error(e, "watch pods") from e
+        except (aiohttp.ClientError, OSError) as e:
+            raise translate_error(e, "watch pods") from e
+        finally:
+            await stream.close()
+        return names

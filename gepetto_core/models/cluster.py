@@ -1,0 +1,135 @@
+"""What gepetto reads from Kubernetes, as plain read-only views (no client-library types leak
+past the adapter)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class NodeView(_View):
+    """A Kubernetes node seen as a (possible) miner server; `server_id` is the node uid."""
+
+    name: str
+    server_id: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    ready: bool
+    unschedulable: bool = False
+    gpu_short_ref: str | None = None
+    validator: str | None = None
+    worker: bool = False
+    external_ip: str | None = None
+    gpu_count: int = 0
+    gpu_memory_mib: int | None = None
+    is_tee: bool = False
+    cpu_capacity: float = 0.0
+    memory_gib: float = 0.0
+    ephemeral_storage_gib: float = 0.0
+
+
+class NodeDisk(_View):
+    """Ephemeral storage on a node in GiB: available = total − requested − reserve, ≥ 0."""
+
+    node: str
+    total_gib: float
+    requested_gib: float
+    reserve_gib: float
+    available_gib: float
+
+
+class ContainerStateView(_View):
+    """One of Kubernetes' running / waiting / terminated container states."""
+
+    state: str
+    reason: str | None = None
+    message: str | None = None
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class PodView(_View):
+    name: str
+    namespace: str
+    uid: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    node_name: str | None = None
+    phase: str | None = None
+    ready: bool = False
+    restart_count: int = 0
+    state: ContainerStateView | None = None
+    last_state: ContainerStateView | None = None
+    deleting: bool = False
+    created_at: datetime | None = None
+
+
+class JobStatusView(_View):
+    active: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    ready: int = 0
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+
+
+class ChuteJobView(_View):
+    """A Job labelled `chutes/chute=true`, with its pods."""
+
+    name: str
+    namespace: str
+    uid: str
+    deployment_id: str | None
+    chute_id: str | None
+    version: str | None
+    config_id: str | None = None
+    job_id: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    node_name: str | None = None
+    ready: bool = False
+    status: JobStatusView = Field(default_factory=JobStatusView)
+    pods: list[PodView] = Field(default_factory=list)
+    deleting: bool = False
+    created_at: datetime | None = None
+    resource_version: str | None = None
+
+
+class LegacyDeploymentView(_View):
+    """An apps/v1 Deployment from before chutes ran as Jobs (never purged as untracked)."""
+
+    name: str
+    namespace: str
+    uid: str
+    deployment_id: str | None
+    chute_id: str | None
+    version: str | None
+    labels: dict[str, str] = Field(default_factory=dict)
+    node_name: str | None = None
+    replicas: int = 0
+    ready_replicas: int = 0
+    is_legacy: bool = True
+
+
+class ServiceView(_View):
+    name: str
+    namespace: str
+    deployment_id: str | None
+    labels: dict[str, str] = Field(default_factory=dict)
+    node_ports: dict[str, int] = Field(default_factory=dict, description="'TCP/8000' → node port")
+
+    def node_port(self, port: int, proto: str = "TCP") -> int | None:
+        return self.node_ports.get(f"{proto}/{port}")
+
+
+class DeployedChute(_View):
+    """What `KubeCluster.deploy_chute` made: the Service (host port = node port of 8000)."""
+
+    deployment_id: str
+    job_name: str
+    service: ServiceView
+    node_name: str
+    primary_port: int

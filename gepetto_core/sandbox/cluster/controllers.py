@@ -1,0 +1,497 @@
+"""Tiny stand-ins for the kube-controller-manager and kubelets: a Job makes a Pod on its
+`nodeName`, pods go Pending → Running → Ready after configurable delays, Job status counts
+follow the pods, deletion honours grace periods and propagation policies, and scripted faults
+(image pull failure, crash with an exit code, node NotReady) play out on cue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import random
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gepetto_core.sandbox.cluster.admission import Admission
+from gepetto_core.sandbox.cluster.resources import BY_PATH
+from gepetto_core.sandbox.cluster.store import Event, Obj, StatusError, Store, now_iso
+
+PODS = BY_PATH[("", "v1", "pods")]
+JOBS = BY_PATH[("batch", "v1", "jobs")]
+NODES = BY_PATH[("", "v1", "nodes")]
+NAMESPACES = BY_PATH[("", "v1", "namespaces")]
+
+CHUTE_KEY_LABELS = ("chutes/deployment-id", "chutes/chute-id", "job-name")
+
+
+@dataclass(frozen=True)
+class PodTimings:
+    """Seconds a pod spends in each step; termination is capped by the pod's grace period."""
+
+    start_seconds: float = 0.05
+    ready_seconds: float = 0.05
+    termination_seconds: float = 0.05
+
+
+@dataclass(frozen=True)
+class PodFault:
+    """A scripted failure for the pods of one deployment / chute / job name.
+
+    image_pull: the image never pulls (ErrImagePull → ImagePullBackOff, pod stays Pending);
+    crash: the container exits with `exit_code` `after_seconds` after it started."""
+
+    kind: Literal["image_pull", "crash"]
+    exit_code: int = 1
+    after_seconds: float = 0.0
+
+
+def _condition(kind: str, ok: bool, reason: str | None = None) -> Obj:
+    cond: Obj = {"type": kind, "status": "True" if ok else "False", "lastTransitionTime": now_iso()}
+    if reason:
+        cond["reason"] = reason
+    return cond
+
+
+def node_is_ready(node: Obj | None) -> bool:
+    if node is None:
+        return False
+    for cond in node.get("status", {}).get("conditions", []) or []:
+        if cond.get("type") == "Ready":
+            return bool(cond.get("status") == "True")
+    return False
+
+
+class Controllers:
+    def __init__(self, store: Store, admission: Admission, timings: PodTimings, seed: int) -> None:
+        self.store = store
+        self.admission = admission
+        self.timings = timings
+        self.faults: dict[str, PodFault] = {}
+        self.logs: dict[str, list[str]] = {}
+        self._rng = random.Random(seed)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pod_tasks: dict[str, asyncio.Task[None]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[Event | None] | None = None
+        self._ip = 1
+
+    # -- running ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._queue = self.store.subscribe()
+        self._loop_task = asyncio.create_task(self._run(self._queue), name="sandbox-controllers")
+
+    async def stop(self) -> None:
+        if self._queue is not None:
+            self.store.unsubscribe(self._queue)
+        tasks = [*self._tasks, *([self._loop_task] if self._loop_task else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self._pod_tasks.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], pod_uid: str | None = None) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if pod_uid:
+            self._pod_tasks[pod_uid] = task
+            task.add_done_callback(lambda _t: self._pod_tasks.pop(pod_uid, None))
+
+    async def _run(self, queue: asyncio.Queue[Event | None]) -> None:
+        while (event := await queue.get()) is not None:
+            # A StatusError means the object changed under us; the next event catches up.
+            with contextlib.suppress(StatusError):
+                self._handle(event)
+
+    def _handle(self, event: Event) -> None:
+        meta = event.obj["metadata"]
+        if event.plural == "jobs" and event.type == "ADDED":
+            self._sync_job(meta["namespace"], meta["name"])
+        elif event.plural == "pods":
+            if event.type == "ADDED":
+                self._start_pod(event.obj)
+            for owner in meta.get("ownerReferences", []) or []:
+                if owner.get("kind") == "Job":
+                    self._sync_job(meta["namespace"], owner["name"])
+        elif event.plural == "nodes" and event.type == "MODIFIED":
+            self._node_changed(event.obj)
+
+    # -- jobs ------------------------------------------------------------------------
+    def _job_pods(self, job: Obj) -> list[Obj]:
+        uid = job["metadata"]["uid"]
+        return [
+            copy.deepcopy(p)
+            for p in self.store.iter_raw("pods")
+            if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []) or [])
+        ]
+
+    def _sync_job(self, namespace: str, name: str) -> None:
+        job = self.store.find(JOBS, namespace, name)
+        if job is None:
+            return
+        pods = self._job_pods(job)
+        spec, status = job["spec"], dict(job.get("status") or {})
+        phases = [p.get("status", {}).get("phase") for p in pods]
+        failed = phases.count("Failed")
+        succeeded = phases.count("Succeeded")
+        live = [p for p in pods if p.get("status", {}).get("phase") in ("Pending", "Running")]
+        active = [p for p in live if not p["metadata"].get("deletionTimestamp")]
+        ready = [p for p in active if _pod_ready(p)]
+        conditions = list(status.get("conditions") or [])
+        finished = any(c["type"] in ("Complete", "Failed") for c in conditions)
+        status.setdefault("startTime", now_iso())
+        if not finished and succeeded >= int(spec.get("completions") or 1):
+            conditions.append(_condition("Complete", True))
+            status["completionTime"] = now_iso()
+            finished = True
+        elif not finished and failed > int(spec.get("backoffLimit", 6)):
+            conditions.append(
+                _condition("Failed", True, "BackoffLimitExceeded")
+                | {"message": "Job has reached the specified backoff limit"}
+            )
+            finished = True
+        status.update(
+            active=len(active),
+            ready=len(ready),
+            succeeded=succeeded,
+            failed=failed,
+            conditions=conditions or None,
+        )
+        status = {k: v for k, v in status.items() if v is not None}
+        if not status.get("conditions"):
+            status.pop("conditions", None)
+        if status != job.get("status"):
+            job["status"] = status
+            self.store.update(JOBS, job)
+        deleting = bool(job["metadata"].get("deletionTimestamp"))
+        if not finished and not deleting and not live:
+            self._create_job_pod(job)
+
+    def _create_job_pod(self, job: Obj) -> None:
+        meta, template = job["metadata"], copy.deepcopy(job["spec"]["template"])
+        labels = dict(template.get("metadata", {}).get("labels") or {})
+        labels.update(
+            {
+                "batch.kubernetes.io/controller-uid": meta["uid"],
+                "batch.kubernetes.io/job-name": meta["name"],
+                "controller-uid": meta["uid"],
+                "job-name": meta["name"],
+            }
+        )
+        pod = {
+            "metadata": {
+                "generateName": f"{meta['name']}-",
+                "namespace": meta["namespace"],
+                "labels": labels,
+                "annotations": dict(template.get("metadata", {}).get("annotations") or {}),
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": template.get("spec", {}),
+            "status": {"phase": "Pending", "qosClass": "Guaranteed"},
+        }
+        self.store.create(PODS, self.admission.prepare_create(PODS, meta["namespace"], pod))
+
+    # -- pods ------------------------------------------------------------------------
+    def fault_for(self, pod: Obj) -> PodFault | None:
+        labels = pod["metadata"].get("labels") or {}
+        for key in CHUTE_KEY_LABELS:
+            if labels.get(key) in self.faults:
+                return self.faults[labels[key]]
+        return None
+
+    def _log(self, pod: Obj, line: str) -> None:
+        self.logs.setdefault(pod["metadata"]["uid"], []).append(f"{now_iso()} {line}")
+
+    def _start_pod(self, pod: Obj) -> None:
+        uid = pod["metadata"]["uid"]
+        if uid in self._pod_tasks or pod.get("status", {}).get("phase") != "Pending":
+            return
+        node_name = pod.get("spec", {}).get("nodeName")
+        if not node_name:
+            self._log(pod, "waiting: no nodeName (the sandbox has no scheduler)")
+            return
+        node = self.store.find(NODES, "", node_name)
+        if not node_is_ready(node):
+            self._log(pod, f"waiting: node {node_name} is unknown or NotReady")
+            return
+        self._spawn(self._pod_lifecycle(pod["metadata"]["namespace"], pod["metadata"]["name"]), uid)
+
+    def _update_pod(self, namespace: str, name: str, change: Callable[[Obj], None]) -> Obj | None:
+        pod = self.store.find(PODS, namespace, name)
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            return None
+        change(pod)
+        return self.store.update(PODS, pod)
+
+    async def _pod_lifecycle(self, namespace: str, name: str) -> None:
+        pod = self.store.find(PODS, namespace, name)
+        if pod is None:
+            return
+        fault = self.fault_for(pod)
+        node = self.store.find(NODES, "", pod["spec"]["nodeName"]) or {}
+        host_ip = _internal_ip(node)
+        self._ip += 1
+        pod_ip = f"10.42.{self._ip // 250}.{self._ip % 250 + 1}"
+        self._update_pod(namespace, name, lambda p: _set_pending(p, host_ip, pod_ip))
+        self._log(pod, f"pulling image {_first_image(pod)}")
+        await asyncio.sleep(self.timings.start_seconds)
+        if fault is not None and fault.kind == "image_pull":
+            self._log(pod, "failed to pull image: not found")
+            self._update_pod(namespace, name, lambda p: _set_waiting(p, "ErrImagePull"))
+            await asyncio.sleep(self.timings.start_seconds)
+            self._update_pod(namespace, name, lambda p: _set_waiting(p, "ImagePullBackOff"))
+            return
+        started = now_iso()
+        if self._update_pod(namespace, name, lambda p: _set_running(p, started, False)) is None:
+            return
+        self._log(pod, "container started")
+        if fault is not None and fault.kind == "crash" and fault.after_seconds <= 0:
+            self._crash(namespace, name, started, fault.exit_code)
+            return
+        await asyncio.sleep(self.timings.ready_seconds)
+        if node_is_ready(self.store.find(NODES, "", pod["spec"]["nodeName"])):
+            self._update_pod(namespace, name, lambda p: _set_running(p, started, True))
+            self._log(pod, "readiness probe succeeded")
+        if fault is not None and fault.kind == "crash":
+            await asyncio.sleep(max(0.0, fault.after_seconds - self.timings.ready_seconds))
+            self._crash(namespace, name, started, fault.exit_code)
+
+    def _crash(self, namespace: str, name: str, started: str, exit_code: int) -> None:
+        pod = self._update_pod(namespace, name, lambda p: _set_terminated(p, started, exit_code))
+        if pod is not None:
+            self._log(pod, f"container exited with code {exit_code}")
+
+    def _node_changed(self, node: Obj) -> None:
+        ready = node_is_ready(node)
+        name = node["metadata"]["name"]
+        for pod in list(self.store.iter_raw("pods")):
+            if pod.get("spec", {}).get("nodeName") != name:
+                continue
+            phase = pod.get("status", {}).get("phase")
+            meta = pod["metadata"]
+            if ready and phase == "Pending":
+                self._start_pod(copy.deepcopy(pod))
+            elif phase == "Running":
+                self._update_pod(meta["namespace"], meta["name"], _running_setter(pod, ready))
+
+    # -- deletion --------------------------------------------------------------------
+    def delete_pod(self, namespace: str, name: str, grace: int | None) -> Obj | None:
+        """Returns the pod while it terminates gracefully, None once it is gone."""
+        pod = self.store.get(PODS, namespace, name)
+        if grace is None:
+            grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
+        running = pod.get("status", {}).get("phase") == "Running"
+        if grace <= 0 or not running or self.timings.termination_seconds <= 0:
+            self._forget_pod(pod)
+            self.store.remove(PODS, namespace, name)
+            return None
+        if pod["metadata"].get("deletionTimestamp"):
+            return pod
+        marked = self.store.mark_deleting(PODS, namespace, name, grace)
+        self._spawn(
+            self._finish_pod_deletion(namespace, name, min(grace, self.timings.termination_seconds))
+        )
+        return marked
+
+    async def _finish_pod_deletion(self, namespace: str, name: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        pod = self.store.find(PODS, namespace, name)
+        if pod is not None:
+            self._forget_pod(pod)
+            self.store.remove(PODS, namespace, name)
+
+    def _forget_pod(self, pod: Obj) -> None:
+        task = self._pod_tasks.pop(pod["metadata"]["uid"], None)
+        if task is not None:
+            task.cancel()
+
+    def delete_job(
+        self, namespace: str, name: str, propagation: str, grace: int | None
+    ) -> Obj | None:
+        job = self.store.get(JOBS, namespace, name)
+        pods = self._job_pods(job)
+        if propagation == "Orphan":
+            for pod in pods:
+                pod["metadata"].pop("ownerReferences", None)
+                self.store.update(PODS, pod)
+            self.store.remove(JOBS, namespace, name)
+            return None
+        if propagation == "Foreground" and pods:
+            if not job["metadata"].get("deletionTimestamp"):
+                job["metadata"]["finalizers"] = ["foregroundDeletion"]
+                self.store.update(JOBS, job)
+                marked = self.store.mark_deleting(JOBS, namespace, name, 0)
+            else:
+                marked = job
+            self._spawn(self._foreground(namespace, name, job["metadata"]["uid"], pods, grace))
+            return marked
+        self.store.remove(JOBS, namespace, name)
+        for pod in pods:
+            with contextlib.suppress(StatusError):
+                self.delete_pod(namespace, pod["metadata"]["name"], grace)
+        return None
+
+    def _owns_pods(self, uid: str) -> bool:
+        return any(
+            o.get("uid") == uid
+            for p in self.store.iter_raw("pods")
+            for o in p["metadata"].get("ownerReferences", []) or []
+        )
+
+    async def _foreground(
+        self, namespace: str, name: str, uid: str, pods: list[Obj], grace: int | None
+    ) -> None:
+        queue = self.store.subscribe()
+        try:
+            for pod in pods:
+                with contextlib.suppress(StatusError):
+                    self.delete_pod(namespace, pod["metadata"]["name"], grace)
+            while self._owns_pods(uid):
+                if await queue.get() is None:
+                    return
+        finally:
+            self.store.unsubscribe(queue)
+        job = self.store.find(JOBS, namespace, name)
+        if job is not None and job["metadata"]["uid"] == uid:
+            self.store.remove(JOBS, namespace, name)
+
+
+def _running_setter(pod: Obj, ready: bool) -> Callable[[Obj], None]:
+    started = _started_at(pod)
+    return lambda p: _set_running(p, started, ready)
+
+
+def _pod_ready(pod: Obj) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in pod.get("status", {}).get("conditions", []) or []
+    )
+
+
+def _first_image(pod: Obj) -> str:
+    containers = pod.get("spec", {}).get("containers") or [{}]
+    return str(containers[0].get("image", ""))
+
+
+def _internal_ip(node: Obj) -> str:
+    for address in node.get("status", {}).get("addresses", []) or []:
+        if address.get("type") == "InternalIP":
+            return str(address["address"])
+    return "10.0.0.1"
+
+
+def _started_at(pod: Obj) -> str:
+    for status in pod.get("status", {}).get("containerStatuses", []) or []:
+        running = status.get("state", {}).get("running")
+        if running:
+            return str(running.get("startedAt", now_iso()))
+    return now_iso()
+
+
+def _statuses(pod: Obj, state: Obj, ready: bool, restarts: int = 0) -> list[Obj]:
+    return [
+        {
+            "name": c["name"],
+            "image": c.get("image", ""),
+            "imageID": "",
+            "ready": ready,
+            "restartCount": restarts,
+            "started": "running" in state,
+            "state": state,
+            "lastState": {},
+        }
+        for c in pod["spec"].get("containers", [])
+    ]
+
+
+def _init_done(pod: Obj) -> list[Obj]:
+    return [
+        {
+            "name": c["name"],
+            "image": c.get("image", ""),
+            "imageID": "",
+            "ready": True,
+            "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+        }
+        for c in pod["spec"].get("initContainers", []) or []
+    ]
+
+
+def _set_pending(pod: Obj, host_ip: str, pod_ip: str) -> None:
+    status = pod.setdefault("status", {})
+    status.update(
+        phase="Pending",
+        hostIP=host_ip,
+        podIP=pod_ip,
+        podIPs=[{"ip": pod_ip}],
+        startTime=now_iso(),
+        conditions=[
+            _condition("PodScheduled", True),
+            _condition("Initialized", False, "ContainersNotInitialized"),
+            _condition("ContainersReady", False, "ContainersNotReady"),
+            _condition("Ready", False, "ContainersNotReady"),
+        ],
+        containerStatuses=_statuses(pod, {"waiting": {"reason": "ContainerCreating"}}, False),
+    )
+
+
+def _set_waiting(pod: Obj, reason: str) -> None:
+    message = f'Back-off pulling image "{_first_image(pod)}"'
+    waiting = {"waiting": {"reason": reason, "message": message}}
+    pod["status"]["containerStatuses"] = _statuses(pod, waiting, False)
+
+
+def _set_running(pod: Obj, started: str, ready: bool) -> None:
+    status = pod["status"]
+    status["phase"] = "Running"
+    status["initContainerStatuses"] = _init_done(pod)
+    status["containerStatuses"] = _statuses(pod, {"running": {"startedAt": started}}, ready)
+    reason = None if ready else "ContainersNotReady"
+    status["conditions"] = [
+        _condition("PodScheduled", True),
+        _condition("Initialized", True),
+        _condition("ContainersReady", ready, reason),
+        _condition("Ready", ready, reason),
+    ]
+
+
+def _set_terminated(pod: Obj, started: str, exit_code: int) -> None:
+    status = pod["status"]
+    policy = pod["spec"].get("restartPolicy", "Always")
+    terminated = {
+        "terminated": {
+            "exitCode": exit_code,
+            "reason": "Completed" if exit_code == 0 else "Error",
+            "startedAt": started,
+            "finishedAt": now_iso(),
+        }
+    }
+    if policy == "Always" or (policy == "OnFailure" and exit_code != 0):
+        restarts = int((status.get("containerStatuses") or [{}])[0].get("restartCount", 0)) + 1
+        statuses = _statuses(pod, {"waiting": {"reason": "CrashLoopBackOff"}}, False, restarts)
+        for entry in statuses:
+            entry["lastState"] = terminated
+        status["containerStatuses"] = statuses
+    else:
+        status["phase"] = "Succeeded" if exit_code == 0 else "Failed"
+        status["containerStatuses"] = _statuses(pod, terminated, False)
+    status["conditions"] = [
+        _condition("PodScheduled", True),
+        _condition("Initialized", True),
+        _condition("ContainersReady", False, "PodCompleted"),
+        _condition("Ready", False, "PodCompleted"),
+    ]

@@ -1,0 +1,121 @@
+"""Server-side printing: the `meta.k8s.io/v1 Table` kubectl asks for, with the usual columns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from gepetto_core.sandbox.cluster.controllers import node_is_ready
+from gepetto_core.sandbox.cluster.store import Obj
+
+
+def wants_table(accept: str) -> bool:
+    return "as=Table" in accept
+
+
+def age(obj: Obj) -> str:
+    stamp = obj.get("metadata", {}).get("creationTimestamp")
+    if not stamp:
+        return "<unknown>"
+    created = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    seconds = max(0, int((datetime.now(UTC) - created).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _node_row(o: Obj) -> list[Any]:
+    status = "Ready" if node_is_ready(o) else "NotReady"
+    if o.get("spec", {}).get("unschedulable"):
+        status += ",SchedulingDisabled"
+    version = o.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", "")
+    return [status, "<none>", age(o), version]
+
+
+def _pod_row(o: Obj) -> list[Any]:
+    status = o.get("status", {})
+    containers = status.get("containerStatuses") or []
+    ready = sum(1 for c in containers if c.get("ready"))
+    total = len(o.get("spec", {}).get("containers", []))
+    shown = status.get("phase", "Pending")
+    for c in containers:
+        state = c.get("state", {})
+        if "waiting" in state and state["waiting"].get("reason"):
+            shown = state["waiting"]["reason"]
+        elif "terminated" in state and state["terminated"].get("reason"):
+            shown = state["terminated"]["reason"]
+    if o["metadata"].get("deletionTimestamp"):
+        shown = "Terminating"
+    restarts = sum(int(c.get("restartCount", 0)) for c in containers)
+    return [f"{ready}/{total}", shown, restarts, age(o), o.get("spec", {}).get("nodeName", "")]
+
+
+def _job_row(o: Obj) -> list[Any]:
+    status = o.get("status", {})
+    conditions = {c["type"] for c in status.get("conditions", []) or [] if c["status"] == "True"}
+    shown = (
+        "Complete"
+        if "Complete" in conditions
+        else "Failed"
+        if "Failed" in conditions
+        else ("Running")
+    )
+    if o["metadata"].get("deletionTimestamp"):
+        shown = "Terminating"
+    completions = f"{status.get('succeeded', 0)}/{o.get('spec', {}).get('completions', 1)}"
+    return [shown, completions, age(o)]
+
+
+def _service_row(o: Obj) -> list[Any]:
+    spec = o.get("spec", {})
+    ports = ",".join(
+        f"{p['port']}:{p['nodePort']}/{p.get('protocol', 'TCP')}"
+        if p.get("nodePort")
+        else f"{p['port']}/{p.get('protocol', 'TCP')}"
+        for p in spec.get("ports", []) or []
+    )
+    return [spec.get("type", ""), spec.get("clusterIP", ""), "<none>", ports, age(o)]
+
+
+def _deployment_row(o: Obj) -> list[Any]:
+    status, spec = o.get("status", {}), o.get("spec", {})
+    ready = f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}"
+    return [ready, status.get("updatedReplicas", 0), status.get("availableReplicas", 0), age(o)]
+
+
+_COLUMNS: dict[str, tuple[list[str], Callable[[Obj], list[Any]]]] = {
+    "nodes": (["Status", "Roles", "Age", "Version"], _node_row),
+    "pods": (["Ready", "Status", "Restarts", "Age", "Node"], _pod_row),
+    "jobs": (["Status", "Completions", "Age"], _job_row),
+    "services": (["Type", "Cluster-IP", "External-IP", "Port(s)", "Age"], _service_row),
+    "deployments": (["Ready", "Up-to-date", "Available", "Age"], _deployment_row),
+}
+
+
+def table(plural: str, items: list[Obj], resource_version: int) -> dict[str, Any]:
+    names, row = _COLUMNS.get(plural, (["Age"], lambda o: [age(o)]))
+    columns = [
+        {"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0}
+    ]
+    columns += [
+        {"name": n, "type": "string", "format": "", "description": "", "priority": 0} for n in names
+    ]
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": str(resource_version)},
+        "columnDefinitions": columns,
+        "rows": [
+            {
+                "cells": [o["metadata"]["name"], *row(o)],
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o["metadata"],
+                },
+            }
+            for o in items
+        ],
+    }
