@@ -140,6 +140,20 @@ class PgInventory:
             result = await self._pool.execute("DELETE FROM chutes WHERE chute_id = $1", chute_id)
         return bool(result.endswith(" 1"))
 
+    async def set_chute_image(
+        self, chute_ids: list[str], image: str, chutes_version: str | None
+    ) -> int:
+        """The image_updated event: a rebuilt image for these chutes. Returns rows changed."""
+        async with translate_errors("updating chute images"):
+            result = await self._pool.execute(
+                "UPDATE chutes SET image = $2, chutes_version = COALESCE($3, chutes_version), "
+                "updated_at = now() WHERE chute_id = ANY($1::varchar[])",
+                chute_ids,
+                image,
+                chutes_version,
+            )
+        return int(result.rsplit(" ", 1)[-1])
+
     # --- servers and GPUs -------------------------------------------------------------------
     async def upsert_server(self, server: Server) -> None:
         values = [getattr(server, c) for c in _SERVER_COLUMNS]
@@ -255,6 +269,33 @@ class PgInventory:
                     "SELECT * FROM deployments WHERE server_id = $1 ORDER BY created_at",
                     server_id,
                 )
+        return _rows(Deployment, records)
+
+    async def find_deployments(
+        self,
+        *,
+        validator: str | None = None,
+        chute_id: str | None = None,
+        instance_id: str | None = None,
+        config_id: str | None = None,
+        job_id: str | None = None,
+    ) -> list[Deployment]:
+        """Deployments matching every given field (events name them by these ids)."""
+        filters = {
+            "validator": validator,
+            "chute_id": chute_id,
+            "instance_id": instance_id,
+            "config_id": config_id,
+            "job_id": job_id,
+        }
+        given = {k: v for k, v in filters.items() if v is not None}
+        if not given:
+            raise ValueError("find_deployments needs at least one field")
+        where = " AND ".join(f"{k} = ${i}" for i, k in enumerate(given, start=1))
+        async with translate_errors("finding deployments"):
+            records = await self._pool.fetch(
+                f"SELECT * FROM deployments WHERE {where} ORDER BY created_at", *given.values()
+            )
         return _rows(Deployment, records)
 
     async def update_deployment(self, deployment_id: str, **changes: Any) -> Deployment | None:

@@ -112,6 +112,7 @@ class DeleteJob:
 
 @dataclass(frozen=True)
 class DeleteService:
+    deployment_id: str
     name: str
     reason: str
 
@@ -325,7 +326,7 @@ def plan_reconcile(
             and svc.deployment_id not in tracked_deployments
             and svc.deployment_id not in jobs
         ):
-            actions.append(DeleteService(svc.name, "service without deployment"))
+            actions.append(DeleteService(svc.deployment_id, svc.name, "service without deployment"))
 
     actions += _chute_actions(inputs, local_chutes)
     actions += _server_actions(inputs, problems)
@@ -457,3 +458,26 @@ def _guard(
 
 def _minutes(delta: timedelta) -> str:
     return f"{int(delta.total_seconds() // 60)} min"
+
+
+def chute_row_from_remote(
+    remote: ValidatorChute, validator: str, image: str, local: Chute | None = None
+) -> Chute:
+    """The local `chutes` row for a validator's chute. An operator's ban survives updates (the
+    official miner clears it on every chute_updated, silently lifting the operator's decision)."""
+    return Chute(
+        chute_id=remote.chute_id,
+        validator=validator,
+        name=remote.name,
+        image=image,
+        code=remote.code,
+        filename=remote.filename,
+        ref_str=remote.ref_str,
+        version=remote.version,
+        supported_gpus=list(remote.supported_gpus),
+        gpu_count=remote.gpu_count,
+        chutes_version=remote.chutes_version,
+        preemptible=remote.preemptible,
+        tee=remote.tee,
+        ban_reason=local.ban_reason if local else None,
+    )

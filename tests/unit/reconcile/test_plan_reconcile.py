@@ -252,7 +252,7 @@ def test_untracked_instances_jobs_and_services_are_purged() -> None:
     )
     assert PurgeInstance(V, "c1", "i3", "instance not tracked") in plan.actions
     assert DeleteJob("d2", "chute-d2", "job not tracked") in plan.actions
-    assert DeleteService("chute-service-d9", "service without deployment") in plan.actions
+    assert DeleteService("d9", "chute-service-d9", "service without deployment") in plan.actions
 
 
 def test_an_instance_whose_config_is_tracked_is_not_purged() -> None:

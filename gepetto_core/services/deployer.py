@@ -1,0 +1,277 @@
+"""Deploy and undeploy one chute instance, with rollback (the seed's ChuteDeployer).
+
+Deploy: stub row + atomic GPU claim -> launch config (423: the validator wants no more, a calm
+outcome) -> Service -> Job -> host/port recorded, stub cleared -> legacy announce for chutes
+older than 0.3.0. Any failure undoes what was made, in reverse order, before the error goes up.
+
+Undeploy: row removed (GPUs freed) -> validator instance purged (404 is fine) -> Job and
+Service deleted -> wait for the pods to go. Removing the row first means that whatever a crash
+leaves behind is untracked, and the reconciler purges untracked things; the opposite order
+could leave a row pointing at nothing while its GPUs stay claimed.
+
+Both are idempotent and safe beside the autoscaler: GPU claims are one transaction, and a
+second undeploy of the same id finds no row and only makes sure the cluster is clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pydantic import SecretStr
+
+from gepetto_core.adapters.pg_inventory import PgInventory
+from gepetto_core.adapters.pg_state import LedgerEntry, PgState
+from gepetto_core.errors import (
+    ClusterError,
+    ConflictError,
+    GepettoError,
+    NotFoundError,
+    ValidatorError,
+)
+from gepetto_core.kube_objects import JobPort, LaunchParams, uses_launch_config
+from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
+from gepetto_core.services.ports import Cluster, ValidatorApi
+
+log = logging.getLogger(__name__)
+
+
+class DeployStep(enum.StrEnum):
+    CLAIMED = "claimed"
+    LAUNCH_CONFIG = "launch config"
+    SERVICE_AND_JOB = "service and job"
+    RECORDED = "recorded"
+    ANNOUNCED = "announced"
+
+
+ProgressCallback = Callable[[DeployStep, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    chute_id: str
+    server_id: str
+    job_id: str | None = None
+    job_ports: tuple[JobPort, ...] = ()
+    disk_gb: int | None = None
+    vm_version: str | None = None
+    requested_by: str = "gepetto"
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    deployment: Deployment
+    gpus: list[Gpu]
+    steps: list[DeployStep]
+
+
+@dataclass(frozen=True)
+class UndeployResult:
+    deployment_id: str
+    removed: Deployment | None  # None: the row was already gone
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def was_present(self) -> bool:
+        return self.removed is not None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Deployer:
+    def __init__(
+        self,
+        inventory: PgInventory,
+        state: PgState,
+        cluster: Cluster,
+        validators: Mapping[str, ValidatorApi],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        undeploy_wait_seconds: float = 180.0,
+    ) -> None:
+        self._inventory = inventory
+        self._state = state
+        self._cluster = cluster
+        self._validators = validators
+        self._clock = clock
+        self._undeploy_wait = undeploy_wait_seconds
+
+    def _validator(self, hotkey: str) -> ValidatorApi:
+        api = self._validators.get(hotkey)
+        if api is None:
+            raise NotFoundError("validator", hotkey, list(self._validators))
+        return api
+
+    async def _load(self, request: DeployRequest) -> tuple[Chute, Server]:
+        chute = await self._inventory.get_chute(request.chute_id)
+        if chute is None:
+            raise NotFoundError("chute", request.chute_id)
+        server = await self._inventory.get_server(request.server_id)
+        if server is None:
+            raise NotFoundError("server", request.server_id)
+        problem = placement_problem(
+            chute, server, await self._inventory.list_gpus(server.server_id)
+        )
+        if problem:
+            raise ConflictError(
+                f"cannot deploy {chute.name or chute.chute_id} on {server.name}: {problem}"
+            )
+        return chute, server
+
+    async def deploy(
+        self, request: DeployRequest, on_progress: ProgressCallback | None = None
+    ) -> DeployResult:
+        chute, server = await self._load(request)
+        validator = self._validator(server.validator)
+        steps: list[DeployStep] = []
+
+        async def advance(step: DeployStep, detail: str) -> None:
+            steps.append(step)
+            if on_progress is not None:
+                await on_progress(step, detail)
+
+        deployment = Deployment(
+            deployment_id=str(uuid.uuid4()),
+            validator=server.validator,
+            chute_id=chute.chute_id,
+            server_id=server.server_id,
+            version=chute.version,
+            stub=True,
+            job_id=request.job_id,
+            preemptible=chute.preemptible,
+        )
+        gpus = await self._inventory.create_deployment(deployment, chute.gpu_count)
+        await advance(DeployStep.CLAIMED, f"{len(gpus)} GPU(s) on {server.name}")
+        objects_made = False
+        try:
+            token: SecretStr | None = None
+            if uses_launch_config(chute):
+                config = await validator.launch_config(chute.chute_id, request.job_id)
+                token = SecretStr(config.token)
+                deployment = await self._update(
+                    deployment.deployment_id, config_id=config.config_id
+                )
+                await advance(DeployStep.LAUNCH_CONFIG, f"config {config.config_id}")
+            launch = LaunchParams(
+                launch_token=token,
+                job_ports=request.job_ports,
+                disk_gb=request.disk_gb,
+                vm_version=request.vm_version,
+            )
+            objects_made = True
+            made = await self._cluster.deploy_chute(chute, server, gpus, deployment, launch)
+            await advance(DeployStep.SERVICE_AND_JOB, f"job {made.job_name}")
+            deployment = await self._update(
+                deployment.deployment_id,
+                host=server.ip_address,
+                port=made.primary_port,
+                stub=False,
+            )
+            await self._state.record_deployment_start(
+                LedgerEntry(
+                    deployment_id=deployment.deployment_id,
+                    chute_id=chute.chute_id,
+                    server_id=server.server_id,
+                    gpu_type=gpus[0].model_short_ref,
+                    validator=server.validator,
+                    created_at=self._clock(),
+                )
+            )
+            await advance(DeployStep.RECORDED, f"{server.ip_address}:{made.primary_port}")
+            if not uses_launch_config(chute):
+                instance = await validator.announce_instance(
+                    chute.chute_id,
+                    [g.gpu_id for g in gpus],
+                    server.ip_address or "",
+                    made.primary_port,
+                )
+                deployment = await self._update(
+                    deployment.deployment_id, instance_id=instance.instance_id
+                )
+                await advance(DeployStep.ANNOUNCED, f"instance {instance.instance_id}")
+        except BaseException as error:
+            await self._roll_back(deployment, objects_made, error)
+            raise
+        return DeployResult(deployment=deployment, gpus=gpus, steps=steps)
+
+    async def _update(self, deployment_id: str, **changes: object) -> Deployment:
+        updated = await self._inventory.update_deployment(deployment_id, **changes)
+        if updated is None:
+            # An undeploy (operator, reconcile, event) removed the row while we worked.
+            raise ConflictError(f"deployment {deployment_id} was removed while it was deploying")
+        return updated
+
+    async def _roll_back(
+        self, deployment: Deployment, objects_made: bool, error: BaseException
+    ) -> None:
+        """Undo a partial deploy in reverse order. Runs on cancellation too: a half-made
+        deployment must not be left behind because the caller gave up."""
+        reason = f"deploy failed: {error}" if isinstance(error, GepettoError) else "deploy aborted"
+        log.info("rolling back deployment %s (%s)", deployment.deployment_id, reason)
+        if objects_made:
+            with contextlib.suppress(ClusterError):
+                await self._cluster.undeploy(deployment.deployment_id, wait_seconds=0)
+        removed = await self._inventory.delete_deployment(deployment.deployment_id)
+        if removed is not None and removed.instance_id:
+            with contextlib.suppress(ValidatorError):
+                await self._validator(removed.validator).delete_instance(
+                    removed.chute_id, removed.instance_id
+                )
+        # A deploy that never got its Job running is not the chute's fault.
+        await self._state.record_deployment_end(
+            deployment.deployment_id, self._clock(), reason, counts_as_failure=False
+        )
+
+    async def undeploy(
+        self, deployment_id: str, reason: str, *, counts_as_failure: bool = False
+    ) -> UndeployResult:
+        removed = await self._inventory.delete_deployment(deployment_id)
+        warnings: list[str] = []
+        if removed is not None:
+            await self._state.record_deployment_end(
+                deployment_id, self._clock(), reason, counts_as_failure=counts_as_failure
+            )
+            if removed.instance_id:
+                try:
+                    await self._validator(removed.validator).delete_instance(
+                        removed.chute_id, removed.instance_id
+                    )
+                except (ValidatorError, NotFoundError) as e:
+                    # The instance is untracked now; the reconciler purges it later.
+                    warnings.append(f"validator instance not purged yet: {e}")
+        try:
+            gone = await self._cluster.undeploy(deployment_id, wait_seconds=self._undeploy_wait)
+            if not gone:
+                warnings.append("pods still terminating")
+        except ClusterError as e:
+            warnings.append(f"cluster objects not deleted yet: {e}")
+        for warning in warnings:
+            log.warning("undeploy %s: %s", deployment_id, warning)
+        return UndeployResult(deployment_id, removed, warnings)
+
+
+def placement_problem(chute: Chute, server: Server, gpus: Sequence[Gpu]) -> str | None:
+    """Why this chute cannot go on this server now, or None. Pure; the autoscaler has its own
+    richer rules, this is the guard every deploy (operator or automatic) passes."""
+    if chute.ban_reason:
+        return f"chute is banned ({chute.ban_reason})"
+    if server.locked:
+        return "server is locked"
+    if chute.tee != server.is_tee:
+        return "TEE chute needs a TEE server" if chute.tee else "server is TEE-only"
+    if chute.validator != server.validator:
+        return "chute and server belong to different validators"
+    free = [g for g in gpus if g.verified and g.deployment_id is None]
+    types = {g.model_short_ref for g in gpus}
+    if chute.supported_gpus and not types & set(chute.supported_gpus):
+        return f"GPU type {', '.join(sorted(types)) or 'unknown'} not supported by the chute"
+    if len(free) < chute.gpu_count:
+        return f"needs {chute.gpu_count} free verified GPU(s), {len(free)} free"
+    return None

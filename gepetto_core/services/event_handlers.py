@@ -1,0 +1,288 @@
+"""What each miner event does (specs/chutes-miner.md §3.2), with the upstream bugs fixed:
+
+- `gpu_verified` really marks the GPU verified (upstream compared server_id with the gpu id);
+- `instance_activated` checks the miner hotkey and matches by config id or instance id;
+- `job_created` reads the validator's `exclude` key (upstream read `excluded`) and defaults
+  `disk_gb` when a re-published job lacks it (upstream raised KeyError);
+- `server_deleted` undeploys each deployment from the cluster before the row goes (upstream
+  relied on the cascade and left Jobs running);
+- an operator's `ban_reason` survives `chute_updated`.
+
+Events that name a miner hotkey other than ours are ignored. A payload without the fields a
+reason needs raises InvalidInputError: the intake logs it and goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from gepetto_core.adapters.pg_inventory import PgInventory
+from gepetto_core.errors import GepettoError, InvalidInputError
+from gepetto_core.kube_objects import normalize_job_ports
+from gepetto_core.models.events import EventReason, MinerEvent
+from gepetto_core.models.inventory import Deployment
+from gepetto_core.scheduling.reconcile import chute_row_from_remote
+from gepetto_core.services.deployer import Deployer, DeployRequest, placement_problem, utcnow
+from gepetto_core.services.ports import Cluster, ValidatorApi
+
+log = logging.getLogger(__name__)
+
+DEFAULT_JOB_DISK_GB = 10
+
+# Called when an event may make a new placement worthwhile (the autoscaler's wake-up).
+WakeCallback = Callable[[str], Awaitable[None]]
+
+
+def _field(event: MinerEvent, name: str) -> Any:
+    value = event.data.get(name)
+    if value is None or value == "":
+        raise InvalidInputError(f"{event.reason.value} event without {name!r}")
+    return value
+
+
+def _str_field(event: MinerEvent, name: str) -> str:
+    value = _field(event, name)
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{event.reason.value} event: {name!r} must be a string")
+    return value
+
+
+class EventHandlers:
+    """The dispatcher the event intakes deliver to: `await handlers(event)`."""
+
+    def __init__(
+        self,
+        miner_hotkey: str,
+        inventory: PgInventory,
+        deployer: Deployer,
+        cluster: Cluster,
+        validators: Mapping[str, ValidatorApi],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        wake: WakeCallback | None = None,
+    ) -> None:
+        self._miner = miner_hotkey
+        self._inventory = inventory
+        self._deployer = deployer
+        self._cluster = cluster
+        self._validators = validators
+        self._clock = clock
+        self._wake = wake
+        self._handlers: dict[EventReason, Callable[[MinerEvent], Awaitable[None]]] = {
+            EventReason.INSTANCE_CREATED: self._instance_created,
+            EventReason.INSTANCE_VERIFIED: self._instance_verified,
+            EventReason.INSTANCE_ACTIVATED: self._instance_activated,
+            EventReason.INSTANCE_DELETED: self._instance_deleted,
+            EventReason.CHUTE_CREATED: self._chute_saved,
+            EventReason.CHUTE_UPDATED: self._chute_saved,
+            EventReason.CHUTE_DELETED: self._chute_deleted,
+            EventReason.IMAGE_UPDATED: self._image_updated,
+            EventReason.IMAGE_CREATED: self._log_only,
+            EventReason.IMAGE_DELETED: self._log_only,
+            EventReason.ROLLING_UPDATE: self._rolling_update,
+            EventReason.JOB_CREATED: self._job_created,
+            EventReason.JOB_DELETED: self._job_deleted,
+            EventReason.BOUNTY_CHANGE: self._bounty_change,
+            EventReason.GPU_VERIFIED: self._gpu_verified,
+            EventReason.GPU_DELETED: self._gpu_deleted,
+            EventReason.SERVER_DELETED: self._server_deleted,
+        }
+
+    async def __call__(self, event: MinerEvent) -> None:
+        hotkey = event.data.get("miner_hotkey")
+        if hotkey is not None and hotkey != self._miner:
+            return  # another miner's instance or GPU
+        if event.validator is not None and event.validator not in self._validators:
+            log.info("event %s from unknown validator %s ignored", event.reason, event.validator)
+            return
+        await self._handlers[event.reason](event)
+
+    def _api(self, event: MinerEvent) -> ValidatorApi:
+        if event.validator is None:
+            raise InvalidInputError(f"{event.reason.value} event without a validator")
+        return self._validators[event.validator]
+
+    async def _wake_autoscaler(self, why: str) -> None:
+        if self._wake is not None:
+            await self._wake(why)
+
+    async def _one(self, **match: str) -> Deployment | None:
+        found = await self._inventory.find_deployments(**match)
+        return found[0] if found else None
+
+    # --- instances ------------------------------------------------------------------------
+    async def _instance_created(self, event: MinerEvent) -> None:
+        instance_id = _str_field(event, "instance_id")
+        config_id = _str_field(event, "config_id")
+        deployment = await self._one(config_id=config_id)
+        if deployment is None:
+            log.info("instance_created for unknown config %s (reconcile will purge it)", config_id)
+            return
+        await self._inventory.update_deployment(deployment.deployment_id, instance_id=instance_id)
+
+    async def _instance_verified(self, event: MinerEvent) -> None:
+        deployment = await self._one(instance_id=_str_field(event, "instance_id"))
+        if deployment is not None and deployment.verified_at is None:
+            await self._inventory.update_deployment(
+                deployment.deployment_id, verified_at=self._clock()
+            )
+
+    async def _instance_activated(self, event: MinerEvent) -> None:
+        config_id = event.data.get("config_id")
+        instance_id = _str_field(event, "instance_id")
+        deployment = await self._one(config_id=config_id) if config_id else None
+        deployment = deployment or await self._one(instance_id=instance_id)
+        if deployment is None:
+            return
+        now = self._clock()
+        await self._inventory.update_deployment(
+            deployment.deployment_id,
+            instance_id=instance_id,
+            active=True,
+            activated_at=deployment.activated_at or now,
+            verified_at=deployment.verified_at or now,
+            stub=False,
+        )
+
+    async def _instance_deleted(self, event: MinerEvent) -> None:
+        deployment = await self._one(instance_id=_str_field(event, "instance_id"))
+        if deployment is not None:
+            await self._deployer.undeploy(
+                deployment.deployment_id,
+                "the validator deleted the instance",
+                counts_as_failure=True,
+            )
+            await self._wake_autoscaler("instance deleted")
+
+    # --- chutes and images ----------------------------------------------------------------
+    async def _chute_saved(self, event: MinerEvent) -> None:
+        chute_id = _str_field(event, "chute_id")
+        version = _str_field(event, "version")
+        local = await self._inventory.get_chute(chute_id)
+        if event.reason is EventReason.CHUTE_CREATED and local and local.version == version:
+            return
+        remote = await self._api(event).get_chute(chute_id, version)
+        row = chute_row_from_remote(remote, self._api(event).validator_hotkey, remote.image, local)
+        await self._inventory.upsert_chute(row)
+        if event.reason is EventReason.CHUTE_CREATED and not event.data.get("job_only"):
+            await self._wake_autoscaler(f"chute {chute_id} created")
+
+    async def _chute_deleted(self, event: MinerEvent) -> None:
+        chute_id = _str_field(event, "chute_id")
+        for deployment in await self._inventory.find_deployments(chute_id=chute_id):
+            await self._deployer.undeploy(deployment.deployment_id, "chute deleted")
+        local = await self._inventory.get_chute(chute_id)
+        await self._inventory.delete_chute(chute_id)
+        if local is not None:
+            await self._cluster.delete_code_configmap(chute_id, local.version)
+
+    async def _image_updated(self, event: MinerEvent) -> None:
+        chute_ids = _field(event, "chute_ids")
+        image = _str_field(event, "image")
+        if not isinstance(chute_ids, list) or not all(isinstance(c, str) for c in chute_ids):
+            raise InvalidInputError("image_updated event: 'chute_ids' must be a list of ids")
+        await self._inventory.set_chute_image(chute_ids, image, event.data.get("chutes_version"))
+
+    async def _log_only(self, event: MinerEvent) -> None:
+        log.info("event %s: %s", event.reason.value, event.data.get("image_id"))
+
+    async def _rolling_update(self, event: MinerEvent) -> None:
+        """Redeploy our instance at the new version on the same server, when its GPUs still
+        fit; otherwise just remove it (the autoscaler may place the chute elsewhere)."""
+        chute_id = _str_field(event, "chute_id")
+        new_version = _str_field(event, "new_version")
+        deployment = await self._one(instance_id=_str_field(event, "instance_id"))
+        if deployment is None or deployment.job_id:
+            return
+        await self._deployer.undeploy(deployment.deployment_id, "rolling update")
+        api = self._api(event)
+        local = await self._inventory.get_chute(chute_id)
+        if local is None or local.version != new_version:
+            remote = await api.get_chute(chute_id, new_version)
+            image = str(event.data.get("image") or remote.image)
+            await self._inventory.upsert_chute(
+                chute_row_from_remote(remote, api.validator_hotkey, image, local)
+            )
+        chute = await self._inventory.get_chute(chute_id)
+        server = await self._inventory.get_server(deployment.server_id)
+        if chute is None or server is None:
+            return
+        gpus = await self._inventory.list_gpus(server.server_id)
+        problem = placement_problem(chute, server, gpus)
+        if problem:
+            log.info(
+                "rolling update of %s: not redeploying on %s: %s", chute_id, server.name, problem
+            )
+            await self._wake_autoscaler(f"rolling update of {chute_id}")
+            return
+        try:
+            await self._deployer.deploy(DeployRequest(chute_id, server.server_id))
+        except GepettoError as e:
+            log.warning("rolling update of %s on %s failed: %s", chute_id, server.name, e)
+
+    # --- jobs and bounties ------------------------------------------------------------------
+    async def _job_created(self, event: MinerEvent) -> None:
+        job_id = _str_field(event, "job_id")
+        chute_id = _str_field(event, "chute_id")
+        excluded = event.data.get("exclude") or []
+        if self._miner in excluded:
+            return
+        chute = await self._inventory.get_chute(chute_id)
+        if chute is None:
+            return
+        disk_gb = int(event.data.get("disk_gb") or DEFAULT_JOB_DISK_GB)
+        api = self._api(event)
+        remote = await api.get_chute(chute_id, chute.version)
+        ports = normalize_job_ports(
+            port for job in remote.jobs or () for port in job.get("ports") or ()
+        )
+        servers = sorted(await self._inventory.list_servers(), key=lambda s: s.hourly_cost)
+        for server in servers:
+            if placement_problem(chute, server, await self._inventory.list_gpus(server.server_id)):
+                continue
+            try:
+                await self._deployer.deploy(
+                    DeployRequest(
+                        chute_id, server.server_id, job_id=job_id, job_ports=ports, disk_gb=disk_gb
+                    )
+                )
+                return
+            except GepettoError as e:
+                log.warning("job %s on %s failed: %s; releasing it", job_id, server.name, e)
+                await api.release_job(job_id)
+                return
+        # No free server: preempting for jobs is the autoscaler's decision.
+        await self._wake_autoscaler(f"job {job_id} for {chute_id}")
+
+    async def _job_deleted(self, event: MinerEvent) -> None:
+        deployment = await self._one(job_id=_str_field(event, "job_id"))
+        if deployment is not None:
+            await self._deployer.undeploy(deployment.deployment_id, "job finished")
+
+    async def _bounty_change(self, event: MinerEvent) -> None:
+        chute_id = _str_field(event, "chute_id")
+        if not await self._inventory.find_deployments(chute_id=chute_id):
+            await self._wake_autoscaler(f"bounty on {chute_id}")
+
+    # --- GPUs and servers -------------------------------------------------------------------
+    async def _gpu_verified(self, event: MinerEvent) -> None:
+        if await self._inventory.set_gpu_verified(_str_field(event, "gpu_id"), True):
+            await self._wake_autoscaler("GPU verified")
+
+    async def _gpu_deleted(self, event: MinerEvent) -> None:
+        gpu_id = _str_field(event, "gpu_id")
+        gpu = next((g for g in await self._inventory.list_gpus() if g.gpu_id == gpu_id), None)
+        if gpu is None:
+            return
+        if gpu.deployment_id:
+            await self._deployer.undeploy(gpu.deployment_id, "GPU removed")
+        await self._inventory.delete_gpu(gpu_id)
+
+    async def _server_deleted(self, event: MinerEvent) -> None:
+        server_id = _str_field(event, "server_id")
+        for deployment in await self._inventory.list_deployments(server_id):
+            await self._deployer.undeploy(deployment.deployment_id, "server deleted")
+        await self._inventory.delete_server(server_id)
