@@ -257,8 +257,22 @@ async def _dispatch(
     raise StatusError(405, "MethodNotAllowed", f"{method} is not allowed")
 
 
+def _check_json_body(request: web.Request) -> None:
+    content_type = request.headers.get("Content-Type", "application/json")
+    if "protobuf" in content_type or "cbor" in content_type:
+        # client-go falls back to JSON when the server refuses its binary encodings.
+        raise StatusError(
+            415, "UnsupportedMediaType", f"the sandbox only speaks JSON, not {content_type}"
+        )
+
+
 async def _body(request: web.Request) -> Any:
-    text = await request.text()
+    _check_json_body(request)
+    raw = await request.read()
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as e:
+        raise StatusError(400, "BadRequest", "the request body is not UTF-8 JSON") from e
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
@@ -266,7 +280,8 @@ async def _body(request: web.Request) -> Any:
 
 
 async def _optional_body(request: web.Request) -> dict[str, Any]:
-    text = await request.text()
+    _check_json_body(request)
+    text = (await request.read()).decode("utf-8", "replace")
     if not text.strip():
         return {}
     with contextlib.suppress(json.JSONDecodeError):

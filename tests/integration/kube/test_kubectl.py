@@ -1,0 +1,107 @@
+"""kubectl, with its ordinary kubeconfig, against the sandbox gepetto deployed into."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gepetto_core import kube_objects as ko
+from gepetto_core.adapters.kube import KubeCluster
+from gepetto_core.sandbox.cluster import FleetNode, SandboxCluster
+
+KUBECTL = shutil.which("kubectl")
+pytestmark = [
+    pytest.mark.kubectl,
+    pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on PATH"),
+]
+
+
+async def kubectl(kubeconfig: Path, *args: str) -> tuple[int, str, str]:
+    """Run kubectl as a subprocess so the in-process API server keeps serving meanwhile."""
+    assert KUBECTL is not None
+    process = await asyncio.create_subprocess_exec(
+        KUBECTL,
+        "--kubeconfig",
+        str(kubeconfig),
+        "--cache-dir",
+        str(kubeconfig.parent / "kubectl-cache"),
+        "--request-timeout",
+        "20s",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_kubectl_get_nodes(kubeconfig_path: Path, fleet: list[FleetNode]) -> None:
+    code, out, err = await kubectl(kubeconfig_path, "get", "nodes")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["NAME", "STATUS"]
+    shown = {line.split()[0]: line.split()[1] for line in lines[1:]}
+    assert {f.name for f in fleet} <= set(shown)
+    assert shown[fleet[0].name] == "Ready"
+
+    code, out, err = await kubectl(
+        kubeconfig_path, "get", "nodes", "-l", "chutes/tee=true", "-o", "json"
+    )
+    assert code == 0, err
+    names = {item["metadata"]["name"] for item in json.loads(out)["items"]}
+    assert names == {f.name for f in fleet if f.tee}
+
+
+async def test_kubectl_sees_and_deletes_a_chute(
+    kubeconfig_path: Path,
+    cluster: KubeCluster,
+    sandbox: SandboxCluster,
+    fleet: list[FleetNode],
+    rows: Any,
+    eventually: Any,
+) -> None:
+    node = fleet[3]  # a TEE node
+    server, chute = rows.server(node), rows.chute(chutes_version="0.6.0", tee=True)
+    deployment = rows.deployment(chute, server)
+    dep_id = deployment.deployment_id
+    deployed = await cluster.deploy_chute(
+        chute, server, rows.gpus(node, 1), deployment, ko.LaunchParams()
+    )
+
+    async def running() -> bool:
+        pods = sandbox.objects("pods", "chutes", f"chutes/deployment-id={dep_id}")
+        return bool(pods) and pods[0]["status"].get("phase") == "Running"
+
+    await eventually(running)
+    code, out, err = await kubectl(
+        kubeconfig_path, "get", "jobs,pods,svc", "-n", "chutes", "-l", "chutes/chute=true"
+    )
+    assert code == 0, err
+    assert f"job.batch/chute-{dep_id}" in out
+    assert f"pod/chute-{dep_id}-" in out
+    assert f"service/chute-service-{dep_id}" in out
+    assert f"8000:{deployed.primary_port}/TCP" in out
+    assert f"8002:{deployed.service.node_port(8002)}/TCP" in out
+    pod_line = next(line for line in out.splitlines() if line.startswith(f"pod/chute-{dep_id}"))
+    assert "Running" in pod_line and node.name in pod_line
+
+    code, out, err = await kubectl(
+        kubeconfig_path, "delete", "job", f"chute-{dep_id}", "-n", "chutes"
+    )
+    assert code == 0, err
+    assert f'job.batch "chute-{dep_id}" deleted' in out
+    assert sandbox.objects("jobs", "chutes", f"chutes/deployment-id={dep_id}") == []
+    # kubectl asks for background propagation: the pods follow the Job shortly after.
+    assert await cluster.wait_pods_gone(dep_id, wait_seconds=10)
+
+    code, out, err = await kubectl(
+        kubeconfig_path, "delete", "job", f"chute-{dep_id}", "-n", "chutes"
+    )
+    assert code != 0 and "NotFound" in err
+    assert await cluster.undeploy(dep_id, wait_seconds=5)
