@@ -44,8 +44,8 @@ def api(
         miner,
         sandbox.base_url,
         sandbox.hotkey,
-        timeout=2.0,
-        read_timeout=1.0,
+        timeout=1.0,
+        read_timeout=0.5,
         backoff_base=0.01,
         backoff_cap=0.02,
     )
