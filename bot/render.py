@@ -530,18 +530,20 @@ def _shrink(block: Block, budget: int) -> Block | None:
         return None
     if kind == "table":
         rows = block["rows"]
-        for keep in range(len(rows) - 1, 1, -1):
-            candidate = {**block, "rows": _with_more_rows(rows, keep)}
-            if block_text_size(candidate) <= budget:
-                return candidate
-        return None
+        sizes = [block_text_size(row) for row in rows]
+        notice_size = block_text_size(_with_more_rows(rows, 2)[-1])
+        used, keep = sizes[0] + notice_size, 1  # header and notice row
+        while keep < len(rows) - 1 and used + sizes[keep] <= budget:
+            used, keep = used + sizes[keep], keep + 1
+        candidate = {**block, "rows": _with_more_rows(rows, keep + 1)}
+        return candidate if keep > 1 and block_text_size(candidate) <= budget else None
     if kind == "section" and isinstance(block.get("text"), dict) and "fields" not in block:
         return {**block, "text": {**block["text"], "text": truncate(block["text"]["text"], budget)}}
     if kind == "markdown" and isinstance(block.get("text"), str):
         return {**block, "text": truncate(block["text"], budget)}
     if kind == "context":
         text = " ".join(e.get("text", "") for e in block["elements"] if isinstance(e, dict))
-        return _context(truncate(text, budget)) if text else None
+        return _context(truncate(text, min(budget, MAX_CONTEXT_TEXT))) if text else None
     return None
 
 
