@@ -260,7 +260,8 @@ async def _dispatch(
 def _check_json_body(request: web.Request) -> None:
     content_type = request.headers.get("Content-Type", "application/json")
     if "protobuf" in content_type or "cbor" in content_type:
-        # client-go falls back to JSON when the server refuses its binary encodings.
+        # kubectl's typed generators (`create configmap`, `create job`) send protobuf, which
+        # the sandbox cannot decode; say so plainly (`kubectl create -f` sends JSON).
         raise StatusError(
             415, "UnsupportedMediaType", f"the sandbox only speaks JSON, not {content_type}"
         )

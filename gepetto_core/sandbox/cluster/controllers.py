@@ -117,7 +117,7 @@ class Controllers:
             for owner in meta.get("ownerReferences", []) or []:
                 if owner.get("kind") == "Job":
                     self._sync_job(meta["namespace"], owner["name"])
-        elif event.plural == "nodes" and event.type == "MODIFIED":
+        elif event.plural == "nodes" and event.type in ("ADDED", "MODIFIED"):
             self._node_changed(event.obj)
 
     # -- jobs ------------------------------------------------------------------------
