@@ -15,6 +15,8 @@ import asyncpg
 import pytest
 
 from gepetto_core.adapters.embedded_pg import EmbeddedPostgres
+from gepetto_core.adapters.pg import create_pool
+from gepetto_core.adapters.pg_migrations import upgrade
 
 DEFAULT_TEST_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -70,3 +72,15 @@ async def fresh_db(pg_server: str) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@pytest.fixture
+async def pool(fresh_db: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a fresh database with every migration applied."""
+    pool = await create_pool(fresh_db, max_size=20)
+    async with pool.acquire() as conn:
+        await upgrade(conn)
+    try:
+        yield pool
+    finally:
+        await pool.close()

@@ -1,0 +1,28 @@
+"""The failure ledger as the pure back-off rules read it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from gepetto_core.adapters.pg_state import LedgerEntry, PgState
+from gepetto_core.scheduling.snapshot import FailureRecord
+
+
+def failure_record(entry: LedgerEntry) -> FailureRecord:
+    # A forgiven failure (operator cleared the back-off) no longer counts.
+    return FailureRecord(
+        deployment_id=entry.deployment_id,
+        chute_id=entry.chute_id,
+        server_id=entry.server_id,
+        gpu_type=entry.gpu_type,
+        created_at=entry.created_at,
+        ended_at=entry.ended_at,
+        reason=entry.end_reason or "",
+        counted=entry.counts_as_failure and entry.forgiven_at is None,
+    )
+
+
+async def load_failure_records(
+    state: PgState, since: datetime | None = None
+) -> list[FailureRecord]:
+    return [failure_record(e) for e in await state.list_ledger(since)]

@@ -1,0 +1,154 @@
+"""A whole miner for end-to-end tests: real PostgreSQL, the validator and cluster sandboxes over
+real HTTP/WebSocket, and gepetto's runtime built from settings exactly as `serve` builds it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from bittensor_wallet import Keypair
+
+from gepetto_core.config import Settings, load_settings
+from gepetto_core.models.validator import is_launch_config_version
+from gepetto_core.runtime import Runtime, build_runtime
+from gepetto_core.sandbox.cluster import PodTimings
+from gepetto_core.sandbox.miner import PodBridge, SandboxMiner, register_fleet, start_sandbox_miner
+
+T = TypeVar("T")
+SEED = "0x" + "5e" * 32
+MINER = Keypair.create_from_seed(SEED).ss58_address
+FAST = PodTimings(start_seconds=0.05, ready_seconds=0.05, termination_seconds=0.05)
+
+
+@dataclass
+class Clock:
+    """Time for the services under test: real time plus a shift the test moves forward."""
+
+    shift: timedelta = field(default_factory=timedelta)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.shift
+
+    def advance(self, **kw: float) -> None:
+        self.shift += timedelta(**kw)
+
+
+@dataclass
+class Miner:
+    world: SandboxMiner
+    settings: Settings
+    clock: Clock
+    rt: Runtime
+    bridge: PodBridge
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def restart(self) -> Runtime:
+        """A fresh gepetto process on the same database (the crash-recovery path)."""
+        await self.rt.close()
+        self.rt = await build_runtime(self.settings, clock=self.clock)
+        return self.rt
+
+    def launch_chute(
+        self, *, legacy: bool = False, gpu_types: set[str] | None = None
+    ) -> dict[str, Any]:
+        """A public HTTP chute that fits a non-TEE fleet node, with room at the validator."""
+        fleet_types = gpu_types or {n.gpu_type for n in self.world.fleet if not n.tee}
+        for chute in sorted(
+            self.world.validator.world.chutes.values(), key=lambda c: c["chute_id"]
+        ):
+            selector = chute["node_selector"]
+            if (
+                chute["public"]
+                and chute["cords"]
+                and not chute.get("tee")
+                and is_launch_config_version(chute["chutes_version"]) is not legacy
+                and set(selector["supported_gpus"]) & fleet_types
+                and selector["gpu_count"] <= 2
+            ):
+                self.world.validator.set_target(chute["chute_id"], 20)
+                return chute
+        raise AssertionError("the generated catalog has no such chute")
+
+    def server_for(self, chute: dict[str, Any]) -> str:
+        for node in self.world.fleet:
+            if not node.tee and node.gpu_type in chute["node_selector"]["supported_gpus"]:
+                return node.uid
+        raise AssertionError("no fleet node fits")
+
+
+@pytest.fixture
+async def miner(fresh_db: str, tmp_path: Path) -> AsyncIterator[Miner]:
+    kubeconfig = tmp_path / "kubeconfig"
+    world = await start_sandbox_miner(
+        MINER, seed=11, nodes=4, chutes=60, timings=FAST, kubeconfig=kubeconfig
+    )
+    settings = load_settings(
+        {
+            "MINER_SS58": MINER,
+            "MINER_SEED": SEED,
+            "VALIDATORS": json.dumps(
+                {
+                    "supported": [
+                        {
+                            "hotkey": world.validator.hotkey,
+                            "api": world.validator.base_url,
+                            "socket": world.validator.base_url,
+                        }
+                    ]
+                }
+            ),
+            "POSTGRESQL": fresh_db,
+            "KUBECONFIG": str(kubeconfig),
+            "GEPETTO_EVENT_SOURCE": "socketio",
+            "CHUTE_SHUTDOWN_TIME_SECONDS": "1",
+        }
+    )
+    clock = Clock()
+    rt = await build_runtime(settings, clock=clock)
+    await register_fleet(world, rt.inventory)
+    bridge = PodBridge(world)
+    bridge.start()
+    m = Miner(world, settings, clock, rt, bridge)
+    # chutes into the database, as the first reconcile pass after start does
+    report = await rt.reconciler.run_once()
+    assert report.plan.complete, report.plan.problems
+    try:
+        yield m
+    finally:
+        for task in m.tasks:
+            task.cancel()
+        await asyncio.gather(*m.tasks, return_exceptions=True)
+        await bridge.stop()
+        await m.rt.close()
+        await world.stop()
+
+
+@pytest.fixture
+async def events(miner: Miner) -> AsyncIterator[None]:
+    """Run the configured event intake (socket.io to the validator sandbox) until the test ends."""
+    stop = asyncio.Event()
+    sources = miner.rt.event_sources()
+    miner.tasks += [asyncio.create_task(s.run(stop)) for s in sources]
+    await eventually(lambda: _ready(sources))
+    yield
+    stop.set()
+
+
+async def _ready(sources: list[Any]) -> bool:
+    return all(s.ready.is_set() for s in sources)
+
+
+async def eventually(check: Callable[[], Awaitable[T]], seconds: float = 15.0) -> T:
+    """Poll until `check` returns something truthy; fail (not time) after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while True:
+            result = await check()
+            if result:
+                return result
+            await asyncio.sleep(0.05)
