@@ -62,9 +62,23 @@ class RedisEventSource:
         self.ready = asyncio.Event()  # set while subscribed
         self.connections = 0  # successful subscriptions so far (a reconnect adds one)
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Listen until ``stop`` is set (or the task is cancelled)."""
+    async def run(self, stop: asyncio.Event | None = None, *, grace: float = 5.0) -> None:
+        """Listen until ``stop`` is set (or the task is cancelled). On stop, the event being
+        handled is finished; a connection attempt still hanging after ``grace`` is abandoned."""
         stop = stop or asyncio.Event()
+        work = asyncio.create_task(self._run_until(stop), name="redis-events")
+        try:
+            await _first_done(work, stop)
+            if not work.done():
+                await asyncio.wait({work}, timeout=grace)
+        finally:
+            if not work.done():
+                work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            self.ready.clear()
+
+    async def _run_until(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
             try:
@@ -78,7 +92,6 @@ class RedisEventSource:
                     await asyncio.wait_for(stop.wait(), timeout=delay)
             else:
                 failures = 0
-        self.ready.clear()
 
     async def _listen(self, stop: asyncio.Event) -> None:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
@@ -107,6 +120,15 @@ class RedisEventSource:
             log.debug("redis events: ignoring unknown event type")
             return
         await deliver(self._handler, event, "redis events")
+
+
+async def _first_done(work: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Wait until ``work`` ends or ``stop`` is set."""
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
 
 
 async def publish_event(redis: Redis, event: MinerEvent, channel: str = RELAY_CHANNEL) -> int:

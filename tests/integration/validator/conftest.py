@@ -3,6 +3,7 @@ aiohttp session and the real client, signing as a registered miner."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from gepetto_core.adapters.signing import HotkeySigner
 from gepetto_core.adapters.validator import HttpValidatorApi
+from gepetto_core.models.events import MinerEvent
 from gepetto_core.models.validator import is_launch_config_version
 from gepetto_core.sandbox.validator import SandboxValidator
 
@@ -80,3 +82,24 @@ def server_for(
 def make_room(sandbox: SandboxValidator, chute_id: str, free: int = 5) -> None:
     total, _, _ = sandbox.world.counts(chute_id, None)
     sandbox.set_target(chute_id, total + free)
+
+
+class Recorder:
+    """A dispatcher that records events and can be told to fail on some."""
+
+    def __init__(self) -> None:
+        self.events: list[MinerEvent] = []
+        self.fail_on: set[str] = set()
+        self.arrived = asyncio.Condition()
+
+    async def __call__(self, event: MinerEvent) -> None:
+        async with self.arrived:
+            self.events.append(event)
+            self.arrived.notify_all()
+        if event.data.get("chute_id") in self.fail_on:
+            raise RuntimeError("handler bug")
+
+    async def wait_for(self, count: int) -> list[MinerEvent]:
+        async with asyncio.timeout(10), self.arrived:
+            await self.arrived.wait_for(lambda: len(self.events) >= count)
+        return self.events
