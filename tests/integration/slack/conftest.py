@@ -28,12 +28,17 @@ APP_TOKEN = "xapp-1-test-token"
 def scales_table(rows: int = 45) -> Table:
     return Table(
         title="scales -g h200",
-        columns=[Column(key="chute", title="Chute"), Column(key="gpus", title="GPUs", kind="int"),
-                 Column(key="value", title="$/h", kind="money")],
+        columns=[
+            Column(key="chute", title="Chute"),
+            Column(key="gpus", title="GPUs", kind="int"),
+            Column(key="value", title="$/h", kind="money"),
+        ],
         rows=[{"chute": f"chute-{i} 😀", "gpus": 8, "value": 12.5 - i / 10} for i in range(rows)],
         data_age_seconds=42,
-        actions_per_row=[RowAction(label="Deploy", action_id="deploy", value=f"pa-{i}",
-                                   style="primary") for i in range(rows)],
+        actions_per_row=[
+            RowAction(label="Deploy", action_id="deploy", value=f"pa-{i}", style="primary")
+            for i in range(rows)
+        ],
     )
 
 
@@ -50,8 +55,9 @@ def build_app(client: AsyncWebClient) -> AsyncApp:
     async def deploy(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         value = body["actions"][0]["value"]
-        await respond(text=f"deploy {value} requested by <@{body['user']['id']}>",
-                      replace_original=False)
+        await respond(
+            text=f"deploy {value} requested by <@{body['user']['id']}>", replace_original=False
+        )
 
     @app.action(PAGE_NEXT_ACTION_ID)
     async def next_page(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -86,8 +92,9 @@ async def events_url(bolt_app: AsyncApp) -> AsyncIterator[str]:
     """Our own aiohttp server with the Bolt app mounted at /slack/events (HTTP mode)."""
 
     async def slack_events(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await bolt_app.async_dispatch(
-            await to_bolt_request(request)))
+        return await to_aiohttp_response(
+            await bolt_app.async_dispatch(await to_bolt_request(request))
+        )
 
     server = web.Application()
     server.router.add_post("/slack/events", slack_events)

@@ -26,9 +26,10 @@ APP_TOKEN = "xapp-1-test-token"
 
 
 async def _post(url: str, request: SignedRequest) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as session, session.post(
-        url, data=request.body.encode(), headers=request.headers
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=request.body.encode(), headers=request.headers) as response,
+    ):
         return response.status, await response.text()
 
 
@@ -39,8 +40,9 @@ def _has_table(call: RecordedCall) -> bool:
 async def test_signed_slash_command_posts_a_table_the_double_accepts(
     slack: SlackDouble, events_url: str
 ) -> None:
-    request = signed_slash_command(SIGNING_SECRET, "scales -g h200",
-                                   response_url=slack.new_response_url())
+    request = signed_slash_command(
+        SIGNING_SECRET, "scales -g h200", response_url=slack.new_response_url()
+    )
     status, body = await _post(events_url, request)
     assert status == 200
     assert body == "on it: `scales -g h200`"
@@ -68,8 +70,9 @@ async def test_deploy_click_answers_through_response_url(
     slack: SlackDouble, events_url: str
 ) -> None:
     response_url = slack.new_response_url()
-    payload = block_actions_payload("deploy", "pa-7", user_id="U0APPROVER",
-                                    response_url=response_url)
+    payload = block_actions_payload(
+        "deploy", "pa-7", user_id="U0APPROVER", response_url=response_url
+    )
     status, _ = await _post(events_url, signed_block_actions(SIGNING_SECRET, payload))
     assert status == 200
     call = await slack.wait_for_call("response_url")
@@ -78,11 +81,10 @@ async def test_deploy_click_answers_through_response_url(
     assert call.args["response_id"] == response_url.rsplit("/", 1)[1]
 
 
-async def test_next_page_replaces_the_message_in_place(
-    slack: SlackDouble, events_url: str
-) -> None:
-    payload = block_actions_payload(PAGE_NEXT_ACTION_ID, page_value("scales -g h200", 2),
-                                    response_url=slack.new_response_url())
+async def test_next_page_replaces_the_message_in_place(slack: SlackDouble, events_url: str) -> None:
+    payload = block_actions_payload(
+        PAGE_NEXT_ACTION_ID, page_value("scales -g h200", 2), response_url=slack.new_response_url()
+    )
     status, _ = await _post(events_url, signed_block_actions(SIGNING_SECRET, payload))
     assert status == 200
     call = await slack.wait_for_call("response_url")
@@ -118,8 +120,10 @@ async def test_socket_mode_slash_command_acks_and_posts(
         assert click_ack.envelope_id != ack.envelope_id
         answered = await slack.wait_for_call("response_url")
         assert answered.args["text"].startswith("deploy pa-3")
-        assert [a.envelope_id for a in slack.socket_acks] == [ack.envelope_id,
-                                                              click_ack.envelope_id]
+        assert [a.envelope_id for a in slack.socket_acks] == [
+            ack.envelope_id,
+            click_ack.envelope_id,
+        ]
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
 
@@ -131,5 +135,6 @@ async def test_signed_request_matches_the_sdk_verifier() -> None:
     verifier = SignatureVerifier(SIGNING_SECRET)
     assert verifier.is_valid_request(request.body, request.headers)
     assert not verifier.is_valid_request(request.body, forged(request).headers)
-    assert not verifier.is_valid_request(request.body,
-                                         stale(SIGNING_SECRET, request, age_seconds=600).headers)
+    assert not verifier.is_valid_request(
+        request.body, stale(SIGNING_SECRET, request, age_seconds=600).headers
+    )

@@ -30,8 +30,9 @@ async def test_over_limit_messages_are_refused_like_slack(
         await web_client.chat_postMessage(channel="C0GEPETTO", text="x" * 40_001)
     assert long_text.value.response["error"] == "msg_too_long"
     with pytest.raises(SlackApiError) as heavy:
-        await web_client.chat_postMessage(channel="C0GEPETTO", text="t",
-                                          blocks=[_section("y" * 2_500)] * 5)
+        await web_client.chat_postMessage(
+            channel="C0GEPETTO", text="t", blocks=[_section("y" * 2_500)] * 5
+        )
     assert heavy.value.response["error"] == "msg_blocks_too_long"
     assert slack.messages == {}
 
@@ -46,12 +47,14 @@ async def test_bad_tokens(slack: SlackDouble) -> None:
         await wrong.auth_test()
     assert invalid.value.response["error"] == "invalid_auth"
     with pytest.raises(SlackApiError) as wrong_kind:
-        await AsyncWebClient(token="xoxb-test-token",
-                             base_url=slack.base_url).apps_connections_open(app_token="xoxb-test-token")
+        await AsyncWebClient(
+            token="xoxb-test-token", base_url=slack.base_url
+        ).apps_connections_open(app_token="xoxb-test-token")
     assert wrong_kind.value.response["error"] == "not_allowed_token_type"
-    async with aiohttp.ClientSession() as session, session.post(
-        slack.base_url + "auth.test"
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(slack.base_url + "auth.test") as response,
+    ):
         assert (await response.json())["error"] == "not_authed"
     # the token never shows in the double's repr or a recorded call's repr
     assert "xoxb" not in repr(slack) and "xoxb" not in repr(slack.calls)
@@ -71,8 +74,11 @@ async def test_rate_limit_per_method_and_channel(
 
 
 async def test_sdk_retry_handler_honours_retry_after(slack: SlackDouble) -> None:
-    client = AsyncWebClient(token="xoxb-test-token", base_url=slack.base_url,
-                            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)])
+    client = AsyncWebClient(
+        token="xoxb-test-token",
+        base_url=slack.base_url,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)],
+    )
     slack.rate_limit("chat.postMessage", times=1, retry_after=0)
     response = await client.chat_postMessage(channel="C0GEPETTO", text="retried")
     assert response["ok"]
@@ -99,13 +105,15 @@ async def test_message_lifecycle(slack: SlackDouble, web_client: AsyncWebClient)
     thread = await web_client.chat_postMessage(channel=channel, text="progress", thread_ts=ts)
     assert thread["ts"] > ts and thread["message"]["thread_ts"] == ts
 
-    updated = await web_client.chat_update(channel=channel, ts=ts, text="deploy: active",
-                                           blocks=[_section("✅ active")])
+    updated = await web_client.chat_update(
+        channel=channel, ts=ts, text="deploy: active", blocks=[_section("✅ active")]
+    )
     assert updated["ts"] == ts
     assert slack.messages[(channel, ts)]["text"] == "deploy: active"
     with pytest.raises(SlackApiError) as bad_update:
-        await web_client.chat_update(channel=channel, ts=ts, text="t",
-                                     blocks=[_section("z" * 3001)])
+        await web_client.chat_update(
+            channel=channel, ts=ts, text="t", blocks=[_section("z" * 3001)]
+        )
     assert bad_update.value.response["error"] == "invalid_blocks"
 
     assert (await web_client.chat_delete(channel=channel, ts=ts))["ok"]
@@ -120,23 +128,33 @@ async def test_message_lifecycle(slack: SlackDouble, web_client: AsyncWebClient)
 async def test_ephemeral_views_and_directory(
     slack: SlackDouble, web_client: AsyncWebClient
 ) -> None:
-    ephemeral = await web_client.chat_postEphemeral(channel="C0GEPETTO", user="U0OPERATOR",
-                                                    text="only you")
+    ephemeral = await web_client.chat_postEphemeral(
+        channel="C0GEPETTO", user="U0OPERATOR", text="only you"
+    )
     assert ephemeral["message_ts"]
     with pytest.raises(SlackApiError) as stranger:
         await web_client.chat_postEphemeral(channel="C0GEPETTO", user="U0NOBODY", text="x")
     assert stranger.value.response["error"] == "user_not_in_channel"
 
-    modal = {"type": "modal", "title": {"type": "plain_text", "text": "Deploy"},
-             "blocks": [_section("loading…")]}
+    modal = {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Deploy"},
+        "blocks": [_section("loading…")],
+    }
     opened = await web_client.views_open(trigger_id="123.abc", view=modal)
     view_id = opened["view"]["id"]
-    updated = await web_client.views_update(view_id=view_id, view={**modal,
-                                                                   "blocks": [_section("ready")]})
+    updated = await web_client.views_update(
+        view_id=view_id, view={**modal, "blocks": [_section("ready")]}
+    )
     assert updated["view"]["id"] == view_id
     with pytest.raises(SlackApiError) as long_title:
-        await web_client.views_open(trigger_id="123.abc", view={
-            **modal, "title": {"type": "plain_text", "text": "A title far too long for a modal"}})
+        await web_client.views_open(
+            trigger_id="123.abc",
+            view={
+                **modal,
+                "title": {"type": "plain_text", "text": "A title far too long for a modal"},
+            },
+        )
     assert long_title.value.response["error"] == "invalid_arguments"
 
     info = await web_client.conversations_info(channel="C0GEPETTO")
@@ -160,8 +178,9 @@ async def test_response_url_takes_five_messages_then_expires(slack: SlackDouble)
         for i in range(6):
             async with session.post(url, json={"text": f"reply {i}"}) as response:
                 statuses.append(response.status)
-        async with session.post(slack.new_response_url(),
-                                json={"text": "t", "blocks": [_section("q" * 3001)]}) as bad:
+        async with session.post(
+            slack.new_response_url(), json={"text": "t", "blocks": [_section("q" * 3001)]}
+        ) as bad:
             assert (bad.status, (await bad.json())["error"]) == (400, "invalid_blocks")
     assert statuses == [200] * 5 + [404]
 

@@ -14,29 +14,50 @@ def _section(text: str) -> dict[str, Any]:
 
 
 def _button(text: str = "Go", **extra: Any) -> dict[str, Any]:
-    return {"type": "button", "text": {"type": "plain_text", "text": text}, "action_id": "go",
-            **extra}
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": "go",
+        **extra,
+    }
 
 
 def _table(rows: int, cols: int, cell: str = "x") -> dict[str, Any]:
-    return {"type": "table",
-            "rows": [[{"type": "raw_text", "text": cell}] * cols for _ in range(rows)]}
+    return {
+        "type": "table",
+        "rows": [[{"type": "raw_text", "text": cell}] * cols for _ in range(rows)],
+    }
 
 
 GOOD: list[tuple[str, Any, Any]] = [
     ("text only", "hello", None),
     ("50 blocks", "t", [_section("x")] * 50),
     ("3,000-char section", "t", [_section("a" * 3000)]),
-    ("150-char header", "t",
-     [{"type": "header", "text": {"type": "plain_text", "text": "h" * 150}}]),
-    ("25 buttons", "t", [{"type": "actions",
-                          "elements": [_button(action_id=f"a{i}") for i in range(25)]}]),
-    ("75-char button, 2,000-char value", "t",
-     [{"type": "actions", "elements": [_button("b" * 75, value="v" * 2000)]}]),
+    (
+        "150-char header",
+        "t",
+        [{"type": "header", "text": {"type": "plain_text", "text": "h" * 150}}],
+    ),
+    (
+        "25 buttons",
+        "t",
+        [{"type": "actions", "elements": [_button(action_id=f"a{i}") for i in range(25)]}],
+    ),
+    (
+        "75-char button, 2,000-char value",
+        "t",
+        [{"type": "actions", "elements": [_button("b" * 75, value="v" * 2000)]}],
+    ),
     ("100x20 table", "t", [_table(100, 20)]),
     ("40,000-char text", "a" * 40_000, None),
-    ("divider and context", "t", [{"type": "divider"}, {"type": "context", "elements": [
-        {"type": "mrkdwn", "text": "c" * 2000}]}]),
+    (
+        "divider and context",
+        "t",
+        [
+            {"type": "divider"},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "c" * 2000}]},
+        ],
+    ),
 ]
 
 BAD: list[tuple[str, Any, Any, str]] = [
@@ -46,40 +67,105 @@ BAD: list[tuple[str, Any, Any, str]] = [
     ("51 blocks", "t", [_section("x")] * 51, "invalid_blocks"),
     ("3,001-char section", "t", [_section("a" * 3001)], "invalid_blocks"),
     ("empty section text", "t", [_section("")], "invalid_blocks"),
-    ("151-char header", "t",
-     [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}], "invalid_blocks"),
-    ("mrkdwn header", "t", [{"type": "header", "text": {"type": "mrkdwn", "text": "h"}}],
-     "invalid_blocks"),
-    ("26 buttons", "t", [{"type": "actions",
-                          "elements": [_button(action_id=f"a{i}") for i in range(26)]}],
-     "invalid_blocks"),
-    ("76-char button", "t", [{"type": "actions", "elements": [_button("b" * 76)]}],
-     "invalid_blocks"),
-    ("2,001-char value", "t", [{"type": "actions", "elements": [_button(value="v" * 2001)]}],
-     "invalid_blocks"),
-    ("256-char action_id", "t", [{"type": "actions", "elements": [_button(action_id="a" * 256)]}],
-     "invalid_blocks"),
-    ("duplicate action_id", "t", [{"type": "actions", "elements": [_button(), _button()]}],
-     "invalid_blocks"),
-    ("duplicate block_id", "t", [{**_section("a"), "block_id": "b"}, {**_section("b"),
-                                                                     "block_id": "b"}],
-     "invalid_blocks"),
-    ("11 context elements", "t", [{"type": "context", "elements": [
-        {"type": "mrkdwn", "text": "c"}] * 11}], "invalid_blocks"),
-    ("2,001-char context", "t", [{"type": "context", "elements": [
-        {"type": "mrkdwn", "text": "c" * 2001}]}], "invalid_blocks"),
+    (
+        "151-char header",
+        "t",
+        [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}],
+        "invalid_blocks",
+    ),
+    (
+        "mrkdwn header",
+        "t",
+        [{"type": "header", "text": {"type": "mrkdwn", "text": "h"}}],
+        "invalid_blocks",
+    ),
+    (
+        "26 buttons",
+        "t",
+        [{"type": "actions", "elements": [_button(action_id=f"a{i}") for i in range(26)]}],
+        "invalid_blocks",
+    ),
+    (
+        "76-char button",
+        "t",
+        [{"type": "actions", "elements": [_button("b" * 76)]}],
+        "invalid_blocks",
+    ),
+    (
+        "2,001-char value",
+        "t",
+        [{"type": "actions", "elements": [_button(value="v" * 2001)]}],
+        "invalid_blocks",
+    ),
+    (
+        "256-char action_id",
+        "t",
+        [{"type": "actions", "elements": [_button(action_id="a" * 256)]}],
+        "invalid_blocks",
+    ),
+    (
+        "duplicate action_id",
+        "t",
+        [{"type": "actions", "elements": [_button(), _button()]}],
+        "invalid_blocks",
+    ),
+    (
+        "duplicate block_id",
+        "t",
+        [{**_section("a"), "block_id": "b"}, {**_section("b"), "block_id": "b"}],
+        "invalid_blocks",
+    ),
+    (
+        "11 context elements",
+        "t",
+        [{"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}],
+        "invalid_blocks",
+    ),
+    (
+        "2,001-char context",
+        "t",
+        [{"type": "context", "elements": [{"type": "mrkdwn", "text": "c" * 2001}]}],
+        "invalid_blocks",
+    ),
     ("101-row table", "t", [_table(101, 2)], "invalid_blocks"),
     ("21-column table", "t", [_table(2, 21)], "invalid_blocks"),
     ("two tables", "t", [_table(2, 2), _table(2, 2)], "invalid_blocks"),
     ("empty table cell", "t", [_table(2, 2, cell="")], "invalid_blocks"),
-    ("ragged table", "t", [{"type": "table", "rows": [[{"type": "raw_text", "text": "a"}], [
-        {"type": "raw_text", "text": "a"}, {"type": "raw_text", "text": "b"}]]}],
-     "invalid_blocks"),
+    (
+        "ragged table",
+        "t",
+        [
+            {
+                "type": "table",
+                "rows": [
+                    [{"type": "raw_text", "text": "a"}],
+                    [{"type": "raw_text", "text": "a"}, {"type": "raw_text", "text": "b"}],
+                ],
+            }
+        ],
+        "invalid_blocks",
+    ),
     ("unknown block", "t", [{"type": "carousel_of_doom"}], "invalid_blocks"),
-    ("confirm text too long", "t", [{"type": "actions", "elements": [_button(confirm={
-        "title": {"type": "plain_text", "text": "t"}, "text": {"type": "mrkdwn", "text": "x" * 301},
-        "confirm": {"type": "plain_text", "text": "y"}, "deny": {"type": "plain_text", "text": "n"},
-    })]}], "invalid_blocks"),
+    (
+        "confirm text too long",
+        "t",
+        [
+            {
+                "type": "actions",
+                "elements": [
+                    _button(
+                        confirm={
+                            "title": {"type": "plain_text", "text": "t"},
+                            "text": {"type": "mrkdwn", "text": "x" * 301},
+                            "confirm": {"type": "plain_text", "text": "y"},
+                            "deny": {"type": "plain_text", "text": "n"},
+                        }
+                    )
+                ],
+            }
+        ],
+        "invalid_blocks",
+    ),
     ("blocks not a list", "t", {"type": "section"}, "invalid_blocks_format"),
     ("over the total text budget", "t", [_section("a" * 3000)] * 5, "msg_blocks_too_long"),
 ]
@@ -105,8 +191,11 @@ def test_problems_point_at_the_offending_field() -> None:
 
 
 def test_total_text_counts_every_text_field() -> None:
-    blocks = [_section("abc"), _table(2, 2, cell="xy"), {"type": "actions",
-                                                         "elements": [_button("Go")]}]
+    blocks = [
+        _section("abc"),
+        _table(2, 2, cell="xy"),
+        {"type": "actions", "elements": [_button("Go")]},
+    ]
     assert total_block_text(blocks) == 3 + 8 + 2
 
 
@@ -114,10 +203,18 @@ def test_total_text_counts_every_text_field() -> None:
     ("view", "error"),
     [
         ({"type": "modal", "title": {"type": "plain_text", "text": "Deploy"}, "blocks": []}, None),
-        ({"type": "modal", "title": {"type": "plain_text", "text": "T" * 25}, "blocks": []},
-         "invalid_arguments"),
-        ({"type": "modal", "title": {"type": "plain_text", "text": "T"},
-          "blocks": [_section("x")] * 101}, "invalid_arguments"),
+        (
+            {"type": "modal", "title": {"type": "plain_text", "text": "T" * 25}, "blocks": []},
+            "invalid_arguments",
+        ),
+        (
+            {
+                "type": "modal",
+                "title": {"type": "plain_text", "text": "T"},
+                "blocks": [_section("x")] * 101,
+            },
+            "invalid_arguments",
+        ),
         ({"type": "home", "blocks": [_section("x")] * 100}, None),
         ({"type": "sheet", "blocks": []}, "invalid_arguments"),
     ],

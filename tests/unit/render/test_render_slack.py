@@ -43,14 +43,22 @@ def _table(rows: int, *, cell: str = "chute", cols: int = 3, actions: bool = Fal
     return Table(
         title="scales",
         columns=columns,
-        rows=[{**{f"c{j}": f"{cell}-{i}" for j in range(cols - 1)}, "cost": 1.5}
-              for i in range(rows)],
+        rows=[
+            {**{f"c{j}": f"{cell}-{i}" for j in range(cols - 1)}, "cost": 1.5} for i in range(rows)
+        ],
         data_age_seconds=42,
         actions_per_row=[
-            RowAction(label="Deploy", action_id="deploy", value=f"pa-{i}", style="primary",
-                      confirm=Confirm(title="Deploy?", text="8 GPUs on gpu-1"))
+            RowAction(
+                label="Deploy",
+                action_id="deploy",
+                value=f"pa-{i}",
+                style="primary",
+                confirm=Confirm(title="Deploy?", text="8 GPUs on gpu-1"),
+            )
             for i in range(rows)
-        ] if actions else None,
+        ]
+        if actions
+        else None,
     )
 
 
@@ -88,8 +96,12 @@ def test_row_buttons_carry_the_opaque_value_and_row_number() -> None:
     ("page", "expected_ids", "first_row", "footer"),
     [
         (0, [PAGE_NEXT_ACTION_ID], "chute-0", "rows 1–20 of 500 · page 1/25"),
-        (7, [PAGE_PREV_ACTION_ID, PAGE_NEXT_ACTION_ID], "chute-140",
-         "rows 141–160 of 500 · page 8/25"),
+        (
+            7,
+            [PAGE_PREV_ACTION_ID, PAGE_NEXT_ACTION_ID],
+            "chute-140",
+            "rows 141–160 of 500 · page 8/25",
+        ),
         (24, [PAGE_PREV_ACTION_ID], "chute-480", "rows 481–500 of 500 · page 25/25"),
         (99, [PAGE_PREV_ACTION_ID], "chute-480", "rows 481–500 of 500 · page 25/25"),
     ],
@@ -132,27 +144,42 @@ def test_ephemeral_variant_has_a_share_button() -> None:
     blocks = build_result_blocks(Message(text="hi"), share_value="share-123")
     share = blocks[-1]["elements"][0]
     assert (share["action_id"], share["value"], share["text"]["text"]) == (
-        SHARE_ACTION_ID, "share-123", "Share in channel")
+        SHARE_ACTION_ID,
+        "share-123",
+        "Share in channel",
+    )
 
 
 def test_progress_is_one_line_per_step() -> None:
     blocks = build_progress_blocks(Progress(current=4, detail="pulling image"))
     assert blocks[0]["text"]["text"].split("\n") == [
-        "*deploy*", "✅ claimed", "✅ launch config", "✅ service", "✅ job",
-        "⏳ pod running — pulling image", "▫️ instance verified", "▫️ active",
+        "*deploy*",
+        "✅ claimed",
+        "✅ launch config",
+        "✅ service",
+        "✅ job",
+        "⏳ pod running — pulling image",
+        "▫️ instance verified",
+        "▫️ active",
     ]
     failed = build_progress_blocks(Progress(current=1, failed=True, detail="423 no capacity"))
     assert "❌ launch config — 423 no capacity" in failed[0]["text"]["text"]
 
 
 def test_plan_with_confirm_buttons_and_composite() -> None:
-    plan = PlanView(title="deploy llama", steps=["claim", "launch"], facts={"GPUs": 8},
-                    warnings=["preempts d-1"],
-                    actions=[RowAction(label="Confirm", action_id="confirm", value="pa-9",
-                                       style="primary"),
-                             RowAction(label="Cancel", action_id="cancel", value="pa-9")])
-    message = render_slack(Composite(items=[Message(level="warning", text="stale data"), plan,
-                                            _table(30)]))
+    plan = PlanView(
+        title="deploy llama",
+        steps=["claim", "launch"],
+        facts={"GPUs": 8},
+        warnings=["preempts d-1"],
+        actions=[
+            RowAction(label="Confirm", action_id="confirm", value="pa-9", style="primary"),
+            RowAction(label="Cancel", action_id="cancel", value="pa-9"),
+        ],
+    )
+    message = render_slack(
+        Composite(items=[Message(level="warning", text="stale data"), plan, _table(30)])
+    )
     kinds = [b["type"] for b in message.blocks]
     assert kinds.count("divider") == 2 and kinds.count("table") == 1
     assert message.text == "⚠️ stale data · plan: deploy llama · scales (30 rows)"
@@ -161,40 +188,81 @@ def test_plan_with_confirm_buttons_and_composite() -> None:
 
 # -- fit_message: each case breaks Slack's rules on the way in and is accepted on the way out --
 
+
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
 def _raw_table(rows: int, cols: int, cell: str = "x") -> dict[str, Any]:
-    return {"type": "table", "rows": [[{"type": "raw_text", "text": f"{cell}{r}"}] * cols
-                                      for r in range(rows)]}
+    return {
+        "type": "table",
+        "rows": [[{"type": "raw_text", "text": f"{cell}{r}"}] * cols for r in range(rows)],
+    }
 
 
 FIT_CASES: list[tuple[str, list[dict[str, Any]], str, str]] = [
     ("60 blocks", [_section(f"s{i}") for i in range(60)], "t", "… 11 more blocks not shown"),
     ("4,000-char section", [_section("a" * 4000)], "t", "more chars"),
-    ("code block", [_section("```" + "\n".join(["row " * 20] * 100) + "```")], "t",
-     "more lines"),
+    ("code block", [_section("```" + "\n".join(["row " * 20] * 100) + "```")], "t", "more lines"),
     ("500-row table", [_raw_table(500, 4)], "t", "more rows"),
     ("25-column table", [_raw_table(3, 25)], "t", "… 6 more cols"),
     ("two tables", [_raw_table(3, 2), _raw_table(3, 2)], "t", "```"),
-    ("100-char button", [{"type": "actions", "elements": [{"type": "button", "text": {
-        "type": "plain_text", "text": "b" * 100}, "action_id": "a", "value": "v"}]}], "t",
-     "more chars"),
-    ("30 buttons", [{"type": "actions", "elements": [{"type": "button", "text": {
-        "type": "plain_text", "text": f"b{i}"}, "action_id": f"a{i}"} for i in range(30)]}],
-     "t", "b29"),
-    ("long header", [{"type": "header", "text": {"type": "plain_text", "text": "h" * 400}}], "t",
-     "more chars"),
-    ("12 context elements", [{"type": "context", "elements": [
-        {"type": "mrkdwn", "text": "c" * 1500}] * 12}], "t", "more"),
+    (
+        "100-char button",
+        [
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "b" * 100},
+                        "action_id": "a",
+                        "value": "v",
+                    }
+                ],
+            }
+        ],
+        "t",
+        "more chars",
+    ),
+    (
+        "30 buttons",
+        [
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": f"b{i}"},
+                        "action_id": f"a{i}",
+                    }
+                    for i in range(30)
+                ],
+            }
+        ],
+        "t",
+        "b29",
+    ),
+    (
+        "long header",
+        [{"type": "header", "text": {"type": "plain_text", "text": "h" * 400}}],
+        "t",
+        "more chars",
+    ),
+    (
+        "12 context elements",
+        [{"type": "context", "elements": [{"type": "mrkdwn", "text": "c" * 1500}] * 12}],
+        "t",
+        "more",
+    ),
     ("50,000-char text", [_section("x")], "y" * 50_000, "more chars"),
     ("total text over budget", [_section("a" * 2900) for _ in range(8)], "t", "more"),
 ]
 
 
-@pytest.mark.parametrize(("name", "blocks", "text", "marker"), FIT_CASES,
-                         ids=[c[0] for c in FIT_CASES])
+@pytest.mark.parametrize(
+    ("name", "blocks", "text", "marker"), FIT_CASES, ids=[c[0] for c in FIT_CASES]
+)
 def test_fit_message_makes_it_postable(
     name: str, blocks: list[dict[str, Any]], text: str, marker: str
 ) -> None:
@@ -217,8 +285,19 @@ def test_500_row_table_notice_counts_every_hidden_row() -> None:
 
 def test_fit_keeps_the_navigation_buttons() -> None:
     blocks = [_section(f"s{i}") for i in range(70)]
-    blocks.append({"type": "actions", "elements": [{"type": "button", "text": {
-        "type": "plain_text", "text": "Next ›"}, "action_id": PAGE_NEXT_ACTION_ID, "value": "1"}]})
+    blocks.append(
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Next ›"},
+                    "action_id": PAGE_NEXT_ACTION_ID,
+                    "value": "1",
+                }
+            ],
+        }
+    )
     fitted, _ = fit_message(blocks, "t")
     assert len(fitted) == 50
     assert fitted[-1]["elements"][0]["action_id"] == PAGE_NEXT_ACTION_ID

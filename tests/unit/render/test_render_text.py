@@ -45,7 +45,9 @@ UUID = uuid.UUID("3f2b8c1e-9a7d-4e5f-8b6a-1c2d3e4f5a6b")
         (datetime(2025, 3, 4, 5, 6, tzinfo=UTC), ColumnKind.DATETIME, False, "2025-03-04 05:06Z"),
         (
             datetime(2025, 3, 4, 7, 6, tzinfo=timezone(timedelta(hours=2))),
-            ColumnKind.DATETIME, False, "2025-03-04 05:06Z",
+            ColumnKind.DATETIME,
+            False,
+            "2025-03-04 05:06Z",
         ),
         ("2025-03-04T05:06:00+00:00", ColumnKind.DATETIME, False, "2025-03-04 05:06Z"),
         ("not a date", ColumnKind.DATETIME, False, "not a date"),
@@ -59,8 +61,12 @@ def test_format_cell(value: Cell, kind: ColumnKind, wide: bool, expected: str) -
 
 @pytest.mark.parametrize(
     ("seconds", "expected"),
-    [(42.4, "validator data 42 s old"), (600, "validator data 10 min old"),
-     (9000, "validator data 2.5 h old"), (None, "validator data unavailable")],
+    [
+        (42.4, "validator data 42 s old"),
+        (600, "validator data 10 min old"),
+        (9000, "validator data 2.5 h old"),
+        (None, "validator data unavailable"),
+    ],
 )
 def test_format_age(seconds: float | None, expected: str) -> None:
     assert format_age(seconds, "validator data") == expected
@@ -113,8 +119,12 @@ def test_500_rows_and_4000_char_unicode_cells_render_whole() -> None:
 
 def test_message_plan_progress_and_composite() -> None:
     message = Message(level="error", text="deploy failed", details=["pod crashed", "exit 137"])
-    plan = PlanView(title="deploy llama on gpu-1", steps=["claim 8 GPUs", "create job"],
-                    facts={"value": 1.5}, warnings=["preempts 1 deployment"])
+    plan = PlanView(
+        title="deploy llama on gpu-1",
+        steps=["claim 8 GPUs", "create job"],
+        facts={"value": 1.5},
+        warnings=["preempts 1 deployment"],
+    )
     progress = Progress(current=2, failed=True, detail="409 from the cluster")
     text = render_text(Composite(items=[message, plan, progress]))
     assert text.split("\n\n") == [

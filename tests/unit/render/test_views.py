@@ -86,11 +86,19 @@ def test_json_round_trip_of_every_kind() -> None:
             Table(
                 title="t",
                 columns=[Column(key=k.value, title=k.value, kind=k) for k in ColumnKind],
-                rows=[{
-                    "text": "x", "int": 3, "float": 1.5, "money": 2.25, "percent": 0.5,
-                    "bool": True, "datetime": datetime(2025, 1, 2, 3, 4, tzinfo=UTC),
-                    "duration": timedelta(minutes=5), "id": cell_id,
-                }],
+                rows=[
+                    {
+                        "text": "x",
+                        "int": 3,
+                        "float": 1.5,
+                        "money": 2.25,
+                        "percent": 0.5,
+                        "bool": True,
+                        "datetime": datetime(2025, 1, 2, 3, 4, tzinfo=UTC),
+                        "duration": timedelta(minutes=5),
+                        "id": cell_id,
+                    }
+                ],
                 data_age_seconds=12.0,
                 actions_per_row=[DEPLOY],
             ),

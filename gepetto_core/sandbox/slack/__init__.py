@@ -1,0 +1,46 @@
+"""Slack without Slack: a Web API + Socket Mode double, its Block Kit judge, signing helpers.
+
+double.py    SlackDouble: aiohttp Web API (/api/<method>), response_url, Socket Mode WS
+blockkit.py  check_message / check_view: would Slack accept it? (independent of bot.render)
+signing.py   signed / forged / stale requests and slash-command / block_actions payloads
+"""
+
+from gepetto_core.sandbox.slack.blockkit import (
+    Verdict,
+    check_message,
+    check_view,
+    slack_len,
+    total_block_text,
+)
+from gepetto_core.sandbox.slack.double import RecordedCall, SlackDouble, SocketAck
+from gepetto_core.sandbox.slack.signing import (
+    SignedRequest,
+    block_actions_payload,
+    forged,
+    sign_body,
+    signed_block_actions,
+    signed_slash_command,
+    slack_signature,
+    slash_command_payload,
+    stale,
+)
+
+__all__ = [
+    "RecordedCall",
+    "SignedRequest",
+    "SlackDouble",
+    "SocketAck",
+    "Verdict",
+    "block_actions_payload",
+    "check_message",
+    "check_view",
+    "forged",
+    "sign_body",
+    "signed_block_actions",
+    "signed_slash_command",
+    "slack_len",
+    "slack_signature",
+    "slash_command_payload",
+    "stale",
+    "total_block_text",
+]
