@@ -1,0 +1,1 @@
+"""Benchmarks: they print ratios against baselines measured in the same run (not tests)."""

@@ -1,0 +1,251 @@
+"""Working state of one planning round: the snapshot after the rules, arranged for fast search.
+
+Servers that pass the server rules are grouped by (gpu_type, is_tee, validator), the key of every
+static pair rule. Inside a group, servers are kept in lists by free-GPU count, each sorted by
+cost, so the best server for a chute is found by looking at a few list heads instead of every
+server (the value models fall with cost, see `value.value_bound`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from gepetto_core.scheduling.backoff import BackoffState, backoff_state
+from gepetto_core.scheduling.policy import PlanPolicy
+from gepetto_core.scheduling.reliability import Reliability, flat_reliability, reliability
+from gepetto_core.scheduling.rules import (
+    Reason,
+    Rejection,
+    allowance,
+    chute_rejection,
+    compatibility_rejection,
+    server_rejection,
+)
+from gepetto_core.scheduling.snapshot import ChuteView, ServerView, Snapshot
+from gepetto_core.scheduling.value import ChuteTerms, chute_terms
+
+GroupKey = tuple[str, bool, str]
+NO_LIMIT = 1 << 30
+
+
+@dataclass(eq=False, slots=True)
+class Srv:
+    view: ServerView
+    idx: int
+    cost: float
+    q: float  # server reliability factor
+    free_ids: list[str]
+    pulls_left: int
+    group: Group | None = None
+    # GPU opportunity cost per GPU this pass: what a turned-away slot would have paid here.
+    price: float = 0.0
+    # The slot whose bid set the price: it does not pay its own bid (as in an auction).
+    price_owner: int = 0
+    initial_free: int = 0
+
+    @property
+    def free(self) -> int:
+        return len(self.free_ids)
+
+    @property
+    def sort_key(self) -> tuple[float, int]:
+        return (self.cost, self.idx)
+
+
+@dataclass(eq=False, slots=True)
+class Group:
+    key: GroupKey
+    servers: list[Srv]
+    q_max: float = 1.0
+    min_price: float = 0.0
+    owners: set[int] = field(default_factory=set)
+    # free-GPU count -> servers with exactly that many free (and a pull slot), by cost.
+    by_free: dict[int, list[Srv]] = field(default_factory=dict)
+
+    def add(self, srv: Srv) -> None:
+        if srv.free <= 0 or srv.pulls_left <= 0:
+            return
+        lst = self.by_free.setdefault(srv.free, [])
+        bisect.insort(lst, srv, key=lambda s: s.sort_key)
+
+    def remove(self, srv: Srv) -> None:
+        lst = self.by_free.get(srv.free)
+        if lst is None:
+            return
+        i = bisect.bisect_left(lst, srv.sort_key, key=lambda s: s.sort_key)
+        if i < len(lst) and lst[i] is srv:
+            del lst[i]
+            if not lst:
+                del self.by_free[srv.free]
+
+    def levels(self, need: int) -> Iterator[tuple[int, list[Srv]]]:
+        for free, lst in self.by_free.items():
+            if free >= need:
+                yield free, lst
+
+
+@dataclass(eq=False, slots=True)
+class Slot:
+    """One instance we would like to place (a chute has as many slots as its allowance)."""
+
+    chute: ChuteView
+    terms: ChuteTerms
+    groups: list[Group]
+    pair_factor: dict[str, float]
+    r_max: float
+    blocked: frozenset[str]
+    tier: int  # 0 jobs, 1 whitelisted, 2 the rest
+    job_id: str | None = None
+    density: float = 0.0
+    best_value: float | None = None
+    best_server: Srv | None = None
+
+
+@dataclass(eq=False)
+class Context:
+    snapshot: Snapshot
+    policy: PlanPolicy
+    now: datetime
+    backoff: BackoffState
+    rel: Reliability
+    servers: list[Srv]
+    groups: dict[GroupKey, Group]
+    chute_rejections: dict[str, Rejection]
+    server_rejections: dict[str, Rejection]
+    wanted: dict[str, int]
+    terms: dict[str, ChuteTerms]
+    chute_groups: dict[str, list[Group]]
+    slots: list[Slot] = field(default_factory=list)
+
+
+def _chute_groups(chute: ChuteView, groups: dict[GroupKey, Group]) -> list[Group]:
+    out: list[Group] = []
+    for key, grp in groups.items():
+        gpu_type, is_tee, validator = key
+        if (
+            gpu_type in chute.supported_gpus
+            and is_tee == chute.tee
+            and validator == chute.validator
+        ):
+            out.append(grp)
+    return out
+
+
+def build_context(
+    snapshot: Snapshot, policy: PlanPolicy, now: datetime, rng: random.Random
+) -> Context:
+    backoff = backoff_state(snapshot.failures, now, policy.backoff)
+    if policy.value_model == "expected":
+        rel = reliability(snapshot.failures, now, policy.reliability, policy.backoff)
+    else:
+        rel = flat_reliability(policy.reliability)
+
+    pending_on: dict[str, int] = {}
+    for d in snapshot.deployments:
+        if d.pending:
+            pending_on[d.server_id] = pending_on.get(d.server_id, 0) + 1
+
+    order = list(range(len(snapshot.servers)))
+    rng.shuffle(order)  # ties in cost are broken at random, not by input order
+    servers: list[Srv] = []
+    groups: dict[GroupKey, Group] = {}
+    server_rejections: dict[str, Rejection] = {}
+    limit = policy.max_pending_per_server
+    for rank, i in enumerate(order):
+        view = snapshot.servers[i]
+        pending = pending_on.get(view.server_id, 0)
+        rej = server_rejection(view, policy, backoff, pending)
+        if rej is not None:
+            server_rejections[view.server_id] = rej
+            continue
+        free_ids = view.free_gpu_ids()
+        q = rel.server_factor.get(view.server_id, 1.0) if policy.value_model == "expected" else 1.0
+        srv = Srv(
+            view=view,
+            idx=rank,
+            cost=view.hourly_cost,
+            q=q,
+            free_ids=free_ids,
+            pulls_left=NO_LIMIT if limit is None else limit - pending,
+            initial_free=len(free_ids),
+        )
+        key: GroupKey = (view.gpu_type, view.is_tee, view.validator)
+        grp = groups.get(key)
+        if grp is None:
+            grp = groups[key] = Group(key=key, servers=[])
+        srv.group = grp
+        grp.servers.append(srv)
+        servers.append(srv)
+    for grp in groups.values():
+        grp.q_max = max((s.q for s in grp.servers), default=1.0)
+        for s in grp.servers:
+            grp.add(s)
+
+    ctx = Context(
+        snapshot=snapshot,
+        policy=policy,
+        now=now,
+        backoff=backoff,
+        rel=rel,
+        servers=servers,
+        groups=groups,
+        chute_rejections={},
+        server_rejections=server_rejections,
+        wanted={},
+        terms={},
+        chute_groups={},
+    )
+    _build_slots(ctx)
+    return ctx
+
+
+def _build_slots(ctx: Context) -> None:
+    snapshot, policy = ctx.snapshot, ctx.policy
+    total_free = sum(s.free for s in ctx.servers)
+    # Pair evidence grouped once per chute (the ledger may be long).
+    factors_by_chute: dict[str, dict[str, float]] = {}
+    if policy.value_model == "expected":
+        for (chute_id, server_id), f in ctx.rel.pair_factor.items():
+            factors_by_chute.setdefault(chute_id, {})[server_id] = f
+    blocked_by_chute: dict[str, set[str]] = {}
+    for chute_id, server_id in ctx.backoff.pairs:
+        blocked_by_chute.setdefault(chute_id, set()).add(server_id)
+    for chute in snapshot.chutes:
+        terms = chute_terms(chute, policy, ctx.rel)
+        groups = _chute_groups(chute, ctx.groups)
+        ctx.chute_groups[chute.chute_id] = groups
+        if terms is not None:
+            ctx.terms[chute.chute_id] = terms
+        factors = factors_by_chute.get(chute.chute_id, {})
+        r_max = max(1.0, *factors.values()) if factors else 1.0
+        blocked = frozenset(blocked_by_chute.get(chute.chute_id, ()))
+        # Jobs: the validator asked for them; only a ban or a stale version stops them.
+        if chute.job_ids and terms is not None and not chute.ban_reason and chute.at_remote_version:
+            for job_id in chute.job_ids:
+                ctx.slots.append(
+                    Slot(chute, terms, groups, factors, r_max, blocked, tier=0, job_id=job_id)
+                )
+        rej = chute_rejection(chute, snapshot, policy, ctx.backoff)
+        if rej is None and terms is None:
+            rej = Rejection(Reason.NO_METRICS, "the value model cannot value this chute")
+        if rej is not None:
+            ctx.chute_rejections[chute.chute_id] = rej
+            ctx.wanted[chute.chute_id] = 0
+            continue
+        assert terms is not None
+        free, _ = allowance(chute, snapshot)
+        copies = min(free, total_free // max(1, chute.gpu_count))
+        ctx.wanted[chute.chute_id] = free
+        tier = 1 if chute.chute_id in snapshot.whitelist else 2
+        for _ in range(copies):
+            ctx.slots.append(Slot(chute, terms, groups, factors, r_max, blocked, tier=tier))
+
+
+def compatible_servers(ctx: Context, chute: ChuteView) -> Iterator[tuple[Srv, Rejection | None]]:
+    """Every server that passed the server rules, with the static pair rule that rejects it."""
+    for srv in ctx.servers:
+        yield srv, compatibility_rejection(chute, srv.view)

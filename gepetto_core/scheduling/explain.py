@@ -1,0 +1,258 @@
+"""Why a chute was or was not placed, and the operator's ranking views (`scales`, `chutes`)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from gepetto_core.errors import NotFoundError
+from gepetto_core.scheduling.context import Slot, Srv, build_context
+from gepetto_core.scheduling.plan import Plan
+from gepetto_core.scheduling.planner import slot_value
+from gepetto_core.scheduling.policy import PlanPolicy
+from gepetto_core.scheduling.rules import Reason, Rejection, compatibility_rejection, pair_rejection
+from gepetto_core.scheduling.snapshot import Snapshot
+
+Verdict = Literal["placed", "skipped", "never_eligible"]
+
+# Rules that say the chute could not be placed anywhere this round whatever the fleet looked like.
+_NEVER = {
+    Reason.BANNED,
+    Reason.NO_CORDS,
+    Reason.NOT_SCALABLE,
+    Reason.UPDATE_IN_PROGRESS,
+    Reason.STALE_VERSION,
+    Reason.NO_MULTIPLIER,
+    Reason.NO_METRICS,
+    Reason.NOT_WHITELISTED,
+    Reason.NO_ALLOWANCE,
+    Reason.VALIDATOR_MISMATCH,
+    Reason.TEE_MISMATCH,
+    Reason.GPU_UNSUPPORTED,
+    Reason.NO_SERVER,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    chute_id: str
+    name: str
+    verdict: Verdict
+    placed: int
+    wanted: int
+    rule: Reason | None
+    detail: str
+    best_server_id: str | None
+    best_value: float | None
+    needed_value: float | None
+
+    def __str__(self) -> str:
+        head = f"{self.name} ({self.chute_id}): {self.verdict}"
+        if self.verdict == "placed":
+            head += f" {self.placed} of {self.wanted}"
+        parts = [head]
+        if self.rule is not None:
+            parts.append(f"rule {self.rule.value}: {self.detail}")
+        elif self.detail:
+            parts.append(self.detail)
+        if self.best_server_id is not None and self.best_value is not None:
+            parts.append(f"best server {self.best_server_id} worth {self.best_value:.3f}/h")
+        if self.needed_value:
+            parts.append(f"needed more than {self.needed_value:.3f}/h")
+        return "; ".join(parts)
+
+
+def explain(snapshot: Snapshot, plan: Plan, chute_id: str) -> Explanation:
+    chute = snapshot.chute_by_id.get(chute_id)
+    if chute is None:
+        raise NotFoundError("chute", chute_id, [c for c in snapshot.chute_by_id if chute_id in c])
+    decision = plan.decisions.get(chute_id)
+    placements = [p for p in plan.placements if p.chute_id == chute_id]
+    preempts = [p for p in plan.preemptions if p.placement.chute_id == chute_id]
+    if decision is None:
+        return Explanation(
+            chute_id,
+            chute.name,
+            "never_eligible",
+            0,
+            0,
+            None,
+            "not considered by this plan",
+            None,
+            None,
+            None,
+        )
+    rej: Rejection | None = decision.rejection
+    if placements:
+        detail = placements[0].reason
+        return Explanation(
+            chute_id,
+            chute.name,
+            "placed",
+            len(placements),
+            decision.wanted,
+            rej.reason if rej else None,
+            rej.detail if rej else detail,
+            placements[0].server_id,
+            placements[0].value,
+            decision.needed_value,
+        )
+    if preempts:
+        p = preempts[0]
+        state = "confirmed" if p.confirmed else "proposed (needs the next round too)"
+        return Explanation(
+            chute_id,
+            chute.name,
+            "placed",
+            0,
+            decision.wanted,
+            None,
+            f"preemption {state}: {p.reason}",
+            p.placement.server_id,
+            p.placement.value,
+            None,
+        )
+    verdict: Verdict = "never_eligible" if rej is not None and rej.reason in _NEVER else "skipped"
+    return Explanation(
+        chute_id,
+        chute.name,
+        verdict,
+        0,
+        decision.wanted,
+        rej.reason if rej else None,
+        rej.detail if rej else "",
+        decision.best_server_id,
+        decision.best_value,
+        decision.needed_value,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PairRank:
+    chute_id: str
+    chute_name: str
+    server_id: str
+    server_name: str
+    gpu_type: str
+    gpu_count: int
+    value: float
+    hourly_cost: float  # $ per hour for all the chute's GPUs on this server
+    fits_now: bool
+    reason: str | None  # why it does not fit now
+
+
+def rank_pairs(
+    snapshot: Snapshot,
+    policy: PlanPolicy,
+    now: datetime,
+    gpu_filter: str | None = None,
+    server_filter: str | None = None,
+    limit: int | None = 50,
+) -> list[PairRank]:
+    """Best chute x server combinations for the `scales` view, with value and whether they fit
+    now. Chutes the rules reject are listed with the rule as the reason."""
+    ctx = build_context(snapshot, policy, now, random.Random(0))
+    firsts: dict[str, Slot] = {}
+    for candidate in ctx.slots:
+        if candidate.job_id is None:
+            firsts.setdefault(candidate.chute.chute_id, candidate)
+    servers = [
+        s
+        for s in snapshot.servers
+        if (gpu_filter is None or s.gpu_type == gpu_filter)
+        and (server_filter is None or server_filter in (s.server_id, s.name))
+    ]
+    usable = {s.view.server_id: s for s in ctx.servers}
+    out: list[PairRank] = []
+    for chute in snapshot.chutes:
+        terms = ctx.terms.get(chute.chute_id)
+        if terms is None:
+            continue
+        slot = firsts.get(chute.chute_id)
+        chute_rej = ctx.chute_rejections.get(chute.chute_id)
+        for view in servers:
+            if compatibility_rejection(chute, view) is not None:
+                continue
+            srv: Srv | None = usable.get(view.server_id)
+            probe = (
+                slot
+                if slot is not None
+                else Slot(
+                    chute, terms, ctx.chute_groups.get(chute.chute_id, []), {}, 1.0, frozenset(), 2
+                )
+            )
+            if srv is None:
+                q_srv = Srv(view, 0, view.hourly_cost, 1.0, view.free_gpu_ids(), 1)
+                value = slot_value(probe, q_srv)
+                reason: str | None = str(ctx.server_rejections.get(view.server_id, "unusable"))
+            else:
+                value = slot_value(probe, srv)
+                pair = pair_rejection(chute, view, srv.free, ctx.backoff)
+                reason = str(chute_rej) if chute_rej else (str(pair) if pair else None)
+                if reason is None and value <= policy.min_value:
+                    reason = str(Rejection(Reason.UNPROFITABLE, f"value {value:.3f} <= floor"))
+            out.append(
+                PairRank(
+                    chute.chute_id,
+                    chute.name,
+                    view.server_id,
+                    view.name,
+                    view.gpu_type,
+                    chute.gpu_count,
+                    value,
+                    view.hourly_cost * chute.gpu_count,
+                    reason is None,
+                    reason,
+                )
+            )
+    out.sort(key=lambda r: (not r.fits_now, -r.value))
+    return out if limit is None else out[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class ChuteRank:
+    chute_id: str
+    name: str
+    gpu_count: int
+    multiplier: float
+    expected_multiplier: float
+    p_survive: float
+    # Value model score per instance before server cost ($/h for "expected").
+    score: float
+    eligible: bool
+    reason: str | None
+
+
+def rank_chutes(
+    snapshot: Snapshot,
+    policy: PlanPolicy,
+    now: datetime,
+    gpu_filter: str | None = None,
+    limit: int | None = None,
+) -> list[ChuteRank]:
+    """The `chutes` view: every chute by what one more instance is worth, with its rule."""
+    ctx = build_context(snapshot, policy, now, random.Random(0))
+    out: list[ChuteRank] = []
+    for chute in snapshot.chutes:
+        if gpu_filter is not None and gpu_filter not in chute.supported_gpus:
+            continue
+        terms = ctx.terms.get(chute.chute_id)
+        rej = ctx.chute_rejections.get(chute.chute_id)
+        score = 0.0 if terms is None else terms.scale * (chute.gpu_count if terms.ratio else 1)
+        out.append(
+            ChuteRank(
+                chute.chute_id,
+                chute.name,
+                chute.gpu_count,
+                chute.effective_compute_multiplier,
+                terms.expected_multiplier if terms else chute.effective_compute_multiplier,
+                terms.p_survive if terms else 0.0,
+                score,
+                rej is None,
+                str(rej) if rej else None,
+            )
+        )
+    out.sort(key=lambda r: (not r.eligible, -r.score))
+    return out if limit is None else out[:limit]

@@ -1,0 +1,639 @@
+"""The batch planner: one round places as many instances as are worth placing, fleet-wide.
+
+Algorithm (spec `scheduling.md` §4.2, measured against the LP bound by `bench/bench_planner.py`):
+
+1. Every chute that passes the rules gets one slot per instance its allowance permits; each
+   slot's density is its best value per GPU. Jobs go first, then whitelisted chutes, then the
+   rest, each tier by density.
+2. Greedy: each slot takes the server that maximises value minus the GPU opportunity cost of
+   the server's group; servers within `best_fit_window` of the best are ties, broken by the
+   tightest fit (fewest GPUs left over) so empty boxes stay free for 8-GPU chutes.
+3. Opportunity cost: a group that ran out of GPUs for a slot that was left unplaced is priced
+   at that slot's value per GPU, and the greedy runs again, so a chute that can use cheap GPUs
+   stops taking the H200s a better-paying H200-only chute needs. The best pass is kept.
+4. Repair: an unplaced slot may evict lower-value new placements from one server when that is a
+   net gain; the evicted ones then look for room elsewhere.
+
+Pure: `now` and `rng` are arguments; rng only breaks exact cost ties between servers.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from datetime import datetime
+
+from gepetto_core.scheduling.context import Context, GroupKey, Slot, Srv, build_context
+from gepetto_core.scheduling.plan import ChuteDecision, Placement, Plan
+from gepetto_core.scheduling.policy import PlanPolicy
+from gepetto_core.scheduling.rules import Reason, Rejection, pair_rejection
+from gepetto_core.scheduling.snapshot import Snapshot
+from gepetto_core.scheduling.value import MIN_COST
+
+_EPS = 1e-9
+
+
+@dataclass(eq=False, slots=True)
+class Assign:
+    slot: Slot
+    srv: Srv
+    value: float
+    gpu_ids: list[str]
+
+
+def slot_value(slot: Slot, srv: Srv) -> float:
+    t = slot.terms
+    if t.ratio:
+        return t.scale / max(srv.cost, MIN_COST)
+    q = srv.q
+    if slot.pair_factor:
+        q *= slot.pair_factor.get(srv.view.server_id, 1.0)
+    return t.scale * q - t.cost_weight * srv.cost
+
+
+def search(
+    slot: Slot,
+    floor: float,
+    window: float,
+    use_prices: bool = True,
+    per_group: dict[GroupKey, float] | None = None,
+) -> tuple[Srv, float] | None:
+    """The server this slot should take now, and its value there; None if nothing fits.
+
+    Servers are compared by value minus their GPU opportunity cost (`Srv.price`); those within
+    `window` of the best are ties, won by the tightest fit."""
+    g = slot.chute.gpu_count
+    t = slot.terms
+    scale, cw, ratio = t.scale, t.cost_weight, t.ratio
+    blocked = slot.blocked
+    factors = slot.pair_factor
+    cands: list[tuple[float, int, Srv, float]] = []
+    for grp in slot.groups:
+        qb = grp.q_max * slot.r_max
+        min_pg = grp.min_price * g if use_prices and id(slot) not in grp.owners else 0.0
+        group_best = -math.inf
+        for free, lst in grp.by_free.items():
+            if free < g:
+                continue
+            lb: Srv | None = None
+            lb_adj = -math.inf
+            lb_v = 0.0
+            for srv in lst:
+                cost = srv.cost
+                bound = scale / max(cost, MIN_COST) if ratio else scale * qb - cw * cost
+                if bound <= floor or bound - min_pg <= lb_adj:
+                    break  # lists are sorted by cost: nobody further on can do better
+                sid = srv.view.server_id
+                if blocked and sid in blocked:
+                    continue
+                if ratio:
+                    v = bound
+                else:
+                    q = srv.q * factors.get(sid, 1.0) if factors else srv.q
+                    v = scale * q - cw * cost
+                if v <= floor:
+                    continue
+                adj = v - srv.price * g if use_prices and srv.price_owner != id(slot) else v
+                if adj > lb_adj:
+                    lb, lb_adj, lb_v = srv, adj, v
+                if v > group_best:
+                    group_best = v
+            if lb is not None:
+                cands.append((lb_adj, free - g, lb, lb_v))
+        if per_group is not None and group_best > -math.inf:
+            per_group[grp.key] = group_best
+    if not cands:
+        return None
+    top = max(c[0] for c in cands)
+    tol = window * abs(top)
+    pick = min((c for c in cands if c[0] >= top - tol), key=lambda c: (c[1], -c[0]))
+    return pick[2], pick[3]
+
+
+class _State:
+    """Free GPUs and pull slots per server, restorable between greedy passes."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.initial = {id(s): (list(s.free_ids), s.pulls_left) for s in ctx.servers}
+
+    def reset(self) -> None:
+        for grp in self.ctx.groups.values():
+            grp.by_free.clear()
+        for s in self.ctx.servers:
+            ids, pulls = self.initial[id(s)]
+            s.free_ids = list(ids)
+            s.pulls_left = pulls
+            assert s.group is not None
+            s.group.add(s)
+
+    @staticmethod
+    def take(srv: Srv, g: int) -> list[str]:
+        grp = srv.group
+        assert grp is not None
+        grp.remove(srv)
+        ids = srv.free_ids[:g]
+        srv.free_ids = srv.free_ids[g:]
+        srv.pulls_left -= 1
+        grp.add(srv)
+        return ids
+
+    @staticmethod
+    def give_back(srv: Srv, ids: list[str]) -> None:
+        grp = srv.group
+        assert grp is not None
+        grp.remove(srv)
+        srv.free_ids = srv.free_ids + ids
+        srv.pulls_left += 1
+        grp.add(srv)
+
+
+def _greedy(slots: list[Slot], floor: float, window: float) -> tuple[list[Assign], list[Slot]]:
+    placed: list[Assign] = []
+    unplaced: list[Slot] = []
+    for slot in slots:
+        found = search(slot, floor, window)
+        if found is None:
+            unplaced.append(slot)
+            continue
+        srv, v = found
+        placed.append(Assign(slot, srv, v, _State.take(srv, slot.chute.gpu_count)))
+    return placed, unplaced
+
+
+def _prices(
+    ctx: Context,
+    placed: list[Assign],
+    unplaced: list[Slot],
+    group_values: dict[int, dict[GroupKey, float]],
+) -> dict[int, tuple[float, int]]:
+    """Per-GPU opportunity cost of each server, from what a pass denied other slots.
+
+    - A server is priced at the best value per GPU of a turned-away slot it could have hosted
+      on its own (enough free GPUs at the start of the round, not at the end): this prices
+      scarce GPU types and the empty boxes 8-GPU chutes need.
+    - A slot that ended up on a worse server than its best one prices its best server at what
+      it lost per GPU (like a bid in an auction)."""
+    prices: dict[int, tuple[float, int]] = {}
+    for a in placed:
+        best = a.slot.best_server
+        if best is not None and best is not a.srv and a.slot.best_value is not None:
+            regret = (a.slot.best_value - a.value) / a.slot.chute.gpu_count
+            if regret > prices.get(best.idx, (0.0, 0))[0]:
+                prices[best.idx] = (regret, id(a.slot))
+    demand: dict[tuple[GroupKey, int], tuple[float, int]] = {}
+    for slot in unplaced:
+        g = slot.chute.gpu_count
+        values = group_values.get(id(slot), {})
+        for key, v in values.items():
+            density = v / g
+            if density > demand.get((key, g), (0.0, 0))[0]:
+                demand[(key, g)] = (density, id(slot))
+    if not demand:
+        return prices
+    for grp in ctx.groups.values():
+        levels = [(g, d) for (key, g), d in demand.items() if key == grp.key]
+        # Only a group with no room left for that size turned the slot away.
+        levels = [(g, d) for g, d in levels if not any(f >= g for f in grp.by_free)]
+        if not levels:
+            continue
+        for srv in grp.servers:
+            p = prices.get(srv.idx, (0.0, 0))
+            for g, d in levels:
+                if srv.initial_free >= g and d[0] > p[0]:
+                    p = d
+            if p[0] > 0:
+                prices[srv.idx] = p
+    return prices
+
+
+def _apply_prices(ctx: Context, prices: dict[int, tuple[float, int]]) -> None:
+    for srv in ctx.servers:
+        srv.price, srv.price_owner = prices.get(srv.idx, (0.0, 0))
+    for grp in ctx.groups.values():
+        grp.min_price = min((s.price for s in grp.servers), default=0.0)
+        grp.owners = {s.price_owner for s in grp.servers if s.price > 0}
+
+
+class _Book:
+    """Placements indexed by server, with an undo log so a repair can be tried and reverted."""
+
+    def __init__(self, placed: list[Assign]) -> None:
+        self.placed = placed
+        self.on: dict[int, list[Assign]] = {}
+        for a in placed:
+            self.on.setdefault(id(a.srv), []).append(a)
+        self.log: list[tuple[str, Assign]] = []
+
+    def add(self, slot: Slot, srv: Srv, value: float) -> Assign:
+        a = Assign(slot, srv, value, _State.take(srv, slot.chute.gpu_count))
+        self.placed.append(a)
+        self.on.setdefault(id(srv), []).append(a)
+        self.log.append(("add", a))
+        return a
+
+    def drop(self, a: Assign) -> None:
+        _State.give_back(a.srv, a.gpu_ids)
+        self.placed.remove(a)
+        self.on[id(a.srv)].remove(a)
+        self.log.append(("drop", a))
+
+    def undo_to(self, mark: int) -> None:
+        while len(self.log) > mark:
+            op, a = self.log.pop()
+            if op == "add":
+                _State.give_back(a.srv, a.gpu_ids)
+                self.placed.remove(a)
+                self.on[id(a.srv)].remove(a)
+            else:
+                a.gpu_ids = _State.take(a.srv, a.slot.chute.gpu_count)
+                self.placed.append(a)
+                self.on.setdefault(id(a.srv), []).append(a)
+
+
+def _try_evict(
+    book: _Book, u: Slot, srv: Srv, v: float, floor: float, window: float
+) -> float | None:
+    """Place `u` on `srv` by evicting its cheapest new placements, which then look for room
+    elsewhere. Returns the net gain, leaving the change applied (None: not possible)."""
+    g = u.chute.gpu_count
+    need = g - srv.free
+    lost = 0.0
+    for a in sorted(book.on.get(id(srv), []), key=lambda a: a.value / a.slot.chute.gpu_count):
+        if need <= 0 and srv.pulls_left > 0:
+            break
+        if a.slot.tier < u.tier:
+            continue  # never displace a job or a whitelisted chute for less
+        book.drop(a)
+        lost += a.value
+        need -= a.slot.chute.gpu_count
+    if need > 0 or srv.pulls_left <= 0:
+        return None
+    evicted = [a for op, a in book.log if op == "drop" and a.srv is srv]
+    book.add(u, srv, v)
+    gain = v - lost
+    for a in evicted:
+        if any(b.slot is a.slot for b in book.placed):
+            continue
+        found = search(a.slot, floor, window, use_prices=False)
+        if found is not None:
+            book.add(a.slot, found[0], found[1])
+            gain += found[1]
+    return gain
+
+
+def _repair(
+    placed: list[Assign], unplaced: list[Slot], floor: float, window: float, budget: int
+) -> tuple[list[Assign], list[Slot]]:
+    """Give unplaced slots room by evicting lower-value new placements (which may move)."""
+    book = _Book(placed)
+    min_density: dict[GroupKey, float] = {}
+    for a in placed:
+        assert a.srv.group is not None
+        d = a.value / a.slot.chute.gpu_count
+        key = a.srv.group.key
+        if d < min_density.get(key, math.inf):
+            min_density[key] = d
+    tried = 0
+    for u in unplaced:
+        if tried >= budget:
+            break
+        if any(a.slot is u for a in book.placed):
+            continue
+        g = u.chute.gpu_count
+        need_density = (u.best_value or 0.0) / g
+        groups = [grp for grp in u.groups if min_density.get(grp.key, math.inf) < need_density]
+        if not groups:
+            continue
+        tried += 1
+        # Rank servers by what eviction would cost before anybody moves; try the best few.
+        options: list[tuple[float, Srv, float]] = []
+        for grp in groups:
+            for srv in grp.servers:
+                if u.blocked and srv.view.server_id in u.blocked:
+                    continue
+                mine = book.on.get(id(srv), [])
+                if srv.free + sum(a.slot.chute.gpu_count for a in mine) < g:
+                    continue
+                v = slot_value(u, srv)
+                if v <= floor:
+                    continue
+                need = g - srv.free
+                lost = 0.0
+                for a in sorted(mine, key=lambda a: a.value / a.slot.chute.gpu_count):
+                    if need <= 0:
+                        break
+                    lost += a.value
+                    need -= a.slot.chute.gpu_count
+                options.append((v - lost, srv, v))
+        options.sort(key=lambda o: -o[0])
+        best: tuple[float, Srv, float] | None = None
+        for _, srv, v in options[:3]:
+            mark = len(book.log)
+            gain = _try_evict(book, u, srv, v, floor, window)
+            book.undo_to(mark)
+            if gain is not None and gain > _EPS and (best is None or gain > best[0]):
+                best = (gain, srv, v)
+        if best is not None:
+            _try_evict(book, u, best[1], best[2], floor, window)
+            book.log.clear()
+    placed_slots = {id(a.slot) for a in book.placed}
+    still = [s for s in unplaced if id(s) not in placed_slots]
+    return book.placed, still
+
+
+def _compatible(slot: Slot, srv: Srv) -> bool:
+    return srv.group in slot.groups and not (slot.blocked and srv.view.server_id in slot.blocked)
+
+
+def _targets(a: Assign, limit: int) -> list[tuple[float, Srv]]:
+    """Servers where `a` would be worth more than where it is, best first."""
+    out: list[tuple[float, Srv]] = []
+    for grp in a.slot.groups:
+        for srv in grp.servers:
+            if srv is a.srv or (a.slot.blocked and srv.view.server_id in a.slot.blocked):
+                continue
+            v = slot_value(a.slot, srv)
+            if v > a.value + _EPS:
+                out.append((v, srv))
+    out.sort(key=lambda o: -o[0])
+    return out[:limit]
+
+
+def _move(book: _Book, a: Assign, target: Srv, floor: float) -> float | None:
+    """Move `a` to `target`, sending the occupants it displaces to the server it leaves.
+    Returns the gain with the change applied, or None (nothing changed)."""
+    g = a.slot.chute.gpu_count
+    home = a.srv
+    need = g - target.free
+    room = home.free + g  # what the home server offers once `a` has left
+    victims: list[tuple[Assign, float]] = []
+    gain = slot_value(a.slot, target) - a.value
+    if need > 0:
+        options = []
+        for b in book.on.get(id(target), []):
+            gb = b.slot.chute.gpu_count
+            if gb > room or b.slot.tier < a.slot.tier or not _compatible(b.slot, home):
+                continue
+            vb = slot_value(b.slot, home)
+            if vb > floor:
+                options.append((b.value - vb, b, vb))
+        options.sort(key=lambda o: o[0] / o[1].slot.chute.gpu_count)
+        used = 0
+        for loss, b, vb in options:
+            gb = b.slot.chute.gpu_count
+            if used + gb > room:
+                continue
+            victims.append((b, vb))
+            gain -= loss
+            used += gb
+            if used >= need:
+                break
+        if used < need:
+            return None
+    if gain <= _EPS or target.pulls_left + len(victims) <= 0:
+        return None
+    book.drop(a)
+    for b, _ in victims:
+        book.drop(b)
+    book.add(a.slot, target, slot_value(a.slot, target))
+    for b, vb in victims:
+        book.add(b.slot, home, vb)
+    return gain
+
+
+def _improve(placed: list[Assign], floor: float, budget: int, rounds: int = 2) -> list[Assign]:
+    """Local search: move placed slots to servers where they are worth more, swapping the
+    displaced occupants back to the server they leave, while that raises the total."""
+    book = _Book(placed)
+    for _ in range(rounds):
+        moved = 0
+        regret = [
+            a
+            for a in book.placed
+            if a.slot.best_value is not None and a.value < a.slot.best_value - _EPS
+        ]
+        regret.sort(key=lambda a: (a.value - (a.slot.best_value or 0.0)) / a.slot.chute.gpu_count)
+        for a in regret[:budget]:
+            if a not in book.placed:
+                continue  # it moved already as somebody's victim
+            for _, target in _targets(a, 4):
+                if _move(book, a, target, floor) is not None:
+                    moved += 1
+                    break
+        book.log.clear()
+        if not moved:
+            break
+    return book.placed
+
+
+def _solve(ctx: Context) -> tuple[list[Assign], list[Slot]]:
+    policy = ctx.policy
+    floor = policy.min_value
+    window = policy.best_fit_window
+    state = _State(ctx)
+
+    # Each slot's best value on the empty fleet gives its density and per-group values.
+    group_values: dict[int, dict[GroupKey, float]] = {}
+    best_cache: dict[str, tuple[tuple[Srv, float] | None, dict[GroupKey, float]]] = {}
+    slots: list[Slot] = []
+    for slot in ctx.slots:
+        cid = slot.chute.chute_id
+        if cid not in best_cache:
+            per_group: dict[GroupKey, float] = {}
+            best_cache[cid] = (search(slot, floor, window, False, per_group), per_group)
+        found, group_values[id(slot)] = best_cache[cid]
+        if found is None:
+            continue
+        slot.best_server, slot.best_value = found
+        slot.density = found[1] / max(1, slot.chute.gpu_count)
+        slots.append(slot)
+    slots.sort(key=lambda s: (s.tier, -s.density))
+
+    best_placed: list[Assign] = []
+    best_unplaced: list[Slot] = list(slots)
+    best_total = -math.inf
+    best_prices: dict[int, tuple[float, int]] = {}
+    prices: dict[int, tuple[float, int]] = {}
+    for _ in range(max(1, policy.opportunity_passes)):
+        state.reset()
+        _apply_prices(ctx, prices)
+        placed, unplaced = _greedy(slots, floor, window)
+        total = sum(a.value for a in placed)
+        if total > best_total + _EPS:
+            best_total, best_placed, best_unplaced = total, placed, unplaced
+            best_prices = prices
+        new_prices = _prices(ctx, placed, unplaced, group_values)
+        if not new_prices:
+            break
+        if new_prices == prices:
+            break
+        prices = new_prices
+
+    # Replay the best pass so server state matches it, then repair.
+    state.reset()
+    _apply_prices(ctx, best_prices)
+    for a in best_placed:
+        a.gpu_ids = _State.take(a.srv, a.slot.chute.gpu_count)
+    placed, unplaced = best_placed, best_unplaced
+    if policy.repair:
+        placed = _improve(placed, floor, budget=200)
+    if policy.repair and unplaced:
+        placed, unplaced = _repair(placed, unplaced, floor, window, budget=500)
+    return placed, unplaced
+
+
+def _diagnose(ctx: Context, slot: Slot) -> Rejection:
+    """Why a chute that passed the chute rules had no server at all."""
+    chute = slot.chute
+    if not slot.groups:
+        if not ctx.servers:
+            return Rejection(Reason.NO_SERVER, "no server passes the server rules")
+        from gepetto_core.scheduling.rules import compatibility_rejection
+
+        first = compatibility_rejection(chute, ctx.servers[0].view)
+        reasons = {compatibility_rejection(chute, s.view) for s in ctx.servers}
+        reasons.discard(None)
+        if len(reasons) == 1 and first is not None:
+            return first
+        types = ", ".join(sorted(chute.supported_gpus))
+        return Rejection(Reason.NO_SERVER, f"no {'TEE ' if chute.tee else ''}server with {types}")
+    fitting = [
+        s
+        for grp in slot.groups
+        for s in grp.servers
+        if s.free >= chute.gpu_count and s.pulls_left > 0
+    ]
+    if not fitting:
+        return Rejection(
+            Reason.NOT_ENOUGH_GPUS,
+            f"no compatible server has {chute.gpu_count} free verified GPUs",
+        )
+    for srv in fitting:
+        rej = pair_rejection(chute, srv.view, srv.free, ctx.backoff)
+        if rej is None:
+            v = slot_value(slot, srv)
+            return Rejection(
+                Reason.UNPROFITABLE,
+                f"best value {v:.3f} <= floor {ctx.policy.min_value:.3f}",
+            )
+    last = pair_rejection(chute, fitting[0].view, fitting[0].free, ctx.backoff)
+    assert last is not None
+    return last
+
+
+def _decisions(
+    ctx: Context,
+    placements: list[Placement],
+    unplaced: list[Slot],
+) -> dict[str, ChuteDecision]:
+    placed_count: dict[str, int] = {}
+    for p in placements:
+        if p.job_id is None:
+            placed_count[p.chute_id] = placed_count.get(p.chute_id, 0) + 1
+    first_slot: dict[str, Slot] = {}
+    for candidate in ctx.slots:
+        if candidate.job_id is None:
+            first_slot.setdefault(candidate.chute.chute_id, candidate)
+    unplaced_ids = {s.chute.chute_id for s in unplaced if s.job_id is None}
+    out: dict[str, ChuteDecision] = {}
+    for chute in ctx.snapshot.chutes:
+        cid = chute.chute_id
+        wanted = ctx.wanted.get(cid, 0)
+        placed = placed_count.get(cid, 0)
+        rej = ctx.chute_rejections.get(cid)
+        slot = first_slot.get(cid)
+        best_id = None
+        best_v = None
+        needed = None
+        if slot is not None and slot.best_server is not None:
+            best_id = slot.best_server.view.server_id
+            best_v = slot.best_value
+            needed = max(ctx.policy.min_value, slot.best_server.price * chute.gpu_count)
+        if rej is None and slot is None and wanted > 0:
+            rej = Rejection(Reason.NOT_ENOUGH_GPUS, "the fleet has no free GPUs")
+        if rej is None and slot is not None and slot.best_server is None:
+            rej = _diagnose(ctx, slot)
+        elif rej is None and (cid in unplaced_ids or placed < min(wanted, 1)):
+            need_txt = f" (needed more than {needed:.3f})" if needed else ""
+            rej = Rejection(
+                Reason.OUTBID,
+                f"{placed} of {wanted} placed; the GPUs went to better-paying chutes{need_txt}",
+            )
+        out[cid] = ChuteDecision(cid, wanted, placed, rej, best_id, best_v, needed)
+    return out
+
+
+def _reason(a: Assign, ctx: Context) -> str:
+    t = a.slot.terms
+    view = a.srv.view
+    if a.slot.job_id is not None:
+        head = f"job {a.slot.job_id}"
+    elif a.slot.tier == 1:
+        head = "whitelisted"
+    else:
+        head = "best value"
+    model = ctx.policy.value_model
+    return (
+        f"{head}: {model} value {a.value:.3f} on {view.name} ({view.gpu_type}, "
+        f"${view.hourly_cost:.2f}/GPU-h), m={t.expected_multiplier:.3f}, p={t.p_survive:.2f}"
+    )
+
+
+def plan_round(snapshot: Snapshot, policy: PlanPolicy, now: datetime, rng: random.Random) -> Plan:
+    """Plan one round: new placements on free GPUs, then preemptions for what did not fit."""
+    from gepetto_core.scheduling.preemption import plan_preemptions
+
+    ctx = build_context(snapshot, policy, now, rng)
+    assigns, unplaced = _solve(ctx)
+    assigns.sort(key=lambda a: (a.slot.tier, -a.value))
+    limit = policy.max_deploys_per_round
+    deferred: list[Slot] = []
+    if limit is not None and len(assigns) > limit:
+        for a in assigns[limit:]:
+            deferred.append(a.slot)
+            _State.give_back(a.srv, a.gpu_ids)
+        assigns = assigns[:limit]
+    placements = [
+        Placement(
+            chute_id=a.slot.chute.chute_id,
+            server_id=a.srv.view.server_id,
+            gpu_ids=tuple(a.gpu_ids),
+            value=a.value,
+            reason=_reason(a, ctx),
+            job_id=a.slot.job_id,
+        )
+        for a in assigns
+    ]
+    preemptions = plan_preemptions(ctx, unplaced, placements) if policy.preemption.enabled else []
+    decisions = _decisions(ctx, placements, unplaced + deferred)
+    if deferred:
+        decisions = _mark_round_limit(decisions, deferred)
+    return Plan(
+        placements=tuple(placements),
+        preemptions=tuple(preemptions),
+        decisions=decisions,
+        server_rejections=dict(ctx.server_rejections),
+        gpu_prices={s.view.server_id: s.price for s in ctx.servers if s.price > 0},
+        value_model=policy.value_model,
+    )
+
+
+def _mark_round_limit(
+    decisions: dict[str, ChuteDecision], deferred: list[Slot]
+) -> dict[str, ChuteDecision]:
+    out = dict(decisions)
+    for slot in deferred:
+        d = out.get(slot.chute.chute_id)
+        if d is not None and d.rejection is not None and d.rejection.reason is Reason.OUTBID:
+            out[d.chute_id] = ChuteDecision(
+                d.chute_id,
+                d.wanted,
+                d.placed,
+                Rejection(Reason.ROUND_LIMIT, "deferred: this round's deploy limit was reached"),
+                d.best_server_id,
+                d.best_value,
+                d.needed_value,
+            )
+    return out

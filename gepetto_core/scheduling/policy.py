@@ -1,0 +1,98 @@
+"""Tunable knobs of the pure scheduler, passed in explicitly (never read from the environment).
+
+Defaults follow `specs/scheduling.md` §4: the 65-minute dwell, hysteresis of 25 % with a 2-hour
+pay-back, a budget of one preemption per server per 6 h and four per hour fleet-wide, and the
+failure back-off of the issue (16-minute window, 1 h doubling to at most 8 h).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal
+
+ValueModelName = Literal["expected", "official", "fork"]
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffPolicy:
+    # A deployment that ended this soon after creation is a failure.
+    failure_window: timedelta = timedelta(minutes=16)
+    base_cooldown: timedelta = timedelta(hours=1)
+    growth: float = 2.0
+    max_cooldown: timedelta = timedelta(hours=8)
+    # A run at least this long forgives earlier failures in its scope.
+    healthy_run: timedelta = timedelta(hours=1)
+    # Chute-wide back-off needs failures on this many distinct servers within chute_window.
+    chute_distinct_servers: int = 2
+    chute_window: timedelta = timedelta(hours=6)
+    # Server-wide back-off needs failures of this many distinct chutes within server_window.
+    server_distinct_chutes: int = 3
+    server_window: timedelta = timedelta(hours=2)
+    # Ledger reasons that are never failures, whatever `counted` says.
+    never_failure_reasons: frozenset[str] = frozenset({"no_capacity", "423"})
+
+
+@dataclass(frozen=True, slots=True)
+class ReliabilityPolicy:
+    """Beta posterior of P(instance survives its first hour), per chute, server and pair."""
+
+    prior_success: float = 9.0
+    prior_failure: float = 1.0
+    half_life: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class PreemptionPolicy:
+    enabled: bool = True
+    # Never remove an instance younger than this since activation (it would earn nothing).
+    dwell: timedelta = timedelta(minutes=65)
+    # v_new - v_keep must be >= max(min_gain_ratio * v_keep, min_gain).
+    min_gain_ratio: float = 0.25
+    min_gain: float = 0.0
+    # The gain must repay the victim's lost earning during the newcomer's start-up within this.
+    payback: timedelta = timedelta(hours=2)
+    per_server_interval: timedelta = timedelta(hours=6)
+    fleet_per_hour: int = 4
+    # A preemption for ordinary work must be proposed in this many consecutive rounds.
+    confirm_rounds: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PlanPolicy:
+    value_model: ValueModelName = "expected"
+    # lambda: dollars earned per multiplier-hour (estimate from emissions).
+    dollars_per_multiplier_hour: float = 4.0
+    # kappa: 1 when idle GPUs are avoidable cost (rentals), 0 when the cost is sunk.
+    cost_weight: float = 1.0
+    # Profitability floor: a placement worth this or less ($/h) is never made.
+    min_value: float = 0.0
+    expected_lifetime: timedelta = timedelta(hours=18)
+    # A bounty's boost is only guaranteed this long after activation.
+    bounty_guarantee: timedelta = timedelta(hours=2)
+    # Start-up minutes by gpu_count when the chute gives none (spec §4.5 mid-points).
+    startup_minutes_by_gpus: tuple[tuple[int, float], ...] = ((2, 12.0), (4, 24.0), (8, 42.0))
+    # Validator rules for private chutes in the fork model.
+    fork_private_multiplier: float = 16.0
+    min_disk_gb: float = 10.0
+    # None = unlimited (used by the quality benchmark).
+    max_deploys_per_round: int | None = 24
+    # Concurrent image pulls per server (pending deployments included).
+    max_pending_per_server: int | None = 2
+    whitelist_only: bool = False
+    # Servers whose value is within this fraction of the best are ties; best fit breaks them.
+    best_fit_window: float = 0.03
+    # Greedy passes re-priced with GPU opportunity costs (1 = plain value-density greedy).
+    opportunity_passes: int = 3
+    repair: bool = True
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    reliability: ReliabilityPolicy = field(default_factory=ReliabilityPolicy)
+    preemption: PreemptionPolicy = field(default_factory=PreemptionPolicy)
+
+    def startup_hours(self, gpu_count: int, startup_minutes: float | None) -> float:
+        if startup_minutes is not None:
+            return startup_minutes / 60.0
+        for max_gpus, minutes in self.startup_minutes_by_gpus:
+            if gpu_count <= max_gpus:
+                return minutes / 60.0
+        return self.startup_minutes_by_gpus[-1][1] / 60.0

@@ -1,0 +1,210 @@
+"""Preemption: remove running instances to make room for a job, a bounty or clearly better work.
+
+Guardrails (official gepetto and spec §4.4), checked per victim:
+- never a private (non-preemptible) instance, a job, an instance not yet activated, or one
+  younger than the dwell time since activation (it would earn nothing);
+- never the only instance of its chute network-wide;
+- never an instance of the same chute.
+
+Then per preemption:
+- hysteresis for bounties and better work: ``v_new - v_keep >= max(min_gain_ratio * v_keep,
+  min_gain)`` and the gain must repay, within `payback`, what the victims would have earned while
+  the newcomer starts;
+- jobs follow the official rule instead: every victim's multiplier is below the job chute's;
+- budget: one preemption per server per `per_server_interval`, `fleet_per_hour` fleet-wide;
+- better work must be proposed in `confirm_rounds` consecutive rounds (`confirmed=False` first);
+- the plan says to obtain the launch token before removing anything.
+
+Values here are gross earnings ``lambda * p * m`` per hour: the GPUs are the same either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from gepetto_core.scheduling.context import Context, Slot, Srv
+from gepetto_core.scheduling.plan import Placement, Preemption
+from gepetto_core.scheduling.policy import PreemptionPolicy
+from gepetto_core.scheduling.snapshot import ChuteView, DeploymentView, Snapshot
+from gepetto_core.scheduling.value import expected_multiplier, startup_factor
+
+
+def victim_rejection(
+    d: DeploymentView,
+    snapshot: Snapshot,
+    policy: PreemptionPolicy,
+    now: datetime,
+    new_chute_id: str,
+    taken_per_chute: Mapping[str, int] | None = None,
+) -> str | None:
+    """Why this deployment may not be preempted (None: it may). `taken_per_chute` counts
+    victims already chosen per chute in this round (for the only-instance rule)."""
+    if d.job_id is not None:
+        return "is a job"
+    if not d.preemptible:
+        return "is a private (non-preemptible) instance"
+    if d.chute_id == new_chute_id:
+        return "is the same chute"
+    if not d.active or d.activated_at is None:
+        return "is not activated yet"
+    if d.activated_at > now - policy.dwell:
+        return f"is younger than the {policy.dwell} dwell time"
+    chute = snapshot.chute_by_id.get(d.chute_id)
+    network = chute.instance_count if chute is not None else 0
+    taken = taken_per_chute.get(d.chute_id, 0) if taken_per_chute else 0
+    if network - taken <= 1:
+        return "is the only instance of its chute network-wide"
+    return None
+
+
+def _keep_value(d: DeploymentView, ctx: Context) -> tuple[float, float]:
+    """(gross $/h the victim earns now, its multiplier). It is past its first hour: p = 1."""
+    chute = ctx.snapshot.chute_by_id.get(d.chute_id)
+    m = d.compute_multiplier
+    if m is None:
+        m = chute.effective_compute_multiplier if chute is not None else 0.0
+    return ctx.policy.dollars_per_multiplier_hour * m, m
+
+
+def _new_value(chute: ChuteView, ctx: Context, srv: Srv) -> float:
+    p = (
+        ctx.rel.p(chute.chute_id, srv.view.server_id)
+        if ctx.policy.value_model == "expected"
+        else 1.0
+    )
+    lam = ctx.policy.dollars_per_multiplier_hour
+    return lam * p * expected_multiplier(chute, ctx.policy) * startup_factor(chute, ctx.policy)
+
+
+def _kind(slot: Slot, snapshot: Snapshot) -> str:
+    if slot.job_id is not None:
+        return "job"
+    if slot.chute.bounty_boost > 1.0 and snapshot.our_instances(slot.chute.chute_id) == 0:
+        return "bounty"
+    return "better_work"
+
+
+def plan_preemptions(
+    ctx: Context, unplaced: Sequence[Slot], placements: Sequence[Placement]
+) -> list[Preemption]:
+    snapshot, pol = ctx.snapshot, ctx.policy.preemption
+    now = ctx.now
+    hour_ago = now - timedelta(hours=1)
+    budget = pol.fleet_per_hour - sum(1 for r in snapshot.recent_preemptions if r.at > hour_ago)
+    cooling = {
+        r.server_id for r in snapshot.recent_preemptions if r.at > now - pol.per_server_interval
+    }
+    on_server: dict[str, list[DeploymentView]] = {}
+    for d in snapshot.deployments:
+        on_server.setdefault(d.server_id, []).append(d)
+    lam = ctx.policy.dollars_per_multiplier_hour
+    out: list[Preemption] = []
+    taken_per_chute: dict[str, int] = {}
+    used_victims: set[str] = set()
+    handled: set[str] = set()
+    for slot in unplaced:
+        if budget <= 0:
+            break
+        chute = slot.chute
+        key = chute.chute_id if slot.job_id is None else f"job:{slot.job_id}"
+        if key in handled:
+            continue
+        handled.add(key)
+        kind = _kind(slot, snapshot)
+        g = chute.gpu_count
+        best: tuple[float, Srv, list[DeploymentView], float, float] | None = None
+        for grp in slot.groups:
+            for srv in grp.servers:
+                sid = srv.view.server_id
+                if sid in cooling or (slot.blocked and sid in slot.blocked):
+                    continue
+                need = g - srv.free
+                if need <= 0:
+                    continue  # it had room; the planner chose not to use it
+                candidates: list[tuple[float, float, DeploymentView]] = []
+                for d in on_server.get(sid, ()):
+                    if d.deployment_id in used_victims:
+                        continue
+                    if victim_rejection(d, snapshot, pol, now, chute.chute_id, taken_per_chute):
+                        continue
+                    v_keep, m_keep = _keep_value(d, ctx)
+                    candidates.append((v_keep, m_keep, d))
+                candidates.sort(key=lambda c: c[0])
+                chosen: list[DeploymentView] = []
+                freed = 0
+                keep_value = 0.0
+                keep_mult = 0.0
+                per_chute = dict(taken_per_chute)
+                for v_keep, m_keep, d in candidates:
+                    if freed >= need:
+                        break
+                    if victim_rejection(d, snapshot, pol, now, chute.chute_id, per_chute):
+                        continue
+                    chosen.append(d)
+                    per_chute[d.chute_id] = per_chute.get(d.chute_id, 0) + 1
+                    freed += len(d.gpu_ids)
+                    keep_value += v_keep
+                    keep_mult += m_keep
+                if freed < need:
+                    continue
+                v_new = _new_value(chute, ctx, srv)
+                gain = v_new - keep_value
+                if kind == "job":
+                    if any(
+                        _keep_value(d, ctx)[1] >= chute.effective_compute_multiplier for d in chosen
+                    ):
+                        continue
+                else:
+                    if gain < max(pol.min_gain_ratio * keep_value, pol.min_gain):
+                        continue
+                    t_start = ctx.policy.startup_hours(g, chute.startup_minutes)
+                    payback_h = pol.payback.total_seconds() / 3600.0
+                    if gain * payback_h < lam * keep_mult * t_start:
+                        continue
+                if best is None or gain > best[0]:
+                    best = (gain, srv, chosen, keep_value, v_new)
+        if best is None:
+            continue
+        gain, srv, chosen, keep_value, v_new = best
+        sid = srv.view.server_id
+        gpu_ids = list(srv.free_ids)
+        for d in chosen:
+            gpu_ids.extend(d.gpu_ids)
+        confirmed = (
+            kind != "better_work"
+            or pol.confirm_rounds <= 1
+            or ((chute.chute_id, sid) in snapshot.proposed_preemptions)
+        )
+        placement = Placement(
+            chute_id=chute.chute_id,
+            server_id=sid,
+            gpu_ids=tuple(gpu_ids[:g]),
+            value=v_new,
+            reason=f"preempt for {kind}: gain {gain:.3f}/h over {keep_value:.3f}/h kept",
+            job_id=slot.job_id,
+        )
+        out.append(
+            Preemption(
+                placement=placement,
+                victims=tuple(d.deployment_id for d in chosen),
+                victims_value=keep_value,
+                kind=kind,
+                reason=(
+                    f"{chute.name}: {kind}; removes {len(chosen)} instance(s) worth "
+                    f"{keep_value:.3f}/h for {v_new:.3f}/h"
+                ),
+                confirmed=confirmed,
+            )
+        )
+        for d in chosen:
+            used_victims.add(d.deployment_id)
+            taken_per_chute[d.chute_id] = taken_per_chute.get(d.chute_id, 0) + 1
+        # The server's free GPUs now belong to this preemption.
+        assert srv.group is not None
+        srv.group.remove(srv)
+        srv.free_ids = []
+        cooling.add(sid)
+        if confirmed:
+            budget -= 1
+    return out

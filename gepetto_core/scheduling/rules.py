@@ -1,0 +1,160 @@
+"""Candidate rules: may this chute get one more instance, on this server, now?
+
+Each rule returns a `Rejection` naming the rule that fired (or None). The planner applies the
+chute rules once per chute, the server rules once per server, and the pair rules per compatible
+(chute, server) group, so every skipped chute or server carries its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from gepetto_core.scheduling.backoff import BackoffState
+from gepetto_core.scheduling.policy import PlanPolicy
+from gepetto_core.scheduling.snapshot import ChuteView, ServerView, Snapshot
+
+
+class Reason(StrEnum):
+    # chute rules
+    BANNED = "banned"
+    NO_CORDS = "no_cords"
+    NOT_SCALABLE = "not_scalable"
+    UPDATE_IN_PROGRESS = "update_in_progress"
+    STALE_VERSION = "stale_version"
+    NO_MULTIPLIER = "no_multiplier"
+    NO_METRICS = "no_metrics"
+    NOT_WHITELISTED = "not_whitelisted"
+    NO_ALLOWANCE = "no_allowance"
+    CHUTE_BACKOFF = "chute_backoff"
+    # server rules
+    SERVER_LOCKED = "server_locked"
+    LOW_DISK = "low_disk"
+    SERVER_BACKOFF = "server_backoff"
+    PULLS_BUSY = "pulls_busy"
+    # pair rules
+    VALIDATOR_MISMATCH = "validator_mismatch"
+    TEE_MISMATCH = "tee_mismatch"
+    GPU_UNSUPPORTED = "gpu_unsupported"
+    NOT_ENOUGH_GPUS = "not_enough_gpus"
+    PAIR_BACKOFF = "pair_backoff"
+    UNPROFITABLE = "unprofitable"
+    # plan outcomes
+    NO_SERVER = "no_server"
+    OUTBID = "outbid"
+    ROUND_LIMIT = "round_limit"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: Reason
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.reason.value}: {self.detail}"
+
+
+def allowance(chute: ChuteView, snapshot: Snapshot) -> tuple[int, str]:
+    """How many more instances the validator will accept from us, minus our pending ones.
+
+    `scale_allowance` is target - current network-wide. The validator's anti-monopoly rule
+    refuses a miner that already holds every current instance once <= 2 slots remain, so such a
+    miner may only take the slots above 2.
+    """
+    util = chute.utilization
+    remaining = 1 if util.scale_allowance is None else util.scale_allowance
+    ours = snapshot.our_instances(chute.chute_id)
+    limit = remaining
+    monopoly = ours > 0 and ours >= chute.instance_count
+    if monopoly:
+        limit = max(0, remaining - 2)
+    pending = snapshot.our_pending(chute.chute_id)
+    free = max(0, limit - pending)
+    detail = f"scale_allowance {remaining}"
+    if monopoly:
+        detail += ", we hold every instance (anti-monopoly keeps 2 slots)"
+    if pending:
+        detail += f", {pending} of ours pending"
+    return free, detail
+
+
+def chute_rejection(
+    chute: ChuteView, snapshot: Snapshot, policy: PlanPolicy, backoff: BackoffState
+) -> Rejection | None:
+    """Rules for ordinary (non-job) scaling, in the order the official gepetto applies them."""
+    if chute.ban_reason:
+        return Rejection(Reason.BANNED, f"banned: {chute.ban_reason}")
+    if not chute.at_remote_version:
+        return Rejection(
+            Reason.STALE_VERSION, f"local {chute.version} != remote {chute.remote_version}"
+        )
+    if not chute.has_cords:
+        return Rejection(Reason.NO_CORDS, "job-only chute (no cords)")
+    if chute.utilization.update_in_progress:
+        return Rejection(Reason.UPDATE_IN_PROGRESS, "validator reports a rolling update")
+    if not chute.utilization.scalable:
+        return Rejection(Reason.NOT_SCALABLE, "validator says not scalable")
+    if chute.effective_compute_multiplier <= 0:
+        return Rejection(Reason.NO_MULTIPLIER, "effective_compute_multiplier <= 0")
+    if policy.value_model == "fork" and chute.preemptible and chute.metrics is None:
+        return Rejection(Reason.NO_METRICS, "no validator metrics (fork model)")
+    if policy.whitelist_only and snapshot.whitelist and chute.chute_id not in snapshot.whitelist:
+        return Rejection(Reason.NOT_WHITELISTED, "not in the candidate whitelist")
+    free, detail = allowance(chute, snapshot)
+    if free <= 0:
+        return Rejection(Reason.NO_ALLOWANCE, detail)
+    block = backoff.chute_block(chute.chute_id)
+    if block is not None:
+        return Rejection(Reason.CHUTE_BACKOFF, block.reason)
+    return None
+
+
+def server_rejection(
+    server: ServerView,
+    policy: PlanPolicy,
+    backoff: BackoffState,
+    pending_on_server: int = 0,
+) -> Rejection | None:
+    if server.locked:
+        return Rejection(Reason.SERVER_LOCKED, "server is locked")
+    if server.disk_free_gb is not None and server.disk_free_gb < policy.min_disk_gb:
+        return Rejection(
+            Reason.LOW_DISK, f"{server.disk_free_gb:.0f} GB free < {policy.min_disk_gb:.0f} GB"
+        )
+    block = backoff.server_block(server.server_id)
+    if block is not None:
+        return Rejection(Reason.SERVER_BACKOFF, block.reason)
+    if (
+        policy.max_pending_per_server is not None
+        and pending_on_server >= policy.max_pending_per_server
+    ):
+        return Rejection(Reason.PULLS_BUSY, f"{pending_on_server} deployments already starting")
+    return None
+
+
+def compatibility_rejection(chute: ChuteView, server: ServerView) -> Rejection | None:
+    """The static part of the pair rules: same for every server of one (type, TEE, validator)."""
+    if server.validator != chute.validator:
+        return Rejection(Reason.VALIDATOR_MISMATCH, "server belongs to another validator")
+    if server.is_tee != chute.tee:
+        want = "a TEE" if chute.tee else "a non-TEE"
+        return Rejection(Reason.TEE_MISMATCH, f"chute needs {want} server")
+    if server.gpu_type not in chute.supported_gpus:
+        return Rejection(Reason.GPU_UNSUPPORTED, f"{server.gpu_type} not supported")
+    return None
+
+
+def pair_rejection(
+    chute: ChuteView, server: ServerView, free_gpus: int, backoff: BackoffState
+) -> Rejection | None:
+    static = compatibility_rejection(chute, server)
+    if static is not None:
+        return static
+    if free_gpus < chute.gpu_count:
+        return Rejection(
+            Reason.NOT_ENOUGH_GPUS, f"{free_gpus} free verified GPUs < {chute.gpu_count}"
+        )
+    block = backoff.pair_block(chute.chute_id, server.server_id)
+    if block is not None:
+        return Rejection(Reason.PAIR_BACKOFF, block.reason)
+    return None

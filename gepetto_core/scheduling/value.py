@@ -1,0 +1,99 @@
+"""Value models: what one more instance of a chute on a server is worth.
+
+Three selectable models (`PlanPolicy.value_model`):
+
+- ``"expected"`` (gepetto's own): $ per hour over the instance's expected life,
+  ``lambda * p_survive * m_bar * startup_factor - kappa * gpu_count * hourly_cost``, where
+  ``m_bar`` keeps a bounty's boost only for the 2 h the validator guarantees it and
+  ``startup_factor`` charges the start-up time minus its 0.3x credit. Only placements worth more
+  than ``min_value`` are made, so a loss-making placement never happens.
+- ``"official"``: ``effective_compute_multiplier / (hourly_cost * gpu_count)`` (chutes-miner 2026).
+- ``"fork"``: the community fork's metrics gain ``potential_gain / (hourly_cost * gpu_count)``
+  (private chutes: ``3600 * m * 16 / (cost * g)``).
+
+The official and fork scores are rankings, not money; they ignore reliability.
+Every model is split into per-chute terms computed once and a cheap per-server evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gepetto_core.scheduling.policy import PlanPolicy
+from gepetto_core.scheduling.reliability import Reliability
+from gepetto_core.scheduling.snapshot import ChuteView
+
+# Declared costs at or below this are treated as this (a zero cost would divide by zero).
+MIN_COST = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class ChuteTerms:
+    """Per-chute part of a value model. Pair value: ``scale * q - cost_weight * cost`` for linear
+    models, ``scale / cost`` for ratio models (q = server and pair reliability factors)."""
+
+    scale: float
+    cost_weight: float
+    ratio: bool
+    expected_multiplier: float
+    p_survive: float
+
+
+def expected_multiplier(chute: ChuteView, policy: PlanPolicy) -> float:
+    """The multiplier averaged over the expected life: the bounty part fades after 2 h."""
+    m = chute.effective_compute_multiplier
+    life = policy.expected_lifetime.total_seconds()
+    guaranteed = min(policy.bounty_guarantee.total_seconds(), life)
+    boost = chute.bounty_boost if chute.bounty_boost > 0 else 1.0
+    return (guaranteed * m + (life - guaranteed) * m / boost) / life
+
+
+def startup_factor(chute: ChuteView, policy: PlanPolicy) -> float:
+    """Share of the life that earns, start-up counted at the validator's 0.3x credit (<= 1.5 h)."""
+    life_h = policy.expected_lifetime.total_seconds() / 3600.0
+    t = policy.startup_hours(chute.gpu_count, chute.startup_minutes)
+    lost = t - 0.3 * min(t, 1.5)
+    return max(0.0, 1.0 - lost / life_h)
+
+
+def fork_gain(chute: ChuteView, policy: PlanPolicy) -> float | None:
+    """The fork's `potential_gain`: metered compute plus rate-limited demand, split over the
+    instances that would exist. None when there are no metrics (the fork skips such chutes)."""
+    if not chute.preemptible:
+        return 3600.0 * chute.effective_compute_multiplier * policy.fork_private_multiplier
+    m = chute.metrics
+    if m is None:
+        return None
+    consumed = m.total_compute_time * m.compute_multiplier
+    rate_limited = m.rate_limit_count / 5.0 if chute.instance_count >= 5 else m.rate_limit_count
+    per_invocation = consumed / m.total_invocations if m.total_invocations > 0 else 0.0
+    return (consumed + per_invocation * rate_limited) / (chute.instance_count + 1)
+
+
+def chute_terms(chute: ChuteView, policy: PlanPolicy, rel: Reliability) -> ChuteTerms | None:
+    """None when the model cannot value this chute (no metrics for the fork model)."""
+    g = max(1, chute.gpu_count)
+    m = chute.effective_compute_multiplier
+    if policy.value_model == "official":
+        return ChuteTerms(m / g, 0.0, True, m, 1.0)
+    if policy.value_model == "fork":
+        gain = fork_gain(chute, policy)
+        if gain is None:
+            return None
+        return ChuteTerms(gain / g, 0.0, True, m, 1.0)
+    p = rel.chute_p(chute.chute_id)
+    m_bar = expected_multiplier(chute, policy)
+    scale = policy.dollars_per_multiplier_hour * p * m_bar * startup_factor(chute, policy)
+    return ChuteTerms(scale, policy.cost_weight * g, False, m_bar, p)
+
+
+def pair_value(terms: ChuteTerms, hourly_cost: float, q: float) -> float:
+    if terms.ratio:
+        return terms.scale / max(hourly_cost, MIN_COST)
+    return terms.scale * q - terms.cost_weight * hourly_cost
+
+
+def value_bound(terms: ChuteTerms, hourly_cost: float, q_max: float) -> float:
+    """An upper bound of `pair_value` over servers costing at least `hourly_cost` whose
+    reliability factor is at most `q_max` (both models fall with cost, rise with q)."""
+    return pair_value(terms, hourly_cost, q_max)
