@@ -85,19 +85,26 @@ def servers(world: ValidatorWorld, hotkey: str) -> dict[str, Any]:
 
 
 def utilization(world: ValidatorWorld) -> list[dict[str, Any]]:
+    totals: dict[str, int] = {}
+    actives: dict[str, int] = {}
+    for inst in world.instances.values():  # one pass: the fleet can hold 10^4+ instances
+        chute_id = inst["chute_id"]
+        totals[chute_id] = totals.get(chute_id, 0) + 1
+        actives[chute_id] = actives.get(chute_id, 0) + (inst["active"] and inst["verified"])
     rows = []
     for chute_id, log in world.capacity_logs.items():
         chute = world.chutes.get(chute_id)
         if chute is None:
             continue
-        total, active, _ = world.counts(chute_id, None)
+        total = totals.get(chute_id, 0)
+        target = world.targets.get(chute_id, log.get("target_count", total))
         rows.append(
             utilization_row(
                 chute,
                 log,
-                target=world.target(chute_id),
+                target=int(target),
                 total=total,
-                active=active,
+                active=actives.get(chute_id, 0),
                 update_in_progress=chute_id in world.rolling_updates,
             )
         )
