@@ -79,28 +79,28 @@ def format_cell(value: Cell, kind: ColumnKind, *, wide: bool = False) -> str:
     """One cell as display text. Values of an unexpected type fall back to ``str``."""
     if value is None:
         return ""
-    if kind is ColumnKind.BOOL:
+    if kind == ColumnKind.BOOL:
         return "✓" if value else "—"
     if isinstance(value, bool):
         return "✓" if value else "—"
     number = value if isinstance(value, int | float) else None
-    if kind is ColumnKind.MONEY and number is not None:
+    if kind == ColumnKind.MONEY and number is not None:
         return f"${number:,.2f}/h"
-    if kind is ColumnKind.PERCENT and number is not None:
+    if kind == ColumnKind.PERCENT and number is not None:
         return f"{number * 100:.0f}%"
-    if kind is ColumnKind.FLOAT and number is not None:
+    if kind == ColumnKind.FLOAT and number is not None:
         return f"{number:,.2f}"
-    if kind is ColumnKind.INT and number is not None:
+    if kind == ColumnKind.INT and number is not None:
         return f"{int(number):,}"
-    if kind is ColumnKind.DURATION and (number is not None or isinstance(value, timedelta)):
+    if kind == ColumnKind.DURATION and (number is not None or isinstance(value, timedelta)):
         return format_duration(value)  # type: ignore[arg-type]
-    if kind is ColumnKind.DATETIME:
+    if kind == ColumnKind.DATETIME:
         moment = _as_datetime(value)
         if moment is not None:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
             return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%MZ")
-    if kind is ColumnKind.ID:
+    if kind == ColumnKind.ID:
         text = str(value)
         return text if wide else text[:SHORT_ID_LENGTH]
     if isinstance(value, timedelta):

@@ -285,7 +285,10 @@ class SlackDouble:
     async def _web_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await self._read_args(request)
-        auth = request.headers.get("Authorization")
+        body_token = args.pop("token", None)  # a token in the body is kept out of recorded args
+        auth = request.headers.get("Authorization") or (
+            f"Bearer {body_token}" if body_token else None
+        )
         call = RecordedCall(method, args, time.monotonic(), auth)
         retry_after = self._rate_limited(method, args)
         if retry_after is not None:
@@ -295,7 +298,7 @@ class SlackDouble:
                 call.response, status=429, headers={"Retry-After": str(retry_after)}
             )
         try:
-            token = auth.removeprefix("Bearer ").strip() if auth else args.get("token")
+            token = auth.removeprefix("Bearer ").strip() if auth else None
             call.response = await self._dispatch(method, token, args)
         except _SlackFail as fail:
             call.response = {"ok": False, "error": fail.error}

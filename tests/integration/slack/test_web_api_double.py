@@ -8,8 +8,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.render import fit_message
+from bot.render import fit_message, render_slack
 from gepetto_core.sandbox.slack import SlackDouble
+from gepetto_core.views import Progress
 
 
 def _section(text: str) -> dict[str, object]:
@@ -188,3 +189,29 @@ async def test_response_url_takes_five_messages_then_expires(slack: SlackDouble)
 async def test_wait_for_call_times_out_when_nothing_comes(slack: SlackDouble) -> None:
     with pytest.raises(TimeoutError):
         await slack.wait_for_call("chat.postMessage", timeout=0.05)
+
+
+async def test_progress_is_posted_once_then_updated_in_place(
+    slack: SlackDouble, web_client: AsyncWebClient
+) -> None:
+    first = render_slack(Progress(title="deploy llama-70b", current=0))
+    posted = await web_client.chat_postMessage(channel="C0GEPETTO", **first.as_kwargs())
+    for step in range(1, 8):
+        update = render_slack(Progress(title="deploy llama-70b", current=step))
+        await web_client.chat_update(
+            channel=posted["channel"], ts=posted["ts"], **update.as_kwargs()
+        )
+    final = slack.messages[(posted["channel"], posted["ts"])]
+    assert final["text"] == "deploy llama-70b: done (7/7 steps)"
+    assert final["blocks"][0]["text"]["text"].count("✅") == 7
+    assert len(slack.calls_to("chat.update")) == 7 and len(slack.messages) == 1
+
+
+async def test_a_token_sent_in_the_body_is_not_recorded(slack: SlackDouble) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(slack.base_url + "auth.test", data={"token": "xoxb-test-token"}) as response,
+    ):
+        assert (await response.json())["ok"] is True
+    call = slack.calls_to("auth.test")[0]
+    assert "token" not in call.args and "xoxb" not in repr(call)
