@@ -113,9 +113,7 @@ class SocketIoEventSource:
         try:
             try:
                 await asyncio.wait_for(
-                    client.connect(
-                        self.url, transports=["websocket"], socketio_path=self._path
-                    ),
+                    client.connect(self.url, transports=["websocket"], socketio_path=self._path),
                     timeout=self._connect_timeout,
                 )
                 headers = signed_headers(self._signer, purpose="sockets", clock=self._clock)

@@ -260,9 +260,7 @@ class SyncService:
         fetchers = _fetchers(feed)
         async with self._locks[validator]:
             async with asyncio.TaskGroup() as group:
-                tasks = {
-                    name: group.create_task(_capture(fetchers[name])) for name in self._lists
-                }
+                tasks = {name: group.create_task(_capture(fetchers[name])) for name in self._lists}
             outcomes = {name: task.result() for name, task in tasks.items()}
             snapshot = merge_snapshot(self._snapshots[validator], outcomes, self._clock())
             self._snapshots[validator] = snapshot
