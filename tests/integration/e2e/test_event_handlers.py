@@ -84,7 +84,7 @@ async def test_instance_lifecycle_events(miner: Miner) -> None:
 
 
 async def test_chute_created_updated_and_deleted(miner: Miner) -> None:
-    chute, result = await deployed(miner)
+    chute, _ = await deployed(miner)
     cid = chute["chute_id"]
     inv, h = miner.rt.inventory, miner.rt.handlers
     # an operator's ban survives an update (upstream cleared it)
