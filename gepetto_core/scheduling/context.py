@@ -238,7 +238,8 @@ def _build_slots(ctx: Context) -> None:
             continue
         assert terms is not None
         free, _ = allowance(chute, snapshot)
-        copies = min(free, total_free // max(1, chute.gpu_count))
+        # More slots than the free GPUs could hold are pointless; keep one for preemption.
+        copies = min(free, max(1, total_free // max(1, chute.gpu_count)))
         ctx.wanted[chute.chute_id] = free
         tier = 1 if chute.chute_id in snapshot.whitelist else 2
         for _ in range(copies):

@@ -438,6 +438,7 @@ def _solve(ctx: Context) -> tuple[list[Assign], list[Slot]]:
     group_values: dict[int, dict[GroupKey, float]] = {}
     best_cache: dict[str, tuple[tuple[Srv, float] | None, dict[GroupKey, float]]] = {}
     slots: list[Slot] = []
+    no_room: list[Slot] = []
     for slot in ctx.slots:
         cid = slot.chute.chute_id
         if cid not in best_cache:
@@ -445,6 +446,9 @@ def _solve(ctx: Context) -> tuple[list[Assign], list[Slot]]:
             best_cache[cid] = (search(slot, floor, window, False, per_group), per_group)
         found, group_values[id(slot)] = best_cache[cid]
         if found is None:
+            # Nothing free fits; preemption may still find it room.
+            slot.density = slot.terms.scale / max(1, slot.chute.gpu_count)
+            no_room.append(slot)
             continue
         slot.best_server, slot.best_value = found
         slot.density = found[1] / max(1, slot.chute.gpu_count)
@@ -481,6 +485,7 @@ def _solve(ctx: Context) -> tuple[list[Assign], list[Slot]]:
         placed = _improve(placed, floor, budget=200)
     if policy.repair and unplaced:
         placed, unplaced = _repair(placed, unplaced, floor, window, budget=500)
+    unplaced = sorted(unplaced + no_room, key=lambda s: (s.tier, -s.density))
     return placed, unplaced
 
 
@@ -537,6 +542,12 @@ def _decisions(
         if candidate.job_id is None:
             first_slot.setdefault(candidate.chute.chute_id, candidate)
     unplaced_ids = {s.chute.chute_id for s in unplaced if s.job_id is None}
+    min_density: dict[GroupKey, float] = {}
+    for p in placements:
+        srv = ctx.snapshot.server_by_id[p.server_id]
+        key = (srv.gpu_type, srv.is_tee, srv.validator)
+        d = p.value / max(1, len(p.gpu_ids))
+        min_density[key] = min(d, min_density.get(key, math.inf))
     out: dict[str, ChuteDecision] = {}
     for chute in ctx.snapshot.chutes:
         cid = chute.chute_id
@@ -550,7 +561,10 @@ def _decisions(
         if slot is not None and slot.best_server is not None:
             best_id = slot.best_server.view.server_id
             best_v = slot.best_value
-            needed = max(ctx.policy.min_value, slot.best_server.price * chute.gpu_count)
+            competitors = [min_density[grp.key] for grp in slot.groups if grp.key in min_density]
+            if competitors:
+                # To be placed it had to beat the cheapest placement that took its GPUs.
+                needed = max(ctx.policy.min_value, min(competitors) * chute.gpu_count)
         if rej is None and slot is None and wanted > 0:
             rej = Rejection(Reason.NOT_ENOUGH_GPUS, "the fleet has no free GPUs")
         if rej is None and slot is not None and slot.best_server is None:
