@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     leader_election: bool = False
     lease_name: str = "gepetto-leader"
     lease_duration_seconds: int = Field(default=15, ge=5)
+    lease_renew_seconds: float = Field(default=2.0, gt=0)  # leader renews (standby retries)
+    lease_identity: str | None = None  # default: hostname-pid; the manifests pass the pod name
+    ready_max_sync_age_seconds: float = Field(default=300.0, gt=0)  # leader unready past this
+    loop_lag_max_seconds: float = Field(default=5.0, gt=0)  # /healthz fails past this lag
 
     @field_validator("validators", mode="before")
     @classmethod
