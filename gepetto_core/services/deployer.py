@@ -36,6 +36,7 @@ from gepetto_core.errors import (
 )
 from gepetto_core.kube_objects import JobPort, LaunchParams, uses_launch_config
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
+from gepetto_core.models.validator import LaunchConfig
 from gepetto_core.services.ports import Cluster, ValidatorApi
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class DeployRequest:
     disk_gb: int | None = None
     vm_version: str | None = None
     requested_by: str = "gepetto"
+    # A launch config obtained beforehand (preemption gets it before removing anything).
+    prepared: LaunchConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -109,13 +112,17 @@ class Deployer:
             raise NotFoundError("validator", hotkey, list(self._validators))
         return api
 
+    async def server(self, server_id: str) -> Server:
+        server = await self._inventory.get_server(server_id)
+        if server is None:
+            raise NotFoundError("server", server_id)
+        return server
+
     async def _load(self, request: DeployRequest) -> tuple[Chute, Server]:
         chute = await self._inventory.get_chute(request.chute_id)
         if chute is None:
             raise NotFoundError("chute", request.chute_id)
-        server = await self._inventory.get_server(request.server_id)
-        if server is None:
-            raise NotFoundError("server", request.server_id)
+        server = await self.server(request.server_id)
         problem = placement_problem(
             chute, server, await self._inventory.list_gpus(server.server_id)
         )
@@ -153,7 +160,9 @@ class Deployer:
         try:
             token: SecretStr | None = None
             if uses_launch_config(chute):
-                config = await validator.launch_config(chute.chute_id, request.job_id)
+                config = request.prepared or await validator.launch_config(
+                    chute.chute_id, request.job_id
+                )
                 token = SecretStr(config.token)
                 deployment = await self._update(
                     deployment.deployment_id, config_id=config.config_id

@@ -1,0 +1,246 @@
+"""The autoscaler loop: plan a round with the pure planner, then apply it through the deployer.
+
+Runs every interval and when woken by an event (instance deleted, bounty, chute created, GPU
+verified). Its mode lives in PostgreSQL: `active` (plan and act), `shadow` (plan and report, act
+on nothing), `paused` (until a time, then active again). A round that fails is logged and the
+loop goes on. At most `max_in_flight` deploys run at once; the planner already limits pulls per
+server.
+
+Preemption is carried out in the order the plan gives: the launch token first (so a 423 or a
+job another miner claimed costs us nothing), then the victims, then the deploy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from gepetto_core.adapters.pg_state import PgState
+from gepetto_core.errors import GepettoError, NoCapacityError
+from gepetto_core.scheduling.plan import Placement, Plan, Preemption
+from gepetto_core.scheduling.planner import plan_round
+from gepetto_core.scheduling.policy import PlanPolicy
+from gepetto_core.scheduling.snapshot import PreemptionRecord, Snapshot
+from gepetto_core.services.deployer import Deployer, DeployRequest, utcnow
+from gepetto_core.services.ports import ValidatorApi
+
+log = logging.getLogger(__name__)
+
+SnapshotBuilder = Callable[[], Awaitable[Snapshot]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    placement: Placement
+    result: str  # "deployed" | "no capacity" | "failed" | "preempted and deployed"
+    detail: str = ""
+    deployment_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    started_at: datetime
+    mode: str
+    plan: Plan | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    error: str | None = None
+    plan_seconds: float = 0.0
+
+    def count(self, result: str) -> int:
+        return sum(1 for o in self.outcomes if o.result == result)
+
+
+RoundCallback = Callable[[RoundReport], Awaitable[None]]
+
+
+class Autoscaler:
+    def __init__(
+        self,
+        state: PgState,
+        deployer: Deployer,
+        validators: Mapping[str, ValidatorApi],
+        build_snapshot: SnapshotBuilder,
+        *,
+        policy: PlanPolicy | None = None,
+        interval: float = 60.0,
+        max_in_flight: int = 8,
+        clock: Callable[[], datetime] = utcnow,
+        seed: int | None = None,
+        on_round: RoundCallback | None = None,
+    ) -> None:
+        self._state = state
+        self._deployer = deployer
+        self._validators = validators
+        self._build_snapshot = build_snapshot
+        self.policy = policy or PlanPolicy()
+        self._interval = interval
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self._on_round = on_round
+        self._wake = asyncio.Event()
+        self._round_lock = asyncio.Lock()
+        # The planner's stabilisation state: preemptions proposed last round, and recent ones
+        # for the budget. Losing them on restart only delays a preemption by a round.
+        self._proposed: frozenset[tuple[str, str]] = frozenset()
+        self._recent: list[PreemptionRecord] = []
+        self.last_report: RoundReport | None = None
+
+    def wake(self, why: str) -> None:
+        log.debug("autoscaler woken: %s", why)
+        self._wake.set()
+
+    async def wake_async(self, why: str) -> None:
+        """The event handlers' wake-up callback."""
+        self.wake(why)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            report = await self.run_round()
+            if report.error:
+                log.warning("autoscaler round failed: %s", report.error)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await _first(stop.wait(), self._wake.wait())
+
+    async def run_round(self) -> RoundReport:
+        async with self._round_lock:
+            started = self._clock()
+            try:
+                report = await self._round(started)
+            except GepettoError as e:
+                report = RoundReport(started, "error", error=str(e))
+            self.last_report = report
+            if self._on_round is not None:
+                await self._on_round(report)
+            return report
+
+    async def _mode(self, now: datetime) -> str:
+        mode = await self._state.get_autoscaler_mode()
+        if mode.mode == "paused" and mode.paused_until is not None and now >= mode.paused_until:
+            await self._state.set_autoscaler_mode("active", "autoscaler (pause expired)")
+            return "active"
+        return mode.mode
+
+    async def _round(self, started: datetime) -> RoundReport:
+        mode = await self._mode(started)
+        if mode == "paused":
+            return RoundReport(started, mode)
+        snapshot = await self._build_snapshot()
+        snapshot = _with_history(snapshot, self._proposed, self._recent)
+        t0 = time.perf_counter()
+        plan = plan_round(snapshot, self.policy, started, self._rng)
+        plan_seconds = time.perf_counter() - t0
+        self._proposed = frozenset(
+            (p.placement.chute_id, p.placement.server_id)
+            for p in plan.preemptions
+            if not p.confirmed
+        )
+        if mode == "shadow":
+            return RoundReport(started, mode, plan, plan_seconds=plan_seconds)
+        outcomes = await asyncio.gather(
+            *(self._place(p) for p in plan.placements),
+            *(self._preempt(p) for p in plan.preemptions if p.confirmed),
+        )
+        return RoundReport(started, mode, plan, list(outcomes), plan_seconds=plan_seconds)
+
+    async def _place(self, placement: Placement) -> Outcome:
+        async with self._in_flight:
+            request = DeployRequest(
+                placement.chute_id,
+                placement.server_id,
+                job_id=placement.job_id,
+                requested_by="autoscaler",
+            )
+            return await self._deploy(request, placement, "deployed")
+
+    async def _deploy(self, request: DeployRequest, placement: Placement, ok: str) -> Outcome:
+        audit_id = await self._state.add_audit(
+            actor="autoscaler",
+            source="autoscaler",
+            verb="deploy",
+            arguments={
+                "chute_id": placement.chute_id,
+                "server_id": placement.server_id,
+                "value": round(placement.value, 4),
+                "reason": placement.reason,
+            },
+            allowed=True,
+        )
+        try:
+            result = await self._deployer.deploy(request)
+        except NoCapacityError as e:
+            await self._state.finish_audit(audit_id, f"no capacity: {e}")
+            return Outcome(placement, "no capacity", str(e))
+        except GepettoError as e:
+            await self._state.finish_audit(audit_id, f"failed: {e}")
+            if request.job_id:
+                await self._release(placement, request.job_id)
+            return Outcome(placement, "failed", str(e))
+        await self._state.finish_audit(audit_id, ok)
+        return Outcome(placement, ok, deployment_id=result.deployment.deployment_id)
+
+    async def _release(self, placement: Placement, job_id: str) -> None:
+        """A job we could not run goes back to the other miners."""
+        with contextlib.suppress(GepettoError):
+            await (await self._validator_for(placement)).release_job(job_id)
+
+    async def _preempt(self, preemption: Preemption) -> Outcome:
+        placement = preemption.placement
+        async with self._in_flight:
+            validator = await self._validator_for(placement)
+            try:
+                # The token first: if the validator says no, nothing is removed.
+                prepared = await validator.launch_config(placement.chute_id, placement.job_id)
+            except GepettoError as e:
+                return Outcome(placement, "no capacity", f"preemption not started: {e}")
+            for victim in preemption.victims:
+                await self._deployer.undeploy(victim, f"preempted: {preemption.reason}")
+            self._recent.append(PreemptionRecord(placement.server_id, self._clock()))
+            return await self._deploy(
+                DeployRequest(
+                    placement.chute_id,
+                    placement.server_id,
+                    job_id=placement.job_id,
+                    prepared=prepared,
+                    requested_by="autoscaler",
+                ),
+                placement,
+                "preempted and deployed",
+            )
+
+    async def _validator_for(self, placement: Placement) -> ValidatorApi:
+        server = await self._deployer.server(placement.server_id)
+        return self._validators[server.validator]
+
+
+def _with_history(
+    snapshot: Snapshot, proposed: frozenset[tuple[str, str]], recent: list[PreemptionRecord]
+) -> Snapshot:
+    if not proposed and not recent:
+        return snapshot
+    return Snapshot(
+        chutes=snapshot.chutes,
+        servers=snapshot.servers,
+        deployments=snapshot.deployments,
+        failures=snapshot.failures,
+        whitelist=snapshot.whitelist,
+        recent_preemptions=(*snapshot.recent_preemptions, *recent),
+        proposed_preemptions=snapshot.proposed_preemptions | proposed,
+    )
+
+
+async def _first(*waits: Awaitable[object]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
