@@ -13,7 +13,7 @@ from gepetto_core.sandbox.cluster.controllers import NAMESPACES, PODS, Controlle
 from gepetto_core.sandbox.cluster.patching import json_patch, merge_patch
 from gepetto_core.sandbox.cluster.resources import RESOURCES, ResourceType
 from gepetto_core.sandbox.cluster.selectors import object_matcher
-from gepetto_core.sandbox.cluster.store import Obj, StatusError, Store, not_found
+from gepetto_core.sandbox.cluster.store import Obj, StatusError, Store, already_exists, not_found
 
 MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
 JSON_PATCH_TYPE = "application/json-patch+json"
@@ -39,16 +39,18 @@ class ClusterCore:
     def create(self, rt: ResourceType, namespace: str | None, body: Any) -> Obj:
         if not isinstance(body, dict):
             raise StatusError(400, "BadRequest", "the request body must be a JSON object")
+        ns = ""
         if rt.namespaced:
             ns = namespace or body.get("metadata", {}).get("namespace") or "default"
             if self.store.find(NAMESPACES, "", ns) is None:
                 raise not_found(NAMESPACES, ns)
+        name = body.get("metadata", {}).get("name")
+        if name and self.store.find(rt, ns, name) is not None:
+            # Checked before admission, which would otherwise re-allocate the live object's
+            # node ports.
+            raise already_exists(rt, name)
         obj = self.admission.prepare_create(rt, namespace, body)
-        try:
-            return self.store.create(rt, obj)
-        except StatusError:
-            self.admission.released(rt, obj) if rt.plural == "services" else None
-            raise
+        return self.store.create(rt, obj)
 
     def replace(
         self, rt: ResourceType, namespace: str, name: str, body: Any, subresource: str | None

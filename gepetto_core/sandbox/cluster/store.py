@@ -54,6 +54,15 @@ def not_found(rt: ResourceType, name: str) -> StatusError:
     )
 
 
+def already_exists(rt: ResourceType, name: str) -> StatusError:
+    return StatusError(
+        409,
+        "AlreadyExists",
+        f'{rt.plural} "{name}" already exists',
+        {"name": name, "group": rt.group, "kind": rt.plural},
+    )
+
+
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -146,12 +155,7 @@ class Store:
         meta = obj.setdefault("metadata", {})
         key = (rt.plural, meta.get("namespace", "") if rt.namespaced else "", meta["name"])
         if key in self._objects:
-            raise StatusError(
-                409,
-                "AlreadyExists",
-                f'{rt.plural} "{meta["name"]}" already exists',
-                {"name": meta["name"], "group": rt.group, "kind": rt.plural},
-            )
+            raise already_exists(rt, meta["name"])
         if not (preserve_uid and meta.get("uid")):
             meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_iso()

@@ -70,8 +70,9 @@ async def test_deploy_reads_back_and_undeploy_waits_for_pods(
     assert 30000 <= deployed.primary_port <= 32767
 
     async def ready() -> ChuteJobView | None:
+        # The pod turns ready first; the Job controller counts it a moment later.
         job = await cluster.get_chute_job(dep_id)
-        return job if job.ready else None
+        return job if job.ready and job.status.ready == 1 else None
 
     job = await eventually(ready)
     assert job.deployment_id == dep_id and job.chute_id == chute.chute_id
@@ -121,7 +122,11 @@ async def test_freed_node_port_can_be_reused(
 
 
 async def test_node_disk_arithmetic_and_cache(
-    cluster: KubeCluster, sandbox: SandboxCluster, fleet: list[FleetNode], rows: Any
+    cluster: KubeCluster,
+    sandbox: SandboxCluster,
+    fleet: list[FleetNode],
+    rows: Any,
+    eventually: Any,
 ) -> None:
     node = fleet[2]
     disk = await cluster.node_disk(node.name)
@@ -134,7 +139,10 @@ async def test_node_disk_arithmetic_and_cache(
     await cluster.deploy_chute(
         chute, server, rows.gpus(node, 1), deployment, ko.LaunchParams(disk_gb=150)
     )
-    # deploy invalidated the cache: the new Job's pod (Pending or Running) counts.
+    # deploy invalidated the cache: the new Job's pod (Pending or Running) counts once the
+    # Job controller has made it.
+    dep_selector = f"chutes/deployment-id={deployment.deployment_id}"
+    await eventually(lambda: cluster.list_pods("chutes", dep_selector))
     after = await cluster.node_disk(node.name)
     assert after.requested_gib == 150
     assert after.available_gib == node.ephemeral_gib - 150 - 20
@@ -297,13 +305,21 @@ async def test_api_errors_translate(
 
 
 async def test_real_conflict_and_not_found(
-    cluster: KubeCluster, fleet: list[FleetNode], rows: Any
+    cluster: KubeCluster, api: client.ApiClient, fleet: list[FleetNode], rows: Any
 ) -> None:
     server, chute = rows.server(fleet[1]), rows.chute()
     deployment = rows.deployment(chute, server)
-    await cluster.create_service(chute, deployment, ko.LaunchParams())
+    service = await cluster.create_service(chute, deployment, ko.LaunchParams())
     with pytest.raises(ClusterConflictError):
         await cluster.create_service(chute, deployment, ko.LaunchParams())
+    # The refused duplicate did not release the live Service's node ports.
+    clash = {
+        "metadata": {"name": "clash-2"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": service.node_port(8000)}]},
+    }
+    with pytest.raises(client.ApiException) as caught:
+        await client.CoreV1Api(api).create_namespaced_service("chutes", clash)
+    assert caught.value.status == 422
     with pytest.raises(ClusterNotFoundError):
         await cluster.get_node("no-such-node")
     with pytest.raises(ClusterNotFoundError):
