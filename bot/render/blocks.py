@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+# Action ids live in bot.action_ids (one module for all of them); re-exported here.
+from bot.action_ids import PAGE_NEXT_ACTION_ID, PAGE_PREV_ACTION_ID, SHARE_ACTION_ID
 from bot.render.fit import EMPTY_CELL, MAX_SECTION_FIELDS, fit_message
 from bot.render.kit import Block, context, escape_mrkdwn, mrkdwn, plain_text, section
 from gepetto_core.render_text import format_age, format_cell
@@ -27,11 +29,6 @@ from gepetto_core.views import (
     StepState,
     Table,
 )
-
-# Action ids of the buttons made here (listeners match on them).
-PAGE_PREV_ACTION_ID = "gepetto_page_prev"
-PAGE_NEXT_ACTION_ID = "gepetto_page_next"
-SHARE_ACTION_ID = "gepetto_share_in_channel"
 
 DEFAULT_PAGE_SIZE = 20
 ACTION_ROWS_PER_PAGE = 10  # each row with buttons costs one block of the 50
