@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,6 @@ RENT_SHARE = 0.8
 def hourly_cost(gpu_type: str) -> float:
     gpu = GPU_TYPES.get(gpu_type)
     return round(gpu.hourly_rate * RENT_SHARE, 3) if gpu else 1.0
-
-
-def gpu_id_from_device(device: str) -> str:
-    """The inventory's GPU id (hex) for a validator/NVIDIA device name `GPU-<dashed uuid>`."""
-    return uuid.UUID(device.removeprefix("GPU-")).hex
 
 
 @dataclass
@@ -99,7 +93,8 @@ async def register_fleet(world: SandboxMiner, inventory: PgInventory) -> list[Se
         for gpu in added["gpus"]:
             await inventory.upsert_gpu(
                 Gpu(
-                    gpu_id=gpu_id_from_device(gpu["uuid"]),
+                    # the id the validator knows the GPU by (announce and claims name it)
+                    gpu_id=gpu["uuid"],
                     validator=node.validator,
                     server_id=node.uid,
                     device_info={"uuid": gpu["uuid"], "index": gpu["device_index"]},
