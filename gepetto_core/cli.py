@@ -1,14 +1,21 @@
 """The `gepetto` console entry point.
 
-Errors are one line on stderr and a non-zero exit code; `--debug` shows the traceback.
+Operator commands (`nodes`, `scales`, `deploy`, ...) go through the command layer
+(`gepetto_core.commands`) and are rendered here: tables with tabulate, `--json` as the view
+model, `--wide` for full ids. Actions print their plan and ask before applying (`-y` skips).
+Errors are one line on stderr and a non-zero exit code (2 for usage); `--debug` shows the
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -17,8 +24,13 @@ from gepetto_core.adapters.embedded_pg import EmbeddedPostgres
 from gepetto_core.adapters.pg import translate_errors
 from gepetto_core.adapters.pg_migrations import status as migration_status
 from gepetto_core.adapters.pg_migrations import upgrade
+from gepetto_core.commands import ParsedCommand, cli_caller, execute, parse, spec_for
+from gepetto_core.commands.parser import VERBS
 from gepetto_core.config import Settings, load_settings
-from gepetto_core.errors import ConfigError, GepettoError
+from gepetto_core.errors import ConfigError, GepettoError, UsageError
+from gepetto_core.render_text import render_text
+from gepetto_core.runtime import runtime
+from gepetto_core.views import Composite, Message, PlanView, Progress, Result, dump_result
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -82,22 +94,163 @@ async def _demo(settings: Settings) -> None:
         print("embedded PostgreSQL stopped")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+# --- the operator commands (shared with Slack through gepetto_core.commands) ------------------
+
+GLOBAL_FLAGS = {"--debug", "--json", "--wide"}
+EXIT_CANCELLED = 1
+EXIT_INTERNAL = 70
+EXIT_NOT_BUILT = 3
+_PROGRESS_MARK = {"done": "✓", "running": "…", "failed": "✗", "pending": "·"}
+
+
+@dataclass(frozen=True)
+class Output:
+    json: bool = False
+    wide: bool = False
+    debug: bool = False
+
+
+def _emit(result: Result, out: Output) -> None:
+    if out.json:
+        print(json.dumps(dump_result(result), indent=2, default=str))
+    else:
+        print(render_text(result, wide=out.wide))
+
+
+def _has_error(result: Result) -> bool:
+    if isinstance(result, Message):
+        return result.level == "error"
+    if isinstance(result, Progress):
+        return result.failed
+    if isinstance(result, Composite):
+        return any(_has_error(item) for item in result.items)
+    return False
+
+
+class _ProgressPrinter:
+    """Deploy progress on stderr, one line per step as it completes (stdout stays the result)."""
+
+    def __init__(self) -> None:
+        self._shown = 0
+
+    async def __call__(self, progress: Progress) -> None:
+        states = progress.states()
+        upto = progress.current + (1 if progress.failed else 0)
+        for name, state in states[self._shown : upto]:
+            line = f"  {_PROGRESS_MARK[state]} {name}"
+            if progress.detail and (state == "failed" or states.index((name, state)) == upto - 1):
+                line += f" — {progress.detail}"
+            print(line, file=sys.stderr, flush=True)
+        self._shown = max(self._shown, upto)
+
+
+def _confirm(prompt: str) -> bool:
+    print(prompt, end="", file=sys.stderr, flush=True)
     try:
-        settings = load_settings()
-        if args.command == "db":
-            asyncio.run(_db_command(settings, args.db_command))
-        elif args.command == "demo":
-            asyncio.run(_demo(settings))
-        return 0
+        answer = sys.stdin.readline()
+    except (OSError, ValueError):
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def _run_command(parsed: ParsedCommand, settings: Settings, out: Output) -> int:
+    caller = cli_caller()
+    spec = spec_for(parsed)
+    async with runtime(settings) as rt:
+        result = await execute(parsed, caller, rt)
+        if not spec.mutation:
+            _emit(result, out)
+            return EXIT_ERROR if _has_error(result) else 0
+        assert isinstance(result, PlanView)
+        if not result.steps:
+            _emit(result.model_copy(update={"steps": ["nothing to do"]}), out)
+            return 0
+        _emit(result, out)
+        if not parsed.yes and not await asyncio.to_thread(_confirm, "Proceed? [y/N] "):
+            print("gepetto: cancelled; nothing changed", file=sys.stderr)
+            return EXIT_CANCELLED
+        outcome = await execute(parsed, caller, rt, confirmed=True, progress=_ProgressPrinter())
+        _emit(outcome, out)
+        return EXIT_ERROR if _has_error(outcome) else 0
+
+
+def _serve_stub() -> int:
+    print(
+        "gepetto: serve is not built yet: there is no autoscaler loop or Slack app in this "
+        "build (gepetto_core/services has sync, reconcile, deploy and event handlers only)",
+        file=sys.stderr,
+    )
+    return EXIT_NOT_BUILT
+
+
+def _top_help() -> str:
+    lines = ["usage: gepetto [--json] [--wide] [--debug] COMMAND [ARGS]", "", "commands:"]
+    lines += [f"  {verb:<11} {summary}" for verb, (summary, _) in VERBS.items() if verb != "help"]
+    lines += [
+        "  db          database migrations (upgrade | status)",
+        "  serve       run the Slack bot and the background loop",
+        "  demo        run gepetto against embedded sandboxes",
+        "",
+        "`gepetto COMMAND -h` shows a command's options.",
+    ]
+    return "\n".join(lines)
+
+
+def _configure_logging(debug: bool) -> None:
+    # Without this, library warnings reach stderr through logging's last-resort handler and
+    # an error stops being one line.
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.CRITICAL,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    flags = {t for t in tokens if t in GLOBAL_FLAGS}
+    rest = [t for t in tokens if t not in GLOBAL_FLAGS]
+    out = Output(json="--json" in flags, wide="--wide" in flags, debug="--debug" in flags)
+    _configure_logging(out.debug)
+    if not rest or rest[0] in ("-h", "--help"):
+        print(_top_help(), file=sys.stdout if rest else sys.stderr)
+        return 0 if rest else EXIT_USAGE
+    try:
+        if rest[0] in ("db", "demo"):
+            args = _parser().parse_args(rest)
+            settings = load_settings()
+            if args.command == "db":
+                asyncio.run(_db_command(settings, args.db_command))
+            else:
+                asyncio.run(_demo(settings))
+            return 0
+        if rest[0] == "serve":
+            return _serve_stub()
+        parsed = parse(rest)  # no I/O: a bad command line fails before anything connects
+        if parsed.verb == "help" and parsed.opts.get("topic") is None:
+            print(_top_help())
+            return 0
+        return asyncio.run(_run_command(parsed, load_settings(), out))
+    except UsageError as e:
+        if out.debug:
+            raise
+        print(f"gepetto: usage error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except GepettoError as e:
-        if args.debug:
+        if out.debug:
             raise
         print(f"gepetto: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        print("gepetto: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: still one line, the traceback with --debug
+        if out.debug:
+            raise
+        print(
+            f"gepetto: internal error: {type(e).__name__}: {e} (run with --debug for details)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -1,0 +1,219 @@
+"""`nodes`, `pods` and `insts`: what the miner has, from the inventory and the cluster (and, for
+instances, the validator's view of them)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from gepetto_core.commands.context import CommandContext
+from gepetto_core.commands.pod_listing import list_pod_rows
+from gepetto_core.commands.resolve import resolve_server
+from gepetto_core.errors import ClusterError, ClusterUnavailableError
+from gepetto_core.models.cluster import ChuteJobView, NodeDisk, NodeView, PodView
+from gepetto_core.models.inventory import Deployment
+from gepetto_core.models.validator import ValidatorInstance
+from gepetto_core.services.sync import ListName
+from gepetto_core.views import Cell, Column, ColumnKind, Table
+
+K = ColumnKind
+
+NODE_COLUMNS = [
+    Column(key="server_id", title="server_id", kind=K.ID),
+    Column(key="node", title="node"),
+    Column(key="ip", title="ip"),
+    Column(key="status", title="status"),
+    Column(key="gpu", title="gpu"),
+    Column(key="gpus_total", title="gpus", kind=K.INT),
+    Column(key="gpus_used", title="used", kind=K.INT),
+    Column(key="hourly_cost", title="cost/GPU", kind=K.MONEY),
+    Column(key="disk_total_gb", title="disk GB", kind=K.FLOAT),
+    Column(key="disk_used_gb", title="disk used GB", kind=K.FLOAT),
+    Column(key="locked", title="locked", kind=K.BOOL),
+]
+
+POD_COLUMNS = [
+    Column(key="namespace", title="namespace"),
+    Column(key="node", title="node"),
+    Column(key="name", title="name"),
+    Column(key="phase", title="phase"),
+    Column(key="pod_ip", title="pod IP"),
+    Column(key="started", title="started", kind=K.DATETIME),
+    Column(key="ready", title="ready", kind=K.BOOL),
+    Column(key="restarts", title="restarts", kind=K.INT),
+]
+
+INSTANCE_COLUMNS = [
+    Column(key="deployment_id", title="deployment_id", kind=K.ID),
+    Column(key="node", title="node"),
+    Column(key="chute", title="chute"),
+    Column(key="gpus", title="gpus", kind=K.INT),
+    Column(key="ready", title="ready", kind=K.BOOL),
+    Column(key="status", title="status"),
+    Column(key="phase", title="phase"),
+    Column(key="started", title="started", kind=K.DATETIME),
+    Column(key="reason", title="reason"),
+    Column(key="instance_id", title="instance_id", kind=K.ID),
+    Column(key="active", title="active", kind=K.BOOL),
+    Column(key="verified", title="verified", kind=K.BOOL),
+]
+
+
+def node_status(node: NodeView | None) -> str:
+    if node is None:
+        return "missing"
+    status = "Ready" if node.ready else "NotReady"
+    return status + (",SchedulingDisabled" if node.unschedulable else "")
+
+
+async def _disk(ctx: CommandContext, name: str) -> NodeDisk | None:
+    try:
+        return await ctx.rt.cluster.node_disk(name)
+    except ClusterUnavailableError:
+        raise
+    except ClusterError:  # the node went away between the two calls
+        return None
+
+
+async def nodes_view(ctx: CommandContext) -> Table:
+    rt = ctx.rt
+    kube_nodes = {n.name: n for n in await rt.cluster.list_nodes(None)}
+    servers = await rt.inventory.list_servers()
+    gpus = await rt.inventory.list_gpus()
+    names = [s.name for s in servers if s.name in kube_nodes]
+    disks = dict(zip(names, await asyncio.gather(*(_disk(ctx, n) for n in names)), strict=True))
+    rows: list[dict[str, Cell]] = []
+    for server in servers:
+        mine = [g for g in gpus if g.server_id == server.server_id]
+        models = Counter(g.model_short_ref for g in mine)
+        disk = disks.get(server.name)
+        node = kube_nodes.get(server.name)
+        rows.append(
+            {
+                "server_id": server.server_id,
+                "node": server.name,
+                "ip": server.ip_address or (node.external_ip if node else None),
+                "status": node_status(node),
+                "gpu": ", ".join(sorted(models)) or (node.gpu_short_ref if node else None),
+                "gpus_total": len(mine) or server.gpu_count,
+                "gpus_used": sum(1 for g in mine if g.deployment_id),
+                "hourly_cost": server.hourly_cost,
+                "disk_total_gb": round(disk.total_gib, 1) if disk else None,
+                "disk_used_gb": round(disk.requested_gib, 1) if disk else None,
+                "locked": server.locked,
+            }
+        )
+    known = {s.name for s in servers}
+    strays = sorted(n for n, v in kube_nodes.items() if v.worker and n not in known)
+    note = f"GPU nodes without a server row: {', '.join(strays)}" if strays else None
+    return Table(
+        title=f"Servers ({len(rows)})",
+        columns=NODE_COLUMNS,
+        rows=rows,
+        note=note,
+        data_label=None,  # inventory and cluster only: no validator data behind this table
+    )
+
+
+async def pods_view(ctx: CommandContext) -> Table:
+    namespace = ctx.command.opts.get("namespace")
+    found = await list_pod_rows(ctx.rt.kube_api, namespace)
+    found.sort(key=lambda r: (r.pod.namespace, r.pod.node_name or "", r.pod.name))
+    rows: list[dict[str, Cell]] = [
+        {
+            "namespace": r.pod.namespace,
+            "node": r.pod.node_name,
+            "name": r.pod.name,
+            "phase": r.pod.phase,
+            "pod_ip": r.pod_ip,
+            "started": r.started_at or r.pod.created_at,
+            "ready": r.pod.ready,
+            "restarts": r.pod.restart_count,
+        }
+        for r in found
+    ]
+    where = f"in {namespace}" if namespace else "in all namespaces"
+    return Table(
+        title=f"Pods {where} ({len(rows)})", columns=POD_COLUMNS, rows=rows, data_label=None
+    )
+
+
+def job_status(row: Deployment, job: ChuteJobView | None) -> str:
+    if job is None:
+        return "deploying" if row.stub else "job missing"
+    if job.deleting:
+        return "terminating"
+    if job.status.failed:
+        return "failed"
+    if job.status.succeeded:
+        return "completed"
+    if job.ready:
+        return "running"
+    return "starting"
+
+
+def pod_reason(pod: PodView | None) -> str | None:
+    if pod is None:
+        return None
+    for state in (pod.state, pod.last_state):
+        if state is not None and state.state != "running" and (state.reason or state.message):
+            return ": ".join(p for p in (state.reason, state.message) if p)
+    return None
+
+
+def _instance_for(
+    row: Deployment, by_id: dict[str, ValidatorInstance], by_config: dict[str, ValidatorInstance]
+) -> ValidatorInstance | None:
+    if row.instance_id and row.instance_id in by_id:
+        return by_id[row.instance_id]
+    if row.config_id and row.config_id in by_config:
+        return by_config[row.config_id]
+    return None
+
+
+async def insts_view(ctx: CommandContext) -> Table:
+    rt = ctx.rt
+    servers = {s.server_id: s for s in await rt.inventory.list_servers()}
+    deployments = await rt.inventory.list_deployments()
+    node_key = ctx.command.opts.get("node")
+    if node_key:
+        wanted = resolve_server(list(servers.values()), node_key)
+        deployments = [d for d in deployments if d.server_id == wanted.server_id]
+    chutes = {c.chute_id: c for c in await rt.inventory.list_chutes()}
+    gpu_counts = Counter(g.deployment_id for g in await rt.inventory.list_gpus() if g.deployment_id)
+    jobs = {j.deployment_id: j for j in await rt.cluster.list_chute_jobs() if j.deployment_id}
+    # The validator's view is a bonus here: without it, the database's flags are shown.
+    snaps, age = await ctx.snapshots([ListName.INSTANCES], required=False)
+    instances = [i for s in snaps.values() for i in s.instances.items.values()]
+    by_id = {i.instance_id: i for i in instances}
+    by_config = {i.config_id: i for i in instances if i.config_id}
+    rows: list[dict[str, Cell]] = []
+    for d in deployments:
+        job = jobs.get(d.deployment_id)
+        pod = job.pods[0] if job and job.pods else None
+        remote = _instance_for(d, by_id, by_config) if age is not None else None
+        chute = chutes.get(d.chute_id)
+        server = servers.get(d.server_id)
+        rows.append(
+            {
+                "deployment_id": d.deployment_id,
+                "node": server.name if server else d.server_id,
+                "chute": (chute.name if chute and chute.name else d.chute_id),
+                "gpus": gpu_counts.get(d.deployment_id, 0),
+                "ready": bool(job and job.ready),
+                "status": job_status(d, job),
+                "phase": pod.phase if pod else None,
+                "started": d.created_at,
+                "reason": pod_reason(pod),
+                "instance_id": d.instance_id or (remote.instance_id if remote else None),
+                "active": remote.active if remote else d.active,
+                "verified": remote.verified if remote else d.verified_at is not None,
+            }
+        )
+    return Table(
+        title=f"Chute instances ({len(rows)})",
+        columns=INSTANCE_COLUMNS,
+        rows=rows,
+        data_age_seconds=age,
+        data_label="validator instance data",
+    )
