@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from gepetto_core.errors import GepettoError
+from gepetto_core.services.activator import LegacyActivator
 from gepetto_core.services.autoscaler import Autoscaler
 from gepetto_core.services.reconciler import Reconciler, ReconcileReport
 from gepetto_core.services.sync import SyncService
@@ -59,6 +60,8 @@ async def run_loops(
     reconciler: Reconciler,
     reconcile_interval: float,
     autoscaler: Autoscaler | None,
+    activator: LegacyActivator | None = None,
+    activate_interval: float = 5.0,
     event_sources: Sequence[EventSource] = (),
     on_reconcile: ReconcileCallback | None = None,
 ) -> None:
@@ -70,5 +73,10 @@ async def run_loops(
         )
         if autoscaler is not None:
             group.create_task(autoscaler.run(stop), name="autoscaler")
+        if activator is not None:
+            group.create_task(
+                every(activate_interval, stop, activator.run_once, "legacy activation"),
+                name="activator",
+            )
         for source in event_sources:
             group.create_task(source.run(stop), name=f"events-{type(source).__name__}")

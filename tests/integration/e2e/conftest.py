@@ -54,32 +54,37 @@ class Miner:
         self.rt = await build_runtime(self.settings, clock=self.clock)
         return self.rt
 
-    def launch_chute(
-        self, *, legacy: bool = False, gpu_types: set[str] | None = None
-    ) -> dict[str, Any]:
+    def launch_chute(self, *, legacy: bool = False) -> dict[str, Any]:
         """A public HTTP chute that fits a non-TEE fleet node, with room at the validator."""
-        fleet_types = gpu_types or {n.gpu_type for n in self.world.fleet if not n.tee}
         for chute in sorted(
             self.world.validator.world.chutes.values(), key=lambda c: c["chute_id"]
         ):
-            selector = chute["node_selector"]
             if (
                 chute["public"]
                 and chute["cords"]
                 and not chute.get("tee")
                 and is_launch_config_version(chute["chutes_version"]) is not legacy
-                and set(selector["supported_gpus"]) & fleet_types
-                and selector["gpu_count"] <= 2
+                and self._fitting_node(chute) is not None
             ):
                 self.world.validator.set_target(chute["chute_id"], 20)
                 return chute
         raise AssertionError("the generated catalog has no such chute")
 
-    def server_for(self, chute: dict[str, Any]) -> str:
+    def _fitting_node(self, chute: dict[str, Any]) -> str | None:
+        selector = chute["node_selector"]
         for node in self.world.fleet:
-            if not node.tee and node.gpu_type in chute["node_selector"]["supported_gpus"]:
+            if (
+                not node.tee
+                and node.gpu_type in selector["supported_gpus"]
+                and node.gpu_count >= 2 * selector["gpu_count"]
+            ):
                 return node.uid
-        raise AssertionError("no fleet node fits")
+        return None
+
+    def server_for(self, chute: dict[str, Any]) -> str:
+        node = self._fitting_node(chute)
+        assert node is not None, "no fleet node fits"
+        return node
 
 
 @pytest.fixture

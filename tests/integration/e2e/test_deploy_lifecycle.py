@@ -3,6 +3,8 @@ nothing may be left behind in any of the three places."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from gepetto_core.errors import (
@@ -114,3 +116,28 @@ async def test_bad_requests_are_refused_and_change_nothing(miner: Miner) -> None
     with pytest.raises(ConflictError, match="server is locked"):
         await miner.rt.deployer.deploy(DeployRequest(chute["chute_id"], server_id))
     assert await miner.rt.inventory.list_deployments() == []
+
+
+async def test_a_legacy_chute_is_announced_then_activated_when_ready(miner: Miner) -> None:
+    from gepetto_core.services.activator import LegacyActivator
+
+    modern = miner.launch_chute()
+    chute = miner.world.validator.add_chute(
+        {**modern, "chute_id": str(uuid.uuid4()), "chutes_version": "0.2.50", "version": "legacy1"}
+    )
+    miner.world.validator.set_target(chute["chute_id"], 20)
+    await miner.rt.reconciler.run_once()  # the new chute reaches the inventory
+    result = await miner.rt.deployer.deploy(
+        DeployRequest(chute["chute_id"], miner.server_for(chute))
+    )
+    d = result.deployment
+    assert d.instance_id and d.config_id is None  # announced, no launch config
+    activator = LegacyActivator(miner.rt.inventory, miner.rt.cluster, miner.rt.validators)
+
+    async def activated() -> bool:
+        return d.deployment_id in await activator.run_once()
+
+    await eventually(activated)
+    row = await miner.rt.inventory.get_deployment(d.deployment_id)
+    assert row is not None and row.active and row.activated_at
+    assert miner.world.validator.world.instances[d.instance_id]["active"]
