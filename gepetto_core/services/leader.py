@@ -1,0 +1,390 @@
+"""Leader election on a coordination.k8s.io/v1 Lease: only one replica runs the loops.
+
+    elector = LeaderElector(api, "chutes", "gepetto-leader", identity=pod_name,
+                            lease_seconds=15, renew_seconds=2,
+                            on_started_leading=run_loops, on_stopped_leading=None)
+    await elector.run(stop)          # until `stop` is set
+
+How it decides (the pure part is `plan_step`):
+- A candidate reads the Lease. Nobody holds it (absent, or released) → take it. Someone else
+  holds it → take it only after the record has stayed unchanged for the holder's
+  `leaseDurationSeconds`, measured on the candidate's own monotonic clock from when it first saw
+  that record — never by comparing the holder's timestamps with our clock, so clock skew between
+  machines cannot cause two leaders.
+- Writes are `replace` with the resourceVersion that was read (optimistic locking): of two
+  candidates racing for an expired lease, the second write gets 409 and stays a standby.
+- The leader renews every `renew_seconds`. If it cannot renew for `renew_deadline` (< the lease
+  duration) it stops leading on its own, before any standby may take over.
+- Leading = `on_started_leading()` runs as a task. Losing the lease cancels that task (then
+  `on_stopped_leading()` runs); if the task ends by itself, the lease is released so another
+  replica can take over.
+
+Stopping: setting `stop` is a graceful hand-over (the loops are cancelled and the lease released,
+so the standby takes over at its next retry). Cancelling `run()` is treated like a crash: the
+loops are cancelled but the lease is not touched (no I/O during cancellation); the standby takes
+over when the lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from gepetto_core.adapters.kube import translate_error
+from gepetto_core.errors import ClusterConflictError, ClusterError, ClusterNotFoundError
+from gepetto_core.ops.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+LEASE_API_VERSION = "coordination.k8s.io/v1"
+_API_FAILURES = (ApiException, aiohttp.ClientError, OSError, TimeoutError)
+
+
+def default_identity() -> str:
+    """Unique per process: a restarted container must not pass for its predecessor's twin
+    while that one may still be alive elsewhere."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+# --------------------------------------------------------------------------- pure decisions
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    holder: str | None
+    duration_seconds: int | None
+    acquire_time: datetime | None = None
+    renew_time: datetime | None = None
+    transitions: int = 0
+    resource_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A lease record as last seen by a candidate, and when (candidate's monotonic clock)."""
+
+    resource_version: str | None
+    holder: str | None
+    seen_at: float
+
+
+class Step(enum.Enum):
+    CREATE = "create"  # no Lease object yet
+    TAKE = "take"  # free, released, expired, or already ours: write ourselves in
+    WAIT = "wait"  # someone else holds a live lease
+
+
+def plan_step(
+    record: LeaseRecord | None,
+    identity: str,
+    observed: Observation | None,
+    now: float,
+    default_lease_seconds: float,
+) -> tuple[Step, Observation | None]:
+    """What a candidate (not the leader) does with the lease it just read, and what it now
+    remembers having seen. Expiry counts from the first time this exact record was seen."""
+    if record is None:
+        return Step.CREATE, None
+    if observed is None or (observed.resource_version, observed.holder) != (
+        record.resource_version,
+        record.holder,
+    ):
+        observed = Observation(record.resource_version, record.holder, now)
+    if not record.holder or record.holder == identity:
+        return Step.TAKE, observed
+    duration = record.duration_seconds or default_lease_seconds
+    if now - observed.seen_at >= duration:
+        return Step.TAKE, observed
+    return Step.WAIT, observed
+
+
+def claimed(
+    record: LeaseRecord | None, identity: str, lease_seconds: int, now: datetime
+) -> LeaseRecord:
+    """The record that makes `identity` the holder (a new term unless it already held it)."""
+    if record is not None and record.holder == identity:
+        return replace(record, duration_seconds=lease_seconds, renew_time=now)
+    transitions = 0 if record is None else record.transitions + (1 if record.holder else 0)
+    return LeaseRecord(
+        holder=identity,
+        duration_seconds=lease_seconds,
+        acquire_time=now,
+        renew_time=now,
+        transitions=transitions,
+        resource_version=None if record is None else record.resource_version,
+    )
+
+
+def released(record: LeaseRecord, now: datetime) -> LeaseRecord:
+    """The record after a graceful hand-over: no holder, so any candidate may take it now."""
+    return replace(record, holder=None, renew_time=now)
+
+
+# --------------------------------------------------------------------------- the Lease object
+
+
+def _micro_time(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class KubeLease:
+    """Read, create and replace one Lease through kubernetes-asyncio; errors as ClusterError."""
+
+    def __init__(
+        self, api: client.ApiClient, namespace: str, name: str, *, request_timeout: float = 5.0
+    ) -> None:
+        self._coordination = client.CoordinationV1Api(api)
+        self.namespace = namespace
+        self.name = name
+        self.request_timeout = request_timeout
+
+    async def read(self) -> LeaseRecord | None:
+        try:
+            lease = await self._coordination.read_namespaced_lease(
+                self.name, self.namespace, _request_timeout=self.request_timeout
+            )
+        except _API_FAILURES as e:
+            error = translate_error(e, f"read lease {self.name}")
+            if isinstance(error, ClusterNotFoundError):
+                return None
+            raise error from e
+        return self._record(lease)
+
+    async def create(self, record: LeaseRecord) -> LeaseRecord:
+        try:
+            lease = await self._coordination.create_namespaced_lease(
+                self.namespace, self._body(record), _request_timeout=self.request_timeout
+            )
+        except _API_FAILURES as e:
+            raise translate_error(e, f"create lease {self.name}") from e
+        return self._record(lease)
+
+    async def replace(self, record: LeaseRecord) -> LeaseRecord:
+        """Write `record` if the Lease is still at `record.resource_version` (409 otherwise)."""
+        try:
+            lease = await self._coordination.replace_namespaced_lease(
+                self.name, self.namespace, self._body(record), _request_timeout=self.request_timeout
+            )
+        except _API_FAILURES as e:
+            raise translate_error(e, f"replace lease {self.name}") from e
+        return self._record(lease)
+
+    def _body(self, record: LeaseRecord) -> Any:  # a plain dict: the client sends it as-is
+        metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        if record.resource_version is not None:
+            metadata["resourceVersion"] = record.resource_version
+        return {
+            "apiVersion": LEASE_API_VERSION,
+            "kind": "Lease",
+            "metadata": metadata,
+            "spec": {
+                "holderIdentity": record.holder,
+                "leaseDurationSeconds": record.duration_seconds,
+                "acquireTime": _micro_time(record.acquire_time),
+                "renewTime": _micro_time(record.renew_time),
+                "leaseTransitions": record.transitions,
+            },
+        }
+
+    @staticmethod
+    def _record(lease: Any) -> LeaseRecord:
+        spec = lease.spec
+        return LeaseRecord(
+            holder=spec.holder_identity if spec else None,
+            duration_seconds=spec.lease_duration_seconds if spec else None,
+            acquire_time=spec.acquire_time if spec else None,
+            renew_time=spec.renew_time if spec else None,
+            transitions=(spec.lease_transitions or 0) if spec else 0,
+            resource_version=lease.metadata.resource_version,
+        )
+
+
+# --------------------------------------------------------------------------- the elector
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        namespace: str,
+        name: str,
+        identity: str,
+        lease_seconds: int,
+        renew_seconds: float,
+        on_started_leading: Callable[[], Coroutine[Any, Any, None]],
+        on_stopped_leading: Callable[[], Awaitable[None]] | None = None,
+        *,
+        renew_deadline: float | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        deadline = renew_deadline if renew_deadline is not None else lease_seconds * 2 / 3
+        if not 0 < renew_seconds < deadline < lease_seconds:
+            raise ValueError(
+                "need 0 < renew_seconds < renew_deadline < lease_seconds "
+                f"(got {renew_seconds}, {deadline}, {lease_seconds})"
+            )
+        self.lease = KubeLease(
+            api_client, namespace, name, request_timeout=max(0.1, min(5.0, deadline / 2))
+        )
+        self.identity = identity
+        self.lease_seconds = lease_seconds
+        self.renew_seconds = renew_seconds
+        self.renew_deadline = deadline
+        self._on_started = on_started_leading
+        self._on_stopped = on_stopped_leading
+        self._metrics = metrics
+        self._clock = clock
+        self._wall = wall
+        self._leading = False
+        self._work: asyncio.Task[None] | None = None
+        self._renewed_at = 0.0  # monotonic start of the last successful write
+        self._observed: Observation | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leading
+
+    @property
+    def observed_holder(self) -> str | None:
+        """The holder in the last lease record this replica read (None: free or unknown)."""
+        if self._leading:
+            return self.identity
+        return self._observed.holder if self._observed is not None else None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Campaign, lead and renew until `stop` is set; then hand over gracefully."""
+        stop_waiter = asyncio.create_task(stop.wait())
+        graceful = False
+        try:
+            while not stop.is_set():
+                if self._leading:
+                    await self._renew()
+                else:
+                    await self._campaign()
+                await self._pause(stop_waiter)
+            graceful = True
+        finally:
+            stop_waiter.cancel()
+            was_leading = self._leading
+            await self._stop_leading("stopping" if graceful else "cancelled")
+            if graceful and was_leading:
+                await self._release()
+
+    # -- candidate ---------------------------------------------------------------------
+    async def _campaign(self) -> None:
+        try:
+            record = await self.lease.read()
+        except ClusterError as e:
+            log.warning("leader election: %s", e)
+            return
+        step, self._observed = plan_step(
+            record, self.identity, self._observed, self._clock(), self.lease_seconds
+        )
+        if step is Step.WAIT:
+            return
+        started = self._clock()
+        mine = claimed(record, self.identity, self.lease_seconds, self._wall())
+        try:
+            if step is Step.CREATE:
+                await self.lease.create(mine)
+            else:
+                await self.lease.replace(mine)
+        except ClusterConflictError:
+            return  # another candidate wrote first; read again next time
+        except ClusterError as e:
+            log.warning("leader election: %s", e)
+            return
+        self._renewed_at = started
+        await self._start_leading()
+
+    # -- leader ------------------------------------------------------------------------
+    async def _renew(self) -> None:
+        if self._work is not None and self._work.done():
+            await self._stop_leading("the leader's work ended")
+            await self._release()
+            return
+        started = self._clock()
+        budget = self._renewed_at + self.renew_deadline - started
+        try:
+            async with asyncio.timeout(max(budget, 0.0)):
+                record = await self.lease.read()
+                if record is None or record.holder != self.identity:
+                    holder = record.holder if record else None
+                    self._observed = Observation(
+                        record.resource_version if record else None, holder, started
+                    )
+                    await self._stop_leading(f"lease taken by {holder or 'nobody'}")
+                    return
+                await self.lease.replace(
+                    claimed(record, self.identity, self.lease_seconds, self._wall())
+                )
+            self._renewed_at = started
+            return
+        except (ClusterError, TimeoutError) as e:
+            log.warning("leader election: renew failed: %s", e or "timed out")
+        if self._clock() - self._renewed_at >= self.renew_deadline:
+            await self._stop_leading(f"could not renew within {self.renew_deadline:g}s")
+
+    async def _start_leading(self) -> None:
+        self._leading = True
+        log.info("leader election: %s now leads lease %s", self.identity, self.lease.name)
+        if self._metrics is not None:
+            self._metrics.set_leader(True)
+        self._work = asyncio.create_task(self._on_started(), name="gepetto-leader-work")
+
+    async def _stop_leading(self, reason: str) -> None:
+        if not self._leading:
+            return
+        self._leading = False
+        log.info("leader election: %s stops leading (%s)", self.identity, reason)
+        if self._metrics is not None:
+            self._metrics.set_leader(False)
+        work, self._work = self._work, None
+        if work is not None:
+            work.cancel()
+            (outcome,) = await asyncio.gather(work, return_exceptions=True)
+            if isinstance(outcome, Exception):
+                log.error("leader work failed", exc_info=outcome)
+        if self._on_stopped is not None:
+            try:
+                await self._on_stopped()
+            except Exception:  # a broken callback must not keep this replica from campaigning
+                log.exception("on_stopped_leading failed")
+
+    async def _release(self) -> None:
+        """Give the lease up if it is still ours, so a standby need not wait for expiry."""
+        try:
+            record = await self.lease.read()
+            if record is not None and record.holder == self.identity:
+                await self.lease.replace(released(record, self._wall()))
+                log.info("leader election: %s released lease %s", self.identity, self.lease.name)
+        except ClusterError as e:  # the lease will expire instead
+            log.warning("leader election: release failed: %s", e)
+
+    async def _pause(self, stop_waiter: asyncio.Task[bool]) -> None:
+        delay = self.renew_seconds
+        if self._leading:  # never sleep past the point where we must have renewed
+            left = self._renewed_at + self.renew_deadline - self._clock()
+            delay = max(0.0, min(delay, left))
+        waiters: set[asyncio.Future[Any]] = {stop_waiter}
+        if self._work is not None:
+            waiters.add(self._work)
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)

@@ -1,0 +1,247 @@
+"""Leader election between real electors over HTTP against the cluster sandbox's Lease API.
+
+Bounds below are failure limits (a hang fails the test), not asserted timings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import pytest
+from kubernetes_asyncio import client
+
+from gepetto_core.ops.metrics import Metrics
+from gepetto_core.sandbox.cluster import SandboxCluster
+from gepetto_core.services.leader import LeaderElector
+
+NAMESPACE = "chutes"
+LEASE_SECONDS = 2
+RENEW_SECONDS = 0.2
+# A standby may take over a dead leader's lease once it has seen the record unchanged for the
+# lease duration; it notices within one retry period. Anything slower is a bug.
+TAKEOVER_BOUND = LEASE_SECONDS + 2 * RENEW_SECONDS + 2.0
+
+
+@dataclass
+class Candidate:
+    """One elector with its run() task and a record of what its callbacks saw."""
+
+    elector: LeaderElector
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    started: int = 0
+    stopped: int = 0
+    work_cancelled: int = 0
+    working: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def name(self) -> str:
+        return self.elector.identity
+
+
+async def until(check: Callable[[], bool], seconds: float) -> None:
+    """Poll `check` until true; fail (not time) after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def lease_name() -> str:
+    return f"gepetto-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def make_candidate(
+    api: client.ApiClient, lease_name: str
+) -> AsyncIterator[Callable[..., Awaitable[Candidate]]]:
+    made: list[Candidate] = []
+
+    async def make(
+        identity: str, work: Callable[[Candidate], Awaitable[None]] | None = None, **kw: object
+    ) -> Candidate:
+        candidate: Candidate
+
+        async def started() -> None:
+            candidate.started += 1
+            candidate.working.set()
+            try:
+                if work is not None:
+                    await work(candidate)
+                else:
+                    await asyncio.Event().wait()  # the loops: run until cancelled
+            except asyncio.CancelledError:
+                candidate.work_cancelled += 1
+                raise
+            finally:
+                candidate.working.clear()
+
+        async def stopped() -> None:
+            candidate.stopped += 1
+
+        elector = LeaderElector(
+            api, NAMESPACE, lease_name, identity, LEASE_SECONDS, RENEW_SECONDS,
+            started, stopped, **kw,  # type: ignore[arg-type]
+        )  # fmt: skip
+        candidate = Candidate(elector)
+        candidate.task = asyncio.create_task(elector.run(candidate.stop))
+        made.append(candidate)
+        return candidate
+
+    yield make
+    for candidate in made:
+        candidate.stop.set()
+    for candidate in made:
+        assert candidate.task is not None
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(candidate.task, 5)
+
+
+class OverlapWatch:
+    """Samples the candidates' is_leader flags while active; remembers any moment of two."""
+
+    def __init__(self, candidates: list[Candidate]) -> None:
+        self.candidates = candidates
+        self.max_leaders = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> OverlapWatch:
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _sample(self) -> None:
+        while True:
+            leaders = sum(c.elector.is_leader for c in self.candidates)
+            self.max_leaders = max(self.max_leaders, leaders)
+            await asyncio.sleep(0.005)
+
+
+async def lease_holder(api: client.ApiClient, name: str) -> str | None:
+    lease = await client.CoordinationV1Api(api).read_namespaced_lease(name, NAMESPACE)
+    holder: str | None = lease.spec.holder_identity
+    return holder
+
+
+async def first_leader(a: Candidate, b: Candidate) -> tuple[Candidate, Candidate]:
+    await until(lambda: a.elector.is_leader or b.elector.is_leader, TAKEOVER_BOUND)
+    return (a, b) if a.elector.is_leader else (b, a)
+
+
+async def test_exactly_one_leads_and_the_standby_takes_over_a_graceful_stop(
+    make_candidate: Callable[..., Awaitable[Candidate]], api: client.ApiClient, lease_name: str
+) -> None:
+    a, b = await make_candidate("replica-a"), await make_candidate("replica-b")
+    async with OverlapWatch([a, b]) as watch:
+        leader, standby = await first_leader(a, b)
+        await until(lambda: leader.started == 1, 2)
+        # Several renew periods pass: the leader keeps the lease, the standby never starts.
+        for _ in range(5):
+            await asyncio.sleep(RENEW_SECONDS)
+            assert await lease_holder(api, lease_name) == leader.name
+        assert standby.started == 0 and not standby.elector.is_leader
+        assert standby.elector.observed_holder == leader.name
+
+        leader.stop.set()
+        assert leader.task is not None
+        await asyncio.wait_for(leader.task, 5)
+        assert (leader.work_cancelled, leader.stopped) == (1, 1)
+        assert not leader.elector.is_leader
+        # The lease was released, so the standby does not wait for it to expire.
+        await until(lambda: standby.elector.is_leader, LEASE_SECONDS)
+        await until(lambda: standby.started == 1, 2)
+        assert await lease_holder(api, lease_name) == standby.name
+    assert watch.max_leaders == 1
+
+
+async def test_a_killed_leader_is_replaced_after_its_lease_expires(
+    make_candidate: Callable[..., Awaitable[Candidate]], api: client.ApiClient, lease_name: str
+) -> None:
+    a, b = await make_candidate("replica-a"), await make_candidate("replica-b")
+    async with OverlapWatch([a, b]) as watch:
+        leader, standby = await first_leader(a, b)
+        await until(lambda: leader.working.is_set(), 2)
+
+        assert leader.task is not None
+        leader.task.cancel()  # a crash: no release
+        await asyncio.gather(leader.task, return_exceptions=True)
+        assert leader.work_cancelled == 1  # no orphaned loop tasks
+        assert await lease_holder(api, lease_name) == leader.name  # not released
+
+        await until(lambda: standby.elector.is_leader, TAKEOVER_BOUND)
+        await until(lambda: standby.started == 1, 2)
+        assert await lease_holder(api, lease_name) == standby.name
+    assert watch.max_leaders == 1
+
+
+async def test_losing_the_lease_cancels_the_leaders_work(
+    make_candidate: Callable[..., Awaitable[Candidate]], api: client.ApiClient, lease_name: str
+) -> None:
+    a = await make_candidate("replica-a")
+    await until(lambda: a.working.is_set(), TAKEOVER_BOUND)
+
+    # Another holder writes itself in (as a replica with a newer view would).
+    coordination = client.CoordinationV1Api(api)
+    lease = await coordination.read_namespaced_lease(lease_name, NAMESPACE)
+    lease.spec.holder_identity = "intruder"
+    await coordination.replace_namespaced_lease(lease_name, NAMESPACE, lease)
+
+    await until(lambda: not a.elector.is_leader, 2)
+    await until(lambda: a.stopped == 1, 2)
+    assert a.work_cancelled == 1 and not a.working.is_set()
+    assert a.elector.observed_holder == "intruder"
+
+
+async def test_a_leader_that_cannot_renew_steps_down_before_its_lease_expires(
+    make_candidate: Callable[..., Awaitable[Candidate]],
+    sandbox: SandboxCluster,
+    lease_name: str,
+) -> None:
+    metrics = Metrics()
+    a = await make_candidate("replica-a", metrics=metrics)
+    await until(lambda: a.working.is_set(), TAKEOVER_BOUND)
+    assert metrics.leader._value.get() == 1
+
+    sandbox.inject_api_error(f"/leases/{lease_name}$", method="PUT", status=500, times=None)
+    try:
+        await until(lambda: not a.elector.is_leader, LEASE_SECONDS)
+        assert a.work_cancelled == 1
+        assert metrics.leader._value.get() == 0
+    finally:
+        sandbox.clear_faults()
+
+
+async def test_leader_work_that_ends_releases_the_lease_and_campaigns_again(
+    make_candidate: Callable[..., Awaitable[Candidate]], api: client.ApiClient, lease_name: str
+) -> None:
+    crash = asyncio.Event()
+
+    async def crashing(candidate: Candidate) -> None:
+        if candidate.started == 1:
+            await crash.wait()
+            raise RuntimeError("loop crashed")
+        await asyncio.Event().wait()
+
+    a = await make_candidate("replica-a", crashing)
+    await until(lambda: a.working.is_set(), TAKEOVER_BOUND)
+    assert await lease_holder(api, lease_name) == "replica-a"
+
+    crash.set()
+    # The lease is released (no holder) before anyone campaigns again: a standby elsewhere
+    # would not have to wait for it to expire.
+    async with asyncio.timeout(LEASE_SECONDS):
+        while True:
+            if await lease_holder(api, lease_name) is None:
+                break
+            await asyncio.sleep(0.005)
+    assert a.stopped == 1 and not a.elector.is_leader
+    await until(lambda: a.started == 2, TAKEOVER_BOUND)

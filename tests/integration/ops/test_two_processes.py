@@ -1,0 +1,103 @@
+"""Two separate processes campaign for one Lease on the cluster sandbox: one leads; the other
+takes over when the leader is killed (SIGKILL, no release) and hands over on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from kubernetes_asyncio import client
+
+HELPER = Path(__file__).with_name("elector_process.py")
+LEASE_SECONDS = 2
+RENEW_SECONDS = 0.2
+STARTUP_BOUND = 30.0  # importing the stack on a busy 2-core machine
+TAKEOVER_BOUND = LEASE_SECONDS + 2 * RENEW_SECONDS + 5.0
+
+
+class Replica:
+    def __init__(self, identity: str, process: asyncio.subprocess.Process) -> None:
+        self.identity = identity
+        self.process = process
+        self.lines: list[str] = []
+
+    async def expect(self, word: str, seconds: float) -> None:
+        """Read output until `WORD identity` (fails on timeout or exit)."""
+        assert self.process.stdout is not None
+        want = f"{word} {self.identity}"
+        async with asyncio.timeout(seconds):
+            while want not in self.lines:
+                line = await self.process.stdout.readline()
+                assert line, f"{self.identity} exited; output: {self.lines}"
+                self.lines.append(line.decode().strip())
+
+
+class Spawner:
+    """Starts candidate processes for one fresh lease; kills leftovers at teardown."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.lease = f"gepetto-proc-{uuid.uuid4().hex[:8]}"
+        self.started: list[Replica] = []
+
+    async def start(self, identity: str) -> Replica:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(HELPER), str(self.kubeconfig), self.lease, identity,
+            str(LEASE_SECONDS), str(RENEW_SECONDS),
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        replica = Replica(identity, process)
+        self.started.append(replica)
+        return replica
+
+    async def close(self) -> None:
+        for replica in self.started:
+            if replica.process.returncode is None:
+                replica.process.kill()
+                await replica.process.wait()
+
+
+@pytest.fixture
+async def spawner(kubeconfig_path: Path) -> AsyncIterator[Spawner]:
+    spawner = Spawner(kubeconfig_path)
+    yield spawner
+    await spawner.close()
+
+
+async def holder(api: client.ApiClient, lease: str) -> str | None:
+    found = await client.CoordinationV1Api(api).read_namespaced_lease(lease, "chutes")
+    value: str | None = found.spec.holder_identity
+    return value
+
+
+async def test_two_processes_one_leader_then_takeover(
+    spawner: Spawner, api: client.ApiClient
+) -> None:
+    lease = spawner.lease
+    a = await spawner.start("proc-a")
+    await a.expect("LEADING", STARTUP_BOUND)
+    b = await spawner.start("proc-b")
+    await b.expect("STANDBY", STARTUP_BOUND)
+    # While a is alive, b campaigns (several retry periods) without leading.
+    for _ in range(5):
+        await asyncio.sleep(RENEW_SECONDS)
+        assert await holder(api, lease) == "proc-a"
+    assert "LEADING proc-b" not in b.lines
+
+    a.process.send_signal(signal.SIGKILL)  # no release: b waits for the lease to expire
+    await a.process.wait()
+    await b.expect("LEADING", TAKEOVER_BOUND)
+    assert await holder(api, lease) == "proc-b"
+
+    b.process.send_signal(signal.SIGTERM)  # graceful: stop leading, release, exit 0
+    await b.expect("EXIT", 10)
+    assert "STOPPED proc-b" in b.lines
+    assert await b.process.wait() == 0
+    assert await holder(api, lease) is None
