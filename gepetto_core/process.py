@@ -1,0 +1,126 @@
+"""One gepetto process: the runtime, the autoscaler and the background loops, with observers
+told what each reconcile pass and autoscaler round did (the console in the demo, Slack alerts in
+`serve`). Shared by `gepetto serve` and `gepetto demo`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from gepetto_core.config import Settings
+from gepetto_core.errors import GepettoError
+from gepetto_core.runtime import Runtime, build_runtime
+from gepetto_core.scheduling.snapshot import Snapshot
+from gepetto_core.services.activator import LegacyActivator
+from gepetto_core.services.autoscaler import Autoscaler, RoundReport
+from gepetto_core.services.deployer import utcnow
+from gepetto_core.services.loops import run_loops
+from gepetto_core.services.planning_input import load_snapshot, plan_policy
+from gepetto_core.services.reconciler import ReconcileReport
+
+log = logging.getLogger(__name__)
+
+
+class Observer(Protocol):
+    """Told about the loops' results (alerts, digests, the demo console)."""
+
+    async def reconciled(self, report: ReconcileReport) -> None: ...
+
+    async def autoscaled(self, report: RoundReport) -> None: ...
+
+
+@dataclass
+class _Waker:
+    """Events wake the autoscaler; it is built after the runtime that delivers them."""
+
+    autoscaler: Autoscaler | None = None
+
+    async def __call__(self, why: str) -> None:
+        if self.autoscaler is not None:
+            self.autoscaler.wake(why)
+
+
+@dataclass
+class GepettoProcess:
+    rt: Runtime
+    autoscaler: Autoscaler
+    activator: LegacyActivator
+    observers: list[Observer] = field(default_factory=list)
+
+    async def _reconciled(self, report: ReconcileReport) -> None:
+        for observer in self.observers:
+            await observer.reconciled(report)
+
+    async def run_loops(self, stop: asyncio.Event) -> None:
+        """The leader's work: every loop until `stop` (or cancellation on losing the lease)."""
+        settings = self.rt.settings
+        await run_loops(
+            stop=stop,
+            sync=self.rt.sync,
+            sync_interval=settings.sync_interval_seconds,
+            reconciler=self.rt.reconciler,
+            reconcile_interval=settings.reconcile_interval_seconds,
+            autoscaler=self.autoscaler,
+            activator=self.activator,
+            event_sources=self.rt.event_sources(),
+            on_reconcile=self._reconciled,
+        )
+
+    async def close(self) -> None:
+        await self.rt.close()
+
+
+async def start_process(
+    settings: Settings,
+    *,
+    observers: Sequence[Observer] = (),
+    clock: Callable[[], datetime] = utcnow,
+) -> GepettoProcess:
+    waker = _Waker()
+    rt = await build_runtime(settings, wake=waker, clock=clock)
+
+    async def build_snapshot() -> Snapshot:
+        disk = await _disk_free(rt)
+        loaded = await load_snapshot(
+            rt.inventory, rt.state, rt.sync.snapshots, clock(), disk_free_gb=disk
+        )
+        return loaded.snapshot
+
+    watchers = list(observers)
+
+    async def autoscaled(report: RoundReport) -> None:
+        for observer in watchers:
+            await observer.autoscaled(report)
+
+    autoscaler = Autoscaler(
+        rt.state,
+        rt.deployer,
+        rt.validators,
+        build_snapshot,
+        policy=plan_policy(settings),
+        interval=settings.autoscale_interval_seconds,
+        max_in_flight=settings.max_deploys_in_flight,
+        clock=clock,
+        on_round=autoscaled,
+    )
+    waker.autoscaler = autoscaler
+    activator = LegacyActivator(rt.inventory, rt.cluster, rt.validators, clock=clock)
+    return GepettoProcess(rt, autoscaler, activator, watchers)
+
+
+async def _disk_free(rt: Runtime) -> dict[str, float]:
+    """Free disk per server id, for the planner's disk rule; a node we cannot read is left out
+    (unknown) rather than guessed."""
+    free: dict[str, float] = {}
+    for server in await rt.inventory.list_servers():
+        try:
+            disk = await rt.cluster.node_disk(server.name)
+        except GepettoError as e:
+            log.debug("disk of %s unknown: %s", server.name, e)
+            continue
+        free[server.server_id] = disk.available_gib
+    return free
