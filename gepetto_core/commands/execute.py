@@ -31,9 +31,8 @@ async def _help(ctx: CommandContext) -> Result:
 
 
 async def _recycle_preview(ctx: CommandContext) -> Result:
-    return (await actions.plan_recycle(ctx)).view.model_copy(
-        update={"title": "Recycle (dry run: nothing changed)"}
-    )
+    report = await ctx.rt.reconciler.run_once(dry_run=True)
+    return actions.recycle_plan_view(report, dry_run=True)
 
 
 READERS: dict[str, Reader] = {
