@@ -65,6 +65,9 @@ class BackoffState:
     pairs: Mapping[tuple[str, str], Cooldown]
     chutes: Mapping[str, Cooldown]
     servers: Mapping[str, Cooldown]
+    # Chutes with failures since their last healthy run (blocked or not): on probation, the
+    # planner starts one instance at a time for them.
+    suspects: frozenset[str] = frozenset()
 
     def chute_block(self, chute_id: str) -> Cooldown | None:
         return self.chutes.get(chute_id)
@@ -77,6 +80,10 @@ class BackoffState:
 
 
 EMPTY_BACKOFF = BackoffState(pairs={}, chutes={}, servers={})
+
+
+def _has_streak(events: list[_Event]) -> bool:
+    return bool(_streak(list(events)))
 
 
 def _cooldown(k: int, policy: BackoffPolicy) -> timedelta:
@@ -173,4 +180,5 @@ def backoff_state(
         )
         if cd is not None:
             servers[server_id] = cd
-    return BackoffState(pairs=pairs, chutes=chutes, servers=servers)
+    suspects = frozenset(c for c, events in by_chute.items() if _has_streak(events))
+    return BackoffState(pairs=pairs, chutes=chutes, servers=servers, suspects=suspects)

@@ -238,6 +238,14 @@ def _build_slots(ctx: Context) -> None:
             continue
         assert terms is not None
         free, _ = allowance(chute, snapshot)
+        if chute.chute_id in ctx.backoff.suspects:
+            free = min(free, 1 - snapshot.our_pending(chute.chute_id))  # probation
+            if free <= 0:
+                ctx.chute_rejections[chute.chute_id] = Rejection(
+                    Reason.PROBATION, "failed recently: one instance at a time until one is healthy"
+                )
+                ctx.wanted[chute.chute_id] = 0
+                continue
         # More slots than the free GPUs could hold are pointless; keep one for preemption.
         copies = min(free, max(1, total_free // max(1, chute.gpu_count)))
         ctx.wanted[chute.chute_id] = free

@@ -77,8 +77,10 @@ class PlanPolicy:
     min_disk_gb: float = 10.0
     # None = unlimited (used by the quality benchmark).
     max_deploys_per_round: int | None = 24
-    # Concurrent image pulls per server (pending deployments included).
-    max_pending_per_server: int | None = 2
+    # Concurrent image pulls per server (pending deployments included); None = no limit.
+    # Off by default: in the 48 h simulation a limit of 2 spread 1-GPU chutes over every box,
+    # leaving no empty box for 8-GPU chutes (-8 % multiplier-hours on the TEE fleet).
+    max_pending_per_server: int | None = None
     whitelist_only: bool = False
     # Servers whose value is within this fraction of the best are ties; best fit breaks them.
     best_fit_window: float = 0.03

@@ -27,6 +27,7 @@ class Reason(StrEnum):
     NOT_WHITELISTED = "not_whitelisted"
     NO_ALLOWANCE = "no_allowance"
     CHUTE_BACKOFF = "chute_backoff"
+    PROBATION = "probation"
     # server rules
     SERVER_LOCKED = "server_locked"
     LOW_DISK = "low_disk"

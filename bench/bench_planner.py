@@ -1,0 +1,247 @@
+"""Planner benchmark: quality against the LP bound, plan time, and a 48 h simulation against the
+community fork and the official policy, all on fleets generated in this run.
+
+    python -m bench.bench_planner            # full run (a few minutes on 2 cores)
+    python -m bench.bench_planner --quick    # fewer seeds, 12 h simulation
+
+Writes its figures to bench/results.json under the key "planner" (read-merge-write).
+Not a test: the targets are printed next to the figures, nothing asserts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # `python bench/bench_planner.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import scipy
+from scipy.optimize import linprog
+from scipy.sparse import coo_matrix
+
+from bench.fleets import make_snapshot, make_world
+from bench.simulate import Fork, Gepetto, Official, Result, simulate
+from gepetto_core.scheduling import PlanPolicy, Snapshot, plan_round
+from gepetto_core.scheduling.context import Slot, build_context
+from gepetto_core.scheduling.planner import slot_value
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+def lp_bound(snap: Snapshot, policy: PlanPolicy) -> tuple[float, int, float]:
+    """LP relaxation of the round (HiGHS): max sum v x, per-chute allowance, per-server GPUs.
+    Same candidates and values as the planner. Returns (bound, pairs, seconds)."""
+    ctx = build_context(snap, policy, NOW, random.Random(0))
+    copies: dict[str, int] = {}
+    first: dict[str, Slot] = {}
+    for s in ctx.slots:
+        if s.job_id is None:
+            copies[s.chute.chute_id] = copies.get(s.chute.chute_id, 0) + 1
+            first.setdefault(s.chute.chute_id, s)
+    chute_row = {cid: i for i, cid in enumerate(first)}
+    server_row = {id(s): len(first) + i for i, s in enumerate(ctx.servers)}
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    obj: list[float] = []
+    for cid, slot in first.items():
+        g = slot.chute.gpu_count
+        for grp in slot.groups:
+            for srv in grp.servers:
+                if srv.free < g or srv.view.server_id in slot.blocked:
+                    continue
+                v = slot_value(slot, srv)
+                if v <= policy.min_value:
+                    continue
+                j = len(obj)
+                obj.append(-v)
+                rows += [chute_row[cid], server_row[id(srv)]]
+                cols += [j, j]
+                vals += [1.0, float(g)]
+    if not obj:
+        return 0.0, 0, 0.0
+    a = coo_matrix((vals, (rows, cols)), shape=(len(first) + len(ctx.servers), len(obj)))
+    b = np.array([copies[c] for c in first] + [s.free for s in ctx.servers], dtype=float)
+    t = time.perf_counter()
+    res = linprog(np.array(obj), A_ub=a.tocsr(), b_ub=b, bounds=(0, None), method="highs")
+    return float(-res.fun), len(obj), time.perf_counter() - t
+
+
+def quality(seeds: list[int]) -> dict[str, Any]:
+    rows = []
+    for profile in ("tee", "legacy"):
+        for prefill in (0.0, 0.3):
+            for kappa, mode in ((0.0, "sunk"), (1.0, "elastic")):
+                policy = PlanPolicy(
+                    cost_weight=kappa, max_deploys_per_round=None, max_pending_per_server=None
+                )
+                for seed in seeds:
+                    world = make_world(profile, 500, 100, seed)
+                    snap = make_snapshot(world, NOW, seed, prefill=prefill, history=300)
+                    t = time.perf_counter()
+                    plan = plan_round(snap, policy, NOW, random.Random(seed))
+                    plan_s = time.perf_counter() - t
+                    bound, pairs, lp_s = lp_bound(snap, policy)
+                    q = plan.total_value / bound if bound > 0 else 1.0
+                    rows.append(
+                        {
+                            "profile": profile,
+                            "prefill": prefill,
+                            "mode": mode,
+                            "seed": seed,
+                            "quality": q,
+                            "plan_ms": plan_s * 1000,
+                            "lp_s": lp_s,
+                            "pairs": pairs,
+                            "placed": len(plan.placements),
+                        }
+                    )
+    qs = sorted(r["quality"] for r in rows)
+    print("\n== Quality: planner value / LP bound (500 chutes x 100 servers) ==")
+    head = f"{'fleet':8} {'prefill':>7} {'mode':8} {'worst':>7} {'median':>7}"
+    print(f"{head} {'plan ms':>8} {'pairs':>7}")
+    groups: dict[tuple[str, float, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["profile"], r["prefill"], r["mode"]), []).append(r)
+    for (profile, prefill, mode), rs in groups.items():
+        q = [r["quality"] for r in rs]
+        print(
+            f"{profile:8} {prefill:7.1f} {mode:8} {min(q):7.4f} {statistics.median(q):7.4f} "
+            f"{statistics.median(r['plan_ms'] for r in rs):8.1f} "
+            f"{int(statistics.median(r['pairs'] for r in rs)):7d}"
+        )
+    p5 = qs[max(0, int(0.05 * len(qs)) - 1)] if len(qs) >= 20 else qs[0]
+    print(
+        f"all {len(qs)} runs: worst {qs[0]:.4f}, p5 {p5:.4f}, median {statistics.median(qs):.4f}"
+        "   (targets: worst >= 0.98, median >= 0.995)"
+    )
+    return {
+        "runs": rows,
+        "worst": qs[0],
+        "p5": p5,
+        "median": statistics.median(qs),
+    }
+
+
+def plan_times(repeats: int) -> dict[str, Any]:
+    print("\n== Plan time (pure planning, no I/O; median of repeats) ==")
+    out: dict[str, Any] = {}
+    policy = PlanPolicy(cost_weight=0.0, max_deploys_per_round=None)
+    for n_chutes, n_servers, target_ms in ((500, 100, 50.0), (2000, 300, 1000.0)):
+        for profile in ("tee", "legacy"):
+            world = make_world(profile, n_chutes, n_servers, 1)
+            snap = make_snapshot(world, NOW, 1, history=300)
+            times = []
+            for r in range(repeats):
+                t = time.perf_counter()
+                plan_round(snap, policy, NOW, random.Random(r))
+                times.append((time.perf_counter() - t) * 1000)
+            med = statistics.median(times)
+            key = f"{n_chutes}x{n_servers}_{profile}"
+            out[key] = {"median_ms": med, "max_ms": max(times), "target_ms": target_ms}
+            print(
+                f"{key:20} median {med:7.1f} ms  max {max(times):7.1f} ms"
+                f"  (target <= {target_ms:.0f} ms)"
+            )
+    return out
+
+
+def simulation(seeds: list[int], hours: int) -> dict[str, Any]:
+    print(f"\n== Simulated {hours} h from an empty fleet (500 chutes x 100 servers) ==")
+    print(
+        f"{'fleet':7} {'seed':>4} {'policy':9} {'mult-h':>9} {'failed':>6} {'GPU-h lost':>10} "
+        f"{'deploys':>7} {'423':>5} {'fill min':>8} {'busy':>5}"
+    )
+    runs: list[dict[str, Any]] = []
+    for profile in ("tee", "legacy"):
+        for seed in seeds:
+            world = make_world(profile, 500, 100, seed, p_scalable=1.0)
+            results: list[Result] = [
+                simulate(world, seed, policy, hours) for policy in (Fork(), Official(), Gepetto())
+            ]
+            for r in results:
+                fill = "-" if r.time_to_fill_min is None else str(r.time_to_fill_min)
+                print(
+                    f"{profile:7} {seed:4d} {r.policy:9} {r.multiplier_hours:9.0f} "
+                    f"{r.failed_deploys:6d} {r.wasted_gpu_hours:10.1f} {r.deploys:7d} "
+                    f"{r.refused_423:5d} {fill:>8} {r.busy_fraction:5.2f}"
+                )
+                runs.append({"profile": profile, "seed": seed, **r.__dict__})
+    summary: dict[str, Any] = {}
+    print(
+        "\nratios, gepetto vs baselines (targets: >= 1.8x fork, >= 1.02x official mult-h, "
+        "<= 0.80x official failed deploys):"
+    )
+    for profile in ("tee", "legacy"):
+        for seed in seeds:
+            by = {r["policy"]: r for r in runs if r["profile"] == profile and r["seed"] == seed}
+            g, o, f = by["gepetto"], by["official"], by["fork"]
+            ratios = {
+                "vs_fork_mult_h": g["multiplier_hours"] / max(1e-9, f["multiplier_hours"]),
+                "vs_official_mult_h": g["multiplier_hours"] / max(1e-9, o["multiplier_hours"]),
+                "vs_official_failed": g["failed_deploys"] / max(1, o["failed_deploys"]),
+            }
+            summary[f"{profile}_{seed}"] = ratios
+            print(
+                f"  {profile:7} seed {seed}: {ratios['vs_fork_mult_h']:.2f}x fork, "
+                f"{ratios['vs_official_mult_h']:.3f}x official, "
+                f"failed deploys {ratios['vs_official_failed']:.2f}x official"
+            )
+    return {"hours": hours, "runs": runs, "ratios": summary}
+
+
+def save(figures: dict[str, Any]) -> None:
+    data: dict[str, Any] = {}
+    if RESULTS.exists():
+        try:
+            data = json.loads(RESULTS.read_text())
+        except json.JSONDecodeError:
+            data = {}
+    data["planner"] = figures
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(RESULTS)
+    print(f"\nfigures written to {RESULTS} (key 'planner')")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer seeds, 12 h simulation")
+    args = parser.parse_args(argv)
+    quality_seeds = list(range(3 if args.quick else 10))
+    sim_seeds = [1] if args.quick else [1, 2, 3]
+    hours = 12 if args.quick else 48
+    started = time.perf_counter()
+    figures: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "scipy": scipy.__version__,
+        },
+        "quality_seeds": quality_seeds,
+        "simulation_seeds": sim_seeds,
+        "quality": quality(quality_seeds),
+        "plan_time": plan_times(3 if args.quick else 5),
+        "simulation": simulation(sim_seeds, hours),
+    }
+    figures["wall_seconds"] = time.perf_counter() - started
+    print(f"\nwhole run: {figures['wall_seconds']:.0f} s")
+    save(figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,409 @@
+"""48 hours from an empty fleet, one-minute ticks, three placement policies on the same world.
+
+World rules (spec `scheduling.md` §2 and §4.5):
+- an instance starts in U(5-20) / U(12-35) / U(25-60) minutes for 1-2 / 4 / 8 GPUs;
+- it fails with the hidden chute x server x pair probability, dying at a random moment before
+  the end of its first hour after activation (or before activating at all);
+- it earns `multiplier` per hour once active plus a 0.3x start-up credit (<= 1.5 h), but only if
+  it is still alive at the end, lived >= 1 h after activation, or was removed by the validator;
+- the validator keeps a target instance count per chute (other miners hold some) and answers
+  423 to a launch beyond it, or to a miner holding every instance once <= 2 slots remain;
+- established instances (>= 63 min) are removed at random, hazard 1/24 h (validator downscale).
+
+Policies (re-implemented from their published rules, spec §1):
+- `fork`: every 5 min one (chute, server) pair with the best metrics gain / (cost x gpus);
+  utilisation cached for 4 min; a chute whose deployment died within 16 min of creation is
+  skipped for 1 h.
+- `official`: every 15 s the chute with the best multiplier / (cost x gpus) that has no pending
+  deployment and is scalable, on one of the two cheapest-then-tightest servers at random.
+- `gepetto`: `plan_round` every minute (at most 24 deploys per round), with the
+  failure ledger for back-off and reliability; sunk GPU cost (kappa = 0); preemption off.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from bench.fleets import World
+from gepetto_core.scheduling import (
+    BackoffPolicy,
+    ChuteUtilization,
+    DeploymentView,
+    FailureRecord,
+    GpuView,
+    PlanPolicy,
+    PreemptionPolicy,
+    ServerView,
+    Snapshot,
+    plan_round,
+)
+
+START = datetime(2026, 6, 1, tzinfo=UTC)
+HOURS = 48
+DOWNSCALE_PER_MIN = 1.0 / (24 * 60)
+
+
+@dataclass(eq=False, slots=True)
+class Inst:
+    dep_id: str
+    chute_id: str
+    server_id: str
+    gpu_ids: list[str]
+    g: int
+    m: float
+    bounty: float  # the bounty part of m, paid only for the first 2 h after activation
+    created: int
+    activate_at: int
+    death_at: int | None  # a failing instance dies then
+    ended: int | None = None
+    validator_removed: bool = False
+
+    def active(self, now: int) -> bool:
+        return now >= self.activate_at and (self.ended is None or self.ended > self.activate_at)
+
+
+@dataclass
+class Result:
+    policy: str
+    multiplier_hours: float = 0.0
+    wasted_gpu_hours: float = 0.0
+    failed_deploys: int = 0
+    deploys: int = 0
+    refused_423: int = 0
+    time_to_fill_min: int | None = None
+    busy_fraction: float = 0.0
+    decide_seconds: float = 0.0
+
+
+@dataclass
+class Sim:
+    world: World
+    seed: int
+    now: int = 0
+    free: dict[str, list[str]] = field(default_factory=dict)
+    live: list[Inst] = field(default_factory=list)
+    ended: list[Inst] = field(default_factory=list)
+    ours: dict[str, int] = field(default_factory=dict)
+    result: Result = field(default_factory=lambda: Result(""))
+    rng: random.Random = field(default_factory=random.Random)
+    next_id: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed * 1000 + 7)
+        self.free = {s.server_id: [g.gpu_id for g in s.gpus] for s in self.world.servers}
+        self.total_gpus = sum(len(s.gpus) for s in self.world.servers)
+        self.servers = {s.server_id: s for s in self.world.servers}
+        self.chutes = {c.chute_id: c for c in self.world.chutes}
+
+    # --- the validator ------------------------------------------------------------------------
+    def scale_allowance(self, chute_id: str) -> int:
+        return (
+            self.world.targets[chute_id] - self.world.others[chute_id] - self.ours.get(chute_id, 0)
+        )
+
+    def accepts(self, chute_id: str) -> bool:
+        remaining = self.scale_allowance(chute_id)
+        if remaining <= 0:
+            return False
+        mine = self.ours.get(chute_id, 0)
+        holds_all = mine > 0 and self.world.others[chute_id] == 0
+        return not (holds_all and remaining <= 2)
+
+    # --- actions ------------------------------------------------------------------------------
+    def launch(self, chute_id: str, server_id: str, gpu_ids: list[str] | None = None) -> str:
+        chute = self.chutes[chute_id]
+        server = self.servers[server_id]
+        free = self.free[server_id]
+        if len(free) < chute.gpu_count or server.gpu_type not in chute.supported_gpus:
+            return "no_gpu"
+        if not self.accepts(chute_id):
+            self.result.refused_423 += 1
+            return "423"
+        if server.is_tee != chute.tee:
+            self.result.refused_423 += 1  # launch config refused; no GPU time spent
+            return "refused"
+        if gpu_ids is None or not set(gpu_ids) <= set(free):
+            gpu_ids = free[: chute.gpu_count]
+        for gid in gpu_ids:
+            free.remove(gid)
+        lo, hi = self.world.truth.startup_range[chute_id]
+        startup = round(self.rng.uniform(lo, hi))
+        fails = self.rng.random() < self.world.truth.p_fail(chute_id, server_id)
+        death = self.now + self.rng.randint(2, startup + 50) if fails else None
+        self.next_id += 1
+        inst = Inst(
+            f"dep-{self.next_id}",
+            chute_id,
+            server_id,
+            list(gpu_ids),
+            chute.gpu_count,
+            chute.effective_compute_multiplier,
+            chute.bounty_boost,
+            self.now,
+            self.now + startup,
+            death,
+        )
+        self.live.append(inst)
+        self.ours[chute_id] = self.ours.get(chute_id, 0) + 1
+        self.result.deploys += 1
+        return "ok"
+
+    def _end(self, inst: Inst, validator_removed: bool) -> None:
+        inst.ended = self.now
+        inst.validator_removed = validator_removed
+        self.free[inst.server_id].extend(inst.gpu_ids)
+        self.ours[inst.chute_id] -= 1
+        self.ended.append(inst)
+
+    def tick_world(self) -> None:
+        keep: list[Inst] = []
+        for inst in self.live:
+            if inst.death_at is not None and self.now >= inst.death_at:
+                self._end(inst, validator_removed=False)
+            elif self.now - inst.activate_at >= 63 and self.rng.random() < DOWNSCALE_PER_MIN:
+                self._end(inst, validator_removed=True)
+            else:
+                keep.append(inst)
+        self.live = keep
+
+    # --- scoring ------------------------------------------------------------------------------
+    def finish(self, busy_minutes: float) -> Result:
+        end = self.now
+        r = self.result
+        for inst in self.ended + self.live:
+            stop = inst.ended if inst.ended is not None else end
+            activated = stop > inst.activate_at and inst.activate_at <= end
+            life_after = max(0, stop - inst.activate_at) if activated else 0
+            eligible = activated and (
+                inst.ended is None or inst.validator_removed or life_after >= 60
+            )
+            if eligible:
+                startup = min(inst.activate_at - inst.created, 90)
+                boosted = min(life_after, 120)
+                plain = inst.m / inst.bounty
+                earned = inst.m * (boosted + 0.3 * startup) + plain * (life_after - boosted)
+                r.multiplier_hours += earned / 60.0
+            elif inst.ended is not None:
+                r.failed_deploys += 1
+                r.wasted_gpu_hours += inst.g * (stop - inst.created) / 60.0
+        r.busy_fraction = busy_minutes / (self.total_gpus * max(1, end))
+        return r
+
+    def busy_gpus(self) -> int:
+        return self.total_gpus - sum(len(f) for f in self.free.values())
+
+
+# --- policies -------------------------------------------------------------------------------
+
+
+class Official:
+    name = "official"
+    per_minute = 4  # one decision per 15 s
+
+    def __init__(self) -> None:
+        self.rng = random.Random(11)
+        self.by_cost: dict[str, list[ServerView]] = {}
+
+    def decide(self, sim: Sim) -> None:
+        if not self.by_cost:
+            for chute in sim.world.chutes:
+                self.by_cost[chute.chute_id] = sorted(
+                    (
+                        s
+                        for s in sim.world.servers
+                        if s.gpu_type in chute.supported_gpus and s.is_tee == chute.tee
+                    ),
+                    key=lambda s: s.hourly_cost,
+                )
+        for _ in range(self.per_minute):
+            if not self._once(sim):
+                return
+
+    def _once(self, sim: Sim) -> bool:
+        """One `_autoscale` cycle: rank, then try chutes in order until one deploys."""
+        most_free = max((len(f) for f in sim.free.values()), default=0)
+        if most_free == 0:
+            return False
+        pending = {i.chute_id for i in sim.live if sim.now < i.activate_at}
+        ranked: list[tuple[float, str, str]] = []
+        for chute in sim.world.chutes:
+            cid = chute.chute_id
+            g = chute.gpu_count
+            if g > most_free or cid in pending or sim.scale_allowance(cid) <= 0:
+                continue  # `scalable` comes from /chutes/utilization, refreshed every cycle
+            # Cheapest first, then tightest fit; the two best, one of them at random.
+            fits = [s for s in self.by_cost[cid] if len(sim.free[s.server_id]) >= g]
+            pool = sorted(fits[:4], key=lambda s: (s.hourly_cost, len(sim.free[s.server_id])))[:2]
+            if not pool:
+                continue
+            server = self.rng.choice(pool)
+            value = chute.effective_compute_multiplier / (server.hourly_cost * g)
+            ranked.append((value, cid, server.server_id))
+        ranked.sort(reverse=True)
+        return any(sim.launch(cid, sid) == "ok" for _, cid, sid in ranked)
+
+
+class Fork:
+    name = "fork"
+
+    def __init__(self) -> None:
+        self.cached_allowance: dict[str, int] = {}
+        self.trace: dict[str, tuple[int, int | None]] = {}  # chute -> (created, deleted)
+        self.seen_ended = 0
+
+    def decide(self, sim: Sim) -> None:
+        if sim.now % 4 == 0:  # RemoteSynchro every 4 min
+            self.cached_allowance = {c: sim.scale_allowance(c) for c in sim.chutes}
+        for inst in sim.ended[self.seen_ended :]:
+            created, _ = self.trace.get(inst.chute_id, (inst.created, None))
+            self.trace[inst.chute_id] = (created, inst.ended)
+        self.seen_ended = len(sim.ended)
+        if sim.now % 5 != 0:  # Autoscaler every 5 min, one pair
+            return
+        from gepetto_core.scheduling.value import fork_gain
+
+        policy = PlanPolicy()
+        candidates: list[tuple[bool, float, str, str]] = []
+        for chute in sim.world.chutes:
+            cid = chute.chute_id
+            if self.cached_allowance.get(cid, 0) <= 0:
+                continue
+            live_count = sim.world.others[cid] + sim.ours.get(cid, 0)
+            gain = fork_gain(replace(chute, instance_count=live_count), policy)
+            if gain is None or gain <= 0:
+                continue
+            created, deleted = self.trace.get(cid, (0, None))
+            failed = deleted is not None and deleted - created <= 16 and sim.now - deleted < 60
+            for s in sim.world.servers:  # no TEE match, no disk check in the fork
+                if (
+                    s.gpu_type in chute.supported_gpus
+                    and len(sim.free[s.server_id]) >= chute.gpu_count
+                ):
+                    value = gain / (s.hourly_cost * chute.gpu_count)
+                    candidates.append((failed, -value, cid, s.server_id))
+        if not candidates:
+            return
+        candidates.sort()
+        _, _, cid, sid = candidates[0]
+        if sim.launch(cid, sid) == "ok":
+            self.trace[cid] = (sim.now, None)
+
+
+class Gepetto:
+    name = "gepetto"
+
+    def __init__(self) -> None:
+        self.policy = PlanPolicy(
+            cost_weight=0.0,
+            max_deploys_per_round=24,
+            preemption=PreemptionPolicy(enabled=False),
+            # An instance that dies before activation + 1 h earns nothing, and start-up takes
+            # up to an hour here: count deaths within 2 h of creation as failures, and two
+            # healthy hours as forgiveness.
+            backoff=BackoffPolicy(
+                failure_window=timedelta(minutes=120), healthy_run=timedelta(hours=2)
+            ),
+        )
+        self.rng = random.Random(5)
+        self.ledger: list[FailureRecord] = []
+        self.seen_ended = 0
+
+    def _when(self, minute: int) -> datetime:
+        return START + timedelta(minutes=minute)
+
+    def decide(self, sim: Sim) -> None:
+        for inst in sim.ended[self.seen_ended :]:
+            assert inst.ended is not None
+            self.ledger.append(
+                FailureRecord(
+                    inst.dep_id,
+                    inst.chute_id,
+                    inst.server_id,
+                    sim.servers[inst.server_id].gpu_type,
+                    self._when(inst.created),
+                    self._when(inst.ended),
+                    "downscaled" if inst.validator_removed else "crash",
+                    counted=not inst.validator_removed,
+                )
+            )
+        self.seen_ended = len(sim.ended)
+        if not any(sim.free.values()):
+            return
+        plan = plan_round(self.snapshot(sim), self.policy, self._when(sim.now), self.rng)
+        for p in plan.placements:
+            sim.launch(p.chute_id, p.server_id, list(p.gpu_ids))
+
+    def snapshot(self, sim: Sim) -> Snapshot:
+        owner: dict[str, str] = {}
+        deployments = []
+        running = []
+        for inst in sim.live:
+            for gid in inst.gpu_ids:
+                owner[gid] = inst.dep_id
+            active = sim.now >= inst.activate_at
+            deployments.append(
+                DeploymentView(
+                    inst.dep_id,
+                    inst.chute_id,
+                    inst.server_id,
+                    tuple(inst.gpu_ids),
+                    self._when(inst.created),
+                    self._when(inst.activate_at) if active else None,
+                    active=active,
+                )
+            )
+            running.append(
+                FailureRecord(
+                    inst.dep_id,
+                    inst.chute_id,
+                    inst.server_id,
+                    "",
+                    self._when(inst.created),
+                    None,
+                )
+            )
+        servers = tuple(
+            replace(s, gpus=tuple(GpuView(g.gpu_id, True, owner.get(g.gpu_id)) for g in s.gpus))
+            for s in sim.world.servers
+        )
+        chutes = tuple(
+            replace(
+                c,
+                instance_count=sim.world.others[c.chute_id] + sim.ours.get(c.chute_id, 0),
+                utilization=ChuteUtilization(
+                    scalable=sim.scale_allowance(c.chute_id) > 0,
+                    scale_allowance=sim.scale_allowance(c.chute_id),
+                ),
+            )
+            for c in sim.world.chutes
+        )
+        return Snapshot(
+            chutes=chutes,
+            servers=servers,
+            deployments=tuple(deployments),
+            failures=tuple(self.ledger + running),
+        )
+
+
+def simulate(
+    world: World, seed: int, policy: Official | Fork | Gepetto, hours: int = HOURS
+) -> Result:
+    sim = Sim(world, seed)
+    sim.result = Result(policy.name)
+    busy_minutes = 0.0
+    fill_goal = 0.9 * sim.total_gpus
+    for minute in range(hours * 60):
+        sim.now = minute
+        sim.tick_world()
+        t = time.perf_counter()
+        policy.decide(sim)
+        sim.result.decide_seconds += time.perf_counter() - t
+        busy = sim.busy_gpus()
+        busy_minutes += busy
+        if sim.result.time_to_fill_min is None and busy >= fill_goal:
+            sim.result.time_to_fill_min = minute
+    sim.now = hours * 60
+    return sim.finish(busy_minutes)
