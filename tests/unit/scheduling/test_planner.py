@@ -256,3 +256,24 @@ def test_plan_never_overallocates_and_respects_allowances(
         pending = Counter(d.server_id for d in snap.deployments if d.pending)
         for sid, n in new_per_server.items():
             assert n + pending[sid] <= limit
+
+
+def test_recently_failed_chute_starts_one_instance_at_a_time(policy: PlanPolicy) -> None:
+    failure = FailureRecord(
+        "d1",
+        "shaky",
+        "old",
+        "a100",
+        NOW - timedelta(minutes=20),
+        NOW - timedelta(minutes=15),
+        "crash",
+    )
+    snap = Snapshot(
+        chutes=(B.chute("shaky", allowance=3),), servers=(B.server("s1"),), failures=(failure,)
+    )
+    plan = run(snap, policy)
+    assert len(plan.placements) == 1
+    pending = B.deployment("d2", "shaky", "s1", (0,), activated_minutes_ago=None)
+    busy = replace(snap, deployments=(pending,))
+    rej = run(busy, policy).decisions["shaky"].rejection
+    assert rej is not None and rej.reason is Reason.PROBATION
