@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 # Action ids live in bot.action_ids (one module for all of them); re-exported here.
-from bot.action_ids import PAGE_NEXT_ACTION_ID, PAGE_PREV_ACTION_ID, SHARE_ACTION_ID
+from bot.action_ids import PAGE_NEXT_ACTION_ID as PAGE_NEXT_ACTION_ID
+from bot.action_ids import PAGE_PREV_ACTION_ID as PAGE_PREV_ACTION_ID
+from bot.action_ids import SHARE_ACTION_ID as SHARE_ACTION_ID
 from bot.render.fit import EMPTY_CELL, MAX_SECTION_FIELDS, fit_message
 from bot.render.kit import Block, context, escape_mrkdwn, mrkdwn, plain_text, section
 from gepetto_core.render_text import format_age, format_cell

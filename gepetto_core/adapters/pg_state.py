@@ -72,6 +72,20 @@ class AutoscalerMode(_Row):
     updated_at: datetime
 
 
+class AlertRecord(_Row):
+    """A Slack alert as posted: where it is (channel, ts, thread) and how often it fired."""
+
+    alert_key: str
+    channel: str | None = None
+    message_ts: str | None = None
+    thread_ts: str | None = None
+    state: str = "open"
+    occurrences: int = 1
+    first_at: datetime
+    last_at: datetime
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
 class PgState:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -285,3 +299,55 @@ class PgState:
             )
         assert row is not None
         return AutoscalerMode.model_validate(dict(row))
+
+    # --- Slack alerts (dedupe key -> message) ---------------------------------------------------
+    # Appended for the Slack bot (bot/alerts): an alert already posted is edited, not reposted.
+    async def get_alert(self, alert_key: str) -> AlertRecord | None:
+        async with translate_errors("reading an alert"):
+            row = await self._pool.fetchrow(
+                "SELECT * FROM gepetto_alerts WHERE alert_key = $1", alert_key
+            )
+        return AlertRecord.model_validate(dict(row)) if row else None
+
+    async def list_alerts(
+        self, *, state: str | None = None, since: datetime | None = None
+    ) -> list[AlertRecord]:
+        """Alerts last seen at or after `since` (all if None), optionally in one state."""
+        async with translate_errors("reading alerts"):
+            rows = await self._pool.fetch(
+                """
+                SELECT * FROM gepetto_alerts
+                WHERE ($1::varchar IS NULL OR state = $1)
+                  AND ($2::timestamptz IS NULL OR last_at >= $2)
+                ORDER BY first_at
+                """,
+                state,
+                since,
+            )
+        return [AlertRecord.model_validate(dict(r)) for r in rows]
+
+    async def save_alert(self, alert: AlertRecord) -> None:
+        """Insert or replace the row for `alert.alert_key`."""
+        async with translate_errors("saving an alert"):
+            await self._pool.execute(
+                """
+                INSERT INTO gepetto_alerts
+                    (alert_key, channel, message_ts, thread_ts, state, occurrences, first_at,
+                     last_at, payload)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                ON CONFLICT (alert_key) DO UPDATE SET
+                    channel = EXCLUDED.channel, message_ts = EXCLUDED.message_ts,
+                    thread_ts = EXCLUDED.thread_ts, state = EXCLUDED.state,
+                    occurrences = EXCLUDED.occurrences, first_at = EXCLUDED.first_at,
+                    last_at = EXCLUDED.last_at, payload = EXCLUDED.payload
+                """,
+                alert.alert_key,
+                alert.channel,
+                alert.message_ts,
+                alert.thread_ts,
+                alert.state,
+                alert.occurrences,
+                alert.first_at,
+                alert.last_at,
+                alert.payload,
+            )

@@ -1,0 +1,298 @@
+"""Alerts to the configured channel: the I/O around the pure rules of ``bot.alerts``.
+
+Inputs: reconcile reports (failed deploys, recycle removals), autoscaler rounds (a digest),
+and the bot's own deploys (failure, or success that resolves an open alert). Each decision is
+taken under one lock with the known alerts loaded from ``gepetto_alerts``, so two reports at
+once cannot both post the same alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.action_ids import (
+    ALERT_BACKOFF_ACTION_ID,
+    ALERT_RETRY_ACTION_ID,
+    ALERT_UNDEPLOY_ACTION_ID,
+)
+from bot.alerts import (
+    AlertEffect,
+    AlertPolicy,
+    DeployFailure,
+    DigestBuffer,
+    JoinStorm,
+    NewAlert,
+    RepeatAlert,
+    StartStorm,
+    plan_failure_alerts,
+    summarize_storm,
+)
+from bot.approvals import ALERT_TTL, PendingActions
+from bot.cards import build_digest_card, build_failure_alert, build_recycle_card, build_storm_card
+from bot.outbox import SlackOutbox, SlackSendError
+from gepetto_core.adapters.pg_inventory import PgInventory
+from gepetto_core.adapters.pg_state import AlertRecord, PgState
+from gepetto_core.scheduling.reconcile import RemoveDeployment
+from gepetto_core.services.autoscaler import RoundReport
+from gepetto_core.services.deployer import utcnow
+from gepetto_core.services.reconciler import ReconcileReport
+
+log = logging.getLogger(__name__)
+ALERTS_ACTOR = "gepetto-alerts"
+MAX_STORM_PAYLOADS = 100
+
+
+class AlertService:
+    def __init__(
+        self,
+        state: PgState,
+        inventory: PgInventory,
+        outbox: SlackOutbox,
+        pending: PendingActions,
+        channel: str | None,
+        *,
+        policy: AlertPolicy | None = None,
+        failure_window: timedelta = timedelta(minutes=16),
+        digest_interval: timedelta = timedelta(minutes=10),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._state = state
+        self._inventory = inventory
+        self._outbox = outbox
+        self._pending = pending
+        self.channel = channel
+        self.policy = policy or AlertPolicy()
+        self._failure_window = failure_window
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self.digest = DigestBuffer(interval=digest_interval)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.channel)
+
+    # -- failed deploys -------------------------------------------------------------------
+
+    async def deploy_failures(self, failures: Sequence[DeployFailure]) -> list[AlertEffect]:
+        if not self.enabled or not failures:
+            return []
+        async with self._lock:
+            now = self._clock()
+            since = now - max(self.policy.reopen_after, self.policy.storm_window)
+            known = {a.alert_key: a for a in await self._state.list_alerts(since=since)}
+            effects = plan_failure_alerts(failures, known, now, self.policy)
+            for effect in effects:
+                try:
+                    await self._apply(effect, known, now)
+                except SlackSendError as e:
+                    log.warning("alert not delivered: %s", e)
+            return effects
+
+    async def _buttons(self, failure: DeployFailure) -> dict[str, str]:
+        async def offer(verb: str, argv: list[str] | None, policy: str) -> str:
+            arguments: dict[str, Any] = {"alert_key": failure.key}
+            if argv is not None:
+                arguments["argv"] = argv
+            action = await self._pending.create(
+                verb=verb,
+                arguments=arguments,
+                requested_by=ALERTS_ACTOR,
+                policy=policy,
+                ttl=ALERT_TTL,
+            )
+            return action.action_id
+
+        buttons = {
+            ALERT_RETRY_ACTION_ID: await offer(
+                "deploy", ["deploy", "-c", failure.chute_id, "-s", failure.server_id], "confirm"
+            ),
+            ALERT_BACKOFF_ACTION_ID: await offer("alert backoff", None, "none"),
+        }
+        if failure.deployment_id:
+            buttons[ALERT_UNDEPLOY_ACTION_ID] = await offer(
+                "undeploy", ["undeploy", "-i", failure.deployment_id], "confirm"
+            )
+        return buttons
+
+    async def _post_failure(
+        self, failure: DeployFailure, now: datetime, thread_ts: str | None, storm: str | None
+    ) -> AlertRecord:
+        assert self.channel is not None
+        buttons = await self._buttons(failure)
+        card = build_failure_alert(failure.to_payload(), occurrences=1, buttons=buttons)
+        channel, ts = await self._outbox.post(self.channel, card, thread_ts=thread_ts)
+        payload = {**failure.to_payload(), "buttons": buttons, "storm": storm}
+        record = AlertRecord(
+            alert_key=failure.key,
+            channel=channel,
+            message_ts=ts,
+            thread_ts=thread_ts,
+            state="open",
+            occurrences=1,
+            first_at=now,
+            last_at=now,
+            payload=payload,
+        )
+        await self._state.save_alert(record)
+        return record
+
+    async def _apply(
+        self, effect: AlertEffect, known: dict[str, AlertRecord], now: datetime
+    ) -> None:
+        assert self.channel is not None
+        if isinstance(effect, NewAlert):
+            known[effect.failure.key] = await self._post_failure(effect.failure, now, None, None)
+        elif isinstance(effect, RepeatAlert):
+            old = known[effect.key]
+            payload = {**old.payload, **effect.failure.to_payload()}
+            payload["buttons"] = old.payload.get("buttons", {})
+            payload["storm"] = old.payload.get("storm")
+            record = old.model_copy(
+                update={"occurrences": effect.occurrences, "last_at": now, "payload": payload}
+            )
+            await self._state.save_alert(record)
+            known[effect.key] = record
+            if record.channel and record.message_ts:
+                card = build_failure_alert(
+                    payload, occurrences=record.occurrences, buttons=payload["buttons"]
+                )
+                self._outbox.update(record.channel, record.message_ts, card)
+        elif isinstance(effect, StartStorm):
+            earlier = [known[k].payload for k in effect.earlier if k in known]
+            payloads = [*earlier, *(f.to_payload() for f in effect.failures)]
+            started = min([now, *(known[k].first_at for k in effect.earlier if k in known)])
+            card = build_storm_card(summarize_storm(payloads), started)
+            channel, ts = await self._outbox.post(self.channel, card)
+            storm = AlertRecord(
+                alert_key=effect.key,
+                channel=channel,
+                message_ts=ts,
+                state="open",
+                occurrences=len(payloads),
+                first_at=started,
+                last_at=now,
+                payload={"kind": "storm", "failures": payloads[:MAX_STORM_PAYLOADS]},
+            )
+            await self._state.save_alert(storm)
+            known[effect.key] = storm
+            for failure in effect.failures:
+                known[failure.key] = await self._post_failure(failure, now, ts, effect.key)
+        elif isinstance(effect, JoinStorm):
+            storm = known[effect.key]
+            payloads = [*storm.payload.get("failures", []), effect.failure.to_payload()]
+            storm = storm.model_copy(
+                update={
+                    "occurrences": storm.occurrences + 1,
+                    "last_at": now,
+                    "payload": {"kind": "storm", "failures": payloads[-MAX_STORM_PAYLOADS:]},
+                }
+            )
+            await self._state.save_alert(storm)
+            known[effect.key] = storm
+            if storm.channel and storm.message_ts:
+                summary = summarize_storm(payloads)
+                summary = type(summary)(
+                    storm.occurrences, summary.chutes, summary.servers, summary.suspects
+                )
+                self._outbox.update(
+                    storm.channel, storm.message_ts, build_storm_card(summary, storm.first_at)
+                )
+            known[effect.failure.key] = await self._post_failure(
+                effect.failure, now, storm.message_ts, effect.key
+            )
+
+    async def set_state(self, alert_key: str, state: str, note: str) -> bool:
+        """Resolve or acknowledge an alert: its message is edited in place (no new post)."""
+        async with self._lock:
+            record = await self._state.get_alert(alert_key)
+            if record is None or record.state == state or record.state == "resolved":
+                return False
+            record = record.model_copy(update={"state": state, "last_at": self._clock()})
+            await self._state.save_alert(record)
+        if record.channel and record.message_ts:
+            card = build_failure_alert(
+                record.payload,
+                occurrences=record.occurrences,
+                buttons={},
+                state=state,
+                state_note=note,
+            )
+            await self._outbox.update_now(record.channel, record.message_ts, card)
+        return True
+
+    # -- reconcile reports ----------------------------------------------------------------
+
+    async def on_reconcile(self, report: ReconcileReport) -> None:
+        """The reconcile loop's callback: failed deploys alert; other removals are summarized."""
+        if not self.enabled or not report.applied:
+            return
+        removals = [
+            (r.action, r.ok) for r in report.results if isinstance(r.action, RemoveDeployment)
+        ]
+        if not removals:
+            return
+        now = self._clock()
+        ledger = {
+            e.deployment_id: e for e in await self._state.list_ledger(now - timedelta(days=1))
+        }
+        chutes = {c.chute_id: c for c in await self._inventory.list_chutes()}
+        servers = {s.server_id: s for s in await self._inventory.list_servers()}
+        failures: list[DeployFailure] = []
+        other: list[tuple[str, str]] = []
+        for action, ok in removals:
+            assert isinstance(action, RemoveDeployment)
+            entry = ledger.get(action.deployment_id)
+            young = entry is not None and now - entry.created_at <= self._failure_window
+            if ok and action.end == "failure" and entry is not None and young:
+                chute, server = chutes.get(entry.chute_id), servers.get(entry.server_id)
+                failures.append(
+                    DeployFailure(
+                        chute_id=entry.chute_id,
+                        server_id=entry.server_id,
+                        reason=action.reason,
+                        at=now,
+                        chute_name=chute.name if chute else None,
+                        server_name=server.name if server else None,
+                        deployment_id=None,  # removed by this pass: nothing left to undeploy
+                    )
+                )
+            else:
+                other.append((f"deployment {action.deployment_id}", action.reason))
+        await self.deploy_failures(failures)
+        if other and self.channel:
+            failed = sum(1 for r in report.results if not r.ok)
+            try:
+                await self._outbox.post(self.channel, build_recycle_card(other, failed))
+            except SlackSendError as e:
+                log.warning("recycle summary not delivered: %s", e)
+
+    # -- autoscaler digest ----------------------------------------------------------------
+
+    async def on_round(self, report: RoundReport) -> None:
+        """The autoscaler's ``on_round`` callback: gather; post a digest when one is due."""
+        if not self.enabled:
+            return
+        outcomes = [
+            (
+                o.result,
+                f"{o.placement.chute_id[:8]} on {o.placement.server_id[:8]}"
+                + (f" ({o.detail})" if o.detail else ""),
+            )
+            for o in report.outcomes
+        ]
+        self.digest.add(self._clock(), outcomes, report.error)
+        if self.digest.due(self._clock()):
+            await self.flush_digest()
+
+    async def flush_digest(self) -> None:
+        if not self.channel or not (self.digest.outcomes or self.digest.errors):
+            return
+        digest = self.digest.take()
+        try:
+            await self._outbox.post(self.channel, build_digest_card(digest))
+        except SlackSendError as e:
+            log.warning("autoscaler digest not delivered: %s", e)

@@ -1,0 +1,1 @@
+"""Thin Bolt listeners: ack at once, then hand the work to ``bot.flows`` in the background."""
