@@ -140,6 +140,28 @@ class AlertService:
         await self._state.save_alert(record)
         return record
 
+    async def _move_into_thread(
+        self, record: AlertRecord, thread_ts: str, storm: str
+    ) -> AlertRecord:
+        assert self.channel is not None
+        if record.channel and record.message_ts:
+            await self._outbox.delete(record.channel, record.message_ts)
+        payload = {**record.payload, "storm": storm}
+        card = build_failure_alert(
+            payload, occurrences=record.occurrences, buttons=payload.get("buttons", {})
+        )
+        channel, ts = await self._outbox.post(self.channel, card, thread_ts=thread_ts)
+        moved = record.model_copy(
+            update={
+                "channel": channel,
+                "message_ts": ts,
+                "thread_ts": thread_ts,
+                "payload": payload,
+            }
+        )
+        await self._state.save_alert(moved)
+        return moved
+
     async def _apply(
         self, effect: AlertEffect, known: dict[str, AlertRecord], now: datetime
     ) -> None:
@@ -179,6 +201,9 @@ class AlertService:
             )
             await self._state.save_alert(storm)
             known[effect.key] = storm
+            for key in effect.earlier:  # one message for the storm: earlier alerts move in
+                if key in known:
+                    known[key] = await self._move_into_thread(known[key], ts, effect.key)
             for failure in effect.failures:
                 known[failure.key] = await self._post_failure(failure, now, ts, effect.key)
         elif isinstance(effect, JoinStorm):

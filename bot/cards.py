@@ -45,6 +45,11 @@ def notice(text: str, level: str = "info") -> SlackMessage:
     return _message([section(f"{emoji} {text}")], f"{emoji} {text}")
 
 
+def line(text: str) -> SlackMessage:
+    """One plain line (thread replies)."""
+    return _message([section(text)], text)
+
+
 def result_message(
     result: Result, *, lines: Sequence[str] = (), share_value: str | None = None, **options: Any
 ) -> SlackMessage:

@@ -115,6 +115,15 @@ class SlackOutbox:
         except SlackSendError as e:
             log.warning("could not update message %s in %s: %s", ts, channel, e.error)
 
+    async def delete(self, channel: str, ts: str) -> None:
+        async def call() -> Any:
+            return await self.client.chat_delete(channel=channel, ts=ts)
+
+        try:
+            await self._paced(channel, "chat.delete", call)
+        except SlackSendError as e:
+            log.info("could not delete message %s in %s: %s", ts, channel, e.error)
+
     async def update_now(self, channel: str, ts: str, message: SlackMessage) -> None:
         """Queue an edit and wait until it (or a newer one) has been sent."""
         self.update(channel, ts, message)

@@ -11,6 +11,7 @@ from gepetto_core.commands.registry import SPECS, Caller
 from gepetto_core.views import Result, RowAction, Table, dump_result, load_result
 
 VIEW_VERB = "view"
+MAX_OFFERS = 100  # Deploy buttons per table (ten pages of ten)
 
 
 async def audit_denied(
@@ -41,14 +42,16 @@ def _is_scales(result: Result) -> bool:
 
 
 async def with_deploy_offers(bot: BotContext, result: Result, requested_by: str) -> Result:
-    """``scales`` rows that fit now get a Deploy button: each an opaque pending-action id."""
+    """``scales`` rows get a Deploy button, each an opaque pending-action id. Rows that do not
+    fit now get one too (an operator may overrule the value model); the click shows the plan,
+    which refuses with the reason if the chute cannot be placed there."""
     if not _is_scales(result):
         return result
     assert isinstance(result, Table)
     policy = SPECS["deploy"].policy
     actions: list[list[RowAction]] = []
-    for row in result.rows:
-        if not row.get("fits"):
+    for index, row in enumerate(result.rows):
+        if index >= MAX_OFFERS:
             actions.append([])
             continue
         chute_id, server_id = str(row["chute_id"]), str(row["server_id"])

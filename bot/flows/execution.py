@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from bot.alerts import DeployFailure, failure_key
-from bot.cards import build_final_card, build_progress_card, step_line
+from bot.cards import build_final_card, build_progress_card, line, step_line
 from bot.context import BotContext
 from bot.outbox import SlackSendError
 from gepetto_core.adapters.pg_state import PendingAction
@@ -35,11 +35,9 @@ class ThreadWriter:
         self._queue.put_nowait(line)
 
     async def _run(self) -> None:
-        from bot.cards import notice
-
-        while (line := await self._queue.get()) is not None:
+        while (text := await self._queue.get()) is not None:
             try:
-                await self._bot.outbox.post(self._channel, notice(line), thread_ts=self._thread_ts)
+                await self._bot.outbox.post(self._channel, line(text), thread_ts=self._thread_ts)
             except SlackSendError as e:
                 log.warning("thread reply not delivered: %s", e)
 
@@ -117,8 +115,13 @@ async def run_confirmed(
         before = last.get("p")
         last["p"] = progress
         bot.outbox.update(channel, card_ts, build_progress_card(title, progress, lines))
-        moved = before is None or progress.current != before.current
-        if moved or (progress.failed and before is not None and not before.failed):
+        start = before.current if before is not None else 0
+        for done in range(start, progress.current):  # every step passed gets its line
+            detail = (
+                f" — {progress.detail}" if progress.detail and done == progress.current - 1 else ""
+            )
+            thread.write(f"✅ {progress.steps[done]}{detail}")
+        if progress.failed and (before is None or not before.failed):
             thread.write(step_line(progress))
 
     ok, error, result = False, "", None
