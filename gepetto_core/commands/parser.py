@@ -49,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError instead of printing and exiting."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (usage: {self.format_usage().strip()})")
+        raise UsageError(f"{self.prog}: {message} ({self.format_usage().strip()})")
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         raise UsageError((message or f"{self.prog}: invalid arguments").strip())
