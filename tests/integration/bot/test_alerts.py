@@ -1,0 +1,127 @@
+"""Failure alerts end to end: a crashing pod -> one alert whose buttons work; ten crashes in a
+minute -> one storm message with the failures in its thread."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.action_ids import (
+    ALERT_BACKOFF_ACTION_ID,
+    ALERT_RETRY_ACTION_ID,
+    CONFIRM_ACTION_ID,
+)
+from bot.alerts import DeployFailure
+from gepetto_core.sandbox.cluster import PodFault
+from gepetto_core.services.deployer import DeployRequest
+
+from .conftest import ALERTS, VIEWER, World, buttons, eventually, text_of
+
+
+def top_level(world: World) -> list[str]:
+    return [
+        ts
+        for (ch, ts), m in world.slack.messages.items()
+        if ch == ALERTS and not m.get("thread_ts")
+    ]
+
+
+def replies(world: World, thread_ts: str) -> list[str]:
+    return [
+        ts
+        for (ch, ts), m in world.slack.messages.items()
+        if ch == ALERTS and m.get("thread_ts") == thread_ts
+    ]
+
+
+async def test_crashing_pod_gives_one_alert_with_working_buttons(world: World) -> None:
+    chute = world.launch_chute()
+    node = world.server_for(chute)
+    world.miner.cluster.script_fault(
+        chute["chute_id"], PodFault("crash", exit_code=137, after_seconds=0.1)
+    )
+    deployed = await world.rt.deployer.deploy(DeployRequest(chute["chute_id"], node.uid))
+
+    async def job_failed() -> bool:
+        jobs = world.rt.cluster
+        job = await jobs.get_chute_job(deployed.deployment.deployment_id)
+        return job.status.failed > 0
+
+    await eventually(job_failed)
+    report = await world.rt.reconciler.run_once()
+    await world.bot.alerts.on_reconcile(report)
+    # the next pass sees nothing new: still one alert
+    await world.bot.alerts.on_reconcile(await world.rt.reconciler.run_once())
+    await world.settle()
+
+    [ts] = top_level(world)
+    alert = world.slack.messages[(ALERTS, ts)]
+    assert "Deploy failed" in alert["text"] and "exit 137" in str(alert["blocks"])
+    record = await world.rt.state.get_alert(f"deploy-failed:{chute['chute_id']}:{node.uid}")
+    assert record is not None and record.message_ts == ts and record.state == "open"
+    by_id = {b["action_id"]: b["value"] for b in buttons_of(alert)}
+    assert set(by_id) >= {ALERT_RETRY_ACTION_ID, ALERT_BACKOFF_ACTION_ID}
+
+    # Retry shows the deploy plan with a Confirm button (the same deployer path as the CLI)
+    status, rid = await world.click(ALERT_RETRY_ACTION_ID, by_id[ALERT_RETRY_ACTION_ID])
+    plan = await world.answer(rid)
+    assert any(b["action_id"] == CONFIRM_ACTION_ID for b in buttons(plan)), text_of(plan)
+
+    # a viewer may not back off; an operator may, and the alert is edited in place
+    status, rid = await world.click(
+        ALERT_BACKOFF_ACTION_ID, by_id[ALERT_BACKOFF_ACTION_ID], user=VIEWER
+    )
+    assert "not allowed" in text_of(await world.answer(rid))
+    await world.click(ALERT_BACKOFF_ACTION_ID, by_id[ALERT_BACKOFF_ACTION_ID])
+    await world.settle()
+    edited = world.slack.messages[(ALERTS, ts)]
+    assert "backing off" in str(edited["blocks"]) and not buttons_of(edited)
+    assert top_level(world) == [ts]
+    record = await world.rt.state.get_alert(record.alert_key)
+    assert record is not None and record.state == "acknowledged"
+
+
+def buttons_of(message: dict[str, object]) -> list[dict[str, str]]:
+    blocks = message.get("blocks") or []
+    assert isinstance(blocks, list)
+    return [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+async def test_ten_failures_in_a_minute_make_one_storm_thread(world: World) -> None:
+    servers = await world.rt.inventory.list_servers()
+    chutes = (await world.rt.inventory.list_chutes())[:10]
+    for i, chute in enumerate(chutes):  # one crash every five seconds
+        server = servers[i % len(servers)]
+        await world.bot.alerts.deploy_failures(
+            [
+                DeployFailure(
+                    chute_id=chute.chute_id,
+                    server_id=server.server_id,
+                    reason="job failed: Error, exit 137",
+                    at=world.clock(),
+                    chute_name=chute.name,
+                    server_name=server.name,
+                )
+            ]
+        )
+        world.clock.advance(seconds=5)
+    await world.settle()
+    [storm_ts] = top_level(world)
+    storm = world.slack.messages[(ALERTS, storm_ts)]
+    assert "Failure storm: 10 failed deploys" in str(storm["blocks"]), storm
+    assert "reason job failed: 10" in str(storm["blocks"])
+    assert len(replies(world, storm_ts)) == 10
+    # a repeat of one of them edits its reply; nothing new is posted
+    posts = len(world.slack.calls_to("chat.postMessage"))
+    chute, server = chutes[0], servers[0]
+    await world.bot.alerts.deploy_failures(
+        [
+            DeployFailure(
+                chute.chute_id, server.server_id, "job failed: Error, exit 1", world.clock()
+            )
+        ]
+    )
+    await world.settle()
+    assert len(world.slack.calls_to("chat.postMessage")) == posts
+    record = await world.rt.state.get_alert(f"deploy-failed:{chute.chute_id}:{server.server_id}")
+    assert record is not None and record.occurrences == 2 and record.thread_ts == storm_ts
+    assert timedelta(0) < world.clock.shift
