@@ -67,7 +67,7 @@ async def test_crashing_pod_gives_one_alert_with_working_buttons(world: World) -
     assert any(b["action_id"] == CONFIRM_ACTION_ID for b in buttons(plan)), text_of(plan)
 
     # a viewer may not back off; an operator may, and the alert is edited in place
-    status, rid = await world.click(
+    _status, rid = await world.click(
         ALERT_BACKOFF_ACTION_ID, by_id[ALERT_BACKOFF_ACTION_ID], user=VIEWER
     )
     assert "not allowed" in text_of(await world.answer(rid))

@@ -101,5 +101,5 @@ async def test_two_person_approval_self_expired_and_approved(world: World) -> No
     assert [e["by"] for e in done.approvals] == [ADMIN2]
     [applied] = [a for a in await world.rt.state.list_audit(actor=ADMIN) if a.allowed]
     assert applied.verb == "undeploy --all-on" and applied.approvals == [ADMIN2]
-    status, rid = await world.click(APPROVE_ACTION_ID, request_id, user=ADMIN2, message_ts=ts)
+    _status, rid = await world.click(APPROVE_ACTION_ID, request_id, user=ADMIN2, message_ts=ts)
     assert "already" in text_of(await world.answer(rid))
