@@ -62,7 +62,7 @@ async def test_crashing_pod_gives_one_alert_with_working_buttons(world: World) -
     assert set(by_id) >= {ALERT_RETRY_ACTION_ID, ALERT_BACKOFF_ACTION_ID}
 
     # Retry shows the deploy plan with a Confirm button (the same deployer path as the CLI)
-    status, rid = await world.click(ALERT_RETRY_ACTION_ID, by_id[ALERT_RETRY_ACTION_ID])
+    _, rid = await world.click(ALERT_RETRY_ACTION_ID, by_id[ALERT_RETRY_ACTION_ID])
     plan = await world.answer(rid)
     assert any(b["action_id"] == CONFIRM_ACTION_ID for b in buttons(plan)), text_of(plan)
 

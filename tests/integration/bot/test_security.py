@@ -73,7 +73,7 @@ async def test_two_person_approval_self_expired_and_approved(world: World) -> No
 
     # the requester cannot approve their own request
     request_id, ts = await _approval_card(world, node.name)
-    status, rid = await world.click(APPROVE_ACTION_ID, request_id, user=ADMIN, message_ts=ts)
+    _, rid = await world.click(APPROVE_ACTION_ID, request_id, user=ADMIN, message_ts=ts)
     assert "cannot approve your own request" in text_of(await world.answer(rid))
     await world.settle()
     assert len(await world.rt.inventory.list_deployments()) == 1
@@ -82,7 +82,7 @@ async def test_two_person_approval_self_expired_and_approved(world: World) -> No
 
     # an expired request fails for a second admin too, and the card says so
     world.clock.advance(minutes=16)
-    status, rid = await world.click(APPROVE_ACTION_ID, request_id, user=ADMIN2, message_ts=ts)
+    _, rid = await world.click(APPROVE_ACTION_ID, request_id, user=ADMIN2, message_ts=ts)
     assert "expired" in text_of(await world.answer(rid))
     await world.settle()
     request = await world.bot.ctx.pending.get(request_id)
@@ -93,7 +93,7 @@ async def test_two_person_approval_self_expired_and_approved(world: World) -> No
 
     # a fresh request, approved by a second admin, runs once
     request_id, ts = await _approval_card(world, node.name)
-    status, _ = await world.click(APPROVE_ACTION_ID, request_id, user=ADMIN2, message_ts=ts)
+    await world.click(APPROVE_ACTION_ID, request_id, user=ADMIN2, message_ts=ts)
     await world.settle()
     assert await world.rt.inventory.list_deployments() == []
     done = await world.bot.ctx.pending.get(request_id)
