@@ -3,6 +3,7 @@ on stdout, and no change anywhere (database, cluster, audit log)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
@@ -35,41 +36,55 @@ async def test_bad_input_changes_nothing(cli: CliWorld) -> None:
     node = cli.node_for(chute)
     before = await cli.counts()
     typo = chute["name"][:-1] + "X"
-
-    line = one_line_error(await cli.run("deploy", "-c", typo, "-s", node, "-y"), 1)
-    assert "unknown chute" in line and f"did you mean: {chute['name']}" in line
-    line = one_line_error(
-        await cli.run("deploy", "-c", await ambiguous_chute_prefix(cli), "-s", node, "-y"), 1
-    )
-    assert "is ambiguous; it matches:" in line
-    one_line_error(
-        await cli.run("deploy", "-c", chute["chute_id"], "-s", node + "x", "-y"),
-        1,
-        "unknown server",
-        f"did you mean: {node}",
-    )
-    # "h" starts h100-0 and h200-3: two servers, so nothing is picked
-    one_line_error(
-        await cli.run("deploy", "-c", chute["chute_id"], "-s", "h", "-y"), 1, "ambiguous"
-    )
-    one_line_error(await cli.run("why", "no-such-chute-anywhere"), 1, "unknown chute")
-    one_line_error(await cli.run("scales", "-s", "nosuchnode"), 1, "unknown server")
-    one_line_error(await cli.run("chutes", "-g", "h1000"), 1, "unknown GPU type", "h100")
-    one_line_error(await cli.run("lock", "nosuchnode", "-y"), 1, "unknown server")
-    one_line_error(await cli.run("insts", "-d", "nosuchnode"), 1, "unknown server")
-
-    one_line_error(await cli.run("undeploy", "-i", "not-a-uuid", "-y"), 2, "malformed")
-    one_line_error(
-        await cli.run("undeploy", "-i", "1234567g-0000-0000-0000-000000000000", "-y"),
-        2,
-        "malformed deployment id",
-    )
-    one_line_error(
-        await cli.run("undeploy", "-i", "12345678-1234-1234-1234-123456789abc", "-y"),
-        1,
-        "unknown deployment",
-    )
+    shared = await ambiguous_chute_prefix(cli)
+    cases: list[tuple[list[str], int, tuple[str, ...]]] = [
+        (
+            ["deploy", "-c", typo, "-s", node, "-y"],
+            1,
+            ("unknown chute", f"did you mean: {chute['name']}"),
+        ),
+        (["deploy", "-c", shared, "-s", node, "-y"], 1, ("is ambiguous; it matches:",)),
+        (
+            ["deploy", "-c", chute["chute_id"], "-s", node + "x", "-y"],
+            1,
+            ("unknown server", f"did you mean: {node}"),
+        ),
+        # "h" starts h100-0 and h200-3: two servers, so nothing is picked
+        (["deploy", "-c", chute["chute_id"], "-s", "h", "-y"], 1, ("ambiguous",)),
+        (["why", "no-such-chute-anywhere"], 1, ("unknown chute",)),
+        (["scales", "-s", "nosuchnode"], 1, ("unknown server",)),
+        (["chutes", "-g", "h1000"], 1, ("unknown GPU type", "h100")),
+        (["lock", "nosuchnode", "-y"], 1, ("unknown server",)),
+        (["insts", "-d", "nosuchnode"], 1, ("unknown server",)),
+        (["undeploy", "-i", "not-a-uuid", "-y"], 2, ("malformed deployment id",)),
+        (
+            ["undeploy", "-i", "1234567g-0000-0000-0000-000000000000", "-y"],
+            2,
+            ("malformed deployment id",),
+        ),
+        (
+            ["undeploy", "-i", "12345678-1234-1234-1234-123456789abc", "-y"],
+            1,
+            ("unknown deployment",),
+        ),
+    ]
+    # Independent processes: run two at a time (the run is dominated by interpreter start-up).
+    runs = await run_all(cli, [args for args, _, _ in cases])
+    for (_, code, fragments), run in zip(cases, runs, strict=True):
+        one_line_error(run, code, *fragments)
     assert await cli.counts() == before
+
+
+async def run_all(
+    cli: CliWorld, commands: list[list[str]], env: dict[str, str] | None = None
+) -> list[CliRun]:
+    gate = asyncio.Semaphore(2)
+
+    async def one(args: list[str]) -> CliRun:
+        async with gate:
+            return await cli.run(*args, env=env)
+
+    return list(await asyncio.gather(*(one(args) for args in commands)))
 
 
 async def test_usage_errors_exit_2_before_connecting(cli: CliWorld) -> None:
@@ -87,8 +102,9 @@ async def test_usage_errors_exit_2_before_connecting(cli: CliWorld) -> None:
         (["audit", "--limit", "0"], "limit must be"),
         (["chutes", "-g", "h 100"], "not a GPU type"),
     ]
-    for args, fragment in cases:
-        one_line_error(await cli.run(*args, env=unset), 2, "usage error", fragment)
+    runs = await run_all(cli, [args for args, _ in cases], env=unset)
+    for (_, fragment), run in zip(cases, runs, strict=True):
+        one_line_error(run, 2, "usage error", fragment)
     assert await cli.counts() == before
 
 
