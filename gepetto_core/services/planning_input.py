@@ -17,6 +17,8 @@ from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.adapters.pg_state import PgState
 from gepetto_core.config import Settings
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
+from gepetto_core.models.validator import ChuteUtilization as ValidatorUtilization
+from gepetto_core.models.validator import ValidatorChute
 from gepetto_core.scheduling import (
     BackoffPolicy,
     ChuteMetrics,
@@ -114,7 +116,7 @@ def _chute_view(chute: Chute, remote: ValidatorSnapshot | None) -> ChuteView:
         ),
         utilization=(
             ChuteUtilization(
-                scalable=util.scalable,
+                scalable=util.scalable and _private_chute_wanted(rc, util),
                 update_in_progress=util.update_in_progress,
                 scale_allowance=util.scale_allowance,
                 utilization=util.utilization_1h,
@@ -125,6 +127,15 @@ def _chute_view(chute: Chute, remote: ValidatorSnapshot | None) -> ChuteView:
         instance_count=instance_count,
         job_ids=jobs,
     )
+
+
+def _private_chute_wanted(rc: ValidatorChute | None, util: ValidatorUtilization) -> bool:
+    """The validator refuses a private chute (423) while it has no active instance and no
+    bounty ("no pending requests"), whatever its capacity says: don't plan one then."""
+    if rc is None or rc.public:
+        return True
+    has_bounty = "bounty_boost" in rc.compute_multiplier_factors
+    return bool(util.active_instance_count) or has_bounty
 
 
 def _server_view(server: Server, gpus: Sequence[Gpu], disk_free_gb: float | None) -> ServerView:
