@@ -1,0 +1,152 @@
+"""`gepetto serve`: the long-running process in a miner's control plane (the composition root
+that joins the core, the ops server and the Slack bot).
+
+Every replica answers Slack and serves `/healthz`, `/readyz` and `/metrics`; only the holder of
+the Lease (when `GEPETTO_LEADER_ELECTION` is on) runs the loops — sync, reconcile, autoscale,
+legacy activation and event intake. Losing the lease cancels the loops; SIGTERM stops the
+process cleanly and hands the lease over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from bot.alert_service import AlertService
+from bot.app import SlackBot, build_app
+from bot.serve import add_http_routes, socket_mode
+from gepetto_core.config import Settings
+from gepetto_core.ops.health import LoopStatus
+from gepetto_core.ops.http import HealthSources, OpsServer
+from gepetto_core.ops.logging import configure_logging
+from gepetto_core.process import GepettoProcess, start_process
+from gepetto_core.services.autoscaler import RoundReport
+from gepetto_core.services.leader import LeaderElector, default_identity
+from gepetto_core.services.reconciler import ReconcileReport
+
+log = logging.getLogger(__name__)
+
+
+class SlackAlerts:
+    """Loop results to the Slack alert service (failed deploys, recycles, digests)."""
+
+    def __init__(self, alerts: AlertService) -> None:
+        self._alerts = alerts
+
+    async def reconciled(self, report: ReconcileReport) -> None:
+        await self._alerts.on_reconcile(report)
+
+    async def autoscaled(self, report: RoundReport) -> None:
+        await self._alerts.on_round(report)
+
+
+@dataclass
+class _Leading:
+    since: float | None = None
+
+
+def _last_sync(process: GepettoProcess) -> float | None:
+    stamps = [
+        s.chutes.fetched_at
+        for s in process.rt.sync.snapshots.values()
+        if s.chutes.fetched_at is not None
+    ]
+    return min(stamps) if stamps else None
+
+
+@contextlib.asynccontextmanager
+async def slack_bot(settings: Settings, process: GepettoProcess) -> AsyncIterator[SlackBot | None]:
+    """The Slack bot when a bot token is configured (alerts wired to the loops), else None."""
+    if settings.slack_bot_token is None:
+        yield None
+        return
+    slack = build_app(settings, process.rt)
+    process.observers.append(SlackAlerts(slack.alerts))
+    try:
+        yield slack
+    finally:
+        await slack.close()
+
+
+def _secrets(settings: Settings) -> list[SecretStr | None]:
+    return [
+        settings.miner_seed,
+        settings.postgresql,
+        settings.redis_url,
+        settings.slack_bot_token,
+        settings.slack_app_token,
+        settings.slack_signing_secret,
+    ]
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    configure_logging(settings.log_format, settings.log_level, secrets=_secrets(settings))
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    process = await start_process(settings)
+    leading = _Leading()
+
+    async def lead() -> None:
+        leading.since = time.time()
+        try:
+            await process.run_loops(stop)
+        finally:
+            leading.since = None
+
+    elector = (
+        LeaderElector(
+            process.rt.kube_api,
+            settings.chutes_namespace,
+            settings.lease_name,
+            settings.lease_identity or default_identity(),
+            settings.lease_duration_seconds,
+            settings.lease_renew_seconds,
+            lead,
+        )
+        if settings.leader_election
+        else None
+    )
+
+    def is_leader() -> bool | None:
+        return elector.is_leader if elector is not None else None
+
+    ops = OpsServer(
+        HealthSources(
+            ping_database=lambda: process.rt.pool.fetchval("SELECT 1"),
+            leader=is_leader,
+            loops=lambda: LoopStatus(leading.since, _last_sync(process)),
+            secrets=[s for s in (settings.miner_seed, settings.postgresql) if s is not None],
+        ),
+        host=settings.http_host,
+        port=settings.http_port,
+        max_sync_age=settings.ready_max_sync_age_seconds,
+    )
+    try:
+        async with slack_bot(settings, process) as slack:
+            if slack is not None and settings.slack_mode == "http":
+                add_http_routes(ops.app, slack.app)  # Slack shares the ops port
+            await ops.start()
+            log.info("gepetto serving on %s:%s", settings.http_host, ops.port)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(elector.run(stop) if elector else lead(), name="loops")
+                if slack is not None and settings.slack_mode == "socket":
+                    group.create_task(_socket_mode(slack, settings, stop), name="slack")
+    finally:
+        await ops.stop()
+        await process.close()
+    return 0
+
+
+async def _socket_mode(slack: SlackBot, settings: Settings, stop: asyncio.Event) -> None:
+    async with socket_mode(slack, settings):
+        await stop.wait()
