@@ -26,9 +26,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from pydantic import SecretStr
 
+from gepetto_core.config import Settings
 from gepetto_core.ops.health import LoopMonitor, LoopStatus, Verdict, judge_readiness
-from gepetto_core.ops.logging import Redactor
+from gepetto_core.ops.logging import Redactor, secret_values
 from gepetto_core.ops.metrics import CONTENT_TYPE_LATEST, METRICS, Metrics
 
 DATABASE_TIMEOUT_SECONDS = 2.0
@@ -52,7 +54,7 @@ class HealthSources:
     ping_database: Callable[[], Awaitable[object]] | None = None
     leader: Callable[[], bool | None] = _no_election
     loops: Callable[[], LoopStatus] = _no_loops
-    extra_secrets: list[str] = field(default_factory=list)
+    secrets: list[str | SecretStr] = field(default_factory=list)  # redacted from bodies
 
 
 class OpsServer:
@@ -77,7 +79,7 @@ class OpsServer:
         self._max_loop_lag = max_loop_lag
         self._database_timeout = database_timeout
         self._clock = clock
-        self._redact = Redactor(sources.extra_secrets)
+        self._redact = Redactor(sources.secrets)
         self._runner: web.AppRunner | None = None
         self.app = web.Application()
         self.app.router.add_get("/healthz", self._healthz)
@@ -151,4 +153,20 @@ class OpsServer:
 def _verdict_response(verdict: Verdict, head: dict[str, object]) -> web.Response:
     return web.json_response(
         {**head, "checks": verdict.as_json()}, status=200 if verdict.ok else 503
+    )
+
+
+def ops_server_from_settings(
+    settings: Settings, sources: HealthSources, *, metrics: Metrics = METRICS
+) -> OpsServer:
+    """The ops server on GEPETTO_HTTP_HOST/PORT with the configured thresholds; every
+    configured secret is redacted from probe bodies."""
+    sources.secrets = [*sources.secrets, *secret_values(settings)]
+    return OpsServer(
+        sources,
+        host=settings.http_host,
+        port=settings.http_port,
+        metrics=metrics,
+        max_sync_age=settings.ready_max_sync_age_seconds,
+        max_loop_lag=settings.loop_lag_max_seconds,
     )

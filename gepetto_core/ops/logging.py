@@ -6,8 +6,8 @@ filter, so records propagated from any library logger pass through it too) and r
 message, the exception and stack text, and string `extra` fields before any formatter sees them.
 
 What is redacted:
-- every configured secret value (hotkey seed, Slack tokens, database/Redis URLs, ...), and for a
-  `0x`-prefixed value also its bare hex form;
+- every configured secret value (hotkey seed, Slack tokens, database/Redis URLs, ...), for a
+  `0x`-prefixed value also its bare hex form, and for a URL also its password alone;
 - Slack tokens (`xoxb-`, `xoxa-`, `xoxp-`, ... and app-level `xapp-`) even when not configured;
 - `0x` + 64 hex digits (an sr25519 seed in the form chutes-miner stores it);
 - the password of any `scheme://user:password@host` URL.
@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr
 
@@ -38,6 +39,15 @@ _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "as
 _HANDLER_NAME = "gepetto"
 
 
+def _url_password(value: str) -> str | None:
+    if "://" not in value:
+        return None
+    try:
+        return urlsplit(value).password
+    except ValueError:
+        return None
+
+
 class Redactor:
     """Replaces secrets in text. Pure: no logging state."""
 
@@ -50,6 +60,9 @@ class Redactor:
             values.add(raw)
             if raw.startswith("0x") and len(raw) - 2 >= MIN_SECRET_LENGTH:
                 values.add(raw[2:])
+            password = _url_password(raw)
+            if password and len(password) >= MIN_SECRET_LENGTH:
+                values.add(password)  # a DB/Redis URL's password may be quoted on its own
         # Longest first, so a secret that contains another is replaced whole.
         ordered = sorted(values, key=len, reverse=True)
         self._configured = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None

@@ -43,7 +43,13 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from gepetto_core.adapters.kube import translate_error
-from gepetto_core.errors import ClusterConflictError, ClusterError, ClusterNotFoundError
+from gepetto_core.config import Settings
+from gepetto_core.errors import (
+    ClusterConflictError,
+    ClusterError,
+    ClusterNotFoundError,
+    ConfigError,
+)
 from gepetto_core.ops.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -388,3 +394,34 @@ class LeaderElector:
         if self._work is not None:
             waiters.add(self._work)
         await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+
+
+def elector_from_settings(
+    settings: Settings,
+    api_client: client.ApiClient,
+    on_started_leading: Callable[[], Coroutine[Any, Any, None]],
+    on_stopped_leading: Callable[[], Awaitable[None]] | None = None,
+    *,
+    metrics: Metrics | None = None,
+) -> LeaderElector | None:
+    """The elector the settings ask for (lease in CHUTES_NAMESPACE), or None when
+    GEPETTO_LEADER_ELECTION is off and this process should simply run the loops."""
+    if not settings.leader_election:
+        return None
+    try:
+        return LeaderElector(
+            api_client,
+            settings.chutes_namespace,
+            settings.lease_name,
+            settings.lease_identity or default_identity(),
+            settings.lease_duration_seconds,
+            settings.lease_renew_seconds,
+            on_started_leading,
+            on_stopped_leading,
+            metrics=metrics,
+        )
+    except ValueError:
+        raise ConfigError(
+            "GEPETTO_LEASE_RENEW_SECONDS",
+            "must be less than two thirds of GEPETTO_LEASE_DURATION_SECONDS",
+        ) from None

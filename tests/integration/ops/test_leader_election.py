@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 import pytest
 from kubernetes_asyncio import client
 
+from gepetto_core.config import load_settings
+from gepetto_core.errors import ConfigError
 from gepetto_core.ops.metrics import Metrics
 from gepetto_core.sandbox.cluster import SandboxCluster
-from gepetto_core.services.leader import LeaderElector
+from gepetto_core.services.leader import LeaderElector, elector_from_settings
 
 NAMESPACE = "chutes"
 LEASE_SECONDS = 2
@@ -245,3 +247,22 @@ async def test_leader_work_that_ends_releases_the_lease_and_campaigns_again(
             await asyncio.sleep(0.005)
     assert a.stopped == 1 and not a.elector.is_leader
     await until(lambda: a.started == 2, TAKEOVER_BOUND)
+
+
+async def test_elector_from_settings(api: client.ApiClient) -> None:
+    async def loops() -> None:
+        await asyncio.Event().wait()
+
+    assert elector_from_settings(load_settings({}), api, loops) is None
+    on = {"GEPETTO_LEADER_ELECTION": "true", "GEPETTO_LEASE_IDENTITY": "pod-7"}
+    elector = elector_from_settings(load_settings(on), api, loops)
+    assert elector is not None
+    assert (elector.identity, elector.lease.name, elector.lease.namespace) == (
+        "pod-7",
+        "gepetto-leader",
+        "chutes",
+    )
+    assert (elector.lease_seconds, elector.renew_seconds) == (15, 2.0)
+    too_slow = {**on, "GEPETTO_LEASE_RENEW_SECONDS": "12"}
+    with pytest.raises(ConfigError, match="GEPETTO_LEASE_RENEW_SECONDS"):
+        elector_from_settings(load_settings(too_slow), api, loops)

@@ -13,8 +13,9 @@ import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gepetto_core.config import load_settings
 from gepetto_core.ops.health import LoopStatus
-from gepetto_core.ops.http import HealthSources, OpsServer
+from gepetto_core.ops.http import HealthSources, OpsServer, ops_server_from_settings
 from gepetto_core.ops.metrics import Metrics
 
 
@@ -165,3 +166,25 @@ async def test_metrics_scrape(http: aiohttp.ClientSession) -> None:
     )
     errors = (("error", "TimeoutError"), ("operation", "create_namespaced_job"))
     assert samples[("gepetto_kube_errors_total", errors)] == 1
+
+
+async def test_server_from_settings_redacts_configured_secrets(http: aiohttp.ClientSession) -> None:
+    token = "xoxb-configured-token-9"
+    password = "plain-db-password"
+    settings = load_settings(
+        {
+            "GEPETTO_HTTP_HOST": "127.0.0.1",
+            "GEPETTO_HTTP_PORT": "0",
+            "GEPETTO_SLACK_BOT_TOKEN": token,
+            "POSTGRESQL": f"postgresql://chutes:{password}@db/chutes",
+        }
+    )
+
+    async def ping() -> object:  # an error text that quotes configuration verbatim
+        raise RuntimeError(f"cannot log in as chutes/{password} (token {token})")
+
+    server = ops_server_from_settings(settings, HealthSources(ping_database=ping))
+    async with server:
+        status, text, _ = await scrape(http, f"http://127.0.0.1:{server.port}/readyz")
+    assert status == 503
+    assert password not in text and token not in text and "RuntimeError" in text

@@ -137,3 +137,8 @@ def test_reconfiguring_replaces_the_handler_and_text_format_works() -> None:
     finally:
         logging.getLogger().removeHandler(handler)
         logging.getLogger().setLevel(logging.WARNING)
+
+
+def test_the_password_of_a_configured_url_is_redacted_on_its_own() -> None:
+    redact = Redactor([SecretStr("postgresql://chutes:pg-pass-77@db:5432/chutes")])
+    assert redact("login failed for chutes/pg-pass-77") == f"login failed for chutes/{REDACTED}"
