@@ -16,17 +16,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 
-from gepetto_core.adapters.embedded_pg import EmbeddedPostgres
 from gepetto_core.adapters.pg import translate_errors
 from gepetto_core.adapters.pg_migrations import status as migration_status
 from gepetto_core.adapters.pg_migrations import upgrade
 from gepetto_core.commands import ParsedCommand, cli_caller, execute, parse, spec_for
 from gepetto_core.commands.parser import VERBS
 from gepetto_core.config import Settings, load_settings
+from gepetto_core.demo import run_demo
 from gepetto_core.errors import ConfigError, GepettoError, UsageError
 from gepetto_core.render_text import render_text
 from gepetto_core.runtime import runtime
@@ -71,27 +70,6 @@ async def _db_command(settings: Settings, command: str) -> None:
             print(f"{row.version:04d}  {row.name:<28} {when}")
     finally:
         await conn.close()
-
-
-async def _demo(settings: Settings) -> None:
-    data = Path(settings.data_dir)
-    pg = EmbeddedPostgres(data / "pgdata")
-    print("starting the embedded PostgreSQL ...", flush=True)
-    pg.start()
-    try:
-        conn = await asyncpg.connect(pg.dsn)
-        try:
-            applied = await upgrade(conn)
-        finally:
-            await conn.close()
-        print(f"database ready: {pg.dsn} ({len(applied)} migration(s) applied now)")
-        print(
-            "not yet in this build: the validator and cluster sandboxes, the autoscaler loop "
-            "and the interactive console"
-        )
-    finally:
-        pg.stop()
-        print("embedded PostgreSQL stopped")
 
 
 # --- the operator commands (shared with Slack through gepetto_core.commands) ------------------
@@ -176,8 +154,9 @@ async def _run_command(parsed: ParsedCommand, settings: Settings, out: Output) -
 
 def _serve_stub() -> int:
     print(
-        "gepetto: serve is not built yet: there is no autoscaler loop or Slack app in this "
-        "build (gepetto_core/services has sync, reconcile, deploy and event handlers only)",
+        "gepetto: serve is not built yet: the loops (gepetto_core/process.py) and the Slack "
+        "app (bot/serve.py) exist, but their composition under leader election is not wired "
+        "into this command yet (`gepetto demo` runs the loops against the sandboxes)",
         file=sys.stderr,
     )
     return EXIT_NOT_BUILT
@@ -220,9 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = load_settings()
             if args.command == "db":
                 asyncio.run(_db_command(settings, args.db_command))
-            else:
-                asyncio.run(_demo(settings))
-            return 0
+                return 0
+            return asyncio.run(run_demo(settings))
         if rest[0] == "serve":
             return _serve_stub()
         parsed = parse(rest)  # no I/O: a bad command line fails before anything connects
