@@ -289,6 +289,7 @@ class LeaderElector:
             graceful = True
         finally:
             stop_waiter.cancel()
+            await asyncio.gather(stop_waiter, return_exceptions=True)
             was_leading = self._leading
             await self._stop_leading("stopping" if graceful else "cancelled")
             if graceful and was_leading:
@@ -330,24 +331,26 @@ class LeaderElector:
         started = self._clock()
         budget = self._renewed_at + self.renew_deadline - started
         try:
+            # The whole renewal must finish before the deadline, or it does not count.
             async with asyncio.timeout(max(budget, 0.0)):
                 record = await self.lease.read()
-                if record is None or record.holder != self.identity:
-                    holder = record.holder if record else None
-                    self._observed = Observation(
-                        record.resource_version if record else None, holder, started
+                still_mine = record is not None and record.holder == self.identity
+                if record is not None and still_mine:
+                    await self.lease.replace(
+                        claimed(record, self.identity, self.lease_seconds, self._wall())
                     )
-                    await self._stop_leading(f"lease taken by {holder or 'nobody'}")
-                    return
-                await self.lease.replace(
-                    claimed(record, self.identity, self.lease_seconds, self._wall())
-                )
-            self._renewed_at = started
-            return
         except (ClusterError, TimeoutError) as e:
             log.warning("leader election: renew failed: %s", e or "timed out")
-        if self._clock() - self._renewed_at >= self.renew_deadline:
-            await self._stop_leading(f"could not renew within {self.renew_deadline:g}s")
+            if self._clock() - self._renewed_at >= self.renew_deadline:
+                await self._stop_leading(f"could not renew within {self.renew_deadline:g}s")
+            return
+        if not still_mine:
+            holder = record.holder if record is not None else None
+            version = record.resource_version if record is not None else None
+            self._observed = Observation(version, holder, started)
+            await self._stop_leading(f"lease taken by {holder or 'nobody'}")
+            return
+        self._renewed_at = started
 
     async def _start_leading(self) -> None:
         self._leading = True
