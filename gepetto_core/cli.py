@@ -77,7 +77,6 @@ async def _db_command(settings: Settings, command: str) -> None:
 GLOBAL_FLAGS = {"--debug", "--json", "--wide"}
 EXIT_CANCELLED = 1
 EXIT_INTERNAL = 70
-EXIT_NOT_BUILT = 3
 _PROGRESS_MARK = {"done": "✓", "running": "…", "failed": "✗", "pending": "·"}
 
 
@@ -152,14 +151,11 @@ async def _run_command(parsed: ParsedCommand, settings: Settings, out: Output) -
         return EXIT_ERROR if _has_error(outcome) else 0
 
 
-def _serve_stub() -> int:
-    print(
-        "gepetto: serve is not built yet: the loops (gepetto_core/process.py) and the Slack "
-        "app (bot/serve.py) exist, but their composition under leader election is not wired "
-        "into this command yet (`gepetto demo` runs the loops against the sandboxes)",
-        file=sys.stderr,
-    )
-    return EXIT_NOT_BUILT
+def _serve(settings: Settings) -> int:
+    # bot.main joins the core with the Slack app; the core library itself never imports bot.
+    from bot.main import serve
+
+    return asyncio.run(serve(settings))
 
 
 def _top_help() -> str:
@@ -202,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             return asyncio.run(run_demo(settings))
         if rest[0] == "serve":
-            return _serve_stub()
+            return _serve(load_settings())
         parsed = parse(rest)  # no I/O: a bad command line fails before anything connects
         if parsed.verb == "help" and parsed.opts.get("topic") is None:
             print(_top_help())

@@ -89,9 +89,3 @@ async def test_operator_reads(cli: CliWorld) -> None:
     assert dry.code == 0 and dry.out.startswith("Recycle (dry run: nothing changed)")
     helped = await cli.run("deploy", "--help")
     assert helped.code == 0 and "usage: deploy -c CHUTE -s SERVER" in helped.out
-
-
-async def test_serve_says_it_is_not_built(cli: CliWorld) -> None:
-    run = await cli.run("serve")
-    assert run.code == 3 and run.out == ""
-    assert len(run.err_lines) == 1 and "not built yet" in run.err
