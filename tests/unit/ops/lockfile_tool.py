@@ -19,6 +19,19 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 
+def requirements_of(name: str, extras: frozenset[str] = frozenset()) -> list[Requirement]:
+    """The installed distribution's requirements that apply here (markers evaluated, with
+    the given extras requested)."""
+    wanted = []
+    for raw in md.distribution(name).requires or []:
+        requirement = Requirement(raw)
+        if requirement.marker is None or any(
+            requirement.marker.evaluate({"extra": extra}) for extra in ("", *sorted(extras))
+        ):
+            wanted.append(requirement)
+    return wanted
+
+
 def runtime_closure(root: str = "gepetto") -> dict[str, str]:
     """Canonical name -> installed version of everything `root` needs at run time (its
     [project] dependencies and theirs, with the extras they ask for; no optional extras of
@@ -34,13 +47,8 @@ def runtime_closure(root: str = "gepetto") -> dict[str, str]:
             continue
         extras = extras | (known[1] if known else frozenset())
         found[key] = (dist.version, extras)
-        for raw in dist.requires or []:
-            requirement = Requirement(raw)
-            wanted = requirement.marker is None or any(
-                requirement.marker.evaluate({"extra": extra}) for extra in ("", *sorted(extras))
-            )
-            if wanted:
-                pending.append((requirement.name, frozenset(requirement.extras)))
+        for requirement in requirements_of(name, extras):
+            pending.append((requirement.name, frozenset(requirement.extras)))
     found.pop(canonicalize_name(root))
     return {name: version for name, (version, _) in sorted(found.items())}
 
