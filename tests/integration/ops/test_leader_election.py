@@ -211,14 +211,14 @@ async def test_a_leader_that_cannot_renew_steps_down(
     metrics = Metrics()
     a = await make_candidate("replica-a", metrics=metrics)
     await until(lambda: a.working.is_set(), TAKEOVER_BOUND)
-    assert metrics.leader._value.get() == 1
+    assert metrics.registry.get_sample_value("gepetto_leader") == 1
 
     sandbox.inject_api_error(f"/leases/{lease_name}$", method="PUT", status=500, times=None)
     try:
         # It gives up after renew_deadline (< the lease duration) without a successful renewal.
         await until(lambda: not a.elector.is_leader, TAKEOVER_BOUND)
         assert a.work_cancelled == 1
-        assert metrics.leader._value.get() == 0
+        assert metrics.registry.get_sample_value("gepetto_leader") == 0
     finally:
         sandbox.clear_faults()
 
