@@ -77,8 +77,18 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        if self._user is None:
+            return subprocess.run(list(args), capture_output=True, text=True, check=False)
+        # group and extra_groups too: with root's group kept, a root-owned 0700-ish parent
+        # would apply its (empty) group bits instead of the "other" bits opened in start().
         return subprocess.run(
-            list(args), user=self._user, capture_output=True, text=True, check=False
+            list(args),
+            capture_output=True,
+            text=True,
+            check=False,
+            user=self._user,
+            group=self._user,
+            extra_groups=[],
         )
 
     def _check(self, result: subprocess.CompletedProcess[str], what: str) -> None:
