@@ -17,18 +17,17 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from pydantic import SecretStr
-
 from bot.alert_service import AlertService
 from bot.app import SlackBot, build_app
 from bot.serve import add_http_routes, socket_mode
 from gepetto_core.config import Settings
 from gepetto_core.ops.health import LoopStatus
-from gepetto_core.ops.http import HealthSources, OpsServer
-from gepetto_core.ops.logging import configure_logging
+from gepetto_core.ops.http import HealthSources, ops_server_from_settings
+from gepetto_core.ops.logging import configure_logging, secret_values
+from gepetto_core.ops.metrics import METRICS
 from gepetto_core.process import GepettoProcess, start_process
 from gepetto_core.services.autoscaler import RoundReport
-from gepetto_core.services.leader import LeaderElector, default_identity
+from gepetto_core.services.leader import elector_from_settings
 from gepetto_core.services.reconciler import ReconcileReport
 
 log = logging.getLogger(__name__)
@@ -75,19 +74,8 @@ async def slack_bot(settings: Settings, process: GepettoProcess) -> AsyncIterato
         await slack.close()
 
 
-def _secrets(settings: Settings) -> list[SecretStr | None]:
-    return [
-        settings.miner_seed,
-        settings.postgresql,
-        settings.redis_url,
-        settings.slack_bot_token,
-        settings.slack_app_token,
-        settings.slack_signing_secret,
-    ]
-
-
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
-    configure_logging(settings.log_format, settings.log_level, secrets=_secrets(settings))
+    configure_logging(settings.log_format, settings.log_level, secrets=secret_values(settings))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -103,33 +91,18 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         finally:
             leading.since = None
 
-    elector = (
-        LeaderElector(
-            process.rt.kube_api,
-            settings.chutes_namespace,
-            settings.lease_name,
-            settings.lease_identity or default_identity(),
-            settings.lease_duration_seconds,
-            settings.lease_renew_seconds,
-            lead,
-        )
-        if settings.leader_election
-        else None
-    )
+    elector = elector_from_settings(settings, process.rt.kube_api, lead, metrics=METRICS)
 
     def is_leader() -> bool | None:
         return elector.is_leader if elector is not None else None
 
-    ops = OpsServer(
+    ops = ops_server_from_settings(
+        settings,
         HealthSources(
             ping_database=lambda: process.rt.pool.fetchval("SELECT 1"),
             leader=is_leader,
             loops=lambda: LoopStatus(leading.since, _last_sync(process)),
-            secrets=[s for s in (settings.miner_seed, settings.postgresql) if s is not None],
         ),
-        host=settings.http_host,
-        port=settings.http_port,
-        max_sync_age=settings.ready_max_sync_age_seconds,
     )
     try:
         async with slack_bot(settings, process) as slack:
