@@ -45,6 +45,7 @@ from gepetto_core.models.cluster import (
     ServiceView,
 )
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
+from gepetto_core.ops.metrics import METRICS
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -305,7 +306,8 @@ class KubeCluster:
 
     async def _call(self, what: str, call: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
         try:
-            return await call(*args, _request_timeout=self._timeout, **kw)
+            with METRICS.kube_call(getattr(call, "__name__", "call")):
+                return await call(*args, _request_timeout=self._timeout, **kw)
         except _TRANSLATED as e:
             raise translate_error(e, what) from e
 

@@ -44,6 +44,7 @@ from gepetto_core.models.validator import (
     ValidatorNode,
     ValidatorServer,
 )
+from gepetto_core.ops.metrics import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,12 @@ def error_for_status(status: int, detail: str, where: str) -> ValidatorError:
     if status >= 500 or status == 429:
         return ValidatorUnavailableError(message, status)
     return ValidatorError(message, status)
+
+
+def operation_name(method: str, path: str) -> str:
+    """A metric label for a call: ids in the path become {} so the label set stays small."""
+    parts = [p if p.replace("_", "").isalpha() else "{}" for p in path.strip("/").split("/")]
+    return f"{method} /{'/'.join(parts)}"
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
@@ -279,7 +286,8 @@ class HttpValidatorApi:
             except ValueError as e:
                 raise ValidatorUnavailableError(f"{where}: response is not JSON") from e
 
-        return await self._retrying(idempotent, once)
+        with METRICS.validator_request(operation_name(method, path)):
+            return await self._retrying(idempotent, once)
 
     async def _stream(
         self, path: str, model: type[M], params: Mapping[str, str] | None = None
@@ -322,7 +330,8 @@ class HttpValidatorApi:
                 raise _unavailable(e, where) from e
             return StreamResult.of(tuple(items), saw_no_items)
 
-        return await self._retrying(True, once)
+        with METRICS.validator_request(operation_name("GET", path)):
+            return await self._retrying(True, once)
 
     @staticmethod
     def _parse(model: type[M], data: Any, what: str) -> M:

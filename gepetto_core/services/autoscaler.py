@@ -23,6 +23,7 @@ from datetime import datetime
 
 from gepetto_core.adapters.pg_state import PgState
 from gepetto_core.errors import GepettoError, NoCapacityError
+from gepetto_core.ops.metrics import METRICS
 from gepetto_core.scheduling.plan import Placement, Plan, Preemption
 from gepetto_core.scheduling.planner import plan_round
 from gepetto_core.scheduling.policy import PlanPolicy
@@ -114,10 +115,14 @@ class Autoscaler:
         async with self._round_lock:
             started = self._clock()
             try:
-                report = await self._round(started)
+                with METRICS.time_loop("autoscale"):
+                    report = await self._round(started)
             except GepettoError as e:
                 report = RoundReport(started, "error", error=str(e))
             self.last_report = report
+            for outcome in report.outcomes:
+                METRICS.decisions.labels(kind="autoscale", outcome=outcome.result).inc()
+                METRICS.deploys.labels(outcome=outcome.result.replace(" ", "_")).inc()
             if self._on_round is not None:
                 await self._on_round(report)
             return report

@@ -37,6 +37,7 @@ from gepetto_core.errors import (
 from gepetto_core.kube_objects import JobPort, LaunchParams, uses_launch_config
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
 from gepetto_core.models.validator import LaunchConfig
+from gepetto_core.ops.metrics import METRICS
 from gepetto_core.services.ports import Cluster, ValidatorApi
 
 log = logging.getLogger(__name__)
@@ -263,6 +264,8 @@ class Deployer:
             warnings.append(f"cluster objects not deleted yet: {e}")
         for warning in warnings:
             log.warning("undeploy %s: %s", deployment_id, warning)
+        outcome = "already_gone" if removed is None else ("partial" if warnings else "removed")
+        METRICS.undeploys.labels(outcome=outcome).inc()
         return UndeployResult(deployment_id, removed, warnings)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from gepetto_core.errors import GepettoError
+from gepetto_core.ops.metrics import METRICS
 from gepetto_core.services.activator import LegacyActivator
 from gepetto_core.services.autoscaler import Autoscaler
 from gepetto_core.services.reconciler import Reconciler, ReconcileReport
@@ -31,7 +32,8 @@ async def every(
     the next turn comes as usual."""
     while not stop.is_set():
         try:
-            await work()
+            with METRICS.time_loop(name):
+                await work()
         except GepettoError as e:
             log.warning("%s failed: %s", name, e)
         with contextlib.suppress(TimeoutError):

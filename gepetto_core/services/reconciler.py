@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.errors import ClusterError, GepettoError
+from gepetto_core.ops.metrics import METRICS
 from gepetto_core.scheduling.reconcile import (
     Action,
     DeleteChute,
@@ -141,6 +142,9 @@ class Reconciler:
             if dry_run:
                 return ReconcileReport(plan)
             results = [await self._apply(action, inputs) for action in plan.actions]
+            for result in results:
+                outcome = "ok" if result.ok else "failed"
+                METRICS.decisions.labels(kind="reconcile", outcome=outcome).inc()
             return ReconcileReport(plan, results, applied=True)
 
     async def _apply(self, action: Action, inputs: ReconcileInputs) -> ActionResult:
