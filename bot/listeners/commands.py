@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -9,6 +10,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bot.context import BotContext
 from bot.flows.slash import run_slash_command
 from bot.render import escape_mrkdwn
+from gepetto_core.ops.metrics import METRICS
 
 COMMAND = "/gepetto"
 
@@ -16,6 +18,8 @@ COMMAND = "/gepetto"
 def register(app: AsyncApp, bot: BotContext) -> None:
     @app.command(COMMAND)
     async def gepetto(ack: AsyncAck, body: dict[str, Any]) -> None:
+        started = time.perf_counter()
         text = str(body.get("text") or "").strip() or "help"
         await ack(text=f"⏳ `{COMMAND} {escape_mrkdwn(text[:200])}`")
+        METRICS.slack_ack.labels(kind="command").observe(time.perf_counter() - started)
         bot.background.spawn(run_slash_command(bot, body), name=f"slash:{text[:40]}")
