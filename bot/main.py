@@ -123,3 +123,14 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
 async def _socket_mode(slack: SlackBot, settings: Settings, stop: asyncio.Event) -> None:
     async with socket_mode(slack, settings):
         await stop.wait()
+
+
+@contextlib.asynccontextmanager
+async def demo_slack(settings: Settings, process: GepettoProcess) -> AsyncIterator[object]:
+    """The demo's Slack hookup: the bot over Socket Mode against the sandbox fleet."""
+    async with slack_bot(settings, process) as slack:
+        if slack is None:
+            yield None
+            return
+        async with socket_mode(slack, settings):
+            yield slack

@@ -157,7 +157,11 @@ async def run_console_line(process: GepettoProcess, line: str, out: Print) -> No
         out(f"error: {e}")
 
 
-async def run_demo(base: Settings, out: Print = _print) -> int:
+# Joins a front end (the Slack bot) to the running process for the demo's lifetime.
+Attach = Callable[[Settings, GepettoProcess], contextlib.AbstractAsyncContextManager[object]]
+
+
+async def run_demo(base: Settings, out: Print = _print, attach: Attach | None = None) -> int:
     data = await asyncio.to_thread(_data_dir, base.data_dir)
     kubeconfig = data / "kubeconfig"
     miner = HotkeySigner(DEMO_SEED).hotkey
@@ -182,10 +186,12 @@ async def run_demo(base: Settings, out: Print = _print) -> int:
         for chute_id in sorted(world.validator.world.chutes)[:FAILURE_PRONE_CHUTES]:
             world.cluster.script_fault(chute_id, PodFault("crash", exit_code=1, after_seconds=20))
 
-        process = await start_process(
-            demo_settings(base, world, dsn, kubeconfig), observers=[ConsoleObserver(out)]
-        )
+        settings = demo_settings(base, world, dsn, kubeconfig)
+        process = await start_process(settings, observers=[ConsoleObserver(out)])
         stack.push_async_callback(process.close)
+        if attach is not None:
+            await stack.enter_async_context(attach(settings, process))
+            out("Slack bot connected (Socket Mode): try /gepetto scales in your workspace")
         await register_fleet(world, process.rt.inventory)
         bridge = PodBridge(world)
         bridge.start()

@@ -74,3 +74,43 @@ async def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _no_slack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEPETTO_SLACK_BOT_TOKEN", raising=False)
+
+
+async def test_with_slack_tokens_the_demo_connects_the_bot(tmp_path: Path) -> None:
+    from gepetto_core.sandbox.slack import SlackDouble
+    from gepetto_core.sandbox.slack.signing import slash_command_payload
+
+    slack = SlackDouble(bot_token="xoxb-demo-secret", app_token="xapp-1-demo-secret")
+    base_url = await slack.start()
+    env = demo_env(tmp_path)
+    env.update(
+        GEPETTO_SLACK_BOT_TOKEN="xoxb-demo-secret",
+        GEPETTO_SLACK_APP_TOKEN="xapp-1-demo-secret",
+        GEPETTO_SLACK_API_BASE_URL=base_url,
+        GEPETTO_ROLES='{"U0OPERATOR": "operator"}',
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *GEPETTO,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await slack.wait_for_socket(timeout=90)
+        ack = await slack.send_envelope(
+            "slash_commands",
+            slash_command_payload("nodes", response_url=slack.new_response_url()),
+        )
+        assert ack.payload is not None
+        answer = await slack.wait_for_call("response_url", timeout=30)
+        assert "h100" in str(answer.args)
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        out = await asyncio.wait_for(proc.stdout.read(), timeout=60)  # type: ignore[union-attr]
+        await proc.wait()
+        await slack.stop()
+    text = out.decode()
+    assert "Slack bot connected" in text
+    assert "demo-secret" not in text  # tokens never printed
