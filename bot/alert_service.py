@@ -256,7 +256,9 @@ class AlertService:
         if not self.enabled or not report.applied:
             return
         removals = [
-            (r.action, r.ok) for r in report.results if isinstance(r.action, RemoveDeployment)
+            (r.action, r.ok, r.logs)
+            for r in report.results
+            if isinstance(r.action, RemoveDeployment)
         ]
         if not removals:
             return
@@ -268,7 +270,7 @@ class AlertService:
         servers = {s.server_id: s for s in await self._inventory.list_servers()}
         failures: list[DeployFailure] = []
         other: list[tuple[str, str]] = []
-        for action, ok in removals:
+        for action, ok, logs in removals:
             assert isinstance(action, RemoveDeployment)
             entry = ledger.get(action.deployment_id)
             young = entry is not None and now - entry.created_at <= self._failure_window
@@ -283,6 +285,7 @@ class AlertService:
                         chute_name=chute.name if chute else None,
                         server_name=server.name if server else None,
                         deployment_id=None,  # removed by this pass: nothing left to undeploy
+                        log_lines=logs,
                     )
                 )
             else:

@@ -15,6 +15,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -379,6 +380,26 @@ class KubeCluster:
                 f"list pods in {namespace}", self._core.list_namespaced_pod, namespace, **kw
             )
         return [pod_view(self._plain(p)) for p in pods.items]
+
+    async def pod_log_tail(self, deployment_id: str, lines: int = 10) -> list[str]:
+        """The last `lines` lines of the chute container's log of a deployment's newest pod
+        (what an operator needs in a failed-deploy alert); [] when there is none to read."""
+        pods = await self.list_pods(self.namespace, f"{ko.LABEL_DEPLOYMENT_ID}={deployment_id}")
+        if not pods:
+            return []
+        newest = max(pods, key=lambda p: p.created_at or datetime.min.replace(tzinfo=UTC))
+        try:
+            text = await self._call(
+                f"read log of {newest.name}",
+                self._core.read_namespaced_pod_log,
+                newest.name,
+                self.namespace,
+                container="chute",
+                tail_lines=lines,
+            )
+        except (ClusterNotFoundError, ClusterConflictError):
+            return []
+        return str(text).splitlines()[-lines:]
 
     async def _chute_pods_by_deployment(self, selector: str) -> dict[str, list[PodView]]:
         grouped: dict[str, list[PodView]] = defaultdict(list)

@@ -41,6 +41,7 @@ from gepetto_core.services.sync import ListState, SyncService, ValidatorSnapshot
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+LOG_LINES = 10
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class ActionResult:
     action: Action
     ok: bool
     detail: str = ""
+    # The chute's last log lines, read before a failed deployment is removed (for alerts).
+    logs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,12 +151,23 @@ class Reconciler:
             return ReconcileReport(plan, results, applied=True)
 
     async def _apply(self, action: Action, inputs: ReconcileInputs) -> ActionResult:
+        logs: tuple[str, ...] = ()
+        if isinstance(action, RemoveDeployment) and action.end == "failure":
+            logs = await self._last_log_lines(action.deployment_id)
         try:
             detail = await self._apply_one(action, inputs)
         except GepettoError as e:
             log.warning("reconcile: %s failed: %s", type(action).__name__, e)
-            return ActionResult(action, False, str(e))
-        return ActionResult(action, True, detail)
+            return ActionResult(action, False, str(e), logs)
+        return ActionResult(action, True, detail, logs)
+
+    async def _last_log_lines(self, deployment_id: str) -> tuple[str, ...]:
+        """Read while the pod still exists: after the undeploy the log is gone for good."""
+        try:
+            return tuple(await self._cluster.pod_log_tail(deployment_id, LOG_LINES))
+        except ClusterError as e:
+            log.info("no log lines for %s: %s", deployment_id, e)
+            return ()
 
     async def _apply_one(self, action: Action, inputs: ReconcileInputs) -> str:
         now = self._clock()

@@ -56,6 +56,7 @@ async def test_crashing_pod_gives_one_alert_with_working_buttons(world: World) -
     [ts] = top_level(world)
     alert = world.slack.messages[(ALERTS, ts)]
     assert "Deploy failed" in alert["text"] and "exit 137" in str(alert["blocks"])
+    assert "container exited with code 137" in str(alert["blocks"])  # the last log lines
     record = await world.rt.state.get_alert(f"deploy-failed:{chute['chute_id']}:{node.uid}")
     assert record is not None and record.message_ts == ts and record.state == "open"
     by_id = {b["action_id"]: b["value"] for b in buttons_of(alert)}
