@@ -12,8 +12,8 @@ World rules (spec `scheduling.md` §2 and §4.5):
 
 Policies (re-implemented from their published rules, spec §1):
 - `fork`: every 5 min one (chute, server) pair with the best metrics gain / (cost x gpus);
-  utilisation cached for 4 min; a chute whose deployment died within 16 min of creation is
-  skipped for 1 h.
+  utilisation and metrics cached for 4 min; a chute whose deployment died (or whose launch was
+  refused) within 16 min of its last creation is skipped for 1 h (see `Fork` for every rule).
 - `official`: every 15 s the chute with the best multiplier / (cost x gpus) that has no pending
   deployment and is scalable, on one of the two cheapest-then-tightest servers at random.
 - `gepetto`: `plan_round` every minute (at most 24 deploys per round), with the
@@ -44,6 +44,10 @@ from gepetto_core.scheduling import (
 START = datetime(2026, 6, 1, tzinfo=UTC)
 HOURS = 48
 DOWNSCALE_PER_MIN = 1.0 / (24 * 60)
+# The fork's Reconciler: every 15 min, deleting deployments still initialising after 35 min.
+RECONCILE_EVERY = 15
+MAX_INIT_AGE = 35
+NEVER = 10**9  # minutes: an instance that never activates
 
 
 @dataclass(eq=False, slots=True)
@@ -122,9 +126,10 @@ class Sim:
         if not self.accepts(chute_id):
             self.result.refused_423 += 1
             return "423"
-        if server.is_tee != chute.tee:
-            self.result.refused_423 += 1  # launch config refused; no GPU time spent
-            return "refused"
+        # Only the fork ignores the TEE flag: the launch config is granted (it names no server),
+        # but the instance can never attest, so it never activates; the fork's Reconciler
+        # removes it at its first 15-minute tick past MAX_INIT_AGE (35 min).
+        never_attests = server.is_tee != chute.tee
         if gpu_ids is None or not set(gpu_ids) <= set(free):
             gpu_ids = free[: chute.gpu_count]
         for gid in gpu_ids:
@@ -133,6 +138,9 @@ class Sim:
         startup = round(self.rng.uniform(lo, hi))
         fails = self.rng.random() < self.world.truth.p_fail(chute_id, server_id)
         death = self.now + self.rng.randint(2, startup + 50) if fails else None
+        if never_attests:
+            death = -(-(self.now + MAX_INIT_AGE) // RECONCILE_EVERY) * RECONCILE_EVERY
+            startup = NEVER
         self.next_id += 1
         inst = Inst(
             f"dep-{self.next_id}",
@@ -247,49 +255,98 @@ class Official:
 
 
 class Fork:
+    """The community fork (hualiu312/chutes-dev, spec `chutes-miner.md` §5.10), rule by rule:
+
+    - RemoteSynchro every 4 min caches utilisation (`scalable`) and metrics (`instance_count`,
+      which divides the gain); the Autoscaler uses that cache every 5 min and deploys exactly one
+      (chute, server) pair: every pair with enough free supported GPUs is scored
+      `potential_gain / (hourly_cost * gpu_count)` (private: `3600 * m * 16 / ...`), with no TEE
+      match, no disk check and no pending guard.
+    - Per-chute failure trace, in memory: `created_at` on a successful deploy; `deleted_at` on
+      every undeploy **and on every failed deploy** (a launch-config 423 raises inside `deploy`,
+      whose `except` records the deletion). At that moment `failed = deleted_at - created_at <=
+      16 min`, or False when the chute has no `created_at`. A failed flag is cleared once it is
+      more than 1 h past `deleted_at`.
+    - Choice: the best value among pairs of chutes not marked failed; if every candidate is
+      failed, the one deleted earliest (ties: higher value).
+    - Deaths are noticed by the Reconciler (every 15 min), because `_instance_deleted` passes an
+      instance id as a deployment id: the trace's `deleted_at` is that reconcile tick.
+    - A TEE chute on a non-TEE server gets its launch config (the fork sends no server id) but
+      never attests; the Reconciler removes it after MAX_INIT_AGE = 35 min (`Sim.launch`).
+    """
+
     name = "fork"
+    failure_minutes = 16
+    failed_for_minutes = 60
+    sync_every = 4
+    scale_every = 5
 
     def __init__(self) -> None:
-        self.cached_allowance: dict[str, int] = {}
-        self.trace: dict[str, tuple[int, int | None]] = {}  # chute -> (created, deleted)
+        self.cached_scalable: dict[str, bool] = {}
+        self.cached_count: dict[str, int] = {}
+        self.created: dict[str, int | None] = {}
+        self.deleted: dict[str, int] = {}
+        self.failed: dict[str, bool] = {}
         self.seen_ended = 0
 
+    def trace_deleted(self, chute_id: str, at: int) -> None:
+        self.deleted[chute_id] = at
+        created = self.created.get(chute_id)
+        self.failed[chute_id] = created is not None and at - created <= self.failure_minutes
+        if created is None:
+            self.created[chute_id] = None
+
+    def is_failed(self, chute_id: str, now: int) -> bool:
+        if self.failed.get(chute_id) and now - self.deleted[chute_id] > self.failed_for_minutes:
+            self.failed[chute_id] = False
+        return self.failed.get(chute_id, False)
+
     def decide(self, sim: Sim) -> None:
-        if sim.now % 4 == 0:  # RemoteSynchro every 4 min
-            self.cached_allowance = {c: sim.scale_allowance(c) for c in sim.chutes}
-        for inst in sim.ended[self.seen_ended :]:
-            created, _ = self.trace.get(inst.chute_id, (inst.created, None))
-            self.trace[inst.chute_id] = (created, inst.ended)
-        self.seen_ended = len(sim.ended)
-        if sim.now % 5 != 0:  # Autoscaler every 5 min, one pair
+        if sim.now % self.sync_every == 0:
+            self.cached_scalable = {c: sim.scale_allowance(c) > 0 for c in sim.chutes}
+            self.cached_count = {
+                c: sim.world.others[c] + sim.ours.get(c, 0) for c in sim.chutes
+            }
+        if sim.now % RECONCILE_EVERY == 0:
+            for inst in sim.ended[self.seen_ended :]:
+                self.trace_deleted(inst.chute_id, sim.now)
+            self.seen_ended = len(sim.ended)
+        if sim.now % self.scale_every != 0:
             return
         from gepetto_core.scheduling.value import fork_gain
 
         policy = PlanPolicy()
-        candidates: list[tuple[bool, float, str, str]] = []
+        unfailed: list[tuple[float, str, str]] = []
+        failed: list[tuple[int, float, str, str]] = []
         for chute in sim.world.chutes:
             cid = chute.chute_id
-            if self.cached_allowance.get(cid, 0) <= 0:
+            if not self.cached_scalable.get(cid, False):
                 continue
-            live_count = sim.world.others[cid] + sim.ours.get(cid, 0)
-            gain = fork_gain(replace(chute, instance_count=live_count), policy)
-            if gain is None or gain <= 0:
+            count = self.cached_count.get(cid, 0)
+            gain = fork_gain(replace(chute, instance_count=count), policy)
+            if gain is None:
                 continue
-            created, deleted = self.trace.get(cid, (0, None))
-            failed = deleted is not None and deleted - created <= 16 and sim.now - deleted < 60
+            is_failed = self.is_failed(cid, sim.now)
             for s in sim.world.servers:  # no TEE match, no disk check in the fork
                 if (
                     s.gpu_type in chute.supported_gpus
                     and len(sim.free[s.server_id]) >= chute.gpu_count
                 ):
                     value = gain / (s.hourly_cost * chute.gpu_count)
-                    candidates.append((failed, -value, cid, s.server_id))
-        if not candidates:
+                    if is_failed:
+                        failed.append((self.deleted[cid], -value, cid, s.server_id))
+                    else:
+                        unfailed.append((-value, cid, s.server_id))
+        if unfailed:
+            _, cid, sid = min(unfailed)
+        elif failed:
+            _, _, cid, sid = min(failed)
+        else:
             return
-        candidates.sort()
-        _, _, cid, sid = candidates[0]
         if sim.launch(cid, sid) == "ok":
-            self.trace[cid] = (sim.now, None)
+            self.created[cid] = sim.now
+        else:
+            self.trace_deleted(cid, sim.now)  # the launch-config error lands in deploy's except
 
 
 class Gepetto:

@@ -222,21 +222,60 @@ class _Book:
     def __init__(self, placed: list[Assign]) -> None:
         self.placed = placed
         self.on: dict[int, list[Assign]] = {}
+        # How many placements each slot has (0 or 1), for O(1) "is it placed?" checks.
+        self.count: dict[int, int] = {}
         for a in placed:
             self.on.setdefault(id(a.srv), []).append(a)
+            self.count[id(a.slot)] = self.count.get(id(a.slot), 0) + 1
         self.log: list[tuple[str, Assign]] = []
+        # Bumped whenever a server's placements change (invalidates `eviction_cost`).
+        self.version: dict[int, int] = {}
+        self._evict_cache: dict[tuple[int, int], tuple[int, int, float]] = {}
+
+    def eviction_cost(self, srv: Srv, g: int) -> tuple[int, float]:
+        """(GPUs our new placements hold on `srv`, value lost by evicting the lowest-density
+        ones until `g` GPUs are free), cached until the server's placements change."""
+        key = (id(srv), g)
+        version = self.version.get(id(srv), 0)
+        hit = self._evict_cache.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1], hit[2]
+        mine = self.on.get(id(srv), [])
+        held = sum(a.slot.chute.gpu_count for a in mine)
+        need = g - srv.free
+        lost = 0.0
+        for a in sorted(mine, key=lambda a: a.value / a.slot.chute.gpu_count):
+            if need <= 0:
+                break
+            lost += a.value
+            need -= a.slot.chute.gpu_count
+        self._evict_cache[key] = (version, held, lost)
+        return held, lost
+
+    def is_placed(self, slot: Slot) -> bool:
+        return self.count.get(id(slot), 0) > 0
+
+    def _index(self, a: Assign) -> None:
+        self.version[id(a.srv)] = self.version.get(id(a.srv), 0) + 1
+        self.placed.append(a)
+        self.on.setdefault(id(a.srv), []).append(a)
+        self.count[id(a.slot)] = self.count.get(id(a.slot), 0) + 1
+
+    def _unindex(self, a: Assign) -> None:
+        self.version[id(a.srv)] = self.version.get(id(a.srv), 0) + 1
+        self.placed.remove(a)
+        self.on[id(a.srv)].remove(a)
+        self.count[id(a.slot)] -= 1
 
     def add(self, slot: Slot, srv: Srv, value: float) -> Assign:
         a = Assign(slot, srv, value, _State.take(srv, slot.chute.gpu_count))
-        self.placed.append(a)
-        self.on.setdefault(id(srv), []).append(a)
+        self._index(a)
         self.log.append(("add", a))
         return a
 
     def drop(self, a: Assign) -> None:
         _State.give_back(a.srv, a.gpu_ids)
-        self.placed.remove(a)
-        self.on[id(a.srv)].remove(a)
+        self._unindex(a)
         self.log.append(("drop", a))
 
     def undo_to(self, mark: int) -> None:
@@ -244,12 +283,10 @@ class _Book:
             op, a = self.log.pop()
             if op == "add":
                 _State.give_back(a.srv, a.gpu_ids)
-                self.placed.remove(a)
-                self.on[id(a.srv)].remove(a)
+                self._unindex(a)
             else:
                 a.gpu_ids = _State.take(a.srv, a.slot.chute.gpu_count)
-                self.placed.append(a)
-                self.on.setdefault(id(a.srv), []).append(a)
+                self._index(a)
 
 
 def _try_evict(
@@ -274,7 +311,7 @@ def _try_evict(
     book.add(u, srv, v)
     gain = v - lost
     for a in evicted:
-        if any(b.slot is a.slot for b in book.placed):
+        if book.is_placed(a.slot):
             continue
         found = search(a.slot, floor, window, use_prices=False)
         if found is not None:
@@ -296,10 +333,11 @@ def _repair(
         if d < min_density.get(key, math.inf):
             min_density[key] = d
     tried = 0
+    hopeless: set[str] = set()  # chutes whose previous slot found no gainful eviction
     for u in unplaced:
         if tried >= budget:
             break
-        if any(a.slot is u for a in book.placed):
+        if book.is_placed(u) or u.chute.chute_id in hopeless:
             continue
         g = u.chute.gpu_count
         need_density = (u.best_value or 0.0) / g
@@ -313,19 +351,12 @@ def _repair(
             for srv in grp.servers:
                 if u.blocked and srv.view.server_id in u.blocked:
                     continue
-                mine = book.on.get(id(srv), [])
-                if srv.free + sum(a.slot.chute.gpu_count for a in mine) < g:
+                held, lost = book.eviction_cost(srv, g)
+                if srv.free + held < g:
                     continue
                 v = slot_value(u, srv)
                 if v <= floor:
                     continue
-                need = g - srv.free
-                lost = 0.0
-                for a in sorted(mine, key=lambda a: a.value / a.slot.chute.gpu_count):
-                    if need <= 0:
-                        break
-                    lost += a.value
-                    need -= a.slot.chute.gpu_count
                 options.append((v - lost, srv, v))
         options.sort(key=lambda o: -o[0])
         best: tuple[float, Srv, float] | None = None
@@ -338,8 +369,9 @@ def _repair(
         if best is not None:
             _try_evict(book, u, best[1], best[2], floor, window)
             book.log.clear()
-    placed_slots = {id(a.slot) for a in book.placed}
-    still = [s for s in unplaced if id(s) not in placed_slots]
+        else:
+            hopeless.add(u.chute.chute_id)
+    still = [s for s in unplaced if not book.is_placed(s)]
     return book.placed, still
 
 

@@ -77,6 +77,12 @@ def _new_value(chute: ChuteView, ctx: Context, srv: Srv) -> float:
     return lam * p * expected_multiplier(chute, ctx.policy) * startup_factor(chute, ctx.policy)
 
 
+def _new_value_bound(chute: ChuteView, ctx: Context) -> float:
+    """`_new_value` on the most reliable server the chute could get (p <= 1)."""
+    lam = ctx.policy.dollars_per_multiplier_hour
+    return lam * expected_multiplier(chute, ctx.policy) * startup_factor(chute, ctx.policy)
+
+
 def _kind(slot: Slot, snapshot: Snapshot) -> str:
     if slot.job_id is not None:
         return "job"
@@ -95,10 +101,16 @@ def plan_preemptions(
     cooling = {
         r.server_id for r in snapshot.recent_preemptions if r.at > now - pol.per_server_interval
     }
-    on_server: dict[str, list[DeploymentView]] = {}
-    for d in snapshot.deployments:
-        on_server.setdefault(d.server_id, []).append(d)
     lam = ctx.policy.dollars_per_multiplier_hour
+    # Victims that pass the rules independent of the newcomer, cheapest first per server; the
+    # newcomer-dependent rules (same chute, only instance) are checked per slot below.
+    eligible: dict[str, list[tuple[float, float, DeploymentView]]] = {}
+    for d in snapshot.deployments:
+        if victim_rejection(d, snapshot, pol, now, "") is None:
+            v_keep, m_keep = _keep_value(d, ctx)
+            eligible.setdefault(d.server_id, []).append((v_keep, m_keep, d))
+    for lst in eligible.values():
+        lst.sort(key=lambda c: c[0])
     out: list[Preemption] = []
     taken_per_chute: dict[str, int] = {}
     used_victims: set[str] = set()
@@ -113,6 +125,8 @@ def plan_preemptions(
         handled.add(key)
         kind = _kind(slot, snapshot)
         g = chute.gpu_count
+        # No server can beat the hysteresis when even its cheapest victim earns too much.
+        v_cap = _new_value_bound(chute, ctx) / (1.0 + pol.min_gain_ratio)
         best: tuple[float, Srv, list[DeploymentView], float, float] | None = None
         for grp in slot.groups:
             for srv in grp.servers:
@@ -122,27 +136,31 @@ def plan_preemptions(
                 need = g - srv.free
                 if need <= 0:
                     continue  # it had room; the planner chose not to use it
-                candidates: list[tuple[float, float, DeploymentView]] = []
-                for d in on_server.get(sid, ()):
-                    if d.deployment_id in used_victims:
-                        continue
-                    if victim_rejection(d, snapshot, pol, now, chute.chute_id, taken_per_chute):
-                        continue
-                    v_keep, m_keep = _keep_value(d, ctx)
-                    candidates.append((v_keep, m_keep, d))
-                candidates.sort(key=lambda c: c[0])
+                candidates = eligible.get(sid)
+                if not candidates:
+                    continue
+                if kind != "job" and candidates[0][0] >= v_cap:
+                    continue
                 chosen: list[DeploymentView] = []
                 freed = 0
                 keep_value = 0.0
                 keep_mult = 0.0
-                per_chute = dict(taken_per_chute)
+                per_chute: dict[str, int] = {}
                 for v_keep, m_keep, d in candidates:
                     if freed >= need:
                         break
-                    if victim_rejection(d, snapshot, pol, now, chute.chute_id, per_chute):
+                    if kind != "job" and keep_value + v_keep >= v_cap:
+                        break  # cheapest first: the rest only cost more
+                    cid = d.chute_id
+                    if cid == chute.chute_id or d.deployment_id in used_victims:
                         continue
+                    c = snapshot.chute_by_id.get(cid)
+                    network = c.instance_count if c is not None else 0
+                    taken = taken_per_chute.get(cid, 0) + per_chute.get(cid, 0)
+                    if network - taken <= 1:
+                        continue  # the only instance of its chute network-wide
                     chosen.append(d)
-                    per_chute[d.chute_id] = per_chute.get(d.chute_id, 0) + 1
+                    per_chute[cid] = per_chute.get(cid, 0) + 1
                     freed += len(d.gpu_ids)
                     keep_value += v_keep
                     keep_mult += m_keep
