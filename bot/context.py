@@ -41,6 +41,7 @@ class Executor(Protocol):
         approved_by: str | None = ...,
         progress: ProgressSink | None = ...,
         poll_seconds: float = ...,
+        message_link: str | None = ...,
     ) -> Awaitable[Result]: ...
 
 

@@ -134,6 +134,7 @@ async def run_confirmed(
             approved_by=approved_by,
             progress=on_progress,
             poll_seconds=bot.config.deploy_poll_seconds,
+            message_link=link,
         )
         ok = outcome_ok(result)
         error = "" if ok else _failure_reason(result)

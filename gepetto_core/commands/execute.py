@@ -83,6 +83,7 @@ async def _audit(
     arguments: dict[str, Any],
     result: str | None = None,
     approvals: list[Any] | None = None,
+    message_link: str | None = None,
 ) -> int:
     return await ctx.rt.state.add_audit(
         actor=ctx.caller.actor,
@@ -92,6 +93,7 @@ async def _audit(
         allowed=allowed,
         result=result,
         approvals=approvals,
+        message_link=message_link,
     )
 
 
@@ -124,6 +126,7 @@ async def execute(
     approved_by: str | None = None,
     progress: ProgressSink | None = None,
     poll_seconds: float = 1.0,
+    message_link: str | None = None,
 ) -> Result:
     """Run one command for `caller`. A mutation returns its PlanView unless `confirmed`; then it
     is applied and its outcome returned. Raises GepettoError subclasses (UsageError for bad
@@ -139,7 +142,13 @@ async def execute(
             _check_approval(ctx, approved_by)
     except PermissionDeniedError as e:
         if spec.mutation:
-            await _audit(ctx, allowed=False, arguments=_arguments(parsed), result=f"denied: {e}")
+            await _audit(
+                ctx,
+                allowed=False,
+                arguments=_arguments(parsed),
+                result=f"denied: {e}",
+                message_link=message_link,
+            )
         raise
     if not spec.mutation:
         return await READERS[spec.key](ctx)
@@ -153,6 +162,7 @@ async def execute(
         allowed=True,
         arguments={**_arguments(parsed), **plan.arguments},
         approvals=[approved_by] if approved_by else None,
+        message_link=message_link,
     )
     try:
         result = await applier(ctx, plan)

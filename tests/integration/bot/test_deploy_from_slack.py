@@ -99,3 +99,4 @@ async def test_scales_deploy_confirm_runs_once_to_active(world: World) -> None:
 
     audit = await world.rt.state.list_audit(actor="U0OPERATOR")
     assert [(a.verb, a.allowed) for a in audit] == [("deploy", True)]
+    assert audit[0].message_link  # the audit row links to the Slack card
