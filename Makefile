@@ -28,6 +28,7 @@ check: lint test
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_planner
 	$(BIN)/python -m bench.bench_sync
+	$(BIN)/python -m bench.bench_ack
 
 clean:
 	rm -rf $(VENV) .gepetto .pytest_cache .mypy_cache .ruff_cache
