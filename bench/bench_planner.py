@@ -139,22 +139,27 @@ def plan_times(repeats: int) -> dict[str, Any]:
     print("\n== Plan time (pure planning, no I/O; median of repeats) ==")
     out: dict[str, Any] = {}
     policy = PlanPolicy(cost_weight=0.0, max_deploys_per_round=None)
-    for n_chutes, n_servers, target_ms in ((500, 100, 50.0), (2000, 300, 1000.0)):
-        for profile in ("tee", "legacy"):
-            world = make_world(profile, n_chutes, n_servers, 1)
-            snap = make_snapshot(world, NOW, 1, history=300)
-            times = []
-            for r in range(repeats):
-                t = time.perf_counter()
-                plan_round(snap, policy, NOW, random.Random(r))
-                times.append((time.perf_counter() - t) * 1000)
-            med = statistics.median(times)
-            key = f"{n_chutes}x{n_servers}_{profile}"
-            out[key] = {"median_ms": med, "max_ms": max(times), "target_ms": target_ms}
-            print(
-                f"{key:20} median {med:7.1f} ms  max {max(times):7.1f} ms"
-                f"  (target <= {target_ms:.0f} ms)"
-            )
+    cases = [
+        (n_chutes, n_servers, target_ms, profile, prefill)
+        for n_chutes, n_servers, target_ms in ((500, 100, 50.0), (2000, 300, 1000.0))
+        for profile in ("tee", "legacy")
+        for prefill in (0.0, 0.3)
+    ]
+    for n_chutes, n_servers, target_ms, profile, prefill in cases:
+        world = make_world(profile, n_chutes, n_servers, 1)
+        snap = make_snapshot(world, NOW, 1, prefill=prefill, history=300)
+        times = []
+        for r in range(repeats):
+            t = time.perf_counter()
+            plan_round(snap, policy, NOW, random.Random(r))
+            times.append((time.perf_counter() - t) * 1000)
+        med = statistics.median(times)
+        key = f"{n_chutes}x{n_servers}_{profile}" + (f"_prefill{prefill:.1f}" if prefill else "")
+        out[key] = {"median_ms": med, "max_ms": max(times), "target_ms": target_ms}
+        print(
+            f"{key:28} median {med:7.1f} ms  max {max(times):7.1f} ms"
+            f"  (target <= {target_ms:.0f} ms)"
+        )
     return out
 
 

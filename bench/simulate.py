@@ -304,9 +304,7 @@ class Fork:
     def decide(self, sim: Sim) -> None:
         if sim.now % self.sync_every == 0:
             self.cached_scalable = {c: sim.scale_allowance(c) > 0 for c in sim.chutes}
-            self.cached_count = {
-                c: sim.world.others[c] + sim.ours.get(c, 0) for c in sim.chutes
-            }
+            self.cached_count = {c: sim.world.others[c] + sim.ours.get(c, 0) for c in sim.chutes}
         if sim.now % RECONCILE_EVERY == 0:
             for inst in sim.ended[self.seen_ended :]:
                 self.trace_deleted(inst.chute_id, sim.now)

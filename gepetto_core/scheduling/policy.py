@@ -87,6 +87,11 @@ class PlanPolicy:
     # Greedy passes re-priced with GPU opportunity costs (1 = plain value-density greedy).
     opportunity_passes: int = 3
     repair: bool = True
+    # Rounds with at most this many (1-GPU chute, server) pairs re-assign their 1-GPU slots
+    # exactly (min-cost flow); 0 = never.
+    exact_pairs_limit: int = 4000
+    # ... and try this many multi-GPU relocations, each judged by one more flow.
+    exact_relocations: int = 12
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     reliability: ReliabilityPolicy = field(default_factory=ReliabilityPolicy)
     preemption: PreemptionPolicy = field(default_factory=PreemptionPolicy)
