@@ -22,7 +22,7 @@ from gepetto_core.sandbox.validator.world import Rejected
 log = logging.getLogger(__name__)
 
 # What the miner pays per GPU-hour, as a share of the validator's price for that GPU type.
-RENT_SHARE = 0.8
+RENT_SHARE = 0.5
 
 
 def hourly_cost(gpu_type: str) -> float:
