@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 GEPETTO = [sys.executable, "-m", "gepetto_core.cli", "demo"]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def demo_env(data_dir: Path) -> dict[str, str]:
@@ -114,3 +115,25 @@ async def test_with_slack_tokens_the_demo_connects_the_bot(tmp_path: Path) -> No
     text = out.decode()
     assert "Slack bot connected" in text
     assert "demo-secret" not in text  # tokens never printed
+
+
+async def test_the_readme_demo_command_works_as_written(tmp_path: Path) -> None:
+    """`make demo` from the README, run in this checkout (the test run already built .venv)."""
+    root = REPO_ROOT
+    readme = (root / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+    proc = await asyncio.create_subprocess_exec(
+        "make",
+        "--no-print-directory",
+        "demo",
+        cwd=root,
+        env=demo_env(tmp_path),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(b"nodes\nquit\n"), timeout=600)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    assert "Servers (6)" in text and "demo stopped" in text
+    assert leftovers(tmp_path) == []
