@@ -212,6 +212,8 @@ def pod_view(obj: Mapping[str, Any]) -> PodView:
         last_state=_state(first.get("lastState")),
         deleting=bool(meta.get("deletionTimestamp")),
         created_at=meta.get("creationTimestamp"),
+        pod_ip=status.get("podIP"),
+        started_at=status.get("startTime"),
     )
 
 

@@ -7,7 +7,6 @@ import asyncio
 from collections import Counter
 
 from gepetto_core.commands.context import CommandContext
-from gepetto_core.commands.pod_listing import list_pod_rows
 from gepetto_core.commands.resolve import resolve_server
 from gepetto_core.errors import ClusterError, ClusterUnavailableError
 from gepetto_core.models.cluster import ChuteJobView, NodeDisk, NodeView, PodView
@@ -117,20 +116,20 @@ async def nodes_view(ctx: CommandContext) -> Table:
 
 async def pods_view(ctx: CommandContext) -> Table:
     namespace = ctx.command.opts.get("namespace")
-    found = await list_pod_rows(ctx.rt.kube_api, namespace)
-    found.sort(key=lambda r: (r.pod.namespace, r.pod.node_name or "", r.pod.name))
+    found = await ctx.rt.cluster.list_pods(namespace)
+    found.sort(key=lambda p: (p.namespace, p.node_name or "", p.name))
     rows: list[dict[str, Cell]] = [
         {
-            "namespace": r.pod.namespace,
-            "node": r.pod.node_name,
-            "name": r.pod.name,
-            "phase": r.pod.phase,
-            "pod_ip": r.pod_ip,
-            "started": r.started_at or r.pod.created_at,
-            "ready": r.pod.ready,
-            "restarts": r.pod.restart_count,
+            "namespace": p.namespace,
+            "node": p.node_name,
+            "name": p.name,
+            "phase": p.phase,
+            "pod_ip": p.pod_ip,
+            "started": p.started_at or p.created_at,
+            "ready": p.ready,
+            "restarts": p.restart_count,
         }
-        for r in found
+        for p in found
     ]
     where = f"in {namespace}" if namespace else "in all namespaces"
     return Table(

@@ -66,6 +66,8 @@ class PodView(_View):
     last_state: ContainerStateView | None = None
     deleting: bool = False
     created_at: datetime | None = None
+    pod_ip: str | None = None
+    started_at: datetime | None = None
 
 
 class JobStatusView(_View):
