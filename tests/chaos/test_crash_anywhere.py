@@ -1,0 +1,189 @@
+"""Crash anywhere (in-process): 50 seeded runs on one long-lived sandbox miner. Each run starts a
+gepetto process, sets 2-5 operations going at once (autoscaler rounds, operator deploys and
+undeploys, reconcile passes), kills the process at the await point the seed picks (see
+`crash.py`), starts a fresh process on the same database, moves the clock past the stub deadline,
+reconciles and checks the invariants. The world carries over from run to run, so later runs
+crash on top of what earlier crashes and recoveries left."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import AsyncIterator, Awaitable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gepetto_core.errors import GepettoError
+from gepetto_core.process import start_process
+from gepetto_core.runtime import Runtime, build_runtime
+from gepetto_core.services.deployer import Deployer, DeployRequest, placement_problem
+
+from .conftest import ChaosTally
+from .crash import DoomedProcess, ProcessDied
+from .invariants import check_invariants, healthy
+from .world import ChaosWorld, chaos_world, runtime_of
+
+pytestmark = pytest.mark.chaos
+
+RUNS = int(os.environ.get("GEPETTO_CHAOS_CRASH_RUNS", "50"))
+BASE_SEED = int(os.environ.get("GEPETTO_CHAOS_SEED", "0"))
+
+
+@pytest.fixture
+async def world(fresh_db: str, tmp_path: Path) -> AsyncIterator[ChaosWorld]:
+    async with chaos_world(fresh_db, tmp_path, seed=11, nodes=4, chutes=60) as w:
+        w.open_targets(w.launchable())
+        yield w
+
+
+async def _pick_deploy(rt: Any, rng: random.Random) -> DeployRequest | None:
+    chutes = await rt.inventory.list_chutes()
+    servers = await rt.inventory.list_servers()
+    rng.shuffle(chutes)
+    for chute in chutes:
+        for server in servers:
+            gpus = await rt.inventory.list_gpus(server.server_id)
+            if placement_problem(chute, server, gpus) is None:
+                return DeployRequest(chute.chute_id, server.server_id, requested_by="U-op")
+    return None
+
+
+async def settle(world: ChaosWorld, rt: Runtime, seconds: float = 5.0) -> None:
+    """Reconcile until every deployment is verified and active (or `seconds` pass)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        await rt.reconciler.run_once()
+        rows = await rt.inventory.list_deployments()
+        if all(d.verified_at and d.active for d in rows):
+            return
+        await asyncio.sleep(0.1)
+
+
+async def recover(world: ChaosWorld, rt: Runtime, passes: int = 5) -> None:
+    """Reconcile passes until one finds nothing to do and the cluster holds nothing untracked.
+    (A Service whose Job was mid-deletion at the crash is only removed by the pass after the Job
+    is gone, as the loop's next turn would.)"""
+    for _ in range(passes):
+        report = await rt.reconciler.run_once()
+        rows = {d.deployment_id for d in await rt.inventory.list_deployments()}
+        if report.plan.complete and not report.plan.actions and not world.untracked_objects(rows):
+            return
+        await asyncio.sleep(0.2)
+
+
+async def one_run(world: ChaosWorld, tally: ChaosTally, seed: int, guarded: list[int]) -> str:
+    rng = random.Random(seed)
+    # Each run's recovery moves the clock 31 min on; rows get their created_at from the
+    # database's real clock, so the shift starts from zero again (or every new row would look
+    # hours old to the next run's reconcile).
+    world.clock.shift = timedelta()
+    # a healthy process works for a while: one autoscaler round, then pods come up
+    process = await start_process(world.settings, clock=world.clock)
+    try:
+        await process.rt.sync.sync_all()
+        await process.autoscaler.run_round()
+        await settle(world, process.rt)
+        protected = await healthy(world, process.rt)
+        rows = [d.deployment_id for d in await process.rt.inventory.list_deployments()]
+    finally:
+        await process.close()
+
+    rt = await build_runtime(world.settings, clock=world.clock)
+    await rt.sync.sync_all()
+    doomed = DoomedProcess(world, rt, trip_at=rng.randint(1, 60), seed=seed)
+    removed_on_purpose: set[str] = set()
+    operator = Deployer(
+        doomed.deployer._inventory,
+        doomed.deployer._state,
+        doomed.deployer._cluster,
+        doomed.deployer._validators,
+        clock=world.clock,
+        undeploy_wait_seconds=5,
+    )
+    undeploy = doomed.deployer.undeploy
+
+    async def preempting_undeploy(deployment_id: str, reason: str, **kw: Any) -> Any:
+        removed_on_purpose.add(deployment_id)  # the autoscaler's victims go on purpose
+        return await undeploy(deployment_id, reason, **kw)
+
+    doomed.deployer.undeploy = preempting_undeploy  # type: ignore[method-assign]
+
+    work: list[Awaitable[object]] = []
+    kinds = rng.choices(
+        ["autoscale", "deploy", "undeploy", "reconcile"], weights=[3, 3, 2, 1], k=rng.randint(2, 5)
+    )
+    for kind in kinds:
+        if kind == "autoscale":
+            work.append(doomed.autoscaler.run_round())
+        elif kind == "deploy":
+            request = await _pick_deploy(rt, rng)
+            if request is not None:
+                work.append(operator.deploy(request))
+        elif kind == "undeploy" and rows:
+            victim = rng.choice(rows)
+            removed_on_purpose.add(victim)
+            work.append(operator.undeploy(victim, "operator (chaos)"))
+        elif kind == "reconcile":
+            work.append(doomed.reconciler.run_once())
+    tasks = [asyncio.ensure_future(w) for w in work]
+    # What a task raised before the kill is the code's own doing; after it, the process is
+    # dead (a local pool.terminate() makes asyncpg raise odd things no real SIGKILL would run).
+    alive_when_done: dict[asyncio.Future[object], bool] = {}
+    for task in tasks:
+        task.add_done_callback(lambda t: alive_when_done.setdefault(t, not doomed.wire.tripped))
+    tally.run("crash: operations in flight", len(tasks))
+    if tasks:
+        await asyncio.wait(tasks, timeout=30)
+    where = doomed.wire.where
+    if where is None:  # the seeded point lay past the work: the process dies idle
+        doomed.wire.where = "idle"
+        rt.pool.terminate()
+        world.sever()
+        where = f"idle after {doomed.wire.count} ticks"
+        tally.fault("crash: SIGKILL-equivalent while idle")
+    else:
+        tally.fault("crash: SIGKILL-equivalent mid-operation")
+    for task in tasks:
+        task.cancel()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    unexpected = [
+        repr(o)
+        for t, o in zip(tasks, outcomes, strict=True)
+        if alive_when_done.get(t)
+        and isinstance(o, BaseException)
+        and not isinstance(o, ProcessDied | GepettoError | asyncio.CancelledError)
+    ]
+    tally.expect(not unexpected, f"seed {seed}: untranslated errors {unexpected}")
+    world.heal()
+    await rt.close()
+
+    # restart on the same database; past the stub deadline, reconcile converges
+    world.clock.advance(minutes=31)
+    async with runtime_of(world) as fresh:
+        await recover(world, fresh)
+        await check_invariants(
+            tally, world, fresh, protected - removed_on_purpose, f"seed {seed} ({where})"
+        )
+    tally.run("crash: in-process kill + restart + reconcile")
+    guarded.append(len(protected - removed_on_purpose))
+    return where
+
+
+async def test_crash_anywhere_in_process(world: ChaosWorld, tally: ChaosTally) -> None:
+    points: list[str] = []
+    guarded: list[int] = []
+    for run in range(RUNS):
+        points.append(await one_run(world, tally, BASE_SEED * 1000 + run, guarded))
+    print(f"crash points: {points}")
+    print(f"healthy deployments guarded per run: {guarded}")
+    # the runs must have had healthy deployments at stake
+    assert sum(1 for g in guarded if g) >= RUNS // 2, guarded
+    # the seeds must have reached real work, not only idle processes
+    mid = [p for p in points if not p.startswith("idle")]
+    assert len(mid) >= RUNS // 2, points
+    assert any("cluster." in p for p in mid) and any("db." in p for p in mid), points

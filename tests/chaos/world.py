@@ -1,0 +1,204 @@
+"""A whole sandbox miner for the chaos suite: real PostgreSQL, the validator and cluster
+sandboxes over real HTTP, the pod bridge playing the chute processes, and an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bittensor_wallet import Keypair
+
+from gepetto_core.config import Settings, load_settings
+from gepetto_core.models.validator import is_launch_config_version
+from gepetto_core.runtime import Runtime, build_runtime
+from gepetto_core.sandbox.cluster import PodTimings
+from gepetto_core.sandbox.miner import (
+    PodBridge,
+    SandboxMiner,
+    _pod_ready,
+    register_fleet,
+    start_sandbox_miner,
+)
+from gepetto_core.sandbox.validator import Fault
+from gepetto_core.sandbox.validator.faults import ROUTES
+from gepetto_core.sandbox.validator.world import Rejected
+
+T = TypeVar("T")
+SEED = "0x" + "c4" * 32
+MINER = Keypair.create_from_seed(SEED).ss58_address
+FAST = PodTimings(start_seconds=0.05, ready_seconds=0.05, termination_seconds=0.05)
+
+
+@dataclass
+class Clock:
+    """Time for the services under test: real time plus a shift the test moves forward."""
+
+    shift: timedelta = field(default_factory=timedelta)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.shift
+
+    def advance(self, **kw: float) -> None:
+        self.shift += timedelta(**kw)
+
+
+def validators_json(sandbox: SandboxMiner) -> str:
+    v = sandbox.validator
+    return json.dumps(
+        {"supported": [{"hotkey": v.hotkey, "api": v.base_url, "socket": v.base_url}]}
+    )
+
+
+def miner_env(sandbox: SandboxMiner, dsn: str, **extra: str) -> dict[str, str]:
+    env = {
+        "MINER_SS58": MINER,
+        "MINER_SEED": SEED,
+        "VALIDATORS": validators_json(sandbox),
+        "POSTGRESQL": dsn,
+        "KUBECONFIG": str(sandbox.kubeconfig),
+        "GEPETTO_EVENT_SOURCE": "none",
+        "CHUTE_SHUTDOWN_TIME_SECONDS": "1",
+    }
+    env.update(extra)
+    return env
+
+
+class RestartingPodBridge(PodBridge):
+    """The chute processes, restarted by their Job when the validator refuses them (a GPU still
+    assigned to an instance a crash left behind, until the reconciler purges it): a refused
+    pod tries again on the next step instead of giving up for good."""
+
+    def step(self) -> None:
+        world = self._world
+        for pod in world.cluster.objects("pods", "chutes", "chutes/config-id"):
+            config_id = pod["metadata"]["labels"]["chutes/config-id"]
+            if config_id in self._done or not _pod_ready(pod):
+                continue
+            container = pod["spec"]["containers"][0]
+            env = {e["name"]: str(e.get("value", "")) for e in container.get("env", [])}
+            devices = [d for d in env.get("NVIDIA_VISIBLE_DEVICES", "").split(",") if d]
+            try:
+                world.validator.bring_up(
+                    config_id,
+                    devices,
+                    env.get("CHUTES_EXTERNAL_HOST", ""),
+                    int(env.get("CHUTES_PORT_PRIMARY", "0") or 0),
+                )
+            except (Rejected, KeyError):
+                continue  # restarted by its Job; tries again
+            self._done.add(config_id)
+
+
+@dataclass
+class ChaosWorld:
+    sandbox: SandboxMiner
+    settings: Settings
+    clock: Clock
+    bridge: PodBridge
+    dsn: str
+
+    def launchable(self) -> list[dict[str, Any]]:
+        """Public, launch-config chutes that fit some non-TEE node (targets raised so the
+        validator hands out launch configs)."""
+        types = {n.gpu_type: n.gpu_count for n in self.sandbox.fleet if not n.tee}
+        out = []
+        for chute in sorted(
+            self.sandbox.validator.world.chutes.values(), key=lambda c: c["chute_id"]
+        ):
+            sel = chute["node_selector"]
+            if (
+                chute["public"]
+                and chute["cords"]
+                and not chute.get("tee")
+                and is_launch_config_version(chute["chutes_version"])
+                and any(
+                    t in sel["supported_gpus"] and n >= sel["gpu_count"] for t, n in types.items()
+                )
+            ):
+                out.append(chute)
+        return out
+
+    def open_targets(self, chutes: list[dict[str, Any]], target: int = 50) -> None:
+        for chute in chutes:
+            self.sandbox.validator.set_target(chute["chute_id"], target)
+
+    def sever(self) -> None:
+        """The cluster and the validator stop answering a process (it is dying)."""
+        self.sandbox.cluster.inject_api_error("/", status=500, times=None)
+        for route in ROUTES - {"socket"}:
+            self.sandbox.validator.inject_fault(route, Fault(status=503))
+
+    def heal(self) -> None:
+        self.sandbox.cluster.clear_faults()
+        self.sandbox.validator.clear_faults()
+
+    def untracked_objects(self, rows: set[str]) -> list[str]:
+        return [
+            f"{kind}/{obj['metadata']['name']}"
+            for kind in ("jobs", "services")
+            for obj in self.sandbox.cluster.objects(kind, "chutes", "chutes/deployment-id")
+            if obj["metadata"]["labels"]["chutes/deployment-id"] not in rows
+        ]
+
+    def job_ids(self) -> set[str]:
+        return {
+            j["metadata"]["labels"]["chutes/deployment-id"]
+            for j in self.sandbox.cluster.objects("jobs", "chutes", "chutes/deployment-id")
+            if not j["metadata"].get("deletionTimestamp")
+        }
+
+    def our_instances(self) -> list[dict[str, Any]]:
+        return [
+            i for i in self.sandbox.validator.world.instances.values() if i["miner_hotkey"] == MINER
+        ]
+
+
+@contextlib.asynccontextmanager
+async def chaos_world(
+    dsn: str, tmp_path: Path, *, seed: int = 11, nodes: int = 4, chutes: int = 60, **env: str
+) -> AsyncIterator[ChaosWorld]:
+    kubeconfig = tmp_path / f"kubeconfig-{seed}"
+    sandbox = await start_sandbox_miner(
+        MINER, seed=seed, nodes=nodes, chutes=chutes, timings=FAST, kubeconfig=kubeconfig
+    )
+    settings = load_settings(miner_env(sandbox, dsn, **env))
+    clock = Clock()
+    bridge = RestartingPodBridge(sandbox)
+    try:
+        rt = await build_runtime(settings, clock=clock)
+        try:
+            await register_fleet(sandbox, rt.inventory)
+            report = await rt.reconciler.run_once()  # chutes into the database
+            assert report.plan.complete, report.plan.problems
+        finally:
+            await rt.close()
+        bridge.start()
+        yield ChaosWorld(sandbox, settings, clock, bridge, dsn)
+    finally:
+        await bridge.stop()
+        await sandbox.stop()
+
+
+@contextlib.asynccontextmanager
+async def runtime_of(world: ChaosWorld) -> AsyncIterator[Runtime]:
+    rt = await build_runtime(world.settings, clock=world.clock)
+    try:
+        yield rt
+    finally:
+        await rt.close()
+
+
+async def eventually(check: Callable[[], Awaitable[T]], seconds: float = 15.0) -> T:
+    """Poll until `check` returns something truthy; fail (not time) after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while True:
+            result = await check()
+            if result:
+                return result
+            await asyncio.sleep(0.05)
