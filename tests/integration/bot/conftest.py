@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +23,7 @@ from bot.serve import http_server
 from gepetto_core.config import Settings, load_settings
 from gepetto_core.models.validator import is_launch_config_version
 from gepetto_core.runtime import Runtime, build_runtime
+from gepetto_core.sandbox.clock import ShiftedClock
 from gepetto_core.sandbox.cluster import PodTimings
 from gepetto_core.sandbox.miner import PodBridge, SandboxMiner, register_fleet, start_sandbox_miner
 from gepetto_core.sandbox.slack import (
@@ -48,15 +48,7 @@ OPERATOR, VIEWER, ADMIN, ADMIN2 = "U0OPERATOR", "U0VIEWER", "U0APPROVER", "U0ADM
 ROLES = {OPERATOR: "operator", VIEWER: "viewer", "S0ADMINS": "admin", ADMIN2: "admin"}
 
 
-@dataclass
-class Clock:
-    shift: timedelta = field(default_factory=timedelta)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.shift
-
-    def advance(self, **kw: float) -> None:
-        self.shift += timedelta(**kw)
+Clock = ShiftedClock
 
 
 @dataclass
