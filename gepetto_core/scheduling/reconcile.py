@@ -88,11 +88,17 @@ class MirrorState:
 
 @dataclass(frozen=True)
 class RemoveDeployment:
-    """Full undeploy: row, validator instance, Job and Service."""
+    """Full undeploy: row, validator instance, Job and Service.
+
+    `observed`: the removal rests on something seen to fail (a failed Job, a terminated pod, a
+    deadline passed), not on something missing from a listing. Only removals for absence count
+    towards the mass-removal guard: ten chutes that crash together are ten real failures, while
+    ten deployments missing at once more likely mean a listing lied."""
 
     deployment_id: str
     reason: str
     end: EndKind
+    observed: bool = False
 
 
 @dataclass(frozen=True)
@@ -303,7 +309,8 @@ def plan_reconcile(
             policy,
         )
         if removal is not None:
-            actions.append(RemoveDeployment(d.deployment_id, *removal))
+            reason, end, observed = removal
+            actions.append(RemoveDeployment(d.deployment_id, reason, end, observed))
 
     # validator instances nothing tracks
     for hotkey, view in inputs.remote.items():
@@ -346,7 +353,8 @@ def _removal_reason(
     local_chutes: Mapping[str, Chute],
     now: datetime,
     policy: ReconcilePolicy,
-) -> tuple[str, EndKind] | None:
+) -> tuple[str, EndKind, bool] | None:
+    """(reason, end, observed) when the deployment must go."""
     age = _age(d, now)
     if cluster_known and d.deployment_id not in legacy_ids:
         job = jobs.get(d.deployment_id)
@@ -354,31 +362,32 @@ def _removal_reason(
             if d.stub and age < policy.stub_deadline:
                 return None  # still being deployed
             if d.stub:
-                return (f"stub older than {_minutes(policy.stub_deadline)} with no job", "failure")
-            return ("job is gone from the cluster", "failure")
+                stale = f"stub older than {_minutes(policy.stub_deadline)} with no job"
+                return (stale, "failure", True)
+            return ("job is gone from the cluster", "failure", False)
         failure = _job_failure(job)
         if failure:
-            return (failure, "failure")
+            return (failure, "failure", True)
     if (
         instances is not None
         and instance_id
         and live is None
         and age >= policy.missing_instance_grace
     ):
-        return ("validator no longer lists the instance", "failure")
+        return ("validator no longer lists the instance", "failure", False)
     verified = d.verified_at is not None or (
         live is not None and (live.verified or live.last_verified_at is not None)
     )
     if not verified and age >= policy.never_verified_deadline:
-        return (f"not verified after {_minutes(policy.never_verified_deadline)}", "failure")
+        return (f"not verified after {_minutes(policy.never_verified_deadline)}", "failure", True)
     if remote is not None and remote.chutes is not None and remote.rolling_updates is not None:
         in_update = any(u.chute_id == d.chute_id for u in remote.rolling_updates)
         remote_chute = next((c for c in remote.chutes if c.chute_id == d.chute_id), None)
         if remote_chute is None and not in_update:
-            return ("chute was removed by the validator", "planned")
+            return ("chute was removed by the validator", "planned", False)
         moved = remote_chute is not None and remote_chute.version != d.version
         if moved and remote_chute is not None and not in_update and not d.job_id:
-            return (f"chute moved to version {remote_chute.version[:8]}", "planned")
+            return (f"chute moved to version {remote_chute.version[:8]}", "planned", False)
     return None
 
 
@@ -442,15 +451,15 @@ def _guard(
     if problems and destructive:
         problems = [*problems, f"held back {len(destructive)} removal(s): information incomplete"]
         return ReconcilePlan(kept, problems, complete=False)
-    removals = sum(isinstance(a, RemoveDeployment) for a in actions)
+    removals = sum(isinstance(a, RemoveDeployment) and not a.observed for a in actions)
     fleet = len(inputs.deployments)
     if fleet >= policy.removal_guard_minimum and removals > policy.max_removal_fraction * fleet:
+        limit = f"{policy.max_removal_fraction:.0%}"
         problems = [
             *problems,
             f"held back {len(destructive)} removal(s): {removals} of {fleet} deployments "
-            "would go at once (limit {:.0%}); run recycle --force after checking".format(
-                policy.max_removal_fraction
-            ),
+            f"would go at once for missing from a listing (limit {limit}); "
+            "run recycle --force after checking",
         ]
         return ReconcilePlan(kept, problems, complete=False)
     return ReconcilePlan(actions, problems, complete=not problems)

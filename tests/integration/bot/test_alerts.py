@@ -11,6 +11,7 @@ from bot.action_ids import (
     CONFIRM_ACTION_ID,
 )
 from bot.alerts import DeployFailure
+from gepetto_core.errors import InsufficientGpusError
 from gepetto_core.sandbox.cluster import PodFault
 from gepetto_core.services.deployer import DeployRequest
 
@@ -126,3 +127,42 @@ async def test_ten_failures_in_a_minute_make_one_storm_thread(world: World) -> N
     record = await world.rt.state.get_alert(f"deploy-failed:{chute.chute_id}:{server.server_id}")
     assert record is not None and record.occurrences == 2 and record.thread_ts == storm_ts
     assert timedelta(0) < world.clock.shift
+
+
+async def test_ten_real_crashes_in_a_minute_make_one_storm_thread(world: World) -> None:
+    """Ten pods that really crash, found by one reconcile pass: one storm, ten replies."""
+    deployed: list[str] = []
+    for chute in sorted(world.miner.validator.world.chutes.values(), key=lambda c: c["chute_id"]):
+        if len(deployed) == 10:
+            break
+        if not world.launchable(chute) or chute["node_selector"]["gpu_count"] != 1:
+            continue
+        world.miner.validator.set_target(chute["chute_id"], 20)
+        world.miner.cluster.script_fault(
+            chute["chute_id"], PodFault("crash", exit_code=137, after_seconds=0.1)
+        )
+        for node in world.miner.fleet:
+            if node.tee or node.gpu_type not in chute["node_selector"]["supported_gpus"]:
+                continue
+            try:
+                result = await world.rt.deployer.deploy(DeployRequest(chute["chute_id"], node.uid))
+            except InsufficientGpusError:
+                continue
+            deployed.append(result.deployment.deployment_id)
+            if len(deployed) == 10:
+                break
+    assert len(deployed) == 10, "the catalog must offer ten 1-GPU crash candidates"
+
+    async def all_failed() -> bool:
+        jobs = {j.deployment_id: j for j in await world.rt.cluster.list_chute_jobs()}
+        return all(jobs[d].status.failed > 0 for d in deployed if d in jobs)
+
+    await eventually(all_failed)
+    report = await world.rt.reconciler.run_once()
+    assert report.plan.complete, report.plan.problems  # real crashes are not held back
+    await world.bot.alerts.on_reconcile(report)
+    await world.settle()
+    [storm_ts] = top_level(world)
+    storm = world.slack.messages[(ALERTS, storm_ts)]
+    assert "Failure storm: 10 failed deploys" in str(storm["blocks"]), storm
+    assert len(replies(world, storm_ts)) == 10

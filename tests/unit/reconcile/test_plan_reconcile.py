@@ -335,3 +335,12 @@ def test_mass_removal_is_held_back() -> None:
 def test_empty_node_list_never_removes_servers() -> None:
     plan = plan_reconcile(inputs(nodes=[]), NOW)
     assert plan.of_type(RemoveServer) == []
+
+
+def test_many_observed_failures_are_not_held_back() -> None:
+    # eight Jobs that failed are eight real failures, not a listing that lied
+    failed = JobStatusView(failed=1)
+    deployments = [dep(i) for i in range(1, 9)]
+    jobs = [job(i, status=failed) for i in range(1, 9)]
+    plan = plan_reconcile(inputs(deployments, jobs, [inst(i) for i in range(1, 9)]), NOW)
+    assert len(plan.of_type(RemoveDeployment)) == 8 and plan.complete
