@@ -66,6 +66,9 @@ class ReconcileInputs:
     services: Sequence[ServiceView] | None
     nodes: Sequence[NodeView] | None
     remote: Mapping[str, RemoteView]  # by validator hotkey
+    # When each deployment's instance was first seen missing from a complete listing (kept by
+    # the caller across passes). None: no history, the deployment's age stands in for it.
+    missing_since: Mapping[str, datetime] | None = None
 
 
 # --- actions ---------------------------------------------------------------------------------
@@ -295,6 +298,11 @@ def plan_reconcile(
                     MirrorState(d.deployment_id, newly_verified, new_active, "validator state")
                 )
 
+        missing_for = (
+            None
+            if inputs.missing_since is None
+            else now - inputs.missing_since.get(d.deployment_id, now)
+        )
         removal = _removal_reason(
             d,
             instance_id,
@@ -307,6 +315,7 @@ def plan_reconcile(
             local_chutes,
             now,
             policy,
+            missing_for,
         )
         if removal is not None:
             reason, end, observed = removal
@@ -341,6 +350,23 @@ def plan_reconcile(
     return _guard(actions, problems, inputs, policy)
 
 
+def missing_instances(inputs: ReconcileInputs) -> set[str]:
+    """Deployments whose instance a complete listing of their validator does not contain (by
+    instance id, nor by launch config id). The caller keeps when each was first seen so."""
+    missing: set[str] = set()
+    for d in inputs.deployments:
+        remote = inputs.remote.get(d.validator)
+        if not d.instance_id or remote is None or remote.instances is None:
+            continue
+        listed = any(
+            i.instance_id == d.instance_id or (d.config_id and i.config_id == d.config_id)
+            for i in remote.instances
+        )
+        if not listed:
+            missing.add(d.deployment_id)
+    return missing
+
+
 def _removal_reason(
     d: Deployment,
     instance_id: str | None,
@@ -353,8 +379,11 @@ def _removal_reason(
     local_chutes: Mapping[str, Chute],
     now: datetime,
     policy: ReconcilePolicy,
+    missing_for: timedelta | None = None,
 ) -> tuple[str, EndKind, bool] | None:
-    """(reason, end, observed) when the deployment must go."""
+    """(reason, end, observed) when the deployment must go. The missing-instance grace runs
+    from when the instance was first seen missing (`missing_for`), not from the deployment's
+    creation: one listing that leaves it out by mistake (a `NO_ITEMS` answer) removes nothing."""
     age = _age(d, now)
     if cluster_known and d.deployment_id not in legacy_ids:
         job = jobs.get(d.deployment_id)
@@ -372,7 +401,7 @@ def _removal_reason(
         instances is not None
         and instance_id
         and live is None
-        and age >= policy.missing_instance_grace
+        and (age if missing_for is None else missing_for) >= policy.missing_instance_grace
     ):
         return ("validator no longer lists the instance", "failure", False)
     verified = d.verified_at is not None or (

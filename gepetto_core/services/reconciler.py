@@ -33,6 +33,7 @@ from gepetto_core.scheduling.reconcile import (
     SaveChute,
     SetInstanceId,
     chute_row_from_remote,
+    missing_instances,
     plan_reconcile,
 )
 from gepetto_core.services.deployer import Deployer, utcnow
@@ -110,6 +111,9 @@ class Reconciler:
         self._clock = clock
         self._policy = policy or ReconcilePolicy()
         self._lock = asyncio.Lock()
+        # deployment id -> when its validator instance was first seen missing (lost on restart,
+        # which only restarts the grace period)
+        self._missing_since: dict[str, datetime] = {}
 
     async def gather(self) -> ReconcileInputs:
         jobs, legacy, services, nodes, snapshots = await asyncio.gather(
@@ -138,8 +142,13 @@ class Reconciler:
         """One pass. `force` lifts the mass-removal guard (never the incomplete-data one)."""
         async with self._lock:
             inputs = await self.gather()
+            now = self._clock()
+            self._missing_since = {
+                d: self._missing_since.get(d, now) for d in missing_instances(inputs)
+            }
+            inputs = replace(inputs, missing_since=dict(self._missing_since))
             policy = replace(self._policy, max_removal_fraction=1.0) if force else self._policy
-            plan = plan_reconcile(inputs, self._clock(), policy)
+            plan = plan_reconcile(inputs, now, policy)
             for problem in plan.problems:
                 log.warning("reconcile: %s", problem)
             if dry_run:

@@ -20,12 +20,12 @@ import pytest
 from gepetto_core.errors import GepettoError
 from gepetto_core.process import start_process
 from gepetto_core.runtime import Runtime, build_runtime
-from gepetto_core.services.deployer import Deployer, DeployRequest, placement_problem
+from gepetto_core.services.deployer import Deployer
 
 from .conftest import ChaosTally
 from .crash import DoomedProcess, ProcessDied
 from .invariants import check_invariants, healthy
-from .world import ChaosWorld, chaos_world, runtime_of
+from .world import ChaosWorld, chaos_world, free_pair, runtime_of, settle
 
 pytestmark = pytest.mark.chaos
 
@@ -38,30 +38,6 @@ async def world(fresh_db: str, tmp_path: Path) -> AsyncIterator[ChaosWorld]:
     async with chaos_world(fresh_db, tmp_path, seed=11, nodes=4, chutes=60) as w:
         w.open_targets(w.launchable())
         yield w
-
-
-async def _pick_deploy(rt: Any, rng: random.Random) -> DeployRequest | None:
-    chutes = await rt.inventory.list_chutes()
-    servers = await rt.inventory.list_servers()
-    rng.shuffle(chutes)
-    for chute in chutes:
-        for server in servers:
-            gpus = await rt.inventory.list_gpus(server.server_id)
-            if placement_problem(chute, server, gpus) is None:
-                return DeployRequest(chute.chute_id, server.server_id, requested_by="U-op")
-    return None
-
-
-async def settle(world: ChaosWorld, rt: Runtime, seconds: float = 5.0) -> None:
-    """Reconcile until every deployment is verified and active (or `seconds` pass)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline:
-        await rt.reconciler.run_once()
-        rows = await rt.inventory.list_deployments()
-        if all(d.verified_at and d.active for d in rows):
-            return
-        await asyncio.sleep(0.1)
 
 
 async def recover(world: ChaosWorld, rt: Runtime, passes: int = 5) -> None:
@@ -87,7 +63,7 @@ async def one_run(world: ChaosWorld, tally: ChaosTally, seed: int, guarded: list
     try:
         await process.rt.sync.sync_all()
         await process.autoscaler.run_round()
-        await settle(world, process.rt)
+        await settle(process.rt, seconds=5)
         protected = await healthy(world, process.rt)
         rows = [d.deployment_id for d in await process.rt.inventory.list_deployments()]
     finally:
@@ -121,7 +97,7 @@ async def one_run(world: ChaosWorld, tally: ChaosTally, seed: int, guarded: list
         if kind == "autoscale":
             work.append(doomed.autoscaler.run_round())
         elif kind == "deploy":
-            request = await _pick_deploy(rt, rng)
+            request = await free_pair(rt, rng)
             if request is not None:
                 work.append(operator.deploy(request))
         elif kind == "undeploy" and rows:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from gepetto_core.sandbox.miner import (
 from gepetto_core.sandbox.validator import Fault
 from gepetto_core.sandbox.validator.faults import ROUTES
 from gepetto_core.sandbox.validator.world import Rejected
+from gepetto_core.services.deployer import DeployRequest
 
 T = TypeVar("T")
 SEED = "0x" + "c4" * 32
@@ -202,3 +204,44 @@ async def eventually(check: Callable[[], Awaitable[T]], seconds: float = 15.0) -
             if result:
                 return result
             await asyncio.sleep(0.05)
+
+
+async def free_pair(rt: Runtime, rng: random.Random | None = None) -> DeployRequest | None:
+    """A chute and a server the deploy guard accepts right now (None: the fleet is full)."""
+    from gepetto_core.services.deployer import placement_problem
+
+    chutes = await rt.inventory.list_chutes()
+    servers = await rt.inventory.list_servers()
+    if rng is not None:
+        rng.shuffle(chutes)
+    for chute in chutes:
+        for server in servers:
+            gpus = await rt.inventory.list_gpus(server.server_id)
+            if placement_problem(chute, server, gpus) is None:
+                return DeployRequest(chute.chute_id, server.server_id, requested_by="U-op")
+    return None
+
+
+async def settle(rt: Runtime, seconds: float = 10.0) -> None:
+    """Reconcile until every deployment is verified and active (or `seconds` pass)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        await rt.reconciler.run_once()
+        rows = await rt.inventory.list_deployments()
+        if all(d.verified_at and d.active for d in rows):
+            return
+        await asyncio.sleep(0.1)
+
+
+async def healthy_fleet(rt: Runtime, n: int) -> list[str]:
+    """Deploy `n` chutes and wait until each is verified and active."""
+    ids = []
+    for _ in range(n):
+        request = await free_pair(rt)
+        assert request is not None, "the fleet has no room"
+        ids.append((await rt.deployer.deploy(request)).deployment.deployment_id)
+    await settle(rt)
+    rows = {d.deployment_id: d for d in await rt.inventory.list_deployments()}
+    assert all(rows[i].verified_at and rows[i].active for i in ids), "fleet did not come up"
+    return ids
