@@ -230,6 +230,10 @@ class EventHandlers:
         excluded = event.data.get("exclude") or []
         if self._miner in excluded:
             return
+        if await self._inventory.find_deployments(job_id=job_id):
+            # A redelivered event: the job is already ours (a second attempt would be refused
+            # and the refusal would release the job we are running).
+            return
         chute = await self._inventory.get_chute(chute_id)
         if chute is None:
             return
