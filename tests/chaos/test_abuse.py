@@ -181,7 +181,7 @@ async def test_forged_replayed_stale_and_edited_requests(
     ]
     for value in edited:
         for action_id in (DEPLOY_ACTION_ID, CONFIRM_ACTION_ID, APPROVE_ACTION_ID, "gepetto_bogus"):
-            status, rid = await front.click(action_id, value, OPERATOR)
+            status, _ = await front.click(action_id, value, OPERATOR)
             tally.fault("slack: hand-edited button payload")
             tally.expect(status in (200, 404), f"edited click answered {status}")
     await front.settle()
