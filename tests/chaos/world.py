@@ -196,14 +196,17 @@ async def runtime_of(world: ChaosWorld) -> AsyncIterator[Runtime]:
         await rt.close()
 
 
-async def eventually(check: Callable[[], Awaitable[T]], seconds: float = 15.0) -> T:
-    """Poll until `check` returns something truthy; fail (not time) after `seconds`."""
+async def eventually(
+    check: Callable[[], Awaitable[T]], seconds: float = 15.0, *, poll: float = 0.05
+) -> T:
+    """Poll until `check` returns something truthy; fail (not time) after `seconds`. (What is
+    polled lives in other processes or sandboxes: there is no event to await.)"""
     async with asyncio.timeout(seconds):
         while True:
             result = await check()
             if result:
                 return result
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(poll)
 
 
 async def free_pair(rt: Runtime, rng: random.Random | None = None) -> DeployRequest | None:
