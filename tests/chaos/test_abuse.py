@@ -320,6 +320,6 @@ def _no_leaks(front: Front, tally: ChaosTally, caplog: pytest.LogCaptureFixture)
 async def _free_deploy(front: Front) -> tuple[str, str]:
     from .world import free_pair
 
-    request = await free_pair(front.rt)
+    request = await free_pair(front.rt, world=front.world)
     assert request is not None
     return request.chute_id, request.server_id

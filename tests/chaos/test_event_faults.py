@@ -61,7 +61,7 @@ async def test_disconnects_duplicates_and_out_of_order_events(
         intake = asyncio.create_task(source.run(stop))
         try:
             await asyncio.wait_for(source.ready.wait(), 10)
-            [keep, doomed] = await healthy_fleet(rt, 2)
+            [keep, doomed] = await healthy_fleet(rt, 2, world)
 
             async def send(*events: MinerEvent) -> None:
                 target = len(handled) + len(events)
@@ -153,6 +153,6 @@ async def _job_chute(world: ChaosWorld, rt: object) -> str:
     """A chute with room on a free server for one more instance."""
     from .world import free_pair
 
-    request = await free_pair(rt)  # type: ignore[arg-type]
+    request = await free_pair(rt, world=world)  # type: ignore[arg-type]
     assert request is not None
     return request.chute_id

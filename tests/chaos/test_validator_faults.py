@@ -42,7 +42,7 @@ async def test_instances_say_no_items_by_mistake_once(world: ChaosWorld, tally: 
     """A small fleet (below the mass-removal guard's minimum) must not be emptied because one
     instances fetch said NO_ITEMS."""
     async with runtime_of(world) as rt:
-        fleet = await healthy_fleet(rt, 2)
+        fleet = await healthy_fleet(rt, 2, world)
         world.clock.advance(minutes=10)  # older than the missing-instance grace
         instances = world.sandbox.validator.world.instances
         ours = {k: v for k, v in instances.items() if v["miner_hotkey"] == MINER}
@@ -68,7 +68,7 @@ async def test_an_instance_missing_for_the_grace_period_is_removed(
     """The other side of the rule above: an instance the validator really dropped goes once it
     has been missing for the grace period, measured from when it was first seen missing."""
     async with runtime_of(world) as rt:
-        [keep, doomed] = await healthy_fleet(rt, 2)
+        [keep, doomed] = await healthy_fleet(rt, 2, world)
         row = await rt.inventory.get_deployment(doomed)
         assert row is not None and row.instance_id
         world.sandbox.validator.delete_instance(row.instance_id)
@@ -88,7 +88,7 @@ async def test_validator_5xx_for_ten_minutes_then_recovery(
     process = await start_process(world.settings, clock=world.clock)
     rt = process.rt
     try:
-        fleet = await healthy_fleet(rt, 3)
+        fleet = await healthy_fleet(rt, 3, world)
         for route in ROUTES - {"socket"}:
             world.sandbox.validator.inject_fault(route, Fault(status=503))
         tally.fault("validator: 503 on every route", len(ROUTES) - 1)
@@ -141,7 +141,7 @@ async def test_flaky_instance_streams_remove_nothing(
     world: ChaosWorld, tally: ChaosTally, fault: Fault
 ) -> None:
     async with runtime_of(world) as rt:
-        fleet = await healthy_fleet(rt, 2)
+        fleet = await healthy_fleet(rt, 2, world)
         world.clock.advance(minutes=10)
         for route in ("instances", "chutes"):
             world.sandbox.validator.inject_fault(route, fault)

@@ -209,11 +209,17 @@ async def eventually(
             await asyncio.sleep(poll)
 
 
-async def free_pair(rt: Runtime, rng: random.Random | None = None) -> DeployRequest | None:
-    """A chute and a server the deploy guard accepts right now (None: the fleet is full)."""
+async def free_pair(
+    rt: Runtime, rng: random.Random | None = None, *, world: ChaosWorld | None = None
+) -> DeployRequest | None:
+    """A chute and a server the deploy guard accepts right now (None: the fleet is full); with
+    `world`, only chutes the validator will hand launch configs for (public, room to grow)."""
     from gepetto_core.services.deployer import placement_problem
 
     chutes = await rt.inventory.list_chutes()
+    if world is not None:
+        wanted = {c["chute_id"] for c in world.launchable()}
+        chutes = [c for c in chutes if c.chute_id in wanted]
     servers = await rt.inventory.list_servers()
     if rng is not None:
         rng.shuffle(chutes)
@@ -237,11 +243,11 @@ async def settle(rt: Runtime, seconds: float = 10.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def healthy_fleet(rt: Runtime, n: int) -> list[str]:
+async def healthy_fleet(rt: Runtime, n: int, world: ChaosWorld) -> list[str]:
     """Deploy `n` chutes and wait until each is verified and active."""
     ids = []
     for _ in range(n):
-        request = await free_pair(rt)
+        request = await free_pair(rt, world=world)
         assert request is not None, "the fleet has no room"
         ids.append((await rt.deployer.deploy(request)).deployment.deployment_id)
     await settle(rt)
