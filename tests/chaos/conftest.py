@@ -65,13 +65,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     write = terminalreporter.write_line
     terminalreporter.section("chaos summary")
-    write(f"{'runs':<44}{sum(tally.runs.values()):>8}")
+    write(f"{'runs':<56}{sum(tally.runs.values()):>8}")
     for kind, n in sorted(tally.runs.items()):
-        write(f"  {kind:<42}{n:>8}")
-    write(f"{'faults injected':<44}{sum(tally.faults.values()):>8}")
+        write(f"  {kind:<54}{n:>8}")
+    write(f"{'faults injected':<56}{sum(tally.faults.values()):>8}")
     for kind, n in sorted(tally.faults.items()):
-        write(f"  {kind:<42}{n:>8}")
-    write(f"{'invariant checks passed':<44}{tally.checks:>8}")
-    write(f"{'lost (must be 0)':<44}{len(tally.lost):>8}")
+        write(f"  {kind:<54}{n:>8}")
+    write(f"{'invariant checks passed':<56}{tally.checks:>8}")
+    write(f"{'lost (must be 0)':<56}{len(tally.lost):>8}")
     for what in tally.lost:
         write(f"  LOST: {what}", red=True)
