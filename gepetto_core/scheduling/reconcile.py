@@ -391,8 +391,10 @@ def _removal_reason(
             if d.stub and age < policy.stub_deadline:
                 return None  # still being deployed
             if d.stub:
+                # Its Job was never made: gepetto (or the cluster) failed, not the chute, so
+                # this must not feed the chute's back-off.
                 stale = f"stub older than {_minutes(policy.stub_deadline)} with no job"
-                return (stale, "failure", True)
+                return (stale, "planned", True)
             return ("job is gone from the cluster", "failure", False)
         failure = _job_failure(job)
         if failure:

@@ -170,7 +170,6 @@ def test_verified_and_active_are_mirrored() -> None:
     ("deployment", "jobs", "instances", "reason"),
     [
         (dep(), [], None, "job is gone"),
-        (dep(stub=True, instance_id=None, age_min=45), [], [], "stub older than 30 min"),
         (
             dep(),
             [
@@ -344,3 +343,10 @@ def test_many_observed_failures_are_not_held_back() -> None:
     jobs = [job(i, status=failed) for i in range(1, 9)]
     plan = plan_reconcile(inputs(deployments, jobs, [inst(i) for i in range(1, 9)]), NOW)
     assert len(plan.of_type(RemoveDeployment)) == 8 and plan.complete
+
+
+def test_a_stale_stub_is_removed_without_blaming_the_chute() -> None:
+    plan = plan_reconcile(inputs([dep(stub=True, instance_id=None, age_min=45)], [], []), NOW)
+    [removal] = plan.of_type(RemoveDeployment)
+    assert isinstance(removal, RemoveDeployment)
+    assert removal.reason.startswith("stub older than 30 min") and removal.end == "planned"
