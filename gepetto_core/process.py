@@ -82,6 +82,11 @@ async def start_process(
 ) -> GepettoProcess:
     waker = _Waker()
     rt = await build_runtime(settings, wake=waker, clock=clock)
+    try:
+        rt.event_sources()  # a missing REDIS_URL fails now, not when this replica leads
+    except GepettoError:
+        await rt.close()
+        raise
 
     async def build_snapshot() -> Snapshot:
         disk = await _disk_free(rt)
