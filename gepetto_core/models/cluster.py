@@ -3,6 +3,7 @@ past the adapter)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -135,3 +136,15 @@ class DeployedChute(_View):
     service: ServiceView
     node_name: str
     primary_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """A coordination.k8s.io Lease as leader election reads it."""
+
+    holder: str | None
+    duration_seconds: int | None
+    acquire_time: datetime | None = None
+    renew_time: datetime | None = None
+    transitions: int = 0
+    resource_version: str | None = None

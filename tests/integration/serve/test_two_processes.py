@@ -172,8 +172,9 @@ async def test_one_leader_runs_the_loops_and_the_standby_takes_over(
 
             await until(standby_leads, LEASE_SECONDS * 4)
             took = asyncio.get_running_loop().time() - killed_at
-            # the lease must expire before anyone may take it; then one renew period at most
-            assert took <= LEASE_SECONDS + 3, f"takeover after {took:.1f}s"
+            # The lease must expire (5 s) before anyone may take it, then one renew period;
+            # the margin absorbs a loaded 2-core machine (this is a bound, not a benchmark).
+            assert took <= 2 * LEASE_SECONDS, f"takeover after {took:.1f}s"
 
             procs[standby].send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(procs[standby].wait(), 30) == 0

@@ -20,7 +20,7 @@ from gepetto_core.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "k8s"
-SCANNED = [ROOT / "gepetto_core/adapters/kube.py", ROOT / "gepetto_core/services/leader.py"]
+SCANNED = [ROOT / "gepetto_core/adapters/kube.py", ROOT / "gepetto_core/adapters/kube_lease.py"]
 KUBERNETES_VERSION = "1.32"  # the oldest minor we expect miners to run; schemas ship offline
 
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
