@@ -154,7 +154,8 @@ async def test_leader_killed_mid_round_standby_takes_over(
             took = asyncio.get_running_loop().time() - killed_at
             print(f"standby took over {took:.1f} s after the kill (lease {LEASE_SECONDS} s)")
             # the lease must expire first; then one renew period (plus polling) at most
-            tally.expect(took <= LEASE_SECONDS + 3, f"takeover after {took:.1f} s")
+            # a bound (lease + renew + margin for a loaded 2-core machine), not a benchmark
+            tally.expect(took <= 2 * LEASE_SECONDS, f"takeover after {took:.1f} s")
             await asyncio.sleep(3.0)  # the new leader's loops run
             tally.expect(
                 all(len(found) <= 1 for found in leaders_seen), "two leaders at the same time"
