@@ -17,7 +17,9 @@ Policies (re-implemented from their published rules, spec §1):
 - `official`: every 15 s the chute with the best multiplier / (cost x gpus) that has no pending
   deployment and is scalable, on one of the two cheapest-then-tightest servers at random.
 - `gepetto`: `plan_round` every minute (at most 24 deploys per round), with the
-  failure ledger for back-off and reliability; sunk GPU cost (kappa = 0); preemption off.
+  failure ledger for back-off and reliability; sunk GPU cost (kappa = 0); preemption off by
+  default (`Gepetto(preemption=True)` carries out the planner's preemptions as the autoscaler
+  does; in 48 h runs it made ~20 preemptions and no measurable difference).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from gepetto_core.scheduling import (
     GpuView,
     PlanPolicy,
     PreemptionPolicy,
+    PreemptionRecord,
     ServerView,
     Snapshot,
     plan_round,
@@ -78,6 +81,7 @@ class Result:
     deploys: int = 0
     refused_423: int = 0
     time_to_fill_min: int | None = None
+    preemptions: int = 0
     busy_fraction: float = 0.0
     decide_seconds: float = 0.0
 
@@ -158,6 +162,15 @@ class Sim:
         self.ours[chute_id] = self.ours.get(chute_id, 0) + 1
         self.result.deploys += 1
         return "ok"
+
+    def undeploy(self, dep_id: str) -> bool:
+        """The miner removes one of its instances (a preemption). False: no such instance."""
+        for inst in self.live:
+            if inst.dep_id == dep_id:
+                self.live.remove(inst)
+                self._end(inst, validator_removed=False)
+                return True
+        return False
 
     def _end(self, inst: Inst, validator_removed: bool) -> None:
         inst.ended = self.now
@@ -350,11 +363,11 @@ class Fork:
 class Gepetto:
     name = "gepetto"
 
-    def __init__(self) -> None:
+    def __init__(self, preemption: bool = False) -> None:
         self.policy = PlanPolicy(
             cost_weight=0.0,
             max_deploys_per_round=24,
-            preemption=PreemptionPolicy(enabled=False),
+            preemption=PreemptionPolicy(enabled=preemption),
             # An instance that dies before activation + 1 h earns nothing, and start-up takes
             # up to an hour here: count deaths within 2 h of creation as failures, and two
             # healthy hours as forgiveness.
@@ -365,6 +378,10 @@ class Gepetto:
         self.rng = random.Random(5)
         self.ledger: list[FailureRecord] = []
         self.seen_ended = 0
+        # What the autoscaler service keeps between rounds for the preemption rules.
+        self.preempted: set[str] = set()
+        self.recent_preemptions: list[PreemptionRecord] = []
+        self.proposed: frozenset[tuple[str, str]] = frozenset()
 
     def _when(self, minute: int) -> datetime:
         return START + timedelta(minutes=minute)
@@ -372,6 +389,12 @@ class Gepetto:
     def decide(self, sim: Sim) -> None:
         for inst in sim.ended[self.seen_ended :]:
             assert inst.ended is not None
+            if inst.validator_removed:
+                reason = "downscaled"
+            elif inst.dep_id in self.preempted:
+                reason = "preempted"
+            else:
+                reason = "crash"
             self.ledger.append(
                 FailureRecord(
                     inst.dep_id,
@@ -380,16 +403,35 @@ class Gepetto:
                     sim.servers[inst.server_id].gpu_type,
                     self._when(inst.created),
                     self._when(inst.ended),
-                    "downscaled" if inst.validator_removed else "crash",
-                    counted=not inst.validator_removed,
+                    reason,
+                    counted=reason == "crash",
                 )
             )
         self.seen_ended = len(sim.ended)
-        if not any(sim.free.values()):
+        if not any(sim.free.values()) and not self.policy.preemption.enabled:
             return
-        plan = plan_round(self.snapshot(sim), self.policy, self._when(sim.now), self.rng)
+        now = self._when(sim.now)
+        plan = plan_round(self.snapshot(sim), self.policy, now, self.rng)
         for p in plan.placements:
             sim.launch(p.chute_id, p.server_id, list(p.gpu_ids))
+        self.proposed = frozenset(
+            (pre.placement.chute_id, pre.placement.server_id)
+            for pre in plan.preemptions
+            if not pre.confirmed
+        )
+        for pre in plan.preemptions:
+            if not pre.confirmed:
+                continue
+            # The launch token comes first: a 423 removes nothing.
+            if not sim.accepts(pre.placement.chute_id):
+                sim.result.refused_423 += 1
+                continue
+            for victim in pre.victims:
+                if sim.undeploy(victim):
+                    self.preempted.add(victim)
+            sim.launch(pre.placement.chute_id, pre.placement.server_id, list(pre.placement.gpu_ids))
+            self.recent_preemptions.append(PreemptionRecord(pre.placement.server_id, now))
+        sim.result.preemptions += sum(1 for pre in plan.preemptions if pre.confirmed)
 
     def snapshot(self, sim: Sim) -> Snapshot:
         owner: dict[str, str] = {}
@@ -399,6 +441,7 @@ class Gepetto:
             for gid in inst.gpu_ids:
                 owner[gid] = inst.dep_id
             active = sim.now >= inst.activate_at
+            boosted = active and sim.now - inst.activate_at < 120
             deployments.append(
                 DeploymentView(
                     inst.dep_id,
@@ -408,6 +451,8 @@ class Gepetto:
                     self._when(inst.created),
                     self._when(inst.activate_at) if active else None,
                     active=active,
+                    preemptible=sim.chutes[inst.chute_id].preemptible,
+                    compute_multiplier=inst.m if boosted else inst.m / inst.bounty,
                 )
             )
             running.append(
@@ -440,6 +485,10 @@ class Gepetto:
             servers=servers,
             deployments=tuple(deployments),
             failures=tuple(self.ledger + running),
+            recent_preemptions=tuple(
+                r for r in self.recent_preemptions if r.at > self._when(sim.now - 6 * 60)
+            ),
+            proposed_preemptions=self.proposed,
         )
 
 

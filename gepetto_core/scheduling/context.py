@@ -46,14 +46,13 @@ class Srv:
     # The slot whose bid set the price: it does not pay its own bid (as in an auction).
     price_owner: int = 0
     initial_free: int = 0
+    # Order inside a group's free-GPU lists: by cost, or by reliability (best first) when the
+    # value does not depend on cost (expected value, sunk cost), so searches stop early.
+    sort_key: tuple[float, int] = (0.0, 0)
 
     @property
     def free(self) -> int:
         return len(self.free_ids)
-
-    @property
-    def sort_key(self) -> tuple[float, int]:
-        return (self.cost, self.idx)
 
 
 @dataclass(eq=False, slots=True)
@@ -61,6 +60,8 @@ class Group:
     key: GroupKey
     servers: list[Srv]
     q_max: float = 1.0
+    # True: lists are sorted by reliability q (descending) instead of cost (see `Srv.sort_key`).
+    by_q: bool = False
     min_price: float = 0.0
     owners: set[int] = field(default_factory=set)
     # free-GPU count -> servers with exactly that many free (and a pull slot), by cost.
@@ -180,9 +181,12 @@ def build_context(
         srv.group = grp
         grp.servers.append(srv)
         servers.append(srv)
+    by_q = policy.value_model == "expected" and policy.cost_weight == 0
     for grp in groups.values():
         grp.q_max = max((s.q for s in grp.servers), default=1.0)
+        grp.by_q = by_q
         for s in grp.servers:
+            s.sort_key = (-s.q, s.idx) if by_q else (s.cost, s.idx)
             grp.add(s)
 
     ctx = Context(
@@ -232,6 +236,13 @@ def _build_slots(ctx: Context) -> None:
         rej = chute_rejection(chute, snapshot, policy, ctx.backoff)
         if rej is None and terms is None:
             rej = Rejection(Reason.NO_METRICS, "the value model cannot value this chute")
+        if rej is None and policy.value_model == "expected":
+            p = ctx.rel.chute_p(chute.chute_id)
+            if p < policy.reliability.exclude_below:
+                rej = Rejection(
+                    Reason.UNRELIABLE,
+                    f"estimated survival {p:.2f} < {policy.reliability.exclude_below:.2f}",
+                )
         if rej is not None:
             ctx.chute_rejections[chute.chute_id] = rej
             ctx.wanted[chute.chute_id] = 0

@@ -50,7 +50,7 @@ def slot_value(slot: Slot, srv: Srv) -> float:
     q = srv.q
     if slot.pair_factor:
         q *= slot.pair_factor.get(srv.view.server_id, 1.0)
-    return t.scale * q - t.cost_weight * srv.cost
+    return t.scale * q - t.cost_weight * srv.cost - t.offset
 
 
 def search(
@@ -66,12 +66,14 @@ def search(
     `window` of the best are ties, won by the tightest fit."""
     g = slot.chute.gpu_count
     t = slot.terms
-    scale, cw, ratio = t.scale, t.cost_weight, t.ratio
+    scale, cw, ratio, off = t.scale, t.cost_weight, t.ratio, t.offset
     blocked = slot.blocked
     factors = slot.pair_factor
     cands: list[tuple[float, int, Srv, float]] = []
+    r_max = slot.r_max
     for grp in slot.groups:
-        qb = grp.q_max * slot.r_max
+        qb = grp.q_max * r_max
+        by_q = grp.by_q
         min_pg = grp.min_price * g if use_prices and id(slot) not in grp.owners else 0.0
         group_best = -math.inf
         for free, lst in grp.by_free.items():
@@ -82,9 +84,14 @@ def search(
             lb_v = 0.0
             for srv in lst:
                 cost = srv.cost
-                bound = scale / max(cost, MIN_COST) if ratio else scale * qb - cw * cost
+                if ratio:
+                    bound = scale / max(cost, MIN_COST)
+                elif by_q:  # sorted by q, cost weight 0
+                    bound = scale * srv.q * r_max - off
+                else:
+                    bound = scale * qb - cw * cost - off
                 if bound <= floor or bound - min_pg <= lb_adj:
-                    break  # lists are sorted by cost: nobody further on can do better
+                    break  # sorted by cost (or q): nobody further on can do better
                 sid = srv.view.server_id
                 if blocked and sid in blocked:
                     continue
@@ -92,7 +99,7 @@ def search(
                     v = bound
                 else:
                     q = srv.q * factors.get(sid, 1.0) if factors else srv.q
-                    v = scale * q - cw * cost
+                    v = scale * q - cw * cost - off
                 if v <= floor:
                     continue
                 adj = v - srv.price * g if use_prices and srv.price_owner != id(slot) else v
@@ -335,10 +342,17 @@ def _repair(
             min_density[key] = d
     tried = 0
     hopeless: set[str] = set()  # chutes whose previous slot found no gainful eviction
+    # (groups, gpu_count) -> best value of a slot without pair evidence that found none: a
+    # later one like it is worth less everywhere (slots come by density), so it finds none too.
+    hopeless_like: dict[tuple[tuple[int, ...], int], float] = {}
     for u in unplaced:
         if tried >= budget:
             break
         if book.is_placed(u) or u.chute.chute_id in hopeless:
+            continue
+        plain = not u.pair_factor and not u.blocked
+        sig = (tuple(id(grp) for grp in u.groups), u.chute.gpu_count)
+        if plain and (u.best_value or 0.0) <= hopeless_like.get(sig, -math.inf):
             continue
         g = u.chute.gpu_count
         need_density = (u.best_value or 0.0) / g
@@ -372,6 +386,8 @@ def _repair(
             book.log.clear()
         else:
             hopeless.add(u.chute.chute_id)
+            if plain:
+                hopeless_like[sig] = max(hopeless_like.get(sig, -math.inf), u.best_value or 0.0)
     still = [s for s in unplaced if not book.is_placed(s)]
     return book.placed, still
 
@@ -380,18 +396,30 @@ def _compatible(slot: Slot, srv: Srv) -> bool:
     return srv.group in slot.groups and not (slot.blocked and srv.view.server_id in slot.blocked)
 
 
-def _targets(a: Assign, limit: int) -> list[tuple[float, Srv]]:
-    """Servers where `a` would be worth more than where it is, best first."""
+def _targets(
+    a: Assign, limit: int, cache: dict[str, list[tuple[float, Srv]]]
+) -> list[tuple[float, Srv]]:
+    """Servers where `a` would be worth more than where it is, best first. A chute's values
+    per server do not change during a round, so they are sorted once per chute."""
+    cid = a.slot.chute.chute_id
+    ranked = cache.get(cid)
+    if ranked is None:
+        ranked = []
+        for grp in a.slot.groups:
+            for srv in grp.servers:
+                if a.slot.blocked and srv.view.server_id in a.slot.blocked:
+                    continue
+                ranked.append((slot_value(a.slot, srv), srv))
+        ranked.sort(key=lambda o: -o[0])
+        cache[cid] = ranked
     out: list[tuple[float, Srv]] = []
-    for grp in a.slot.groups:
-        for srv in grp.servers:
-            if srv is a.srv or (a.slot.blocked and srv.view.server_id in a.slot.blocked):
-                continue
-            v = slot_value(a.slot, srv)
-            if v > a.value + _EPS:
-                out.append((v, srv))
-    out.sort(key=lambda o: -o[0])
-    return out[:limit]
+    floor = a.value + _EPS
+    for v, srv in ranked:
+        if v <= floor or len(out) >= limit:
+            break
+        if srv is not a.srv:
+            out.append((v, srv))
+    return out
 
 
 def _move(book: _Book, a: Assign, target: Srv, floor: float) -> float | None:
@@ -440,6 +468,7 @@ def _improve(placed: list[Assign], floor: float, budget: int, rounds: int = 2) -
     """Local search: move placed slots to servers where they are worth more, swapping the
     displaced occupants back to the server they leave, while that raises the total."""
     book = _Book(placed)
+    cache: dict[str, list[tuple[float, Srv]]] = {}
     for _ in range(rounds):
         moved = 0
         regret = [
@@ -451,7 +480,7 @@ def _improve(placed: list[Assign], floor: float, budget: int, rounds: int = 2) -
         for a in regret[:budget]:
             if a not in book.placed:
                 continue  # it moved already as somebody's victim
-            for _, target in _targets(a, 4):
+            for _, target in _targets(a, 4, cache):
                 if _move(book, a, target, floor) is not None:
                     moved += 1
                     break
@@ -597,6 +626,10 @@ def _exact_polish(
     return kept, rest
 
 
+def _log2(n: int) -> float:
+    return math.log2(n) if n > 1 else 0.0
+
+
 def _solve(ctx: Context) -> tuple[list[Assign], list[Slot]]:
     policy = ctx.policy
     floor = policy.min_value
@@ -622,7 +655,15 @@ def _solve(ctx: Context) -> tuple[list[Assign], list[Slot]]:
         slot.best_server, slot.best_value = found
         slot.density = found[1] / max(1, slot.chute.gpu_count)
         slots.append(slot)
-    slots.sort(key=lambda s: (s.tier, -s.density))
+    bonus = policy.size_priority
+    if bonus > 0:
+        # Whole boxes free up rarely once a fleet is full, and one big instance is one deploy
+        # that can fail where eight small ones are eight: slots are taken by density raised
+        # by `size_priority` per doubling of GPUs, so 1-GPU chutes fill the gaps around big
+        # ones unless they pay clearly more.
+        slots.sort(key=lambda s: (s.tier, -s.density * (1.0 + bonus * _log2(s.chute.gpu_count))))
+    else:
+        slots.sort(key=lambda s: (s.tier, -s.density))
 
     best_placed: list[Assign] = []
     best_unplaced: list[Slot] = list(slots)

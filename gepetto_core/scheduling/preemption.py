@@ -27,7 +27,12 @@ from gepetto_core.scheduling.context import Context, Slot, Srv
 from gepetto_core.scheduling.plan import Placement, Preemption
 from gepetto_core.scheduling.policy import PreemptionPolicy
 from gepetto_core.scheduling.snapshot import ChuteView, DeploymentView, Snapshot
-from gepetto_core.scheduling.value import expected_multiplier, startup_factor
+from gepetto_core.scheduling.value import (
+    expected_multiplier,
+    failure_charge,
+    startup_factor,
+    success_share,
+)
 
 
 def victim_rejection(
@@ -73,8 +78,11 @@ def _new_value(chute: ChuteView, ctx: Context, srv: Srv) -> float:
         if ctx.policy.value_model == "expected"
         else 1.0
     )
-    lam = ctx.policy.dollars_per_multiplier_hour
-    return lam * p * expected_multiplier(chute, ctx.policy) * startup_factor(chute, ctx.policy)
+    pol = ctx.policy
+    gross = pol.dollars_per_multiplier_hour * success_share(p, chute, pol)
+    return gross * expected_multiplier(chute, pol) * startup_factor(chute, pol) - (
+        failure_charge(p, pol)
+    )
 
 
 def _new_value_bound(chute: ChuteView, ctx: Context) -> float:

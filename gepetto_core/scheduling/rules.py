@@ -28,6 +28,7 @@ class Reason(StrEnum):
     NO_ALLOWANCE = "no_allowance"
     CHUTE_BACKOFF = "chute_backoff"
     PROBATION = "probation"
+    UNRELIABLE = "unreliable"
     # server rules
     SERVER_LOCKED = "server_locked"
     LOW_DISK = "low_disk"

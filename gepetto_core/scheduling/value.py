@@ -3,10 +3,13 @@
 Three selectable models (`PlanPolicy.value_model`):
 
 - ``"expected"`` (gepetto's own): $ per hour over the instance's expected life,
-  ``lambda * p_survive * m_bar * startup_factor - kappa * gpu_count * hourly_cost``, where
-  ``m_bar`` keeps a bounty's boost only for the 2 h the validator guarantees it and
-  ``startup_factor`` charges the start-up time minus its 0.3x credit. Only placements worth more
-  than ``min_value`` are made, so a loss-making placement never happens.
+  ``lambda * share(p) * m_bar * startup_factor - kappa * gpu_count * hourly_cost - charge(p)``,
+  where ``share`` is the part of the GPUs' occupied time that earns (a failed start loses its
+  start-up plus the time to notice, not a whole life: see `success_share`), ``charge`` the
+  per-deploy cost of a failure (`failure_charge`), ``m_bar`` keeps a bounty's boost only for
+  the 2 h the validator guarantees it and ``startup_factor`` charges the start-up time minus
+  its 0.3x credit. Only placements worth more than ``min_value`` are made, so a loss-making
+  placement never happens.
 - ``"official"``: ``effective_compute_multiplier / (hourly_cost * gpu_count)`` (chutes-miner 2026).
 - ``"fork"``: the community fork's metrics gain ``potential_gain / (hourly_cost * gpu_count)``
   (private chutes: ``3600 * m * 16 / (cost * g)``).
@@ -29,14 +32,16 @@ MIN_COST = 0.01
 
 @dataclass(frozen=True, slots=True)
 class ChuteTerms:
-    """Per-chute part of a value model. Pair value: ``scale * q - cost_weight * cost`` for linear
-    models, ``scale / cost`` for ratio models (q = server and pair reliability factors)."""
+    """Per-chute part of a value model. Pair value: ``scale * q - cost_weight * cost - offset``
+    for linear models, ``scale / cost`` for ratio models (q = server and pair reliability
+    factors; offset = the expected failed-deploy charge per hour)."""
 
     scale: float
     cost_weight: float
     ratio: bool
     expected_multiplier: float
     p_survive: float
+    offset: float = 0.0
 
 
 def expected_multiplier(chute: ChuteView, policy: PlanPolicy) -> float:
@@ -54,6 +59,27 @@ def startup_factor(chute: ChuteView, policy: PlanPolicy) -> float:
     t = policy.startup_hours(chute.gpu_count, chute.startup_minutes)
     lost = t - 0.3 * min(t, 1.5)
     return max(0.0, 1.0 - lost / life_h)
+
+
+def success_share(p: float, chute: ChuteView, policy: PlanPolicy) -> float:
+    """What survival probability `p` is worth as a factor of the value.
+
+    "lost_time" (default): a failed start only costs the GPU time it held (start-up plus the
+    time to notice the death); the GPUs are then free for the next placement. The share of
+    occupied time that earns is ``p L / (p L + (1 - p) T_fail)`` with L the expected life.
+    "probability": the factor is p itself, which treats a failure as losing a whole life and
+    makes one failure outweigh a 10 % higher multiplier.
+    """
+    rp = policy.reliability
+    if rp.charge == "probability":
+        return p
+    life_h = policy.expected_lifetime.total_seconds() / 3600.0
+    t_fail = policy.startup_hours(chute.gpu_count, chute.startup_minutes) + (
+        rp.failure_detect.total_seconds() / 3600.0
+    )
+    earning = p * life_h
+    lost = (1.0 - p) * t_fail
+    return earning / (earning + lost) if earning + lost > 0 else 0.0
 
 
 def fork_gain(chute: ChuteView, policy: PlanPolicy) -> float | None:
@@ -83,14 +109,23 @@ def chute_terms(chute: ChuteView, policy: PlanPolicy, rel: Reliability) -> Chute
         return ChuteTerms(gain / g, 0.0, True, m, 1.0)
     p = rel.chute_p(chute.chute_id)
     m_bar = expected_multiplier(chute, policy)
-    scale = policy.dollars_per_multiplier_hour * p * m_bar * startup_factor(chute, policy)
-    return ChuteTerms(scale, policy.cost_weight * g, False, m_bar, p)
+    share = success_share(p, chute, policy)
+    scale = policy.dollars_per_multiplier_hour * share * m_bar * startup_factor(chute, policy)
+    return ChuteTerms(scale, policy.cost_weight * g, False, m_bar, p, failure_charge(p, policy))
+
+
+def failure_charge(p: float, policy: PlanPolicy) -> float:
+    """A failed deploy's own cost (pulls, alerts, someone looking), amortised per hour of the
+    expected life. It is per instance, not per GPU: one 8-GPU chute risks one failure where
+    eight 1-GPU chutes risk eight."""
+    life_h = policy.expected_lifetime.total_seconds() / 3600.0
+    return (1.0 - p) * policy.failed_deploy_cost / life_h
 
 
 def pair_value(terms: ChuteTerms, hourly_cost: float, q: float) -> float:
     if terms.ratio:
         return terms.scale / max(hourly_cost, MIN_COST)
-    return terms.scale * q - terms.cost_weight * hourly_cost
+    return terms.scale * q - terms.cost_weight * hourly_cost - terms.offset
 
 
 def value_bound(terms: ChuteTerms, hourly_cost: float, q_max: float) -> float:

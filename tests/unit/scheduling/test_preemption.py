@@ -79,11 +79,11 @@ def test_guardrails_protect_the_victim(
 
 
 def test_hysteresis_keeps_an_instance_that_is_nearly_as_good() -> None:
-    # Victim earns 4 * 3.6 = 14.4/h; the newcomer about 15/h: less than the 25 % required.
-    snap = scenario(victim_change=lambda d: replace(d, compute_multiplier=3.6))
+    # Victim earns 4 * 4.1 = 16.4/h; the newcomer about 16.8/h: less than the 25 % required.
+    snap = scenario(victim_change=lambda d: replace(d, compute_multiplier=4.1))
     assert run(snap).preemptions == ()
-    # Without the 25 % rule the pay-back rule still refuses: the ~0.8/h gain does not repay
-    # in 2 h the 14.4/h the victim would lose during the newcomer's 12-minute start-up.
+    # Without the 25 % rule the pay-back rule still refuses: the ~0.4/h gain does not repay
+    # in 2 h the 16.4/h the victim would lose during the newcomer's 12-minute start-up.
     no_ratio = replace(POLICY.preemption, min_gain_ratio=0.0)
     assert run(snap, replace(POLICY, preemption=no_ratio)).preemptions == ()
     patient = replace(no_ratio, payback=timedelta(hours=10))

@@ -1,0 +1,150 @@
+"""How failures enter the value and the rules (issue 6): a failed start costs the GPU time it
+held plus a per-deploy charge, not a whole life; a chute that keeps failing is excluded; sunk-cost
+searches take the most reliable server first."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import timedelta
+
+from gepetto_core.scheduling import (
+    FailureRecord,
+    Plan,
+    PlanPolicy,
+    Reason,
+    ReliabilityPolicy,
+    Snapshot,
+    plan_round,
+)
+from gepetto_core.scheduling.value import failure_charge, success_share
+
+from .conftest import NOW, Builder
+
+B = Builder()
+
+
+def record(
+    chute_id: str, server_id: str, k: int, failed: bool, hours_ago: float = 3.0
+) -> FailureRecord:
+    created = NOW - timedelta(hours=hours_ago)
+    lived = timedelta(minutes=5) if failed else timedelta(hours=2)
+    return FailureRecord(
+        deployment_id=f"d-{chute_id}-{server_id}-{k}",
+        chute_id=chute_id,
+        server_id=server_id,
+        gpu_type="a100",
+        created_at=created,
+        ended_at=created + lived,
+        reason="crash" if failed else "downscaled",
+        counted=failed,
+    )
+
+
+def test_lost_time_share_barely_discounts_a_chute_that_fails_sometimes(
+    policy: PlanPolicy,
+) -> None:
+    chute = B.chute("c")
+    lost_time = success_share(0.6, chute, policy)
+    by_probability = replace(policy.reliability, charge="probability")
+    as_probability = success_share(0.6, chute, replace(policy, reliability=by_probability))
+    assert as_probability == 0.6
+    # 18 h of expected life against 0.7 h lost per failed 1-GPU start.
+    assert 0.96 < lost_time < 0.98
+    assert success_share(1.0, chute, policy) == 1.0
+    assert success_share(0.0, chute, policy) == 0.0
+
+
+def test_failure_charge_is_per_instance_and_falls_with_reliability(policy: PlanPolicy) -> None:
+    assert failure_charge(1.0, policy) == 0.0
+    assert failure_charge(0.5, policy) > failure_charge(0.9, policy) > 0.0
+    assert failure_charge(0.5, replace(policy, failed_deploy_cost=0.0)) == 0.0
+
+
+def _two_chutes_one_gpu(policy: PlanPolicy) -> str:
+    """A chute paying 18 % more that failed twice (and ran once) vs a spotless one: one GPU."""
+    better = B.chute("better", multiplier=0.72)
+    plain = B.chute("plain", multiplier=0.611)
+    server = B.server("s1", gpus=1)
+    others = [B.server(f"o{i}", gpus=1) for i in range(3)]
+    history = (
+        record("better", "o0", 0, failed=True),
+        record("better", "o1", 1, failed=True, hours_ago=5),
+        record("better", "o2", 2, failed=False, hours_ago=8),
+    )
+    # Only s1 has a free GPU: the others are fenced off by being locked.
+    snap = Snapshot(
+        chutes=(better, plain),
+        servers=(server, *(replace(o, locked=True) for o in others)),
+        failures=history,
+    )
+    [p] = plan_round(snap, policy, NOW, random.Random(0)).placements
+    return p.chute_id
+
+
+def test_two_failures_no_longer_outweigh_a_higher_multiplier(policy: PlanPolicy) -> None:
+    assert _two_chutes_one_gpu(policy) == "better"
+    # Charged as a probability (the previous model), the failures decided it.
+    as_probability = replace(
+        policy, reliability=replace(policy.reliability, charge="probability", exclude_below=0.0)
+    )
+    assert _two_chutes_one_gpu(as_probability) == "plain"
+
+
+def test_a_chute_failing_again_and_again_is_excluded(policy: PlanPolicy) -> None:
+    chute = B.chute("flaky", allowance=2)
+    servers = tuple(B.server(f"s{i}", gpus=1) for i in range(4))
+    # Three early deaths 3-5 h ago on three servers: every back-off window has closed again,
+    # so only the survival estimate (about 0.59 < 0.65) keeps the chute out.
+    failures = tuple(record("flaky", f"s{i}", i, failed=True, hours_ago=3 + i) for i in range(3))
+
+    def plan_with(records: tuple[FailureRecord, ...], pol: PlanPolicy = policy) -> Plan:
+        snap = Snapshot(chutes=(chute,), servers=servers, failures=records)
+        return plan_round(snap, pol, NOW, random.Random(0))
+
+    plan = plan_with(failures)
+    decision = plan.decisions["flaky"]
+    assert plan.placements == ()
+    assert decision.rejection is not None and decision.rejection.reason is Reason.UNRELIABLE
+    # Three healthy runs since then outweigh them.
+    healed = failures + tuple(
+        record("flaky", "s3", 3 + k, failed=False, hours_ago=2.5 + 0.1 * k) for k in range(3)
+    )
+    assert plan_with(healed).placements
+    off = replace(policy, reliability=ReliabilityPolicy(exclude_below=0.0))
+    assert plan_with(failures, off).placements
+
+
+def _one_box(policy: PlanPolicy) -> list[str]:
+    """One empty 8-GPU box: an 8-GPU chute, or eight 1-GPU chutes paying 0.5 % more per GPU
+    (all with the same start-up time, so only the per-deploy charge tells them apart)."""
+    big = B.chute("big", gpu_count=8, multiplier=8.0, startup_minutes=40.0)
+    small = tuple(B.chute(f"small{i}", multiplier=1.005, startup_minutes=40.0) for i in range(8))
+    snap = Snapshot(chutes=(big, *small), servers=(B.server("s1", gpus=8),))
+    plan = plan_round(snap, policy, NOW, random.Random(0))
+    return sorted({p.chute_id for p in plan.placements})
+
+
+def test_one_big_deploy_beats_eight_small_ones_that_can_each_fail(policy: PlanPolicy) -> None:
+    assert _one_box(policy) == ["big"]
+    assert "big" not in _one_box(replace(policy, failed_deploy_cost=0.0))
+
+
+def test_size_priority_lets_a_big_chute_go_first_in_a_near_tie(policy: PlanPolicy) -> None:
+    free_of_charge = replace(policy, failed_deploy_cost=0.0)
+    assert "big" not in _one_box(free_of_charge)
+    assert _one_box(replace(free_of_charge, size_priority=0.05)) == ["big"]
+
+
+def test_sunk_cost_search_takes_the_most_reliable_server_whatever_its_cost(
+    policy: PlanPolicy,
+) -> None:
+    chute = B.chute("c")
+    servers = tuple(B.server(f"s{i}", gpus=1, cost=1.0 + 0.1 * i) for i in range(12))
+    # Failures of other chutes on every server but s7, the most expensive but one.
+    failed = [record(f"x{i}", f"s{i}", i, failed=True) for i in range(12) if i != 7]
+    history = (*failed, record("x7", "s7", 7, failed=False))
+    snap = Snapshot(chutes=(chute,), servers=servers, failures=history)
+    for seed in range(5):
+        [p] = plan_round(snap, policy, NOW, random.Random(seed)).placements
+        assert p.server_id == "s7"
