@@ -119,6 +119,10 @@ class Autoscaler:
                     report = await self._round(started)
             except GepettoError as e:
                 report = RoundReport(started, "error", error=str(e))
+            except Exception as e:
+                # A bug: logged in full; the loop goes on (see services/loops.py).
+                log.exception("autoscaler round failed unexpectedly")
+                report = RoundReport(started, "error", error=f"internal error: {type(e).__name__}")
             self.last_report = report
             for outcome in report.outcomes:
                 METRICS.decisions.labels(kind="autoscale", outcome=outcome.result).inc()

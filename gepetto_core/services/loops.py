@@ -36,6 +36,10 @@ async def every(
                 await work()
         except GepettoError as e:
             log.warning("%s failed: %s", name, e)
+        except Exception:
+            # A bug, not a dependency failure: log it in full, but a miner's loops must not
+            # stop at 3 a.m. because one pass hit it.
+            log.exception("%s failed unexpectedly", name)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
 

@@ -139,7 +139,10 @@ async def test_postgres_restarts_under_load(tmp_path: Path, tally: ChaosTally) -
                 await asyncio.to_thread(restart)
                 tally.fault("postgresql: fast shutdown and restart under load")
                 await asyncio.sleep(1.5)
-                tally.expect(not loops.done(), "the loops stopped after a PostgreSQL restart")
+                ended = repr(loops.exception()) if loops.done() else ""
+                tally.expect(
+                    not loops.done(), f"the loops stopped after a PostgreSQL restart {ended}"
+                )
                 answered = asked["answered"]
 
                 async def answering_again() -> bool:
