@@ -42,5 +42,10 @@ async def translate_errors(what: str) -> AsyncIterator[None]:
     """Turn asyncpg and socket errors into StoreError naming what was being done."""
     try:
         yield
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as e:
+    except (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.exceptions.InternalClientError,  # e.g. a connection lost mid-protocol
+        OSError,
+    ) as e:
         raise StoreError(f"database error while {what}: {_safe(e)}") from e
