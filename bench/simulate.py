@@ -6,8 +6,15 @@ World rules (spec `scheduling.md` §2 and §4.5):
   the end of its first hour after activation (or before activating at all);
 - it earns `multiplier` per hour once active plus a 0.3x start-up credit (<= 1.5 h), but only if
   it is still alive at the end, lived >= 1 h after activation, or was removed by the validator;
-- the validator keeps a target instance count per chute (other miners hold some) and answers
-  423 to a launch beyond it, or to a miner holding every instance once <= 2 slots remain;
+- the validator keeps a target instance count per chute (other miners hold some, all of them
+  active) and gates each launch config with `check_public_capacity` of the validator sandbox
+  (validator-api.md §9.3): allowed while the chute has no active instance and total <= target + 2,
+  else 423 once total >= target, or to a miner holding every instance once <= 2 slots remain;
+- an instance counts for the validator once its pod claims the launch config (§6.2), a quarter
+  of the way into its start-up (image pull and container start; an assumption); the claim
+  re-checks the gate, and a refused claim ends the pod (a failed deploy, its GPUs idle till then);
+- `/chutes/utilization` reports `scale_allowance = max(0, target - total)` over claimed instances
+  (§9.2), so launches not yet claimed are for each policy to subtract;
 - established instances (>= 63 min) are removed at random, hazard 1/24 h (validator downscale).
 
 Policies (re-implemented from their published rules, spec §1):
@@ -30,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from bench.fleets import World
+from gepetto_core.sandbox.validator.rules import check_public_capacity
 from gepetto_core.scheduling import (
     BackoffPolicy,
     ChuteUtilization,
@@ -51,6 +59,7 @@ DOWNSCALE_PER_MIN = 1.0 / (24 * 60)
 RECONCILE_EVERY = 15
 MAX_INIT_AGE = 35
 NEVER = 10**9  # minutes: an instance that never activates
+HOTKEY = "us"  # the simulated miner; other miners appear only as counts
 
 
 @dataclass(eq=False, slots=True)
@@ -65,8 +74,12 @@ class Inst:
     created: int
     activate_at: int
     death_at: int | None  # a failing instance dies then
+    claim_at: int  # the pod claims its launch config: from then on the validator counts it
     ended: int | None = None
     validator_removed: bool = False
+    claimed: bool = False
+    counted_active: bool = False
+    refused_at_claim: bool = False
 
     def active(self, now: int) -> bool:
         return now >= self.activate_at and (self.ended is None or self.ended > self.activate_at)
@@ -80,6 +93,7 @@ class Result:
     failed_deploys: int = 0
     deploys: int = 0
     refused_423: int = 0
+    refused_at_claim: int = 0  # pods whose launch-config claim got a 423 (also failed deploys)
     time_to_fill_min: int | None = None
     preemptions: int = 0
     busy_fraction: float = 0.0
@@ -94,7 +108,9 @@ class Sim:
     free: dict[str, list[str]] = field(default_factory=dict)
     live: list[Inst] = field(default_factory=list)
     ended: list[Inst] = field(default_factory=list)
-    ours: dict[str, int] = field(default_factory=dict)
+    ours: dict[str, int] = field(default_factory=dict)  # our instances, pending included
+    claimed: dict[str, int] = field(default_factory=dict)  # ours the validator counts
+    active_ours: dict[str, int] = field(default_factory=dict)
     result: Result = field(default_factory=lambda: Result(""))
     rng: random.Random = field(default_factory=random.Random)
     next_id: int = 0
@@ -107,18 +123,26 @@ class Sim:
         self.chutes = {c.chute_id: c for c in self.world.chutes}
 
     # --- the validator ------------------------------------------------------------------------
+    def total(self, chute_id: str) -> int:
+        """Instances the validator counts: other miners' plus our claimed ones."""
+        return self.world.others[chute_id] + self.claimed.get(chute_id, 0)
+
     def scale_allowance(self, chute_id: str) -> int:
-        return (
-            self.world.targets[chute_id] - self.world.others[chute_id] - self.ours.get(chute_id, 0)
-        )
+        """`/chutes/utilization`'s `scale_allowance` (§9.2): target - total, floored at 0."""
+        return max(0, self.world.targets[chute_id] - self.total(chute_id))
 
     def accepts(self, chute_id: str) -> bool:
-        remaining = self.scale_allowance(chute_id)
-        if remaining <= 0:
-            return False
-        mine = self.ours.get(chute_id, 0)
-        holds_all = mine > 0 and self.world.others[chute_id] == 0
-        return not (holds_all and remaining <= 2)
+        """The launch-config gate (§9.3), the same function the validator sandbox applies."""
+        refusal = check_public_capacity(
+            chute_id,
+            hotkey=HOTKEY,
+            total=self.total(chute_id),
+            active=self.world.others[chute_id] + self.active_ours.get(chute_id, 0),
+            mine=self.claimed.get(chute_id, 0),
+            target=self.world.targets[chute_id],
+            rolling_permitted=None,
+        )
+        return refusal is None
 
     # --- actions ------------------------------------------------------------------------------
     def launch(self, chute_id: str, server_id: str, gpu_ids: list[str] | None = None) -> str:
@@ -140,6 +164,7 @@ class Sim:
             free.remove(gid)
         lo, hi = self.world.truth.startup_range[chute_id]
         startup = round(self.rng.uniform(lo, hi))
+        claim_at = self.now + max(1, startup // 4)
         fails = self.rng.random() < self.world.truth.p_fail(chute_id, server_id)
         death = self.now + self.rng.randint(2, startup + 50) if fails else None
         if never_attests:
@@ -157,6 +182,7 @@ class Sim:
             self.now,
             self.now + startup,
             death,
+            claim_at,
         )
         self.live.append(inst)
         self.ours[chute_id] = self.ours.get(chute_id, 0) + 1
@@ -177,11 +203,33 @@ class Sim:
         inst.validator_removed = validator_removed
         self.free[inst.server_id].extend(inst.gpu_ids)
         self.ours[inst.chute_id] -= 1
+        if inst.claimed:
+            self.claimed[inst.chute_id] -= 1
+        if inst.counted_active:
+            self.active_ours[inst.chute_id] -= 1
         self.ended.append(inst)
+
+    def _claim(self, inst: Inst) -> bool:
+        """The pod claims its launch config; the validator re-checks capacity first (§6.2)."""
+        if not self.accepts(inst.chute_id):
+            inst.refused_at_claim = True
+            self.result.refused_at_claim += 1
+            return False
+        inst.claimed = True
+        self.claimed[inst.chute_id] = self.claimed.get(inst.chute_id, 0) + 1
+        return True
 
     def tick_world(self) -> None:
         keep: list[Inst] = []
         for inst in self.live:
+            dies_first = inst.death_at is not None and inst.death_at <= self.now
+            claims_now = not inst.claimed and self.now >= inst.claim_at and not dies_first
+            if claims_now and not self._claim(inst):
+                self._end(inst, validator_removed=False)
+                continue
+            if inst.claimed and not inst.counted_active and self.now >= inst.activate_at:
+                inst.counted_active = True
+                self.active_ours[inst.chute_id] = self.active_ours.get(inst.chute_id, 0) + 1
             if inst.death_at is not None and self.now >= inst.death_at:
                 self._end(inst, validator_removed=False)
             elif self.now - inst.activate_at >= 63 and self.rng.random() < DOWNSCALE_PER_MIN:
@@ -472,7 +520,7 @@ class Gepetto:
         chutes = tuple(
             replace(
                 c,
-                instance_count=sim.world.others[c.chute_id] + sim.ours.get(c.chute_id, 0),
+                instance_count=sim.total(c.chute_id),
                 utilization=ChuteUtilization(
                     scalable=sim.scale_allowance(c.chute_id) > 0,
                     scale_allowance=sim.scale_allowance(c.chute_id),
