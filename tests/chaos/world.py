@@ -8,8 +8,7 @@ import contextlib
 import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +17,7 @@ from bittensor_wallet import Keypair
 from gepetto_core.config import Settings, load_settings
 from gepetto_core.models.validator import is_launch_config_version
 from gepetto_core.runtime import Runtime, build_runtime
+from gepetto_core.sandbox.clock import ShiftedClock
 from gepetto_core.sandbox.cluster import PodTimings
 from gepetto_core.sandbox.miner import (
     PodBridge,
@@ -37,17 +37,7 @@ MINER = Keypair.create_from_seed(SEED).ss58_address
 FAST = PodTimings(start_seconds=0.05, ready_seconds=0.05, termination_seconds=0.05)
 
 
-@dataclass
-class Clock:
-    """Time for the services under test: real time plus a shift the test moves forward."""
-
-    shift: timedelta = field(default_factory=timedelta)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.shift
-
-    def advance(self, **kw: float) -> None:
-        self.shift += timedelta(**kw)
+Clock = ShiftedClock
 
 
 def validators_json(sandbox: SandboxMiner) -> str:
