@@ -31,6 +31,7 @@ Policies (re-implemented from their published rules, spec §1):
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -55,6 +56,7 @@ from gepetto_core.scheduling import (
 START = datetime(2026, 6, 1, tzinfo=UTC)
 HOURS = 48
 DOWNSCALE_PER_MIN = 1.0 / (24 * 60)
+ESTABLISHED = 63  # minutes after activation before the validator's downscale may pick it
 # The fork's Reconciler: every 15 min, deleting deployments still initialising after 35 min.
 RECONCILE_EVERY = 15
 MAX_INIT_AGE = 35
@@ -75,6 +77,7 @@ class Inst:
     activate_at: int
     death_at: int | None  # a failing instance dies then
     claim_at: int  # the pod claims its launch config: from then on the validator counts it
+    downscale_at: int  # the validator's random downscale picks it then (if still alive)
     ended: int | None = None
     validator_removed: bool = False
     claimed: bool = False
@@ -112,11 +115,10 @@ class Sim:
     claimed: dict[str, int] = field(default_factory=dict)  # ours the validator counts
     active_ours: dict[str, int] = field(default_factory=dict)
     result: Result = field(default_factory=lambda: Result(""))
-    rng: random.Random = field(default_factory=random.Random)
     next_id: int = 0
+    launches: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed * 1000 + 7)
         self.free = {s.server_id: [g.gpu_id for g in s.gpus] for s in self.world.servers}
         self.total_gpus = sum(len(s.gpus) for s in self.world.servers)
         self.servers = {s.server_id: s for s in self.world.servers}
@@ -162,11 +164,19 @@ class Sim:
             gpu_ids = free[: chute.gpu_count]
         for gid in gpu_ids:
             free.remove(gid)
+        # Common random numbers: the k-th launch of a (chute, server) pair has the same start-up,
+        # fate and downscale time under every policy, so policies differ by their choices only.
+        k = self.launches.get((chute_id, server_id), 0)
+        self.launches[(chute_id, server_id)] = k + 1
+        fate = random.Random(f"{self.seed}/{chute_id}/{server_id}/{k}")
         lo, hi = self.world.truth.startup_range[chute_id]
-        startup = round(self.rng.uniform(lo, hi))
+        startup = round(fate.uniform(lo, hi))
         claim_at = self.now + max(1, startup // 4)
-        fails = self.rng.random() < self.world.truth.p_fail(chute_id, server_id)
-        death = self.now + self.rng.randint(2, startup + 50) if fails else None
+        fails = fate.random() < self.world.truth.p_fail(chute_id, server_id)
+        death = self.now + fate.randint(2, startup + 50) if fails else None
+        # Established after 63 min, then removed with hazard DOWNSCALE_PER_MIN per minute.
+        established = math.log(1.0 - fate.random()) / math.log(1.0 - DOWNSCALE_PER_MIN)
+        downscale_after = ESTABLISHED + int(established)
         if never_attests:
             death = -(-(self.now + MAX_INIT_AGE) // RECONCILE_EVERY) * RECONCILE_EVERY
             startup = NEVER
@@ -183,6 +193,7 @@ class Sim:
             self.now + startup,
             death,
             claim_at,
+            self.now + startup + downscale_after,
         )
         self.live.append(inst)
         self.ours[chute_id] = self.ours.get(chute_id, 0) + 1
@@ -232,7 +243,7 @@ class Sim:
                 self.active_ours[inst.chute_id] = self.active_ours.get(inst.chute_id, 0) + 1
             if inst.death_at is not None and self.now >= inst.death_at:
                 self._end(inst, validator_removed=False)
-            elif self.now - inst.activate_at >= 63 and self.rng.random() < DOWNSCALE_PER_MIN:
+            elif self.now >= inst.downscale_at:
                 self._end(inst, validator_removed=True)
             else:
                 keep.append(inst)
@@ -501,6 +512,7 @@ class Gepetto:
                     active=active,
                     preemptible=sim.chutes[inst.chute_id].preemptible,
                     compute_multiplier=inst.m if boosted else inst.m / inst.bounty,
+                    instance_id=inst.dep_id if inst.claimed else None,
                 )
             )
             running.append(

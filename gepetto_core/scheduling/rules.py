@@ -57,26 +57,30 @@ class Rejection:
 
 
 def allowance(chute: ChuteView, snapshot: Snapshot) -> tuple[int, str]:
-    """How many more instances the validator will accept from us, minus our pending ones.
+    """How many more instances the validator will accept from us, minus the ones we started
+    that it does not count yet.
 
-    `scale_allowance` is target - current network-wide. The validator's anti-monopoly rule
-    refuses a miner that already holds every current instance once <= 2 slots remain, so such a
-    miner may only take the slots above 2.
+    `scale_allowance` is target - current network-wide, over the instances the validator knows:
+    a deployment counts from the moment its pod claims the launch config (it then has an
+    instance id), active or still starting. Subtracting only the deployments without one avoids
+    counting a starting instance twice. The validator's anti-monopoly rule refuses a miner that
+    already holds every current instance once <= 2 slots remain, so such a miner may only take
+    the slots above 2.
     """
     util = chute.utilization
     remaining = 1 if util.scale_allowance is None else util.scale_allowance
-    ours = snapshot.our_instances(chute.chute_id)
+    uncounted = snapshot.our_uncounted(chute.chute_id)
+    counted = snapshot.our_instances(chute.chute_id) - uncounted
     limit = remaining
-    monopoly = ours > 0 and ours >= chute.instance_count
+    monopoly = counted > 0 and counted >= chute.instance_count
     if monopoly:
         limit = max(0, remaining - 2)
-    pending = snapshot.our_pending(chute.chute_id)
-    free = max(0, limit - pending)
+    free = max(0, limit - uncounted)
     detail = f"scale_allowance {remaining}"
     if monopoly:
         detail += ", we hold every instance (anti-monopoly keeps 2 slots)"
-    if pending:
-        detail += f", {pending} of ours pending"
+    if uncounted:
+        detail += f", {uncounted} of ours starting and not yet counted by the validator"
     return free, detail
 
 

@@ -104,10 +104,18 @@ class DeploymentView:
     active: bool = False
     # The instance's current compute multiplier (from /miner/active_instances/), if known.
     compute_multiplier: float | None = None
+    # The validator's instance id, set once the pod claimed its launch config: from then on the
+    # validator counts it in `instance_count` and `scale_allowance`, active or not.
+    instance_id: str | None = None
 
     @property
     def pending(self) -> bool:
         return not self.active
+
+    @property
+    def uncounted(self) -> bool:
+        """Started by us but not yet an instance the validator counts."""
+        return not self.active and self.instance_id is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,4 +182,12 @@ class Snapshot:
     def our_pending(self, chute_id: str) -> int:
         return sum(
             1 for d in self.deployments_by_chute.get(chute_id, ()) if d.pending and d.job_id is None
+        )
+
+    def our_uncounted(self, chute_id: str) -> int:
+        """Our deployments of the chute that the validator's counts do not include yet."""
+        return sum(
+            1
+            for d in self.deployments_by_chute.get(chute_id, ())
+            if d.uncounted and d.job_id is None
         )

@@ -169,6 +169,7 @@ def _deployment_view(
         preemptible=d.preemptible,
         active=d.active,
         compute_multiplier=multipliers.get(d.instance_id) if d.instance_id else None,
+        instance_id=d.instance_id,
     )
 
 

@@ -109,6 +109,7 @@ def test_rows_and_validator_data_map_into_the_snapshot() -> None:
     assert s1.gpu_type == "h100" and s1.free_gpu_ids() == ["g1"] and s1.disk_free_gb == 400.0
     [d1] = snap.deployments
     assert d1.gpu_ids == ("g0",) and d1.compute_multiplier == 3.0 and d1.active
+    assert d1.instance_id == "inst-1" and not d1.uncounted  # the validator counts it
     assert snap.failures == (failure,)
     assert snap.our_instances("c1") == 1
 

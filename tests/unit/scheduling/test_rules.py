@@ -108,21 +108,34 @@ def test_chute_backoff_rule_names_the_cooldown() -> None:
 
 
 @pytest.mark.parametrize(
-    ("scale_allowance", "network", "ours", "pending", "expected"),
+    ("scale_allowance", "network", "ours", "starting", "claimed", "expected"),
     [
-        (3, 5, 0, 0, 3),  # others hold instances: the whole allowance
-        (3, 2, 2, 0, 1),  # we hold every instance: anti-monopoly keeps 2 slots
-        (2, 1, 1, 0, 0),  # we hold every instance and <= 2 slots remain: refused
-        (3, 5, 2, 1, 2),  # one of ours still pending counts against the allowance
-        (None, 5, 0, 0, 1),  # validator did not say: one at a time
+        (3, 5, 0, 0, 0, 3),  # others hold instances: the whole allowance
+        (3, 2, 2, 0, 0, 1),  # we hold every instance: anti-monopoly keeps 2 slots
+        (2, 1, 1, 0, 0, 0),  # we hold every instance and <= 2 slots remain: refused
+        (3, 4, 2, 1, 0, 2),  # one of ours starting, not yet counted: it takes a slot
+        (3, 5, 2, 1, 1, 3),  # starting but already claimed: scale_allowance counts it
+        (None, 5, 0, 0, 0, 1),  # validator did not say: one at a time
     ],
 )
 def test_allowance(
-    scale_allowance: int | None, network: int, ours: int, pending: int, expected: int
+    scale_allowance: int | None,
+    network: int,
+    ours: int,
+    starting: int,
+    claimed: int,
+    expected: int,
 ) -> None:
     chute = B.chute("c1", allowance=scale_allowance, instance_count=network)
     deps = [
-        B.deployment(f"d{i}", "c1", "s1", (i,), activated_minutes_ago=None if i < pending else 90)
+        B.deployment(
+            f"d{i}",
+            "c1",
+            "s1",
+            (i,),
+            activated_minutes_ago=None if i < starting else 90,
+            instance_id=f"i{i}" if i >= starting or i < claimed else None,
+        )
         for i in range(ours)
     ]
     snap = Snapshot(chutes=(chute,), servers=(), deployments=tuple(deps))
