@@ -24,9 +24,16 @@ Policies (re-implemented from their published rules, spec §1):
 - `official`: every 15 s the chute with the best multiplier / (cost x gpus) that has no pending
   deployment and is scalable, on one of the two cheapest-then-tightest servers at random.
 - `gepetto`: `plan_round` every minute (at most 24 deploys per round), with the
-  failure ledger for back-off and reliability; sunk GPU cost (kappa = 0); preemption off by
-  default (`Gepetto(preemption=True)` carries out the planner's preemptions as the autoscaler
-  does; in 48 h runs it made ~20 preemptions and no measurable difference).
+  failure ledger for back-off and reliability; sunk GPU cost (kappa = 0); the planner's
+  preemptions carried out as the autoscaler does (launch token first), as in the service,
+  where preemption is on by default (`Gepetto(preemption=False)` turns it off: in 48 h runs
+  it made 20-60 preemptions worth about +0.5-1.5 % multiplier-hours).
+
+Every launch draws its start-up time, fate and downscale time from its own generator keyed by
+(seed, chute, server, how many times that pair was launched before): common random numbers, so
+two policies that make the same choice meet the same world and the comparison measures choices,
+not luck. Trajectories still diverge once choices differ: variants that should be equivalent
+land within about +-0.7 % multiplier-hours of each other on one fleet, so compare across seeds.
 """
 
 from __future__ import annotations
@@ -422,7 +429,7 @@ class Fork:
 class Gepetto:
     name = "gepetto"
 
-    def __init__(self, preemption: bool = False) -> None:
+    def __init__(self, preemption: bool = True) -> None:
         self.policy = PlanPolicy(
             cost_weight=0.0,
             max_deploys_per_round=24,
