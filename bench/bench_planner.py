@@ -196,19 +196,14 @@ def simulation(seeds: list[int], hours: int) -> dict[str, Any]:
     # The runs are independent and deterministic: one process per core.
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         done = list(pool.map(_simulate_one, *zip(*jobs, strict=True)))
-    for profile in ("tee", "legacy"):
-        for seed in seeds:
-            results = [
-                r for (p, s, _, _), r in zip(jobs, done, strict=True) if (p, s) == (profile, seed)
-            ]
-            for r in results:
-                fill = "-" if r.time_to_fill_min is None else str(r.time_to_fill_min)
-                print(
-                    f"{profile:7} {seed:4d} {r.policy:9} {r.multiplier_hours:9.0f} "
-                    f"{r.failed_deploys:6d} {r.wasted_gpu_hours:10.1f} {r.deploys:7d} "
-                    f"{r.refused_423:5d} {fill:>8} {r.busy_fraction:5.2f}"
-                )
-                runs.append({"profile": profile, "seed": seed, **r.__dict__})
+    for (profile, seed, _, _), r in zip(jobs, done, strict=True):  # jobs are in table order
+        fill = "-" if r.time_to_fill_min is None else str(r.time_to_fill_min)
+        print(
+            f"{profile:7} {seed:4d} {r.policy:9} {r.multiplier_hours:9.0f} "
+            f"{r.failed_deploys:6d} {r.wasted_gpu_hours:10.1f} {r.deploys:7d} "
+            f"{r.refused_423:5d} {fill:>8} {r.busy_fraction:5.2f}"
+        )
+        runs.append({"profile": profile, "seed": seed, **r.__dict__})
     summary: dict[str, Any] = {}
     print(
         "\nratios, gepetto vs baselines (targets: >= 1.8x fork, >= 1.02x official mult-h, "
