@@ -23,6 +23,7 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 
 from gepetto_core.scheduling.context import Context, GroupKey, Slot, Srv, build_context
 from gepetto_core.scheduling.plan import ChuteDecision, Placement, Plan
@@ -263,6 +264,9 @@ class _Book:
     def is_placed(self, slot: Slot) -> bool:
         return self.count.get(id(slot), 0) > 0
 
+    def holds(self, a: Assign) -> bool:
+        return a in self.on.get(id(a.srv), ())
+
     def _index(self, a: Assign) -> None:
         self.version[id(a.srv)] = self.version.get(id(a.srv), 0) + 1
         self.placed.append(a)
@@ -396,6 +400,21 @@ def _compatible(slot: Slot, srv: Srv) -> bool:
     return srv.group in slot.groups and not (slot.blocked and srv.view.server_id in slot.blocked)
 
 
+def values_on(slot: Slot, servers: list[Srv]) -> list[float]:
+    """`slot_value` on each server, computed in one comprehension (the hot path of the
+    local search)."""
+    t = slot.terms
+    scale, cw, off = t.scale, t.cost_weight, t.offset
+    if t.ratio:
+        return [scale / max(s.cost, MIN_COST) for s in servers]
+    factors = slot.pair_factor
+    if factors:
+        return [
+            scale * s.q * factors.get(s.view.server_id, 1.0) - cw * s.cost - off for s in servers
+        ]
+    return [scale * s.q - cw * s.cost - off for s in servers]
+
+
 def _targets(
     a: Assign, limit: int, cache: dict[str, list[tuple[float, Srv]]]
 ) -> list[tuple[float, Srv]]:
@@ -404,13 +423,12 @@ def _targets(
     cid = a.slot.chute.chute_id
     ranked = cache.get(cid)
     if ranked is None:
-        ranked = []
-        for grp in a.slot.groups:
-            for srv in grp.servers:
-                if a.slot.blocked and srv.view.server_id in a.slot.blocked:
-                    continue
-                ranked.append((slot_value(a.slot, srv), srv))
-        ranked.sort(key=lambda o: -o[0])
+        slot = a.slot
+        servers = [srv for grp in slot.groups for srv in grp.servers]
+        if slot.blocked:
+            servers = [srv for srv in servers if srv.view.server_id not in slot.blocked]
+        ranked = list(zip(values_on(slot, servers), servers, strict=True))
+        ranked.sort(key=itemgetter(0), reverse=True)  # stable: ties keep server order
         cache[cid] = ranked
     out: list[tuple[float, Srv]] = []
     floor = a.value + _EPS
@@ -478,7 +496,7 @@ def _improve(placed: list[Assign], floor: float, budget: int, rounds: int = 2) -
         ]
         regret.sort(key=lambda a: (a.value - (a.slot.best_value or 0.0)) / a.slot.chute.gpu_count)
         for a in regret[:budget]:
-            if a not in book.placed:
+            if not book.holds(a):
                 continue  # it moved already as somebody's victim
             for _, target in _targets(a, 4, cache):
                 if _move(book, a, target, floor) is not None:
@@ -511,19 +529,24 @@ def _exact_polish(
         capacity[srv_index[id(a.srv)]] += 1
     chute_slots = list(by_chute.values())
     supply = [len(s) for s in chute_slots]
-    arcs: list[Arc] = []
     limit = ctx.policy.exact_pairs_limit
-    for c, slots in enumerate(chute_slots):
+    # Count the profitable pairs first (cheap), build the arcs only when the round is small.
+    chute_values: list[list[tuple[Srv, float]]] = []
+    pairs = 0
+    for slots in chute_slots:
         first = slots[0]
-        for grp in first.groups:
-            for srv in grp.servers:
-                if first.blocked and srv.view.server_id in first.blocked:
-                    continue
-                v = slot_value(first, srv)
-                if v > floor:
-                    arcs.append(Arc(c, srv_index[id(srv)], v))
-        if len(arcs) > limit:
+        servers = [srv for grp in first.groups for srv in grp.servers]
+        if first.blocked:
+            servers = [srv for srv in servers if srv.view.server_id not in first.blocked]
+        values_here = values_on(first, servers)
+        good = [(srv, v) for srv, v in zip(servers, values_here, strict=True) if v > floor]
+        pairs += len(good)
+        if pairs > limit:
             return placed, unplaced
+        chute_values.append(good)
+    arcs = [
+        Arc(c, srv_index[id(srv)], v) for c, good in enumerate(chute_values) for srv, v in good
+    ]
     values = {(a.chute, a.server): a.value for a in arcs}
     by_chute_arcs: list[list[tuple[float, int]]] = [[] for _ in chute_slots]
     for arc in arcs:

@@ -159,6 +159,8 @@ class Snapshot:
     deployments_by_chute: Mapping[str, tuple[DeploymentView, ...]] = field(
         init=False, repr=False, compare=False
     )
+    # chute_id -> (ours, pending non-job, uncounted non-job): the allowance asks per chute.
+    _counts: Mapping[str, tuple[int, int, int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_chute: dict[str, list[DeploymentView]] = {}
@@ -175,19 +177,22 @@ class Snapshot:
             "deployments_by_chute",
             MappingProxyType({k: tuple(v) for k, v in by_chute.items()}),
         )
+        counts = {
+            cid: (
+                len(ds),
+                sum(1 for d in ds if d.pending and d.job_id is None),
+                sum(1 for d in ds if d.uncounted and d.job_id is None),
+            )
+            for cid, ds in by_chute.items()
+        }
+        object.__setattr__(self, "_counts", MappingProxyType(counts))
 
     def our_instances(self, chute_id: str) -> int:
-        return len(self.deployments_by_chute.get(chute_id, ()))
+        return self._counts.get(chute_id, (0, 0, 0))[0]
 
     def our_pending(self, chute_id: str) -> int:
-        return sum(
-            1 for d in self.deployments_by_chute.get(chute_id, ()) if d.pending and d.job_id is None
-        )
+        return self._counts.get(chute_id, (0, 0, 0))[1]
 
     def our_uncounted(self, chute_id: str) -> int:
         """Our deployments of the chute that the validator's counts do not include yet."""
-        return sum(
-            1
-            for d in self.deployments_by_chute.get(chute_id, ())
-            if d.uncounted and d.job_id is None
-        )
+        return self._counts.get(chute_id, (0, 0, 0))[2]
