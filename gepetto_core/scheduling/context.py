@@ -20,7 +20,7 @@ from gepetto_core.scheduling.reliability import Reliability, flat_reliability, r
 from gepetto_core.scheduling.rules import (
     Reason,
     Rejection,
-    allowance,
+    allowance_free,
     chute_rejection,
     compatibility_rejection,
     server_rejection,
@@ -218,9 +218,13 @@ def _build_slots(ctx: Context) -> None:
     blocked_by_chute: dict[str, set[str]] = {}
     for chute_id, server_id in ctx.backoff.pairs:
         blocked_by_chute.setdefault(chute_id, set()).add(server_id)
+    groups_by_need: dict[tuple[frozenset[str], bool, str], list[Group]] = {}
     for chute in snapshot.chutes:
         terms = chute_terms(chute, policy, ctx.rel)
-        groups = _chute_groups(chute, ctx.groups)
+        need = (frozenset(chute.supported_gpus), chute.tee, chute.validator)
+        groups = groups_by_need.get(need)
+        if groups is None:
+            groups = groups_by_need[need] = _chute_groups(chute, ctx.groups)
         ctx.chute_groups[chute.chute_id] = groups
         if terms is not None:
             ctx.terms[chute.chute_id] = terms
@@ -248,7 +252,7 @@ def _build_slots(ctx: Context) -> None:
             ctx.wanted[chute.chute_id] = 0
             continue
         assert terms is not None
-        free, _ = allowance(chute, snapshot)
+        free = allowance_free(chute, snapshot)
         if chute.chute_id in ctx.backoff.suspects:
             free = min(free, 1 - snapshot.our_pending(chute.chute_id))  # probation
             if free <= 0:

@@ -229,7 +229,8 @@ class _Book:
     """Placements indexed by server, with an undo log so a repair can be tried and reverted."""
 
     def __init__(self, placed: list[Assign]) -> None:
-        self.placed = placed
+        # Insertion-ordered like the list it came from, with O(1) removal.
+        self._placed: dict[int, Assign] = {id(a): a for a in placed}
         self.on: dict[int, list[Assign]] = {}
         # How many placements each slot has (0 or 1), for O(1) "is it placed?" checks.
         self.count: dict[int, int] = {}
@@ -261,21 +262,25 @@ class _Book:
         self._evict_cache[key] = (version, held, lost)
         return held, lost
 
+    @property
+    def placed(self) -> list[Assign]:
+        return list(self._placed.values())
+
+    def holds(self, a: Assign) -> bool:
+        return id(a) in self._placed
+
     def is_placed(self, slot: Slot) -> bool:
         return self.count.get(id(slot), 0) > 0
 
-    def holds(self, a: Assign) -> bool:
-        return a in self.on.get(id(a.srv), ())
-
     def _index(self, a: Assign) -> None:
         self.version[id(a.srv)] = self.version.get(id(a.srv), 0) + 1
-        self.placed.append(a)
+        self._placed[id(a)] = a
         self.on.setdefault(id(a.srv), []).append(a)
         self.count[id(a.slot)] = self.count.get(id(a.slot), 0) + 1
 
     def _unindex(self, a: Assign) -> None:
         self.version[id(a.srv)] = self.version.get(id(a.srv), 0) + 1
-        self.placed.remove(a)
+        del self._placed[id(a)]
         self.on[id(a.srv)].remove(a)
         self.count[id(a.slot)] -= 1
 
@@ -725,7 +730,9 @@ def _solve(ctx: Context) -> tuple[list[Assign], list[Slot]]:
     return placed, unplaced
 
 
-def _diagnose(ctx: Context, slot: Slot) -> Rejection:
+def _diagnose(
+    ctx: Context, slot: Slot, fitting_cache: dict[tuple[tuple[int, ...], int], list[Srv]]
+) -> Rejection:
     """Why a chute that passed the chute rules had no server at all."""
     chute = slot.chute
     if not slot.groups:
@@ -740,12 +747,16 @@ def _diagnose(ctx: Context, slot: Slot) -> Rejection:
             return first
         types = ", ".join(sorted(chute.supported_gpus))
         return Rejection(Reason.NO_SERVER, f"no {'TEE ' if chute.tee else ''}server with {types}")
-    fitting = [
-        s
-        for grp in slot.groups
-        for s in grp.servers
-        if s.free >= chute.gpu_count and s.pulls_left > 0
-    ]
+    # Chutes with the same groups and size see the same servers: list them once per round.
+    key = (tuple(id(grp) for grp in slot.groups), chute.gpu_count)
+    fitting = fitting_cache.get(key)
+    if fitting is None:
+        fitting = fitting_cache[key] = [
+            s
+            for grp in slot.groups
+            for s in grp.servers
+            if s.free >= chute.gpu_count and s.pulls_left > 0
+        ]
     if not fitting:
         return Rejection(
             Reason.NOT_ENOUGH_GPUS,
@@ -785,6 +796,7 @@ def _decisions(
         d = p.value / max(1, len(p.gpu_ids))
         min_density[key] = min(d, min_density.get(key, math.inf))
     out: dict[str, ChuteDecision] = {}
+    fitting_cache: dict[tuple[tuple[int, ...], int], list[Srv]] = {}
     for chute in ctx.snapshot.chutes:
         cid = chute.chute_id
         wanted = ctx.wanted.get(cid, 0)
@@ -804,7 +816,7 @@ def _decisions(
         if rej is None and slot is None and wanted > 0:
             rej = Rejection(Reason.NOT_ENOUGH_GPUS, "the fleet has no free GPUs")
         if rej is None and slot is not None and slot.best_server is None:
-            rej = _diagnose(ctx, slot)
+            rej = _diagnose(ctx, slot, fitting_cache)
         elif rej is None and (cid in unplaced_ids or placed < min(wanted, 1)):
             need_txt = f" (needed more than {needed:.3f})" if needed else ""
             rej = Rejection(

@@ -119,6 +119,13 @@ def plan_preemptions(
             eligible.setdefault(d.server_id, []).append((v_keep, m_keep, d))
     for lst in eligible.values():
         lst.sort(key=lambda c: c[0])
+    if not eligible:
+        return []
+    # Only servers holding a possible victim can make room; in server order, per group.
+    offering = {
+        id(grp): [srv for srv in grp.servers if srv.view.server_id in eligible]
+        for grp in ctx.groups.values()
+    }
     out: list[Preemption] = []
     taken_per_chute: dict[str, int] = {}
     used_victims: set[str] = set()
@@ -137,7 +144,7 @@ def plan_preemptions(
         v_cap = _new_value_bound(chute, ctx) / (1.0 + pol.min_gain_ratio)
         best: tuple[float, Srv, list[DeploymentView], float, float] | None = None
         for grp in slot.groups:
-            for srv in grp.servers:
+            for srv in offering[id(grp)]:
                 sid = srv.view.server_id
                 if sid in cooling or (slot.blocked and sid in slot.blocked):
                     continue

@@ -58,7 +58,7 @@ class Rejection:
 
 def allowance(chute: ChuteView, snapshot: Snapshot) -> tuple[int, str]:
     """How many more instances the validator will accept from us, minus the ones we started
-    that it does not count yet.
+    that it does not count yet; and how that number came about.
 
     `scale_allowance` is target - current network-wide, over the instances the validator knows:
     a deployment counts from the moment its pod claims the launch config (it then has an
@@ -67,6 +67,21 @@ def allowance(chute: ChuteView, snapshot: Snapshot) -> tuple[int, str]:
     already holds every current instance once <= 2 slots remain, so such a miner may only take
     the slots above 2.
     """
+    free, remaining, monopoly, uncounted = _allowance_terms(chute, snapshot)
+    detail = f"scale_allowance {remaining}"
+    if monopoly:
+        detail += ", we hold every instance (anti-monopoly keeps 2 slots)"
+    if uncounted:
+        detail += f", {uncounted} of ours starting and not yet counted by the validator"
+    return free, detail
+
+
+def allowance_free(chute: ChuteView, snapshot: Snapshot) -> int:
+    """`allowance` without its explanation (the planner asks for every chute, every round)."""
+    return _allowance_terms(chute, snapshot)[0]
+
+
+def _allowance_terms(chute: ChuteView, snapshot: Snapshot) -> tuple[int, int, bool, int]:
     util = chute.utilization
     remaining = 1 if util.scale_allowance is None else util.scale_allowance
     uncounted = snapshot.our_uncounted(chute.chute_id)
@@ -75,13 +90,7 @@ def allowance(chute: ChuteView, snapshot: Snapshot) -> tuple[int, str]:
     monopoly = counted > 0 and counted >= chute.instance_count
     if monopoly:
         limit = max(0, remaining - 2)
-    free = max(0, limit - uncounted)
-    detail = f"scale_allowance {remaining}"
-    if monopoly:
-        detail += ", we hold every instance (anti-monopoly keeps 2 slots)"
-    if uncounted:
-        detail += f", {uncounted} of ours starting and not yet counted by the validator"
-    return free, detail
+    return max(0, limit - uncounted), remaining, monopoly, uncounted
 
 
 def chute_rejection(
@@ -106,9 +115,8 @@ def chute_rejection(
         return Rejection(Reason.NO_METRICS, "no validator metrics (fork model)")
     if policy.whitelist_only and snapshot.whitelist and chute.chute_id not in snapshot.whitelist:
         return Rejection(Reason.NOT_WHITELISTED, "not in the candidate whitelist")
-    free, detail = allowance(chute, snapshot)
-    if free <= 0:
-        return Rejection(Reason.NO_ALLOWANCE, detail)
+    if allowance_free(chute, snapshot) <= 0:
+        return Rejection(Reason.NO_ALLOWANCE, allowance(chute, snapshot)[1])
     block = backoff.chute_block(chute.chute_id)
     if block is not None:
         return Rejection(Reason.CHUTE_BACKOFF, block.reason)
