@@ -420,23 +420,52 @@ def values_on(slot: Slot, servers: list[Srv]) -> list[float]:
     return [scale * s.q - cw * s.cost - off for s in servers]
 
 
-def _targets(
-    a: Assign, limit: int, cache: dict[str, list[tuple[float, Srv]]]
-) -> list[tuple[float, Srv]]:
-    """Servers where `a` would be worth more than where it is, best first. A chute's values
-    per server do not change during a round, so they are sorted once per chute."""
-    cid = a.slot.chute.chute_id
-    ranked = cache.get(cid)
+@dataclass(slots=True)
+class _Rankings:
+    """Servers ranked by a slot's value, computed once per round: shared by chute class
+    (`orders`: groups, blocked servers, ratio model) or per chute (`values`)."""
+
+    orders: dict[tuple[tuple[int, ...], frozenset[str], bool], list[Srv]]
+    values: dict[str, list[tuple[float, Srv]]]
+
+
+def _targets(a: Assign, limit: int, cache: _Rankings) -> list[tuple[float, Srv]]:
+    """Servers where `a` would be worth more than where it is, best first (ties in server
+    order). A chute's values do not change during a round, so its servers are ranked once;
+    when the value only rises with reliability or only falls with cost (no pair evidence), that
+    ranking is the same for every chute with the same groups and is shared."""
+    slot = a.slot
+    t = slot.terms
+    floor = a.value + _EPS
+    out: list[tuple[float, Srv]] = []
+    if not slot.pair_factor and (t.ratio or t.cost_weight == 0):
+        key = (tuple(id(grp) for grp in slot.groups), slot.blocked, t.ratio)
+        order = cache.orders.get(key)
+        if order is None:
+            order = [srv for grp in slot.groups for srv in grp.servers]
+            if slot.blocked:
+                order = [srv for srv in order if srv.view.server_id not in slot.blocked]
+            if t.ratio:
+                order.sort(key=lambda srv: max(srv.cost, MIN_COST))
+            else:
+                order.sort(key=lambda srv: -srv.q)
+            cache.orders[key] = order
+        scale, off = t.scale, t.offset
+        for srv in order:
+            v = scale / max(srv.cost, MIN_COST) if t.ratio else scale * srv.q - off
+            if v <= floor or len(out) >= limit:
+                break
+            if srv is not a.srv:
+                out.append((v, srv))
+        return out
+    ranked = cache.values.get(slot.chute.chute_id)
     if ranked is None:
-        slot = a.slot
         servers = [srv for grp in slot.groups for srv in grp.servers]
         if slot.blocked:
             servers = [srv for srv in servers if srv.view.server_id not in slot.blocked]
         ranked = list(zip(values_on(slot, servers), servers, strict=True))
         ranked.sort(key=itemgetter(0), reverse=True)  # stable: ties keep server order
-        cache[cid] = ranked
-    out: list[tuple[float, Srv]] = []
-    floor = a.value + _EPS
+        cache.values[slot.chute.chute_id] = ranked
     for v, srv in ranked:
         if v <= floor or len(out) >= limit:
             break
@@ -491,7 +520,7 @@ def _improve(placed: list[Assign], floor: float, budget: int, rounds: int = 2) -
     """Local search: move placed slots to servers where they are worth more, swapping the
     displaced occupants back to the server they leave, while that raises the total."""
     book = _Book(placed)
-    cache: dict[str, list[tuple[float, Srv]]] = {}
+    cache = _Rankings({}, {})
     for _ in range(rounds):
         moved = 0
         regret = [
