@@ -70,12 +70,14 @@ def search(
     scale, cw, ratio, off = t.scale, t.cost_weight, t.ratio, t.offset
     blocked = slot.blocked
     factors = slot.pair_factor
+    per_server = bool(blocked or factors)  # server ids only matter with these
+    me = id(slot)
     cands: list[tuple[float, int, Srv, float]] = []
     r_max = slot.r_max
     for grp in slot.groups:
         qb = grp.q_max * r_max
         by_q = grp.by_q
-        min_pg = grp.min_price * g if use_prices and id(slot) not in grp.owners else 0.0
+        min_pg = grp.min_price * g if use_prices and me not in grp.owners else 0.0
         group_best = -math.inf
         for free, lst in grp.by_free.items():
             if free < g:
@@ -86,24 +88,24 @@ def search(
             for srv in lst:
                 cost = srv.cost
                 if ratio:
-                    bound = scale / max(cost, MIN_COST)
+                    bound = scale / (cost if cost > MIN_COST else MIN_COST)
                 elif by_q:  # sorted by q, cost weight 0
                     bound = scale * srv.q * r_max - off
                 else:
                     bound = scale * qb - cw * cost - off
                 if bound <= floor or bound - min_pg <= lb_adj:
                     break  # sorted by cost (or q): nobody further on can do better
-                sid = srv.view.server_id
-                if blocked and sid in blocked:
-                    continue
-                if ratio:
-                    v = bound
-                else:
-                    q = srv.q * factors.get(sid, 1.0) if factors else srv.q
-                    v = scale * q - cw * cost - off
+                q = srv.q
+                if per_server:
+                    sid = srv.view.server_id
+                    if blocked and sid in blocked:
+                        continue
+                    if factors:
+                        q *= factors.get(sid, 1.0)
+                v = bound if ratio else scale * q - cw * cost - off
                 if v <= floor:
                     continue
-                adj = v - srv.price * g if use_prices and srv.price_owner != id(slot) else v
+                adj = v - srv.price * g if use_prices and srv.price_owner != me else v
                 if adj > lb_adj:
                     lb, lb_adj, lb_v = srv, adj, v
                 if v > group_best:
