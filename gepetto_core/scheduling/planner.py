@@ -21,15 +21,20 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
 
 from gepetto_core.scheduling.context import Context, GroupKey, Slot, Srv, build_context
 from gepetto_core.scheduling.plan import ChuteDecision, Placement, Plan
 from gepetto_core.scheduling.policy import PlanPolicy
-from gepetto_core.scheduling.rules import Reason, Rejection, pair_rejection
-from gepetto_core.scheduling.snapshot import Snapshot
+from gepetto_core.scheduling.rules import (
+    Reason,
+    Rejection,
+    compatibility_rejection,
+    pair_rejection,
+)
+from gepetto_core.scheduling.snapshot import ChuteView, Snapshot
 from gepetto_core.scheduling.transport import Arc, max_profit_transport
 from gepetto_core.scheduling.value import MIN_COST
 
@@ -580,9 +585,7 @@ def _exact_polish(
         if pairs > limit:
             return placed, unplaced
         chute_values.append(good)
-    arcs = [
-        Arc(c, srv_index[id(srv)], v) for c, good in enumerate(chute_values) for srv, v in good
-    ]
+    arcs = [Arc(c, srv_index[id(srv)], v) for c, good in enumerate(chute_values) for srv, v in good]
     values = {(a.chute, a.server): a.value for a in arcs}
     by_chute_arcs: list[list[tuple[float, int]]] = [[] for _ in chute_slots]
     for arc in arcs:
@@ -761,28 +764,27 @@ def _solve(ctx: Context) -> tuple[list[Assign], list[Slot]]:
     return placed, unplaced
 
 
-def _diagnose(
-    ctx: Context, slot: Slot, fitting_cache: dict[tuple[tuple[int, ...], int], list[Srv]]
-) -> Rejection:
+@dataclass(slots=True)
+class _Diagnoses:
+    """What is the same for chutes with the same needs, kept for the rest of the round."""
+
+    by_need: dict[tuple[frozenset[str], bool, str], Rejection] = field(default_factory=dict)
+    fitting: dict[tuple[tuple[int, ...], int], list[Srv]] = field(default_factory=dict)
+
+
+def _diagnose(ctx: Context, slot: Slot, cache: _Diagnoses) -> Rejection:
     """Why a chute that passed the chute rules had no server at all."""
     chute = slot.chute
     if not slot.groups:
-        if not ctx.servers:
-            return Rejection(Reason.NO_SERVER, "no server passes the server rules")
-        from gepetto_core.scheduling.rules import compatibility_rejection
-
-        first = compatibility_rejection(chute, ctx.servers[0].view)
-        reasons = {compatibility_rejection(chute, s.view) for s in ctx.servers}
-        reasons.discard(None)
-        if len(reasons) == 1 and first is not None:
-            return first
-        types = ", ".join(sorted(chute.supported_gpus))
-        return Rejection(Reason.NO_SERVER, f"no {'TEE ' if chute.tee else ''}server with {types}")
-    # Chutes with the same groups and size see the same servers: list them once per round.
+        need = (chute.supported_gpus, chute.tee, chute.validator)
+        known = cache.by_need.get(need)
+        if known is None:
+            known = cache.by_need[need] = _no_compatible_server(ctx, chute)
+        return known
     key = (tuple(id(grp) for grp in slot.groups), chute.gpu_count)
-    fitting = fitting_cache.get(key)
+    fitting = cache.fitting.get(key)
     if fitting is None:
-        fitting = fitting_cache[key] = [
+        fitting = cache.fitting[key] = [
             s
             for grp in slot.groups
             for s in grp.servers
@@ -806,6 +808,18 @@ def _diagnose(
     return last
 
 
+def _no_compatible_server(ctx: Context, chute: ChuteView) -> Rejection:
+    if not ctx.servers:
+        return Rejection(Reason.NO_SERVER, "no server passes the server rules")
+    first = compatibility_rejection(chute, ctx.servers[0].view)
+    reasons = {compatibility_rejection(chute, s.view) for s in ctx.servers}
+    reasons.discard(None)
+    if len(reasons) == 1 and first is not None:
+        return first
+    types = ", ".join(sorted(chute.supported_gpus))
+    return Rejection(Reason.NO_SERVER, f"no {'TEE ' if chute.tee else ''}server with {types}")
+
+
 def _decisions(
     ctx: Context,
     placements: list[Placement],
@@ -827,7 +841,7 @@ def _decisions(
         d = p.value / max(1, len(p.gpu_ids))
         min_density[key] = min(d, min_density.get(key, math.inf))
     out: dict[str, ChuteDecision] = {}
-    fitting_cache: dict[tuple[tuple[int, ...], int], list[Srv]] = {}
+    diagnoses = _Diagnoses()
     for chute in ctx.snapshot.chutes:
         cid = chute.chute_id
         wanted = ctx.wanted.get(cid, 0)
@@ -847,7 +861,7 @@ def _decisions(
         if rej is None and slot is None and wanted > 0:
             rej = Rejection(Reason.NOT_ENOUGH_GPUS, "the fleet has no free GPUs")
         if rej is None and slot is not None and slot.best_server is None:
-            rej = _diagnose(ctx, slot, fitting_cache)
+            rej = _diagnose(ctx, slot, diagnoses)
         elif rej is None and (cid in unplaced_ids or placed < min(wanted, 1)):
             need_txt = f" (needed more than {needed:.3f})" if needed else ""
             rej = Rejection(
