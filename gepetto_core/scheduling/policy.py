@@ -83,7 +83,8 @@ class PlanPolicy:
     min_value: float = 0.0
     expected_lifetime: timedelta = timedelta(hours=18)
     # What one failed deploy costs beyond its GPU time ($: pulls, alerts, operator time),
-    # charged as (1 - p) x this per instance and spread over the expected life.
+    # charged per instance as (1 - P(this placement survives)) x this, spread over the
+    # expected life; the chute's, the server's and the pair's record all enter P.
     failed_deploy_cost: float = 10.0
     # A bounty's boost is only guaranteed this long after activation.
     bounty_guarantee: timedelta = timedelta(hours=2)

@@ -3,12 +3,14 @@
 Three selectable models (`PlanPolicy.value_model`):
 
 - ``"expected"`` (gepetto's own): $ per hour over the instance's expected life,
-  ``lambda * share(p) * m_bar * startup_factor - kappa * gpu_count * hourly_cost - charge(p)``,
-  where ``share`` is the part of the GPUs' occupied time that earns (a failed start loses its
-  start-up plus the time to notice, not a whole life: see `success_share`), ``charge`` the
-  per-deploy cost of a failure (`failure_charge`), ``m_bar`` keeps a bounty's boost only for
-  the 2 h the validator guarantees it and ``startup_factor`` charges the start-up time minus
-  its 0.3x credit. Only placements worth more than ``min_value`` are made, so a loss-making
+  ``lambda * share(p) * m_bar * startup_factor * q - kappa * gpu_count * hourly_cost
+  - charge(p * q)``, where ``share`` is the part of the GPUs' occupied time that earns (a failed
+  start loses its start-up plus the time to notice, not a whole life: see `success_share`),
+  ``q`` the server's and pair's reliability factor, ``charge`` the per-deploy cost of a failure
+  of this placement (`failure_charge`; an unreliable server makes every deploy on it likelier
+  to fail, so there one big instance beats many small ones), ``m_bar`` keeps a bounty's boost
+  only for the 2 h the validator guarantees it and ``startup_factor`` charges the start-up time
+  minus its 0.3x credit. Only placements worth more than ``min_value`` are made, so a loss-making
   placement never happens.
 - ``"official"``: ``effective_compute_multiplier / (hourly_cost * gpu_count)`` (chutes-miner 2026).
 - ``"fork"``: the community fork's metrics gain ``potential_gain / (hourly_cost * gpu_count)``
@@ -34,7 +36,8 @@ MIN_COST = 0.01
 class ChuteTerms:
     """Per-chute part of a value model. Pair value: ``scale * q - cost_weight * cost - offset``
     for linear models, ``scale / cost`` for ratio models (q = server and pair reliability
-    factors; offset = the expected failed-deploy charge per hour)."""
+    factors). In the expected model the failed-deploy charge ``C (1 - p q)`` is folded in:
+    ``C p`` is part of ``scale`` and ``offset`` is ``C``, so the value stays linear in q."""
 
     scale: float
     cost_weight: float
@@ -111,7 +114,10 @@ def chute_terms(chute: ChuteView, policy: PlanPolicy, rel: Reliability) -> Chute
     m_bar = expected_multiplier(chute, policy)
     share = success_share(p, chute, policy)
     scale = policy.dollars_per_multiplier_hour * share * m_bar * startup_factor(chute, policy)
-    return ChuteTerms(scale, policy.cost_weight * g, False, m_bar, p, failure_charge(p, policy))
+    # The failure charge is for this placement's failure, whose probability is the chute's
+    # times the server's and the pair's factor q: C (1 - p q) = C p q - C, linear in q.
+    c = failure_charge(0.0, policy)
+    return ChuteTerms(scale + c * p, policy.cost_weight * g, False, m_bar, p, c)
 
 
 def failure_charge(p: float, policy: PlanPolicy) -> float:

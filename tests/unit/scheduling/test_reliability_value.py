@@ -130,6 +130,32 @@ def test_one_big_deploy_beats_eight_small_ones_that_can_each_fail(policy: PlanPo
     assert "big" not in _one_box(replace(policy, failed_deploy_cost=0.0))
 
 
+def _unreliable_box(policy: PlanPolicy) -> set[tuple[str, str]]:
+    """Two empty 8-GPU boxes, one whose instances of three chutes died 10 h ago (its back-off
+    is over; its reliability estimate is not): an 8-GPU chute paying 0.1 % more per GPU than
+    eight 1-GPU instances of another, same start-up. Which chute goes where?"""
+    big = B.chute("big", gpu_count=8, multiplier=8.008, startup_minutes=40.0)
+    small = B.chute("small", multiplier=1.0, startup_minutes=40.0, allowance=8)
+    history = tuple(record(f"x{k}", "bad", k, failed=True, hours_ago=10) for k in range(3))
+    snap = Snapshot(
+        chutes=(big, small),
+        servers=(B.server("good", gpus=8), B.server("bad", gpus=8)),
+        failures=history,
+    )
+    plan = plan_round(snap, policy, NOW, random.Random(0))
+    assert len(plan.placements) == 9
+    return {(p.chute_id, p.server_id) for p in plan.placements}
+
+
+def test_the_failure_charge_follows_the_servers_reliability(policy: PlanPolicy) -> None:
+    # The bad box fails one deploy in two or three whatever runs on it: one 8-GPU deploy there
+    # risks one failure where eight 1-GPU deploys risk eight.
+    assert _unreliable_box(policy) == {("big", "bad"), ("small", "good")}
+    # Without a per-deploy charge only the 0.1 % counts: the better payer takes the better box.
+    free_of_charge = replace(policy, failed_deploy_cost=0.0)
+    assert _unreliable_box(free_of_charge) == {("big", "good"), ("small", "bad")}
+
+
 def test_size_priority_lets_a_big_chute_go_first_in_a_near_tie(policy: PlanPolicy) -> None:
     free_of_charge = replace(policy, failed_deploy_cost=0.0)
     assert "big" not in _one_box(free_of_charge)
