@@ -156,6 +156,14 @@ def test_the_failure_charge_follows_the_servers_reliability(policy: PlanPolicy) 
     assert _unreliable_box(free_of_charge) == {("big", "good"), ("small", "bad")}
 
 
+def test_local_search_trades_boxes_without_the_exact_pass(policy: PlanPolicy) -> None:
+    # The greedy gives the big chute (0.1 % more per GPU) the good box first; with neither the
+    # re-priced second greedy pass nor the exact 1-GPU pass, only the local search's box trade
+    # puts it on the unreliable one.
+    heuristic_only = replace(policy, exact_pairs_limit=0, opportunity_passes=1)
+    assert _unreliable_box(heuristic_only) == {("big", "bad"), ("small", "good")}
+
+
 def test_size_priority_lets_a_big_chute_go_first_in_a_near_tie(policy: PlanPolicy) -> None:
     free_of_charge = replace(policy, failed_deploy_cost=0.0)
     assert "big" not in _one_box(free_of_charge)
