@@ -140,16 +140,19 @@ def quality(seeds: list[int]) -> dict[str, Any]:
 
 
 def plan_times(repeats: int) -> dict[str, Any]:
+    """Both cost modes: sunk (kappa 0, what a miner owning its GPUs runs, and the simulation)
+    and elastic (kappa 1, the policy default)."""
     print("\n== Plan time (pure planning, no I/O; median of repeats) ==")
     out: dict[str, Any] = {}
-    policy = PlanPolicy(cost_weight=0.0, max_deploys_per_round=None)
     cases = [
-        (n_chutes, n_servers, target_ms, profile, prefill)
+        (n_chutes, n_servers, target_ms, profile, prefill, kappa, mode)
         for n_chutes, n_servers, target_ms in ((500, 100, 50.0), (2000, 300, 1000.0))
         for profile in ("tee", "legacy")
         for prefill in (0.0, 0.3)
+        for kappa, mode in ((0.0, "sunk"), (1.0, "elastic"))
     ]
-    for n_chutes, n_servers, target_ms, profile, prefill in cases:
+    for n_chutes, n_servers, target_ms, profile, prefill, kappa, mode in cases:
+        policy = PlanPolicy(cost_weight=kappa, max_deploys_per_round=None)
         world = make_world(profile, n_chutes, n_servers, 1)
         snap = make_snapshot(world, NOW, 1, prefill=prefill, history=300)
         times = []
@@ -159,10 +162,12 @@ def plan_times(repeats: int) -> dict[str, Any]:
             plan_round(snap, policy, NOW, random.Random(r))
             times.append((time.perf_counter() - t) * 1000)
         med = statistics.median(times)
-        key = f"{n_chutes}x{n_servers}_{profile}" + (f"_prefill{prefill:.1f}" if prefill else "")
+        key = f"{n_chutes}x{n_servers}_{profile}_{mode}" + (
+            f"_prefill{prefill:.1f}" if prefill else ""
+        )
         out[key] = {"median_ms": med, "max_ms": max(times), "target_ms": target_ms}
         print(
-            f"{key:28} median {med:7.1f} ms  max {max(times):7.1f} ms"
+            f"{key:36} median {med:7.1f} ms  max {max(times):7.1f} ms"
             f"  (target <= {target_ms:.0f} ms)"
         )
     return out
