@@ -50,9 +50,12 @@ class Srv:
     # value does not depend on cost (expected value, sunk cost), so searches stop early.
     sort_key: tuple[float, int] = (0.0, 0)
 
-    @property
-    def free(self) -> int:
-        return len(self.free_ids)
+    # len(free_ids), read in every inner loop of the planner: change both with `set_free_ids`.
+    free: int = 0
+
+    def set_free_ids(self, ids: list[str]) -> None:
+        self.free_ids = ids
+        self.free = len(ids)
 
 
 @dataclass(eq=False, slots=True)
@@ -173,6 +176,7 @@ def build_context(
             free_ids=free_ids,
             pulls_left=NO_LIMIT if limit is None else limit - pending,
             initial_free=len(free_ids),
+            free=len(free_ids),
         )
         key: GroupKey = (view.gpu_type, view.is_tee, view.validator)
         grp = groups.get(key)

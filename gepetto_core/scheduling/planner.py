@@ -148,7 +148,7 @@ class _State:
             grp.by_free.clear()
         for s in self.ctx.servers:
             ids, pulls = self.initial[id(s)]
-            s.free_ids = list(ids)
+            s.set_free_ids(list(ids))
             s.pulls_left = pulls
             assert s.group is not None
             s.group.add(s)
@@ -159,7 +159,7 @@ class _State:
         assert grp is not None
         grp.remove(srv)
         ids = srv.free_ids[:g]
-        srv.free_ids = srv.free_ids[g:]
+        srv.set_free_ids(srv.free_ids[g:])
         srv.pulls_left -= 1
         grp.add(srv)
         return ids
@@ -169,7 +169,7 @@ class _State:
         grp = srv.group
         assert grp is not None
         grp.remove(srv)
-        srv.free_ids = srv.free_ids + ids
+        srv.set_free_ids(srv.free_ids + ids)
         srv.pulls_left += 1
         grp.add(srv)
 

@@ -236,7 +236,7 @@ def plan_preemptions(
         # The server's free GPUs now belong to this preemption.
         assert srv.group is not None
         srv.group.remove(srv)
-        srv.free_ids = []
+        srv.set_free_ids([])
         cooling.add(sid)
         if confirmed:
             budget -= 1
