@@ -51,7 +51,10 @@ class Srv:
     sort_key: tuple[float, int] = (0.0, 0)
 
     # len(free_ids), read in every inner loop of the planner: change both with `set_free_ids`.
-    free: int = 0
+    free: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.free = len(self.free_ids)
 
     def set_free_ids(self, ids: list[str]) -> None:
         self.free_ids = ids
@@ -176,7 +179,6 @@ def build_context(
             free_ids=free_ids,
             pulls_left=NO_LIMIT if limit is None else limit - pending,
             initial_free=len(free_ids),
-            free=len(free_ids),
         )
         key: GroupKey = (view.gpu_type, view.is_tee, view.validator)
         grp = groups.get(key)
