@@ -417,10 +417,6 @@ def _repair(
     return book.placed, still
 
 
-def _compatible(slot: Slot, srv: Srv) -> bool:
-    return srv.group in slot.groups and not (slot.blocked and srv.view.server_id in slot.blocked)
-
-
 def values_on(slot: Slot, servers: list[Srv]) -> list[float]:
     """`slot_value` on each server, computed in one comprehension (the hot path of the
     local search)."""
@@ -490,27 +486,38 @@ def _targets(a: Assign, limit: int, cache: _Rankings) -> list[tuple[float, Srv]]
     return out
 
 
-def _move(book: _Book, a: Assign, target: Srv, floor: float) -> float | None:
-    """Move `a` to `target`, sending the occupants it displaces to the server it leaves.
-    Returns the gain with the change applied, or None (nothing changed)."""
+def _move(book: _Book, a: Assign, target: Srv, v_target: float, floor: float) -> float | None:
+    """Move `a` to `target` (where it is worth `v_target`), sending the occupants it displaces
+    to the server it leaves. Returns the gain with the change applied, or None (nothing
+    changed)."""
     g = a.slot.chute.gpu_count
     home = a.srv
     need = g - target.free
     room = home.free + g  # what the home server offers once `a` has left
     victims: list[tuple[Assign, float]] = []
-    gain = slot_value(a.slot, target) - a.value
+    gain = v_target - a.value
     if need > 0:
-        options = []
-        for b in book.on.get(id(target), []):
-            gb = b.slot.chute.gpu_count
-            if gb > room or b.slot.tier < a.slot.tier or not _compatible(b.slot, home):
+        tier = a.slot.tier
+        home_group = home.group
+        home_id = home.view.server_id
+        options: list[tuple[float, float, Assign, float]] = []  # (loss per GPU, loss, b, vb)
+        for b in book.on.get(id(target), ()):
+            other = b.slot
+            gb = other.chute.gpu_count
+            if (
+                gb > room
+                or other.tier < tier
+                or home_group not in other.groups
+                or (other.blocked and home_id in other.blocked)
+            ):
                 continue
-            vb = slot_value(b.slot, home)
+            vb = slot_value(other, home)
             if vb > floor:
-                options.append((b.value - vb, b, vb))
-        options.sort(key=lambda o: o[0] / o[1].slot.chute.gpu_count)
+                loss = b.value - vb
+                options.append((loss / gb, loss, b, vb))
+        options.sort(key=itemgetter(0))
         used = 0
-        for loss, b, vb in options:
+        for _, loss, b, vb in options:
             gb = b.slot.chute.gpu_count
             if used + gb > room:
                 continue
@@ -526,7 +533,7 @@ def _move(book: _Book, a: Assign, target: Srv, floor: float) -> float | None:
     book.drop(a)
     for b, _ in victims:
         book.drop(b)
-    book.add(a.slot, target, slot_value(a.slot, target))
+    book.add(a.slot, target, v_target)
     for b, vb in victims:
         book.add(b.slot, home, vb)
     return gain
@@ -549,8 +556,8 @@ def _improve(placed: list[Assign], floor: float, budget: int, rounds: int = 2) -
         for a in regret[:budget]:
             if not book.holds(a):
                 continue  # it moved already as somebody's victim
-            for _, target in _targets(a, 4, cache):
-                if _move(book, a, target, floor) is not None:
+            for v, target in _targets(a, 4, cache):
+                if _move(book, a, target, v, floor) is not None:
                     moved += 1
                     break
         moved += _swap_boxes(book, floor)
@@ -587,8 +594,8 @@ def _swap_boxes(book: _Book, floor: float, tries: int = 3) -> int:
         values = values_on(a.slot, servers)
         worse = [(v, i) for i, v in enumerate(values) if v < a.value]
         # The smallest loss first: the displaced occupants have the least to make up.
-        for _, i in heapq.nlargest(tries, worse):
-            if _move(book, a, servers[i], floor) is not None:
+        for v, i in heapq.nlargest(tries, worse):
+            if _move(book, a, servers[i], v, floor) is not None:
                 moved += 1
                 break
     return moved
