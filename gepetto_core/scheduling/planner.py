@@ -545,7 +545,7 @@ def _improve(placed: list[Assign], floor: float, budget: int, rounds: int = 2) -
     boxes (`_swap_boxes`), while that raises the total."""
     book = _Book(placed)
     cache = _Rankings({}, {})
-    for _ in range(rounds):
+    for round_no in range(rounds):
         moved = 0
         regret = [
             a
@@ -560,7 +560,8 @@ def _improve(placed: list[Assign], floor: float, budget: int, rounds: int = 2) -
                 if _move(book, a, target, v, floor) is not None:
                     moved += 1
                     break
-        moved += _swap_boxes(book, floor)
+        if round_no == 0:
+            moved += _swap_boxes(book, floor)
         book.log.clear()
         if not moved:
             break
