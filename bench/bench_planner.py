@@ -1,8 +1,8 @@
 """Planner benchmark: quality against the LP bound, plan time, and a 48 h simulation against the
 community fork and the official policy, all on fleets generated in this run.
 
-    python -m bench.bench_planner            # full run (a few minutes on 2 cores)
-    python -m bench.bench_planner --quick    # fewer seeds, 12 h simulation
+    python -m bench.bench_planner            # full run (about 15 minutes on 2 cores)
+    python -m bench.bench_planner --quick    # fewer seeds, one policy seed, 12 h simulation
 
 Writes its figures to bench/results.json under the key "planner" (read-merge-write).
 Not a test: the targets are printed next to the figures, nothing asserts them.
@@ -173,63 +173,93 @@ def plan_times(repeats: int) -> dict[str, Any]:
     return out
 
 
-POLICIES: dict[str, type[Fork] | type[Official] | type[Gepetto]] = {
-    "fork": Fork,
-    "official": Official,
-    "gepetto": Gepetto,
-}
+def _policy(name: str, k: int) -> Fork | Official | Gepetto:
+    """The k-th variant of a policy: the randomised ones get their k-th generator seed (the
+    official one picks one of two servers at random; gepetto breaks exact ties at random)."""
+    if name == "fork":
+        return Fork()
+    if name == "official":
+        return Official(rng_seed=11 + k)
+    return Gepetto(rng_seed=5 + k)
 
 
-def _simulate_one(profile: Profile, seed: int, policy: str, hours: int) -> Result:
+def _simulate_one(profile: Profile, seed: int, policy: str, hours: int, k: int) -> Result:
     world = make_world(profile, 500, 100, seed, p_scalable=1.0)
-    return simulate(world, seed, POLICIES[policy](), hours)
+    return simulate(world, seed, _policy(policy, k), hours)
 
 
-def simulation(seeds: list[int], hours: int) -> dict[str, Any]:
+def simulation(seeds: list[int], hours: int, policy_seeds: int) -> dict[str, Any]:
+    """Every fleet seed, the fork once (it is deterministic) and the official policy and
+    gepetto with `policy_seeds` generator seeds each: a single run of either moves by about
+    +-1 % multiplier-hours with its tie-breaking alone, so the ratios compare means."""
     print(f"\n== Simulated {hours} h from an empty fleet (500 chutes x 100 servers) ==")
     print(
-        f"{'fleet':7} {'seed':>4} {'policy':9} {'mult-h':>9} {'failed':>6} {'GPU-h lost':>10} "
-        f"{'deploys':>7} {'423':>5} {'fill min':>8} {'busy':>5}"
+        f"{'fleet':7} {'seed':>4} {'policy':9} {'k':>2} {'mult-h':>9} {'failed':>6} "
+        f"{'GPU-h lost':>10} {'deploys':>7} {'423':>5} {'fill min':>8} {'busy':>5}"
     )
     runs: list[dict[str, Any]] = []
     jobs = [
-        (profile, seed, policy, hours)
+        (profile, seed, policy, hours, k)
         for profile in ("tee", "legacy")
         for seed in seeds
         for policy in ("fork", "official", "gepetto")
+        for k in range(1 if policy == "fork" else policy_seeds)
     ]
     # The runs are independent and deterministic: one process per core.
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         done = list(pool.map(_simulate_one, *zip(*jobs, strict=True)))
-    for (profile, seed, _, _), r in zip(jobs, done, strict=True):  # jobs are in table order
+    for (profile, seed, _, _, k), r in zip(jobs, done, strict=True):  # jobs are in table order
         fill = "-" if r.time_to_fill_min is None else str(r.time_to_fill_min)
         print(
-            f"{profile:7} {seed:4d} {r.policy:9} {r.multiplier_hours:9.0f} "
+            f"{profile:7} {seed:4d} {r.policy:9} {k:2d} {r.multiplier_hours:9.0f} "
             f"{r.failed_deploys:6d} {r.wasted_gpu_hours:10.1f} {r.deploys:7d} "
             f"{r.refused_423:5d} {fill:>8} {r.busy_fraction:5.2f}"
         )
-        runs.append({"profile": profile, "seed": seed, **r.__dict__})
+        runs.append({"profile": profile, "seed": seed, "policy_seed": k, **r.__dict__})
     summary: dict[str, Any] = {}
     print(
-        "\nratios, gepetto vs baselines (targets: >= 1.8x fork, >= 1.02x official mult-h, "
-        "<= 0.80x official failed deploys):"
+        "\nratios of means, gepetto vs baselines, [range over paired policy seeds] (targets: "
+        ">= 1.8x fork, >= 1.02x official mult-h, <= 0.80x official failed deploys):"
     )
     for profile in ("tee", "legacy"):
         for seed in seeds:
-            by = {r["policy"]: r for r in runs if r["profile"] == profile and r["seed"] == seed}
-            g, o, f = by["gepetto"], by["official"], by["fork"]
-            ratios = {
-                "vs_fork_mult_h": g["multiplier_hours"] / max(1e-9, f["multiplier_hours"]),
-                "vs_official_mult_h": g["multiplier_hours"] / max(1e-9, o["multiplier_hours"]),
-                "vs_official_failed": g["failed_deploys"] / max(1, o["failed_deploys"]),
-            }
+            by: dict[str, list[dict[str, Any]]] = {}
+            for r in runs:
+                if r["profile"] == profile and r["seed"] == seed:
+                    by.setdefault(r["policy"], []).append(r)
+            ratios = _ratios(by["gepetto"], by["official"], by["fork"])
             summary[f"{profile}_{seed}"] = ratios
+            mh, failed = ratios["vs_official_mult_h_range"], ratios["vs_official_failed_range"]
             print(
                 f"  {profile:7} seed {seed}: {ratios['vs_fork_mult_h']:.2f}x fork, "
-                f"{ratios['vs_official_mult_h']:.3f}x official, "
-                f"failed deploys {ratios['vs_official_failed']:.2f}x official"
+                f"{ratios['vs_official_mult_h']:.3f}x official [{mh[0]:.3f}-{mh[1]:.3f}], "
+                f"failed deploys {ratios['vs_official_failed']:.2f}x official "
+                f"[{failed[0]:.2f}-{failed[1]:.2f}]"
             )
-    return {"hours": hours, "runs": runs, "ratios": summary}
+    return {"hours": hours, "policy_seeds": policy_seeds, "runs": runs, "ratios": summary}
+
+
+def _ratios(
+    gepetto: list[dict[str, Any]], official: list[dict[str, Any]], fork: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Ratios of the means over policy seeds, and the range of the seed-by-seed ratios."""
+
+    def mean(rs: list[dict[str, Any]], key: str) -> float:
+        return statistics.mean(r[key] for r in rs)
+
+    pairs = list(zip(gepetto, official, strict=True))
+    mh = [g["multiplier_hours"] / max(1e-9, o["multiplier_hours"]) for g, o in pairs]
+    failed = [g["failed_deploys"] / max(1, o["failed_deploys"]) for g, o in pairs]
+    return {
+        "vs_fork_mult_h": mean(gepetto, "multiplier_hours")
+        / max(1e-9, mean(fork, "multiplier_hours")),
+        "vs_official_mult_h": mean(gepetto, "multiplier_hours")
+        / max(1e-9, mean(official, "multiplier_hours")),
+        "vs_official_failed": mean(gepetto, "failed_deploys")
+        / max(1.0, mean(official, "failed_deploys")),
+        "vs_official_mult_h_range": [min(mh), max(mh)],
+        "vs_official_failed_range": [min(failed), max(failed)],
+    }
 
 
 def machine_reference_ms() -> float:
@@ -263,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     quality_seeds = list(range(3 if args.quick else 10))
     sim_seeds = [1] if args.quick else [1, 2, 3]
+    policy_seeds = 1 if args.quick else 3
     hours = 12 if args.quick else 48
     started = time.perf_counter()
     figures: dict[str, Any] = {
@@ -278,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         "simulation_seeds": sim_seeds,
         "quality": quality(quality_seeds),
         "plan_time": plan_times(3 if args.quick else 5),
-        "simulation": simulation(sim_seeds, hours),
+        "simulation": simulation(sim_seeds, hours, policy_seeds),
     }
     figures["wall_seconds"] = time.perf_counter() - started
     print(

@@ -290,8 +290,8 @@ class Official:
     name = "official"
     per_minute = 4  # one decision per 15 s
 
-    def __init__(self) -> None:
-        self.rng = random.Random(11)
+    def __init__(self, rng_seed: int = 11) -> None:
+        self.rng = random.Random(rng_seed)  # picks one of the two best servers
         self.by_cost: dict[str, list[ServerView]] = {}
 
     def decide(self, sim: Sim) -> None:
@@ -429,7 +429,7 @@ class Fork:
 class Gepetto:
     name = "gepetto"
 
-    def __init__(self, preemption: bool = True) -> None:
+    def __init__(self, preemption: bool = True, rng_seed: int = 5) -> None:
         self.policy = PlanPolicy(
             cost_weight=0.0,
             max_deploys_per_round=24,
@@ -441,7 +441,7 @@ class Gepetto:
                 failure_window=timedelta(minutes=120), healthy_run=timedelta(hours=2)
             ),
         )
-        self.rng = random.Random(5)
+        self.rng = random.Random(rng_seed)  # breaks exact ties between servers
         self.ledger: list[FailureRecord] = []
         self.seen_ended = 0
         # What the autoscaler service keeps between rounds for the preemption rules.
