@@ -36,8 +36,8 @@ from scipy.sparse import coo_matrix
 from bench.fleets import Profile, make_snapshot, make_world
 from bench.simulate import Fork, Gepetto, Official, Result, simulate
 from gepetto_core.scheduling import PlanPolicy, Snapshot, plan_round
+from gepetto_core.scheduling.assignment import slot_value
 from gepetto_core.scheduling.context import Slot, build_context
-from gepetto_core.scheduling.planner import slot_value
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 RESULTS = Path(__file__).resolve().parent / "results.json"

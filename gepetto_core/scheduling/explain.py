@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Literal
 
 from gepetto_core.errors import NotFoundError
+from gepetto_core.scheduling.assignment import slot_value
 from gepetto_core.scheduling.context import Slot, Srv, build_context
 from gepetto_core.scheduling.plan import Plan
-from gepetto_core.scheduling.planner import slot_value
 from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.rules import Reason, Rejection, compatibility_rejection, pair_rejection
 from gepetto_core.scheduling.snapshot import Snapshot

@@ -6,8 +6,8 @@ import itertools
 import random
 
 from gepetto_core.scheduling import PlanPolicy, Snapshot, plan_round
+from gepetto_core.scheduling.assignment import slot_value
 from gepetto_core.scheduling.context import Slot, build_context
-from gepetto_core.scheduling.planner import slot_value
 from gepetto_core.scheduling.transport import Arc, max_profit_transport
 
 from .conftest import NOW, Builder
