@@ -116,16 +116,21 @@ def chute_terms(chute: ChuteView, policy: PlanPolicy, rel: Reliability) -> Chute
     scale = policy.dollars_per_multiplier_hour * share * m_bar * startup_factor(chute, policy)
     # The failure charge is for this placement's failure, whose probability is the chute's
     # times the server's and the pair's factor q: C (1 - p q) = C p q - C, linear in q.
-    c = failure_charge(0.0, policy)
+    c = failed_deploy_rate(policy)
     return ChuteTerms(scale + c * p, policy.cost_weight * g, False, m_bar, p, c)
 
 
+def failed_deploy_rate(policy: PlanPolicy) -> float:
+    """C: a failed deploy's own cost (pulls, alerts, someone looking) spread over the expected
+    life, in $/h."""
+    return policy.failed_deploy_cost / (policy.expected_lifetime.total_seconds() / 3600.0)
+
+
 def failure_charge(p: float, policy: PlanPolicy) -> float:
-    """A failed deploy's own cost (pulls, alerts, someone looking), amortised per hour of the
-    expected life. It is per instance, not per GPU: one 8-GPU chute risks one failure where
-    eight 1-GPU chutes risk eight."""
-    life_h = policy.expected_lifetime.total_seconds() / 3600.0
-    return (1.0 - p) * policy.failed_deploy_cost / life_h
+    """The expected failed-deploy cost of an instance that survives with probability `p`, per
+    hour. It is per instance, not per GPU: one 8-GPU chute risks one failure where eight 1-GPU
+    chutes risk eight."""
+    return (1.0 - p) * failed_deploy_rate(policy)
 
 
 def pair_value(terms: ChuteTerms, hourly_cost: float, q: float) -> float:
