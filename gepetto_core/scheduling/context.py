@@ -2,15 +2,15 @@
 
 Servers that pass the server rules are grouped by (gpu_type, is_tee, validator), the key of every
 static pair rule. Inside a group, servers are kept in lists by free-GPU count, each sorted by
-cost, so the best server for a chute is found by looking at a few list heads instead of every
-server (the value models fall with cost, see `value.value_bound`).
+cost (or by reliability when cost is sunk), so the best server for a chute is found by looking at a
+few list heads instead of every
+server (the value models fall with cost and rise with reliability: see `assignment.search`).
 """
 
 from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,7 +22,6 @@ from gepetto_core.scheduling.rules import (
     Rejection,
     allowance_free,
     chute_rejection,
-    compatibility_rejection,
     server_rejection,
 )
 from gepetto_core.scheduling.snapshot import ChuteView, ServerView, Snapshot
@@ -88,11 +87,6 @@ class Group:
             del lst[i]
             if not lst:
                 del self.by_free[srv.free]
-
-    def levels(self, need: int) -> Iterator[tuple[int, list[Srv]]]:
-        for free, lst in self.by_free.items():
-            if free >= need:
-                yield free, lst
 
 
 @dataclass(eq=False, slots=True)
@@ -273,9 +267,3 @@ def _build_slots(ctx: Context) -> None:
         tier = 1 if chute.chute_id in snapshot.whitelist else 2
         for _ in range(copies):
             ctx.slots.append(Slot(chute, terms, groups, factors, r_max, blocked, tier=tier))
-
-
-def compatible_servers(ctx: Context, chute: ChuteView) -> Iterator[tuple[Srv, Rejection | None]]:
-    """Every server that passed the server rules, with the static pair rule that rejects it."""
-    for srv in ctx.servers:
-        yield srv, compatibility_rejection(chute, srv.view)

@@ -131,15 +131,3 @@ def failure_charge(p: float, policy: PlanPolicy) -> float:
     hour. It is per instance, not per GPU: one 8-GPU chute risks one failure where eight 1-GPU
     chutes risk eight."""
     return (1.0 - p) * failed_deploy_rate(policy)
-
-
-def pair_value(terms: ChuteTerms, hourly_cost: float, q: float) -> float:
-    if terms.ratio:
-        return terms.scale / max(hourly_cost, MIN_COST)
-    return terms.scale * q - terms.cost_weight * hourly_cost - terms.offset
-
-
-def value_bound(terms: ChuteTerms, hourly_cost: float, q_max: float) -> float:
-    """An upper bound of `pair_value` over servers costing at least `hourly_cost` whose
-    reliability factor is at most `q_max` (both models fall with cost, rise with q)."""
-    return pair_value(terms, hourly_cost, q_max)
