@@ -2,9 +2,9 @@
 
 Servers that pass the server rules are grouped by (gpu_type, is_tee, validator), the key of every
 static pair rule. Inside a group, servers are kept in lists by free-GPU count, each sorted by
-cost (or by reliability when cost is sunk), so the best server for a chute is found by looking at a
-few list heads instead of every
-server (the value models fall with cost and rise with reliability: see `assignment.search`).
+cost (or by reliability when cost is sunk), so the best server for a chute is found by looking
+at a few list heads instead of every server (the value models fall with cost and rise with
+reliability: see `assignment.search`).
 """
 
 from __future__ import annotations
