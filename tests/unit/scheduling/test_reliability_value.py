@@ -17,6 +17,7 @@ from gepetto_core.scheduling import (
     Snapshot,
     plan_round,
 )
+from gepetto_core.scheduling.reliability import reliability
 from gepetto_core.scheduling.value import failure_charge, success_share
 
 from .conftest import NOW, Builder
@@ -182,3 +183,40 @@ def test_sunk_cost_search_takes_the_most_reliable_server_whatever_its_cost(
     for seed in range(5):
         [p] = plan_round(snap, policy, NOW, random.Random(seed)).placements
         assert p.server_id == "s7"
+
+
+def test_deaths_on_a_bad_box_are_blamed_on_the_box_not_the_chutes(policy: PlanPolicy) -> None:
+    # "a" died twice, both times on the box where two other chutes died too (3-5 h ago, every
+    # back-off over). Counted against the chute in full, two deaths put it below 0.65 and out
+    # of the whole fleet; attributed, they fall on the box.
+    history = (
+        record("a", "bad", 0, failed=True, hours_ago=3),
+        record("a", "bad", 1, failed=True, hours_ago=4),
+        record("b", "bad", 2, failed=True, hours_ago=4.5),
+        record("c", "bad", 3, failed=True, hours_ago=5),
+    )
+    rel = reliability(history, NOW, policy.reliability, policy.backoff)
+    assert rel.server_factor["bad"] < 0.75
+    assert rel.chute_p("a") > 0.75 and rel.chute_p("b") > 0.8
+    snap = Snapshot(
+        chutes=(B.chute("a"),),
+        servers=(B.server("bad", gpus=1), B.server("good", gpus=1)),
+        failures=history,
+    )
+    [p] = plan_round(snap, policy, NOW, random.Random(0)).placements
+    assert (p.chute_id, p.server_id) == ("a", "good")
+
+
+def test_a_chute_dying_on_good_boxes_is_blamed_itself(policy: PlanPolicy) -> None:
+    # "x" died on three boxes where other chutes keep running: the chute is the cause, the
+    # boxes keep (almost) their prior.
+    healthy = tuple(
+        record(f"ok{i}", f"s{i}", 10 + 3 * i + k, failed=False, hours_ago=6 + k)
+        for i in range(3)
+        for k in range(3)
+    )
+    deaths = tuple(record("x", f"s{i}", i, failed=True, hours_ago=3 + i) for i in range(3))
+    rel = reliability(healthy + deaths, NOW, policy.reliability, policy.backoff)
+    assert rel.chute_p("x") < policy.reliability.exclude_below
+    assert all(rel.server_factor[f"s{i}"] > 0.97 for i in range(3))
+    assert rel.p("ok0", "s0") > rel.prior
