@@ -68,31 +68,44 @@ def reliability(
         outcomes.setdefault((r.chute_id, r.server_id), [0.0, 0.0])[slot] += weight
 
     cp, sp, pp = policy.chute_prior, policy.server_prior, policy.pair_prior
-    theta = {c: _mean(cp) for c, _ in outcomes}
-    phi = {s: _mean(sp) for _, s in outcomes}
-    psi = {pair: _mean(pp) for pair in outcomes}
+    # Per chute and per server: [decayed outcomes, decayed survivals].
+    chute_seen: dict[str, list[float]] = {}
+    server_seen: dict[str, list[float]] = {}
+    for (c, s), (ok, dead) in outcomes.items():
+        for seen, key in ((chute_seen, c), (server_seen, s)):
+            n = seen.setdefault(key, [0.0, 0.0])
+            n[0] += ok + dead
+            n[1] += ok
+
+    def posterior(prior: tuple[float, float], n: float, survived: float) -> float:
+        return (prior[0] + survived) / (prior[0] + prior[1] + n)
+
+    # Without deaths nothing needs attributing: those estimates are final.
+    theta = {c: posterior(cp, n, ok) for c, (n, ok) in chute_seen.items()}
+    phi = {s: posterior(sp, n, ok) for s, (n, ok) in server_seen.items()}
+    psi = {pair: posterior(pp, ok + dead, ok) for pair, (ok, dead) in outcomes.items()}
+    deadly = [(pair, ok, dead) for pair, (ok, dead) in outcomes.items() if dead > 0]
+    for pair, _, _ in deadly:  # the attribution starts from the priors
+        theta[pair[0]], phi[pair[1]], psi[pair] = _mean(cp), _mean(sp), _mean(pp)
     for _ in range(policy.attribution_rounds):
-        chute_counts = {c: list(cp) for c in theta}
-        server_counts = {s: list(sp) for s in phi}
-        for pair, (ok, dead) in outcomes.items():
+        chute_blame: dict[str, float] = {}
+        server_blame: dict[str, float] = {}
+        for pair, ok, dead in deadly:
             c, s = pair
             t, f, y = theta[c], phi[s], psi[pair]
+            # P(this cause failed | the instance died); the three can fail together.
             death = 1.0 - t * f * y
-            # P(this cause failed | the instance died); 0 when nothing could fail.
-            blame_c, blame_s, blame_p = (
-                ((1.0 - t) / death, (1.0 - f) / death, (1.0 - y) / death)
-                if death > 0
-                else (0.0, 0.0, 0.0)
-            )
-            counts = chute_counts[c]
-            counts[0] += ok + dead * (1.0 - blame_c)
-            counts[1] += dead * blame_c
-            counts = server_counts[s]
-            counts[0] += ok + dead * (1.0 - blame_s)
-            counts[1] += dead * blame_s
-            psi[pair] = (pp[0] + ok + dead * (1.0 - blame_p)) / (pp[0] + pp[1] + ok + dead)
-        theta = {c: a / (a + b) for c, (a, b) in chute_counts.items()}
-        phi = {s: a / (a + b) for s, (a, b) in server_counts.items()}
+            if death <= 0.0:
+                continue  # priors without failures: nothing can be blamed
+            chute_blame[c] = chute_blame.get(c, 0.0) + dead * (1.0 - t) / death
+            server_blame[s] = server_blame.get(s, 0.0) + dead * (1.0 - f) / death
+            psi[pair] = posterior(pp, ok + dead, ok + dead * (1.0 - (1.0 - y) / death))
+        for c, blamed in chute_blame.items():
+            n = chute_seen[c][0]
+            theta[c] = posterior(cp, n, n - blamed)
+        for s, blamed in server_blame.items():
+            n = server_seen[s][0]
+            phi[s] = posterior(sp, n, n - blamed)
 
     typical_server, typical_pair = _mean(sp), _mean(pp)
     return Reliability(
