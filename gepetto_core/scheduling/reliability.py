@@ -73,9 +73,9 @@ def reliability(
     server_seen: dict[str, list[float]] = {}
     for (c, s), (ok, dead) in outcomes.items():
         for seen, key in ((chute_seen, c), (server_seen, s)):
-            n = seen.setdefault(key, [0.0, 0.0])
-            n[0] += ok + dead
-            n[1] += ok
+            tally = seen.setdefault(key, [0.0, 0.0])
+            tally[0] += ok + dead
+            tally[1] += ok
 
     def posterior(prior: tuple[float, float], n: float, survived: float) -> float:
         return (prior[0] + survived) / (prior[0] + prior[1] + n)
