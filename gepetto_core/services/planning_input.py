@@ -8,6 +8,7 @@ about the same picture of the fleet.
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,7 +70,23 @@ def server_gpu_type(server: Server, gpus: Sequence[Gpu]) -> str:
     return str(label) if label else "unknown"
 
 
-def _chute_view(chute: Chute, remote: ValidatorSnapshot | None) -> ChuteView:
+def observed_startup_minutes(deployments: Iterable[Deployment]) -> dict[str, float]:
+    """Per chute, the median minutes from creation to activation of the deployments we hold.
+    Without it the planner assumes a per-size default, but a 70B image starts far slower than
+    a small one, and the start-up enters every value: its charge, what a failed start costs,
+    a preemption's pay-back."""
+    samples: dict[str, list[float]] = {}
+    for d in deployments:
+        if d.created_at is None or d.activated_at is None or d.activated_at < d.created_at:
+            continue
+        minutes = (d.activated_at - d.created_at).total_seconds() / 60.0
+        samples.setdefault(d.chute_id, []).append(minutes)
+    return {chute_id: statistics.median(m) for chute_id, m in samples.items()}
+
+
+def _chute_view(
+    chute: Chute, remote: ValidatorSnapshot | None, startup_minutes: float | None = None
+) -> ChuteView:
     rc = remote.chutes.items.get(chute.chute_id) if remote else None
     util = remote.utilization.items.get(chute.chute_id) if remote else None
     metrics = remote.metrics.items.get(chute.chute_id) if remote else None
@@ -126,6 +143,7 @@ def _chute_view(chute: Chute, remote: ValidatorSnapshot | None) -> ChuteView:
         ),
         instance_count=instance_count,
         job_ids=jobs,
+        startup_minutes=startup_minutes,
     )
 
 
@@ -198,8 +216,12 @@ def build_snapshot(
         for i in snap.active_instances.items.values()
     }
     disk = disk_free_gb or {}
+    deployments = list(deployments)
+    startup = observed_startup_minutes(deployments)
     return Snapshot(
-        chutes=tuple(_chute_view(c, remote.get(c.validator)) for c in chutes),
+        chutes=tuple(
+            _chute_view(c, remote.get(c.validator), startup.get(c.chute_id)) for c in chutes
+        ),
         servers=tuple(
             _server_view(s, gpus_by_server.get(s.server_id, []), disk.get(s.server_id))
             for s in servers

@@ -146,3 +146,32 @@ def test_policy_takes_the_back_off_settings() -> None:
     assert policy.backoff.failure_window == timedelta(minutes=20)
     assert policy.backoff.base_cooldown == timedelta(minutes=30)
     assert policy.max_pending_per_server == settings.max_pulls_per_server
+
+
+def test_start_up_minutes_come_from_our_own_deployments() -> None:
+    def deployment(name: str, chute_id: str, minutes: float | None) -> Deployment:
+        created = NOW - timedelta(hours=3)
+        activated = created + timedelta(minutes=minutes) if minutes is not None else None
+        return Deployment(
+            deployment_id=name, validator=VAL, chute_id=chute_id, server_id="s1",
+            version="v1", created_at=created, activated_at=activated, active=minutes is not None,
+        )  # fmt: skip
+
+    rows = [
+        deployment("d1", "c1", 30.0),
+        deployment("d2", "c1", 50.0),
+        deployment("d3", "c1", 65.0),
+        deployment("d4", "c1", None),  # still starting: says nothing yet
+        deployment("d5", "c2", None),
+    ]
+    snap = build_snapshot(
+        chutes=[row_chute("c1"), row_chute("c2")],
+        servers=[],
+        gpus=[],
+        deployments=rows,
+        remote={VAL: remote()},
+        now=NOW,
+    )
+    assert snap.chute_by_id["c1"].startup_minutes == 50.0
+    assert snap.chute_by_id["c2"].startup_minutes is None  # the planner's per-size default
+    assert len(snap.deployments) == 5
