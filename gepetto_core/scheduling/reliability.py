@@ -47,6 +47,11 @@ def _mean(prior: tuple[float, float]) -> float:
     return prior[0] / (prior[0] + prior[1])
 
 
+def _typical(policy: ReliabilityPolicy) -> tuple[float, float, float]:
+    """Prior survival of a chute, a server and a pair without a record."""
+    return _mean(policy.chute_prior), _mean(policy.server_prior), _mean(policy.pair_prior)
+
+
 def reliability(
     records: Iterable[FailureRecord],
     now: datetime,
@@ -107,9 +112,9 @@ def reliability(
             n = server_seen[s][0]
             phi[s] = posterior(sp, n, n - blamed)
 
-    typical_server, typical_pair = _mean(sp), _mean(pp)
+    typical_chute, typical_server, typical_pair = _typical(policy)
     return Reliability(
-        prior=_mean(cp) * typical_server * typical_pair,
+        prior=typical_chute * typical_server * typical_pair,
         chute={c: t * typical_server * typical_pair for c, t in theta.items()},
         server_factor={s: f / typical_server for s, f in phi.items()},
         pair_factor={pair: y / typical_pair for pair, y in psi.items()},
@@ -117,5 +122,5 @@ def reliability(
 
 
 def flat_reliability(policy: ReliabilityPolicy) -> Reliability:
-    prior = _mean(policy.chute_prior) * _mean(policy.server_prior) * _mean(policy.pair_prior)
-    return Reliability(prior, {}, {}, {})
+    chute, server, pair = _typical(policy)
+    return Reliability(chute * server * pair, {}, {}, {})
