@@ -24,6 +24,9 @@ class _Diagnoses:
 
     by_need: dict[tuple[frozenset[str], bool, str], Rejection] = field(default_factory=dict)
     fitting: dict[tuple[tuple[int, ...], int], list[Srv]] = field(default_factory=dict)
+    fenced: dict[tuple[frozenset[str], bool, str, int], Rejection | None] = field(
+        default_factory=dict
+    )
 
 
 def _diagnose(ctx: Context, slot: Slot, cache: _Diagnoses) -> Rejection:
@@ -45,6 +48,12 @@ def _diagnose(ctx: Context, slot: Slot, cache: _Diagnoses) -> Rejection:
             if s.free >= chute.gpu_count and s.pulls_left > 0
         ]
     if not fitting:
+        need_key = (chute.supported_gpus, chute.tee, chute.validator, chute.gpu_count)
+        if need_key not in cache.fenced:
+            cache.fenced[need_key] = _fenced_server_with_room(ctx, chute)
+        fenced = cache.fenced[need_key]
+        if fenced is not None:
+            return fenced
         return Rejection(
             Reason.NOT_ENOUGH_GPUS,
             f"no compatible server has {chute.gpu_count} free verified GPUs",
@@ -60,6 +69,18 @@ def _diagnose(ctx: Context, slot: Slot, cache: _Diagnoses) -> Rejection:
     last = pair_rejection(chute, fitting[0].view, fitting[0].free, ctx.backoff)
     assert last is not None
     return last
+
+
+def _fenced_server_with_room(ctx: Context, chute: ChuteView) -> Rejection | None:
+    """A compatible server with room that a server rule (lock, disk, back-off) left out of the
+    round: the operator should hear about that rule, not that the fleet is full."""
+    for server_id, rej in sorted(ctx.server_rejections.items()):
+        view = ctx.snapshot.server_by_id[server_id]
+        if compatibility_rejection(chute, view) is not None:
+            continue
+        if len(view.free_gpu_ids()) >= chute.gpu_count:
+            return Rejection(rej.reason, f"{view.name} has room but is left out: {rej.detail}")
+    return None
 
 
 def _no_compatible_server(ctx: Context, chute: ChuteView) -> Rejection:

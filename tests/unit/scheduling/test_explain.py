@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from gepetto_core.errors import NotFoundError
 from gepetto_core.scheduling import (
     ChuteUtilization,
+    FailureRecord,
     PlanPolicy,
     Reason,
     Snapshot,
@@ -69,6 +71,32 @@ def test_never_eligible_chutes_name_the_rule(chute_id: str, rule: Reason) -> Non
 def test_unknown_chute_is_not_found() -> None:
     with pytest.raises(NotFoundError, match="did you mean"):
         explain(SNAP, PLAN, "winn")
+
+
+def test_a_fenced_server_with_room_is_named_not_a_full_fleet() -> None:
+    """The only server with room is in back-off: the operator hears about the back-off."""
+    deaths = tuple(
+        FailureRecord(
+            f"d{i}",
+            f"c{i}",
+            "bad",
+            "a100",
+            NOW - timedelta(minutes=40),
+            NOW - timedelta(minutes=30),
+        )
+        for i in range(3)
+    )
+    snap = Snapshot(
+        chutes=(B.chute("waiting", multiplier=2.0),),
+        servers=(B.server("full", gpus=1, used={0: "x"}), B.server("bad", gpus=2)),
+        failures=deaths,
+    )
+    e = explain(snap, plan_round(snap, POLICY, NOW, random.Random(0)), "waiting")
+    assert e.verdict == "skipped" and e.rule is Reason.SERVER_BACKOFF
+    assert "node-bad has room but is left out: server back-off" in e.detail
+
+    calm = replace(snap, failures=())
+    assert explain(calm, plan_round(calm, POLICY, NOW, random.Random(0)), "waiting").placed == 1
 
 
 def test_rank_pairs_lists_what_fits_first_with_reasons() -> None:
