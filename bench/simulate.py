@@ -23,10 +23,10 @@ Policies (re-implemented from their published rules, spec §1):
   refused) within 16 min of its last creation is skipped for 1 h (see `Fork` for every rule).
 - `official`: every 15 s the chute with the best multiplier / (cost x gpus) that has no pending
   deployment and is scalable, on one of the two cheapest-then-tightest servers at random.
-- `gepetto`: `plan_round` every minute (at most 24 deploys per round), with the
-  failure ledger for back-off and reliability; sunk GPU cost (kappa = 0); the planner's
-  preemptions carried out as the autoscaler does (launch token first), as in the service,
-  where preemption is on by default (`Gepetto(preemption=False)` turns it off: in 48 h runs
+- `gepetto`: `plan_round` every minute with the service's default policy (at most 24 deploys
+  per round, no pull limit per server), the failure ledger for back-off and reliability and
+  sunk GPU cost (kappa = 0); the planner's preemptions carried out as the autoscaler does
+  (launch token first), as in the service, where preemption is on by default (`Gepetto(preemption=False)` turns it off: in 48 h runs
   it made 20-60 preemptions worth +0.3 to +1.4 % multiplier-hours on the six fleets).
 
 Every launch draws its start-up time, fate and downscale time from its own generator keyed by
@@ -45,20 +45,20 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from bench.fleets import World
+from gepetto_core.config import load_settings
 from gepetto_core.sandbox.validator.rules import check_public_capacity
 from gepetto_core.scheduling import (
-    BackoffPolicy,
     ChuteUtilization,
     DeploymentView,
     FailureRecord,
     GpuView,
     PlanPolicy,
-    PreemptionPolicy,
     PreemptionRecord,
     ServerView,
     Snapshot,
     plan_round,
 )
+from gepetto_core.services.planning_input import plan_policy
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 HOURS = 48
@@ -430,15 +430,19 @@ class Gepetto:
     name = "gepetto"
 
     def __init__(self, preemption: bool = True, rng_seed: int = 5) -> None:
-        self.policy = PlanPolicy(
+        # The policy the service runs with default settings, changed only where this world
+        # differs: sunk GPU cost; and an instance that dies before activation + 1 h earns
+        # nothing while start-up takes up to an hour, so deaths within 2 h of creation are
+        # failures and two healthy hours are forgiveness.
+        service = plan_policy(load_settings({}))
+        self.policy = replace(
+            service,
             cost_weight=0.0,
-            max_deploys_per_round=24,
-            preemption=PreemptionPolicy(enabled=preemption),
-            # An instance that dies before activation + 1 h earns nothing, and start-up takes
-            # up to an hour here: count deaths within 2 h of creation as failures, and two
-            # healthy hours as forgiveness.
-            backoff=BackoffPolicy(
-                failure_window=timedelta(minutes=120), healthy_run=timedelta(hours=2)
+            preemption=replace(service.preemption, enabled=preemption),
+            backoff=replace(
+                service.backoff,
+                failure_window=timedelta(minutes=120),
+                healthy_run=timedelta(hours=2),
             ),
         )
         self.rng = random.Random(rng_seed)  # breaks exact ties between servers
