@@ -26,8 +26,9 @@ Policies (re-implemented from their published rules, spec §1):
 - `gepetto`: `plan_round` every minute with the service's default policy (at most 24 deploys
   per round, no pull limit per server), the failure ledger for back-off and reliability and
   sunk GPU cost (kappa = 0); the planner's preemptions carried out as the autoscaler does
-  (launch token first), as in the service, where preemption is on by default (`Gepetto(preemption=False)` turns it off: in 48 h runs
-  it made 20-60 preemptions worth +0.3 to +1.4 % multiplier-hours on the six fleets).
+  (launch token first), as in the service, where preemption is on by default
+  (`Gepetto(preemption=False)` turns it off: in 48 h runs it made 20-60 preemptions worth
+  +0.3 to +1.4 % multiplier-hours on the six fleets).
 
 Every launch draws its start-up time, fate and downscale time from its own generator keyed by
 (seed, chute, server, how many times that pair was launched before): common random numbers, so

@@ -118,11 +118,9 @@ class Settings(BaseSettings):
     failure_cooldown_max_minutes: float = Field(default=480.0, gt=0)
     # Deploy calls (launch token, Job, rows) running at once; a round's placements queue for them.
     max_deploys_in_flight: int = Field(default=8, ge=1)
-    # Placements per round (the spec's N) and, optionally, image pulls per server. These are
-    # the values the 48 h simulation (bench/simulate.py) measures the planner with: no cap per
-    # round gained 0.4 % multiplier-hours on one fleet and lost up to 1 % on two others; 2 pulls
-    # per server cost 8 % on the TEE fleet (1-GPU chutes spread over every box, leaving none
-    # empty for 8-GPU chutes). The kubelet already pulls one image at a time per node by default.
+    # Placements per round and pending pulls per server (None = no limit): the defaults are
+    # what the 48 h simulation measures (see PlanPolicy). 2 pulls per server cost 8 % there on
+    # the TEE fleet; the kubelet already pulls one image at a time per node by default.
     max_deploys_per_round: int | None = Field(default=24, ge=1)
     max_pulls_per_server: int | None = Field(default=None, ge=1)
     disk_reserve_gb: int = Field(default=20, ge=0)

@@ -100,7 +100,7 @@ class PlanPolicy:
     fork_private_multiplier: float = 16.0
     min_disk_gb: float = 10.0
     # Placements per round (the spec's N); None = as many as are worth placing. In the 48 h
-    # simulation no cap gained 0.4 % multiplier-hours on one fleet and lost up to 1 % on others.
+    # simulation no cap moved multiplier-hours by -1.0 % to +0.4 % across the six fleets.
     max_deploys_per_round: int | None = 24
     # Concurrent image pulls per server (pending deployments included); None = no limit.
     # Off by default: in the 48 h simulation a limit of 2 spread 1-GPU chutes over every box,
