@@ -33,6 +33,7 @@ class LedgerEntry(_Row):
     counts_as_failure: bool = True
     forgiven_at: datetime | None = None
     forgiven_by: str | None = None
+    activated_at: datetime | None = None
 
 
 class AuditEntry(_Row):
@@ -109,7 +110,13 @@ class PgState:
             )
 
     async def record_deployment_end(
-        self, deployment_id: str, ended_at: datetime, reason: str, *, counts_as_failure: bool
+        self,
+        deployment_id: str,
+        ended_at: datetime,
+        reason: str,
+        *,
+        counts_as_failure: bool,
+        activated_at: datetime | None = None,
     ) -> bool:
         """Close a ledger entry once; a later end report for the same deployment is ignored so
         the first (most precise) reason wins. Returns whether this call closed it."""
@@ -117,13 +124,14 @@ class PgState:
             result = await self._pool.execute(
                 """
                 UPDATE gepetto_deployment_ledger
-                SET ended_at = $2, end_reason = $3, counts_as_failure = $4
+                SET ended_at = $2, end_reason = $3, counts_as_failure = $4, activated_at = $5
                 WHERE deployment_id = $1 AND ended_at IS NULL
                 """,
                 deployment_id,
                 ended_at,
                 reason,
                 counts_as_failure,
+                activated_at,
             )
         return bool(result.endswith(" 1"))
 

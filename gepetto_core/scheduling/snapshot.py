@@ -131,6 +131,8 @@ class FailureRecord:
     ended_at: datetime | None
     reason: str = ""
     counted: bool = True
+    # When it became active, if it ended after activating (the ledger keeps it past the end).
+    activated_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

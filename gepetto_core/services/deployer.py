@@ -246,7 +246,11 @@ class Deployer:
         warnings: list[str] = []
         if removed is not None:
             await self._state.record_deployment_end(
-                deployment_id, self._clock(), reason, counts_as_failure=counts_as_failure
+                deployment_id,
+                self._clock(),
+                reason,
+                counts_as_failure=counts_as_failure,
+                activated_at=removed.activated_at,
             )
             if removed.instance_id:
                 try:

@@ -19,6 +19,7 @@ def failure_record(entry: LedgerEntry) -> FailureRecord:
         ended_at=entry.ended_at,
         reason=entry.end_reason or "",
         counted=entry.counts_as_failure and entry.forgiven_at is None,
+        activated_at=entry.activated_at,
     )
 
 

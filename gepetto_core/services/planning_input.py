@@ -70,17 +70,21 @@ def server_gpu_type(server: Server, gpus: Sequence[Gpu]) -> str:
     return str(label) if label else "unknown"
 
 
-def observed_startup_minutes(deployments: Iterable[Deployment]) -> dict[str, float]:
-    """Per chute, the median minutes from creation to activation of the deployments we hold.
-    Without it the planner assumes a per-size default, but a 70B image starts far slower than
-    a small one, and the start-up enters every value: its charge, what a failed start costs,
-    a preemption's pay-back."""
+def observed_startup_minutes(
+    deployments: Iterable[Deployment], ended: Iterable[FailureRecord] = ()
+) -> dict[str, float]:
+    """Per chute, the median minutes from creation to activation of the deployments we hold
+    and of those the ledger saw end after activating. Without it the planner assumes a
+    per-size default, but a 70B image starts far slower than a small one, and the start-up
+    enters every value: its charge, what a failed start costs, a preemption's pay-back."""
     samples: dict[str, list[float]] = {}
-    for d in deployments:
-        if d.created_at is None or d.activated_at is None or d.activated_at < d.created_at:
+    lives = [(d.chute_id, d.created_at, d.activated_at) for d in deployments]
+    lives += [(r.chute_id, r.created_at, r.activated_at) for r in ended if r.ended_at is not None]
+    for chute_id, created_at, activated_at in lives:
+        if created_at is None or activated_at is None or activated_at < created_at:
             continue
-        minutes = (d.activated_at - d.created_at).total_seconds() / 60.0
-        samples.setdefault(d.chute_id, []).append(minutes)
+        minutes = (activated_at - created_at).total_seconds() / 60.0
+        samples.setdefault(chute_id, []).append(minutes)
     return {chute_id: statistics.median(m) for chute_id, m in samples.items()}
 
 
@@ -217,7 +221,8 @@ def build_snapshot(
     }
     disk = disk_free_gb or {}
     deployments = list(deployments)
-    startup = observed_startup_minutes(deployments)
+    failures = tuple(failures)
+    startup = observed_startup_minutes(deployments, failures)
     return Snapshot(
         chutes=tuple(
             _chute_view(c, remote.get(c.validator), startup.get(c.chute_id)) for c in chutes
@@ -230,7 +235,7 @@ def build_snapshot(
             _deployment_view(d, gpus_by_deployment.get(d.deployment_id, []), multipliers, now)
             for d in deployments
         ),
-        failures=tuple(failures),
+        failures=failures,
         whitelist=frozenset(whitelist),
     )
 

@@ -66,6 +66,9 @@ async def test_deploy_to_active_then_undeploy_leaves_nothing(miner: Miner) -> No
         return bool(row and row.active and row.instance_id and row.verified_at)
 
     await eventually(active)
+    row = await miner.rt.inventory.get_deployment(d.deployment_id)
+    assert row is not None
+    activated_at = row.activated_at
     job = miner.world.cluster.objects("jobs", "chutes", f"chutes/deployment-id={d.deployment_id}")
     assert job and job[0]["spec"]["template"]["spec"]["nodeName"]
 
@@ -74,6 +77,8 @@ async def test_deploy_to_active_then_undeploy_leaves_nothing(miner: Miner) -> No
     assert nothing(await leftovers(miner, d.deployment_id))
     [entry] = await miner.rt.state.list_ledger()
     assert entry.end_reason == "operator" and not entry.counts_as_failure
+    # the ledger keeps when it became active, for the planner's start-up estimate
+    assert entry.activated_at is not None and entry.activated_at == activated_at
 
     # a second undeploy of the same id is a no-op
     again = await miner.rt.deployer.undeploy(d.deployment_id, "operator")

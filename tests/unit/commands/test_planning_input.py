@@ -3,6 +3,7 @@ scheduling Snapshot the planner and the `scales`/`chutes`/`why` views read."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from gepetto_core.config import load_settings
@@ -179,3 +180,21 @@ def test_start_up_minutes_come_from_our_own_deployments() -> None:
     assert snap.chute_by_id["c1"].startup_minutes == 50.0
     assert snap.chute_by_id["c2"].startup_minutes is None  # the planner's per-size default
     assert len(snap.deployments) == 5
+
+    # A deployment that ended after activating still counts: the ledger kept its activation.
+    created = NOW - timedelta(days=2)
+    ended = FailureRecord(
+        "old", "c2", "s1", "h100", created, NOW - timedelta(days=1), "downscaled",
+        counted=False, activated_at=created + timedelta(minutes=40),
+    )  # fmt: skip
+    died_starting = replace(ended, deployment_id="dead", activated_at=None)
+    snap = build_snapshot(
+        chutes=[row_chute("c1"), row_chute("c2")],
+        servers=[],
+        gpus=[],
+        deployments=rows,
+        remote={VAL: remote()},
+        failures=[ended, died_starting],
+        now=NOW,
+    )
+    assert snap.chute_by_id["c2"].startup_minutes == 40.0
