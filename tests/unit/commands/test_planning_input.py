@@ -14,7 +14,7 @@ from gepetto_core.models.validator import (
     ValidatorChute,
     ValidatorJob,
 )
-from gepetto_core.scheduling import FailureRecord, rank_pairs
+from gepetto_core.scheduling import FailureRecord, Snapshot, rank_pairs
 from gepetto_core.services.planning_input import build_snapshot, data_age, plan_policy
 from gepetto_core.services.sync import ListName, ListState, ValidatorSnapshot, key_items
 
@@ -169,14 +169,19 @@ def test_start_up_minutes_come_from_our_own_deployments() -> None:
         deployment("d4", "c1", None),  # still starting: says nothing yet
         deployment("d5", "c2", None),
     ]
-    snap = build_snapshot(
-        chutes=[row_chute("c1"), row_chute("c2")],
-        servers=[],
-        gpus=[],
-        deployments=rows,
-        remote={VAL: remote()},
-        now=NOW,
-    )
+
+    def snapshot(ledger: list[FailureRecord]) -> Snapshot:
+        return build_snapshot(
+            chutes=[row_chute("c1"), row_chute("c2")],
+            servers=[],
+            gpus=[],
+            deployments=rows,
+            remote={VAL: remote()},
+            failures=ledger,
+            now=NOW,
+        )
+
+    snap = snapshot([])
     assert snap.chute_by_id["c1"].startup_minutes == 50.0
     assert snap.chute_by_id["c2"].startup_minutes is None  # the planner's per-size default
     assert len(snap.deployments) == 5
@@ -188,13 +193,4 @@ def test_start_up_minutes_come_from_our_own_deployments() -> None:
         counted=False, activated_at=created + timedelta(minutes=40),
     )  # fmt: skip
     died_starting = replace(ended, deployment_id="dead", activated_at=None)
-    snap = build_snapshot(
-        chutes=[row_chute("c1"), row_chute("c2")],
-        servers=[],
-        gpus=[],
-        deployments=rows,
-        remote={VAL: remote()},
-        failures=[ended, died_starting],
-        now=NOW,
-    )
-    assert snap.chute_by_id["c2"].startup_minutes == 40.0
+    assert snapshot([ended, died_starting]).chute_by_id["c2"].startup_minutes == 40.0
