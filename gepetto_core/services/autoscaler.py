@@ -3,8 +3,8 @@
 Runs every interval and when woken by an event (instance deleted, bounty, chute created, GPU
 verified). Its mode lives in PostgreSQL: `active` (plan and act), `shadow` (plan and report, act
 on nothing), `paused` (until a time, then active again). A round that fails is logged and the
-loop goes on. At most `max_in_flight` deploys run at once; the planner already limits pulls per
-server.
+loop goes on. At most `max_in_flight` deploy calls run at once; the planner already limits the
+placements per round and, when configured, the pending pulls per server.
 
 Preemption is carried out in the order the plan gives: the launch token first (so a 423 or a
 job another miner claimed costs us nothing), then the victims, then the deploy.
