@@ -11,6 +11,7 @@ from gepetto_core.scheduling import (
     ChuteUtilization,
     ChuteView,
     DeploymentView,
+    FailureRecord,
     GpuView,
     PlanPolicy,
     ServerView,
@@ -96,6 +97,21 @@ class Builder:
             active=activated is not None,
         )
         return replace(base, **kw)  # type: ignore[arg-type]
+
+    def early_deaths(self, server_id: str, chutes: int = 3) -> tuple[FailureRecord, ...]:
+        """One crash per distinct chute on the server, each 10 minutes after its start."""
+        return tuple(
+            FailureRecord(
+                f"d{i}",
+                f"c{i}",
+                server_id,
+                "a100",
+                NOW - timedelta(minutes=40),
+                NOW - timedelta(minutes=30),
+                "crash",
+            )
+            for i in range(chutes)
+        )
 
 
 @pytest.fixture

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from datetime import timedelta
 
 import pytest
 
 from gepetto_core.errors import NotFoundError
 from gepetto_core.scheduling import (
     ChuteUtilization,
-    FailureRecord,
     PlanPolicy,
     Reason,
     Snapshot,
@@ -75,17 +73,7 @@ def test_unknown_chute_is_not_found() -> None:
 
 def test_a_fenced_server_with_room_is_named_not_a_full_fleet() -> None:
     """The only server with room is in back-off: the operator hears about the back-off."""
-    deaths = tuple(
-        FailureRecord(
-            f"d{i}",
-            f"c{i}",
-            "bad",
-            "a100",
-            NOW - timedelta(minutes=40),
-            NOW - timedelta(minutes=30),
-        )
-        for i in range(3)
-    )
+    deaths = B.early_deaths("bad")
     snap = Snapshot(
         chutes=(B.chute("waiting", multiplier=2.0),),
         servers=(B.server("full", gpus=1, used={0: "x"}), B.server("bad", gpus=2)),

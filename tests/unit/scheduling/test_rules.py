@@ -163,19 +163,7 @@ def test_server_rules(
 
 
 def test_server_backoff_rule() -> None:
-    records = tuple(
-        FailureRecord(
-            f"d{i}",
-            f"c{i}",
-            "s1",
-            "a100",
-            NOW - timedelta(minutes=40),
-            NOW - timedelta(minutes=30),
-            "crash",
-        )
-        for i in range(3)
-    )
-    state = backoff_state(records, NOW, POLICY.backoff)
+    state = backoff_state(B.early_deaths("s1"), NOW, POLICY.backoff)
     rej = server_rejection(B.server("s1"), POLICY, state)
     assert rej is not None and rej.reason is Reason.SERVER_BACKOFF
 
