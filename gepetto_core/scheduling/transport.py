@@ -8,6 +8,10 @@ misplacements among 1-GPU chutes (a chain of moves no single swap finds) disappe
 
 Pure and small: nodes and arcs in flat lists. Used by the planner on small rounds only (the
 cost grows with pairs x placements).
+
+Costs are integers (values scaled so the largest is 2**40): with floats, rounding made
+zero-cost cycles of tied values (the fork model's large, equal scores) slightly negative, and
+Dijkstra then relaxed around such a cycle for ever (the planner hung).
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_EPS = 1e-12
 _INF = float("inf")
+# Integer cost of the most valuable arc: resolution 1e-12 of it, far below any decision.
+_SCALE = 2**40
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +46,9 @@ def max_profit_transport(
     head: list[list[int]] = [[] for _ in range(n)]
     to: list[int] = []
     cap: list[int] = []
-    cost: list[float] = []
+    cost: list[int] = []
 
-    def add(u: int, v: int, c: int, w: float) -> int:
+    def add(u: int, v: int, c: int, w: int) -> int:
         e = len(to)
         to.extend((v, u))
         cap.extend((c, 0))
@@ -54,28 +59,29 @@ def max_profit_transport(
 
     for c, k in enumerate(supply):
         if k > 0:
-            add(src, c, k, 0.0)
+            add(src, c, k, 0)
+    usable = [a for a in arcs if a.value > 0 and supply[a.chute] > 0 and capacity[a.server] > 0]
+    top = max((a.value for a in usable), default=1.0)
     pair_arc: dict[int, tuple[int, int]] = {}
-    pot = [0.0] * n
-    for a in arcs:
-        if a.value <= 0 or supply[a.chute] <= 0 or capacity[a.server] <= 0:
-            continue
+    pot = [0] * n
+    for a in usable:
         s_node = n_c + a.server
-        e = add(a.chute, s_node, supply[a.chute], -a.value)
+        w = -round(a.value / top * _SCALE)
+        e = add(a.chute, s_node, supply[a.chute], w)
         pair_arc[e] = (a.chute, a.server)
         # Shortest distance from the source in the initial DAG: the potentials.
-        if -a.value < pot[s_node]:
-            pot[s_node] = -a.value
+        if w < pot[s_node]:
+            pot[s_node] = w
     for s, k in enumerate(capacity):
         if k > 0:
-            add(n_c + s, sink, k, 0.0)
-    pot[sink] = min(pot[n_c : n_c + n_s], default=0.0)
+            add(n_c + s, sink, k, 0)
+    pot[sink] = min(pot[n_c : n_c + n_s], default=0)
 
     while True:
-        dist = [_INF] * n
+        dist: list[float] = [_INF] * n  # ints once reached
         prev = [-1] * n
-        dist[src] = 0.0
-        heap = [(0.0, src)]
+        dist[src] = 0
+        heap: list[tuple[float, int]] = [(0, src)]
         while heap:
             d, u = heapq.heappop(heap)
             if d > dist[u]:
@@ -88,30 +94,30 @@ def max_profit_transport(
                     continue
                 v = to[e]
                 nd = d + cost[e] + pu - pot[v]
-                if nd < dist[v] - _EPS:
+                if nd < dist[v]:
                     dist[v] = nd
                     prev[v] = e
                     heapq.heappush(heap, (nd, v))
         d_sink = dist[sink]
         if d_sink == _INF:
             break
+        step = int(d_sink)
         for v in range(n):
-            pot[v] += dist[v] if dist[v] < d_sink else d_sink
+            dv = dist[v]
+            pot[v] += int(dv) if dv < step else step
         # pot[sink] - pot[src] is the real cost of the path: stop once it earns nothing.
-        if pot[sink] - pot[src] >= -1e-9:
+        if pot[sink] - pot[src] >= 0:
             break
-        push = _INF
+        path = []
         v = sink
         while v != src:
             e = prev[v]
-            push = min(push, cap[e])
+            path.append(e)
             v = to[e ^ 1]
-        v = sink
-        while v != src:
-            e = prev[v]
-            cap[e] -= int(push)
-            cap[e ^ 1] += int(push)
-            v = to[e ^ 1]
+        push = min(cap[e] for e in path)
+        for e in path:
+            cap[e] -= push
+            cap[e ^ 1] += push
 
     flows: dict[tuple[int, int], int] = {}
     for e, key in pair_arc.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import threading
 
 from gepetto_core.scheduling import PlanPolicy, Snapshot, plan_round
 from gepetto_core.scheduling.assignment import slot_value
@@ -64,6 +65,30 @@ def test_flow_matches_brute_force_on_random_small_instances() -> None:
         for c in range(n_c):
             assert sum(f for (c2, _), f in flows.items() if c2 == c) <= supply[c]
         assert abs(flow_value(flows, arcs) - brute_force(supply, capacity, arcs)) < 1e-9
+
+
+def test_tied_large_values_terminate_with_the_optimum() -> None:
+    """Fork-model scores are large and tied (the same chute on servers of the same price). With
+    float costs, rounding made a zero-cost cycle look negative and this instance never
+    returned; the planner hung."""
+    supply, capacity = [2, 1], [1, 1, 1]
+    arcs = [
+        Arc(0, 0, 4408.258064516129),
+        Arc(0, 1, 24584.516129032258),
+        Arc(0, 2, 4408.258064516129),
+        Arc(1, 0, 2373.6774193548385),
+        Arc(1, 1, 5934.193548387097),
+        Arc(1, 2, 2373.6774193548385),
+    ]
+    result: list[dict[tuple[int, int], int]] = []
+    # A daemon thread: a hang fails the test instead of hanging the run.
+    worker = threading.Thread(
+        target=lambda: result.append(max_profit_transport(supply, capacity, arcs)), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=10)
+    assert result, "max_profit_transport did not return"
+    assert abs(flow_value(result[0], arcs) - brute_force(supply, capacity, arcs)) < 1e-6
 
 
 def test_flow_reroutes_a_chain_that_a_greedy_misses() -> None:
