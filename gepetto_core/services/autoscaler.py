@@ -145,7 +145,9 @@ class Autoscaler:
         snapshot = await self._build_snapshot()
         snapshot = _with_history(snapshot, self._proposed, self._recent)
         t0 = time.perf_counter()
-        plan = plan_round(snapshot, self.policy, started, self._rng)
+        # Off the event loop: a large fleet plans for a few hundred ms, which would otherwise
+        # delay Slack acks and lease renewals (rounds are serialised, so the rng is not shared).
+        plan = await asyncio.to_thread(plan_round, snapshot, self.policy, started, self._rng)
         plan_seconds = time.perf_counter() - t0
         self._proposed = frozenset(
             (p.placement.chute_id, p.placement.server_id)
