@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gepetto_core.scheduling import (
+    ChuteMetrics,
     ChuteUtilization,
     FailureRecord,
     Plan,
@@ -19,6 +20,7 @@ from gepetto_core.scheduling import (
     Snapshot,
     plan_round,
 )
+from gepetto_core.scheduling.policy import ValueModelName
 
 from .conftest import NOW, Builder
 
@@ -221,19 +223,35 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
                 allowance=draw(st.integers(0, 4)),
                 instance_count=draw(st.integers(0, 6)),
                 tee=draw(st.booleans()) and draw(st.booleans()),
+                # Only the fork's value model reads these; without them it places nothing.
+                metrics=draw(
+                    st.none()
+                    | st.builds(
+                        ChuteMetrics,
+                        total_compute_time=st.floats(0.0, 5000.0),
+                        compute_multiplier=st.floats(0.1, 5.0),
+                        total_invocations=st.floats(0.0, 500.0),
+                        rate_limit_count=st.floats(0.0, 50.0),
+                    )
+                ),
             )
         )
     return Snapshot(chutes=tuple(chutes), servers=tuple(servers), deployments=tuple(deployments))
 
 
 @settings(max_examples=150, deadline=None)
-@given(snap=snapshots(), kappa=st.sampled_from([0.0, 1.0]), limit=st.sampled_from([None, 2]))
+@given(
+    snap=snapshots(),
+    kappa=st.sampled_from([0.0, 1.0]),
+    limit=st.sampled_from([None, 2]),
+    model=st.sampled_from(["expected", "official", "fork"]),
+)
 def test_plan_never_overallocates_and_respects_allowances(
-    snap: Snapshot, kappa: float, limit: int | None
+    snap: Snapshot, kappa: float, limit: int | None, model: ValueModelName
 ) -> None:
     from gepetto_core.scheduling.rules import allowance
 
-    policy = PlanPolicy(cost_weight=kappa, max_pending_per_server=limit)
+    policy = PlanPolicy(cost_weight=kappa, max_pending_per_server=limit, value_model=model)
     plan = run(snap, policy)
     used = Counter(g for p in plan.placements for g in p.gpu_ids)
     assert all(n == 1 for n in used.values()), "a GPU was given out twice"
