@@ -56,8 +56,11 @@ def _targets(a: Assign, limit: int, cache: _Rankings) -> list[tuple[float, Srv]]
         servers = [srv for grp in slot.groups for srv in grp.servers]
         if slot.blocked:
             servers = [srv for srv in servers if srv.view.server_id not in slot.blocked]
-        ranked = list(zip(values_on(slot, servers), servers, strict=True))
-        ranked.sort(key=itemgetter(0), reverse=True)  # stable: ties keep server order
+        # The top `limit` + 1 are all a search can use (one may be where `a` already is);
+        # nlargest keeps sorted()'s order, ties in server order.
+        ranked = heapq.nlargest(
+            limit + 1, zip(values_on(slot, servers), servers, strict=True), key=itemgetter(0)
+        )
         cache.values[slot.chute.chute_id] = ranked
     for v, srv in ranked:
         if v <= floor or len(out) >= limit:
