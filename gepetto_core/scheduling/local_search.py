@@ -16,7 +16,8 @@ from gepetto_core.scheduling.value import MIN_COST
 @dataclass(slots=True)
 class _Rankings:
     """Servers ranked by a slot's value, computed once per round: shared by chute class
-    (`orders`: groups, blocked servers, ratio model) or per chute (`values`)."""
+    (`orders`: groups, blocked servers, ratio model) or per chute (`values`: only the best
+    `limit` + 1, so every call in a round must pass the same `limit`)."""
 
     orders: dict[tuple[tuple[int, ...], frozenset[str], bool], list[Srv]]
     values: dict[str, list[tuple[float, Srv]]]
