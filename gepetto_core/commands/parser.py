@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import re
 import shlex
 import uuid
@@ -217,7 +218,10 @@ VERBS: dict[str, tuple[str, _Builder]] = {
 }
 
 
+@functools.cache
 def verb_parser(verb: str) -> _Parser:
+    """Built once per verb: building one (argparse, gettext) was most of a Slack ack's CPU time.
+    Parsing does not change a parser; nothing else may."""
     summary, build = VERBS[verb]
     parser = _Parser(prog=verb, description=summary, add_help=False, allow_abbrev=False)
     build(parser)
