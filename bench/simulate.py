@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -53,6 +54,7 @@ from gepetto_core.scheduling import (
     DeploymentView,
     FailureRecord,
     GpuView,
+    Plan,
     PlanPolicy,
     PreemptionRecord,
     ServerView,
@@ -453,6 +455,7 @@ class Gepetto:
         self.preempted: set[str] = set()
         self.recent_preemptions: list[PreemptionRecord] = []
         self.proposed: frozenset[tuple[str, str]] = frozenset()
+        self.last_plan: Plan | None = None  # for bench.diagnose: why GPUs stayed free
 
     def _when(self, minute: int) -> datetime:
         return START + timedelta(minutes=minute)
@@ -483,6 +486,7 @@ class Gepetto:
             return
         now = self._when(sim.now)
         plan = plan_round(self.snapshot(sim), self.policy, now, self.rng)
+        self.last_plan = plan
         for p in plan.placements:
             sim.launch(p.chute_id, p.server_id, list(p.gpu_ids))
         self.proposed = frozenset(
@@ -565,8 +569,14 @@ class Gepetto:
 
 
 def simulate(
-    world: World, seed: int, policy: Official | Fork | Gepetto, hours: int = HOURS
+    world: World,
+    seed: int,
+    policy: Official | Fork | Gepetto,
+    hours: int = HOURS,
+    observe: Callable[[Sim], None] | None = None,
 ) -> Result:
+    """Run `policy` for `hours`; `observe(sim)` is called after every minute's decisions (for
+    `bench.diagnose`, which looks at what each policy holds while it runs)."""
     sim = Sim(world, seed)
     sim.result = Result(policy.name)
     busy_minutes = 0.0
@@ -577,6 +587,8 @@ def simulate(
         t = time.perf_counter()
         policy.decide(sim)
         sim.result.decide_seconds += time.perf_counter() - t
+        if observe is not None:
+            observe(sim)
         busy = sim.busy_gpus()
         busy_minutes += busy
         if sim.result.time_to_fill_min is None and busy >= fill_goal:

@@ -1,0 +1,185 @@
+"""Where gepetto's lead over the official policy comes from in the 48 h simulation.
+
+    python -m bench.diagnose steady legacy 2         # one fleet, both policies, policy seed 0
+    python -m bench.diagnose holdout legacy4 tee4    # fleets outside the benchmark's seeds
+
+`steady` splits the run into the fill (first 6 h) and the steady state after it. It reports the
+plain multiplier (bounty removed) each policy holds against an upper bound on what any policy
+could hold, the bounty part of the earnings, and the GPU-hours left idle, with the planner's
+reason where gepetto left them idle. The bound is an LP over GPU types: our share of every
+chute's target (target - other miners), the fleet's GPUs of each type, no packing into servers.
+`holdout` repeats the benchmark's comparison (3 policy seeds each) on other fleet seeds, to
+check that a fleet's result is not a property of the benchmark's particular seeds.
+
+Not a test and writes nothing: it prints what it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+if __package__ in (None, ""):  # `python bench/diagnose.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+from scipy.optimize import linprog
+
+from bench.bench_planner import _policy, _simulate_one
+from bench.fleets import Profile, World, make_world
+from bench.simulate import HOURS, Fork, Gepetto, Inst, Official, Sim, simulate
+
+FILL_HOURS = 6
+
+
+def held_bound(world: World) -> float:
+    """LP upper bound on the plain multiplier our fleet can hold at once (see module doc)."""
+    gpus: Counter[tuple[str, bool]] = Counter()
+    for s in world.servers:
+        gpus[(s.gpu_type, s.is_tee)] += len(s.gpus)
+    kinds = list(gpus)
+    chutes = [c for c in world.chutes if c.has_cords and not c.ban_reason]
+    pairs = [
+        (ci, ki)
+        for ci, c in enumerate(chutes)
+        for ki, (gpu_type, tee) in enumerate(kinds)
+        if gpu_type in c.supported_gpus and tee == c.tee
+    ]
+    a = np.zeros((len(chutes) + len(kinds), len(pairs)))
+    for j, (ci, ki) in enumerate(pairs):
+        a[ci, j] = 1.0
+        a[len(chutes) + ki, j] = chutes[ci].gpu_count
+    share = [max(0, world.targets[c.chute_id] - world.others[c.chute_id]) for c in chutes]
+    b = np.array(share + [gpus[k] for k in kinds], dtype=float)
+    plain = np.array(
+        [
+            -_plain(chutes[ci].effective_compute_multiplier, chutes[ci].bounty_boost)
+            for ci, _ in pairs
+        ]
+    )
+    res = linprog(plain, A_ub=a, b_ub=b, bounds=(0, None), method="highs")
+    return float(-res.fun)
+
+
+def _plain(m: float, bounty: float) -> float:
+    return m / bounty if bounty > 0 else m
+
+
+@dataclass
+class Watch:
+    """What a policy holds, minute by minute."""
+
+    policy: Official | Gepetto
+    hourly_plain: list[float] = field(default_factory=lambda: [0.0] * HOURS)
+    idle_gpu_hours: dict[str, float] = field(default_factory=dict)
+    sim: Sim | None = None
+
+    def __call__(self, sim: Sim) -> None:
+        self.sim = sim
+        self.hourly_plain[sim.now // 60] += sum(_plain(i.m, i.bounty) for i in sim.live) / 60
+        if sim.now < FILL_HOURS * 60:
+            return
+        plan = self.policy.last_plan if isinstance(self.policy, Gepetto) else None
+        for sid, free in sim.free.items():
+            if free:
+                rejection = plan.server_rejections.get(sid) if plan is not None else None
+                why = rejection.reason.value if rejection is not None else "no candidate placed"
+                self.idle_gpu_hours[why] = self.idle_gpu_hours.get(why, 0.0) + len(free) / 60
+
+
+def bounty_part(inst: Inst, end: int) -> float:
+    """The bounty share of an instance's earnings (the simulator pays m for its first 2 h
+    active, the plain multiplier after)."""
+    stop = inst.ended if inst.ended is not None else end
+    if not (stop > inst.activate_at and inst.activate_at <= end):
+        return 0.0
+    life = stop - inst.activate_at
+    if not (inst.ended is None or inst.validator_removed or life >= 60):
+        return 0.0
+    return (inst.m - _plain(inst.m, inst.bounty)) * min(life, 120) / 60
+
+
+def steady(profile: Profile, seed: int) -> None:
+    world = make_world(profile, 500, 100, seed, p_scalable=1.0)
+    bound = held_bound(world)
+    print(f"{profile} {seed}: bound on the plain multiplier held at once: {bound:.2f}")
+    for name in ("official", "gepetto"):
+        policy = _policy(name, 0)
+        assert not isinstance(policy, Fork)
+        watch = Watch(policy)
+        result = simulate(world, seed, policy, observe=watch)
+        assert watch.sim is not None
+        sim = watch.sim
+        bounty = sum(bounty_part(i, sim.now) for i in sim.ended + sim.live)
+        later = watch.hourly_plain[FILL_HOURS:]
+        held = " ".join(f"h{h} {watch.hourly_plain[h] / bound:.4f}" for h in (12, 24, 36, 47))
+        idle = ", ".join(
+            f"{why} {h:.1f}" for why, h in sorted(watch.idle_gpu_hours.items(), key=lambda x: -x[1])
+        )
+        print(
+            f"  {name:8} mult-h {result.multiplier_hours:8.1f} (bounty part {bounty:6.1f}); "
+            f"plain multiplier-hours in the first {FILL_HOURS} h "
+            f"{sum(watch.hourly_plain[:FILL_HOURS]):7.1f}, after {sum(later):8.1f}\n"
+            f"           held / bound: mean after the fill {statistics.mean(later) / bound:.4f}; "
+            f"{held}\n"
+            f"           idle GPU-hours after the fill: {idle or 'none'}"
+        )
+
+
+def _fleet(name: str) -> tuple[Profile, int]:
+    """ "legacy4" -> ("legacy", 4)."""
+    match = re.fullmatch(r"(tee|legacy)(\d+)", name)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{name!r}: expected tee<seed> or legacy<seed>")
+    return cast(Profile, match[1]), int(match[2])
+
+
+def holdout(fleets: list[tuple[Profile, int]]) -> None:
+    jobs = [
+        (profile, seed, policy, HOURS, k)
+        for profile, seed in fleets
+        for policy in ("official", "gepetto")
+        for k in range(3)
+    ]
+    with ProcessPoolExecutor() as pool:
+        done = list(pool.map(_simulate_one, *zip(*jobs, strict=True)))
+    by: dict[tuple[str, str], list[float]] = {}
+    failed: dict[tuple[str, str], list[int]] = {}
+    for (profile, seed, policy, _, _), r in zip(jobs, done, strict=True):
+        by.setdefault((f"{profile}{seed}", policy), []).append(r.multiplier_hours)
+        failed.setdefault((f"{profile}{seed}", policy), []).append(r.failed_deploys)
+    for profile, seed in fleets:
+        fleet = f"{profile}{seed}"
+        off, gep = by[(fleet, "official")], by[(fleet, "gepetto")]
+        f_off, f_gep = failed[(fleet, "official")], failed[(fleet, "gepetto")]
+        print(
+            f"{fleet:8} official {[round(x) for x in off]} gepetto {[round(x) for x in gep]}: "
+            f"{statistics.mean(gep) / statistics.mean(off):.4f}x mult-h, failed deploys "
+            f"{statistics.mean(f_gep) / max(1.0, statistics.mean(f_off)):.2f}x"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    s = sub.add_parser("steady", help="fill vs steady state on one fleet")
+    s.add_argument("profile", choices=("tee", "legacy"))
+    s.add_argument("seed", type=int)
+    h = sub.add_parser("holdout", help="official vs gepetto on other fleet seeds")
+    h.add_argument("fleets", nargs="+", type=_fleet, help="profile and seed, e.g. legacy4")
+    args = parser.parse_args(argv)
+    if args.what == "steady":
+        steady(args.profile, args.seed)
+    else:
+        holdout(args.fleets)
+
+
+if __name__ == "__main__":
+    main()
