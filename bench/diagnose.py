@@ -94,14 +94,11 @@ class Watch:
                 self.idle_gpu_hours[why] = self.idle_gpu_hours.get(why, 0.0) + len(free) / 60
 
 
-def bounty_part(inst: Inst, end: int) -> float:
+def bounty_part(sim: Sim, inst: Inst) -> float:
     """The bounty share of an instance's earnings (the simulator pays m for its first 2 h
     active, the plain multiplier after)."""
-    stop = inst.ended if inst.ended is not None else end
-    if not (stop > inst.activate_at and inst.activate_at <= end):
-        return 0.0
-    life = stop - inst.activate_at
-    if not (inst.ended is None or inst.validator_removed or life >= 60):
+    life = sim.earning_minutes(inst)
+    if life is None:
         return 0.0
     return (inst.m - _plain(inst.m, inst.bounty)) * min(life, 120) / 60
 
@@ -117,7 +114,7 @@ def steady(profile: Profile, seed: int) -> None:
         result = simulate(world, seed, policy, observe=watch)
         assert watch.sim is not None
         sim = watch.sim
-        bounty = sum(bounty_part(i, sim.now) for i in sim.ended + sim.live)
+        bounty = sum(bounty_part(sim, i) for i in sim.ended + sim.live)
         later = watch.hourly_plain[FILL_HOURS:]
         held = " ".join(f"h{h} {watch.hourly_plain[h] / bound:.4f}" for h in (12, 24, 36, 47))
         idle = ", ".join(

@@ -260,17 +260,24 @@ class Sim:
         self.live = keep
 
     # --- scoring ------------------------------------------------------------------------------
+    def earning_minutes(self, inst: Inst) -> int | None:
+        """Minutes `inst` was active, if it earns at all (by now): still alive, removed by the
+        validator, or lived an hour after activation. None: it earns nothing."""
+        stop = inst.ended if inst.ended is not None else self.now
+        if not (stop > inst.activate_at and inst.activate_at <= self.now):
+            return None
+        life_after = stop - inst.activate_at
+        if inst.ended is None or inst.validator_removed or life_after >= 60:
+            return life_after
+        return None
+
     def finish(self, busy_minutes: float) -> Result:
         end = self.now
         r = self.result
         for inst in self.ended + self.live:
             stop = inst.ended if inst.ended is not None else end
-            activated = stop > inst.activate_at and inst.activate_at <= end
-            life_after = max(0, stop - inst.activate_at) if activated else 0
-            eligible = activated and (
-                inst.ended is None or inst.validator_removed or life_after >= 60
-            )
-            if eligible:
+            life_after = self.earning_minutes(inst)
+            if life_after is not None:
                 startup = min(inst.activate_at - inst.created, 90)
                 boosted = min(life_after, 120)
                 plain = inst.m / inst.bounty
