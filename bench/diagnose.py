@@ -131,7 +131,7 @@ def steady(profile: Profile, seed: int) -> None:
 
 
 def _fleet(name: str) -> tuple[Profile, int]:
-    """ "legacy4" -> ("legacy", 4)."""
+    """Parse a fleet name: legacy4 is the legacy profile with seed 4."""
     match = re.fullmatch(r"(tee|legacy)(\d+)", name)
     if match is None:
         raise argparse.ArgumentTypeError(f"{name!r}: expected tee<seed> or legacy<seed>")
