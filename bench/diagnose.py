@@ -8,8 +8,9 @@ plain multiplier (bounty removed) each policy holds against an upper bound on wh
 could hold, the bounty part of the earnings, and the GPU-hours left idle, with the planner's
 reason where gepetto left them idle. The bound is an LP over GPU types: our share of every
 chute's target (target - other miners), the fleet's GPUs of each type, no packing into servers.
-`holdout` repeats the benchmark's comparison (3 policy seeds each) on other fleet seeds, to
-check that a fleet's result is not a property of the benchmark's particular seeds.
+`holdout` repeats the benchmark's comparison (fork once, 3 policy seeds for the others, the
+same ratios) on other fleet seeds, to check that a fleet's result is not a property of the
+benchmark's particular seeds.
 
 Not a test and writes nothing: it prints what it measures.
 """
@@ -24,7 +25,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 if __package__ in (None, ""):  # `python bench/diagnose.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,7 +33,7 @@ if __package__ in (None, ""):  # `python bench/diagnose.py`
 import numpy as np
 from scipy.optimize import linprog
 
-from bench.bench_planner import _policy, _simulate_one
+from bench.bench_planner import _policy, _ratios, _simulate_one
 from bench.fleets import Profile, World, make_world
 from bench.simulate import HOURS, Fork, Gepetto, Inst, Official, Sim, simulate
 
@@ -139,27 +140,26 @@ def _fleet(name: str) -> tuple[Profile, int]:
 
 
 def holdout(fleets: list[tuple[Profile, int]]) -> None:
+    """The benchmark's comparison (fork once, the others with 3 policy seeds) on these fleets."""
     jobs = [
         (profile, seed, policy, HOURS, k)
         for profile, seed in fleets
-        for policy in ("official", "gepetto")
-        for k in range(3)
+        for policy in ("fork", "official", "gepetto")
+        for k in range(1 if policy == "fork" else 3)
     ]
     with ProcessPoolExecutor() as pool:
         done = list(pool.map(_simulate_one, *zip(*jobs, strict=True)))
-    by: dict[tuple[str, str], list[float]] = {}
-    failed: dict[tuple[str, str], list[int]] = {}
+    runs: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for (profile, seed, policy, _, _), r in zip(jobs, done, strict=True):
-        by.setdefault((f"{profile}{seed}", policy), []).append(r.multiplier_hours)
-        failed.setdefault((f"{profile}{seed}", policy), []).append(r.failed_deploys)
+        runs.setdefault((profile, seed, policy), []).append(r.__dict__)
     for profile, seed in fleets:
-        fleet = f"{profile}{seed}"
-        off, gep = by[(fleet, "official")], by[(fleet, "gepetto")]
-        f_off, f_gep = failed[(fleet, "official")], failed[(fleet, "gepetto")]
+        by = {policy: runs[(profile, seed, policy)] for policy in ("fork", "official", "gepetto")}
+        ratios = _ratios(by["gepetto"], by["official"], by["fork"])
+        mult_h = [round(r["multiplier_hours"]) for r in by["official"] + by["gepetto"]]
         print(
-            f"{fleet:8} official {[round(x) for x in off]} gepetto {[round(x) for x in gep]}: "
-            f"{statistics.mean(gep) / statistics.mean(off):.4f}x mult-h, failed deploys "
-            f"{statistics.mean(f_gep) / max(1.0, statistics.mean(f_off)):.2f}x"
+            f"{profile}{seed}: mult-h official {mult_h[:3]} gepetto {mult_h[3:]}; "
+            f"{ratios['vs_fork_mult_h']:.2f}x fork, {ratios['vs_official_mult_h']:.4f}x official, "
+            f"failed deploys {ratios['vs_official_failed']:.2f}x official"
         )
 
 
