@@ -23,6 +23,7 @@ from gepetto_core.scheduling.rules import (
     Rejection,
     allowance_free,
     chute_rejection,
+    pull_limit,
     server_rejection,
 )
 from gepetto_core.scheduling.snapshot import ChuteView, ServerView, Snapshot
@@ -157,7 +158,6 @@ def build_context(
     servers: list[Srv] = []
     groups: dict[GroupKey, Group] = {}
     server_rejections: dict[str, Rejection] = {}
-    limit = policy.max_pending_per_server
     for rank, i in enumerate(order):
         view = snapshot.servers[i]
         pending = pending_on.get(view.server_id, 0)
@@ -166,6 +166,7 @@ def build_context(
             server_rejections[view.server_id] = rej
             continue
         free_ids = view.free_gpu_ids()
+        limit = pull_limit(view, policy, backoff)
         q = rel.server_factor.get(view.server_id, 1.0) if policy.value_model == "expected" else 1.0
         srv = Srv(
             view=view,

@@ -33,6 +33,9 @@ def _diagnose(ctx: Context, slot: Slot, cache: _Diagnoses) -> Rejection:
     """Why a chute that passed the chute rules had no server at all."""
     chute = slot.chute
     if not slot.groups:
+        fenced = _cached_fenced(ctx, chute, cache)
+        if fenced is not None:
+            return fenced
         need = (chute.supported_gpus, chute.tee, chute.validator)
         known = cache.by_need.get(need)
         if known is None:
@@ -48,10 +51,7 @@ def _diagnose(ctx: Context, slot: Slot, cache: _Diagnoses) -> Rejection:
             if s.free >= chute.gpu_count and s.pulls_left > 0
         ]
     if not fitting:
-        need_key = (chute.supported_gpus, chute.tee, chute.validator, chute.gpu_count)
-        if need_key not in cache.fenced:
-            cache.fenced[need_key] = _fenced_server_with_room(ctx, chute)
-        fenced = cache.fenced[need_key]
+        fenced = _cached_fenced(ctx, chute, cache)
         if fenced is not None:
             return fenced
         return Rejection(
@@ -69,6 +69,13 @@ def _diagnose(ctx: Context, slot: Slot, cache: _Diagnoses) -> Rejection:
     last = pair_rejection(chute, fitting[0].view, fitting[0].free, ctx.backoff)
     assert last is not None
     return last
+
+
+def _cached_fenced(ctx: Context, chute: ChuteView, cache: _Diagnoses) -> Rejection | None:
+    need_key = (chute.supported_gpus, chute.tee, chute.validator, chute.gpu_count)
+    if need_key not in cache.fenced:
+        cache.fenced[need_key] = _fenced_server_with_room(ctx, chute)
+    return cache.fenced[need_key]
 
 
 def _fenced_server_with_room(ctx: Context, chute: ChuteView) -> Rejection | None:

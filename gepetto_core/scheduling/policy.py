@@ -33,6 +33,10 @@ class BackoffPolicy:
     # Server-wide back-off needs failures of this many distinct chutes within server_window.
     server_distinct_chutes: int = 3
     server_window: timedelta = timedelta(hours=2)
+    # A server in back-off still takes this many deployments at a time (half-open, like a
+    # chute on probation): a box whose failures were bad luck proves itself instead of idling
+    # its free GPUs for hours. 0 = a fenced server takes nothing.
+    fenced_server_probes: int = 0
     # Ledger reasons that are never failures, whatever `counted` says.
     never_failure_reasons: frozenset[str] = frozenset({"no_capacity", "423"})
 

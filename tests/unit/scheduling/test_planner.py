@@ -295,3 +295,28 @@ def test_recently_failed_chute_starts_one_instance_at_a_time(policy: PlanPolicy)
     busy = replace(snap, deployments=(pending,))
     rej = run(busy, policy).decisions["shaky"].rejection
     assert rej is not None and rej.reason is Reason.PROBATION
+
+
+def test_fenced_server_takes_one_probe_at_a_time_when_half_open(policy: PlanPolicy) -> None:
+    """A server in back-off: closed, it takes nothing; half-open, one deployment at a time."""
+    chutes = tuple(B.chute(f"want{i}", multiplier=2.0) for i in range(3))
+    snap = Snapshot(
+        chutes=chutes, servers=(B.server("bad", gpus=4),), failures=B.early_deaths("bad")
+    )
+
+    closed = run(snap, policy)
+    assert not closed.placements
+    rej = closed.decisions["want0"].rejection
+    assert rej is not None and rej.reason is Reason.SERVER_BACKOFF
+
+    half_open = replace(policy, backoff=replace(policy.backoff, fenced_server_probes=1))
+    assert [p.server_id for p in run(snap, half_open).placements] == ["bad"]
+
+    probing = B.deployment("d9", "want0", "bad", (0,), activated_minutes_ago=None)
+    server = B.server("bad", gpus=4, used={0: "d9"})
+    busy = replace(snap, servers=(server,), deployments=(probing,))
+    plan = run(busy, half_open)
+    assert not plan.placements
+    rej = plan.decisions["want1"].rejection
+    assert rej is not None and rej.reason is Reason.SERVER_BACKOFF
+    assert "probing 1 deployment(s) at a time, 1 still starting" in rej.detail
