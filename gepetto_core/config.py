@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     failure_window_minutes: float = Field(default=16.0, gt=0)
     failure_cooldown_minutes: float = Field(default=60.0, gt=0)
     failure_cooldown_max_minutes: float = Field(default=480.0, gt=0)
+    # Deployments a server in back-off may be starting at once (0 = none until it cools down).
+    failure_server_probes: int = Field(default=1, ge=0)
     # Deploy calls (launch token, Job, rows) running at once; a round's placements queue for them.
     max_deploys_in_flight: int = Field(default=8, ge=1)
     # Placements per round and pending pulls per server (None = no limit): the defaults are

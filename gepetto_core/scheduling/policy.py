@@ -33,10 +33,12 @@ class BackoffPolicy:
     # Server-wide back-off needs failures of this many distinct chutes within server_window.
     server_distinct_chutes: int = 3
     server_window: timedelta = timedelta(hours=2)
-    # A server in back-off still takes this many deployments at a time (half-open, like a
-    # chute on probation): a box whose failures were bad luck proves itself instead of idling
-    # its free GPUs for hours. 0 = a fenced server takes nothing.
-    fenced_server_probes: int = 0
+    # A server in back-off still takes this many starting deployments at a time (half-open,
+    # like a chute on probation): a box whose failures were bad luck proves itself instead of
+    # idling its free GPUs for hours. 0 = a fenced server takes nothing. In the 48 h
+    # simulation 1 vs 0 moved multiplier-hours by +0.01 to +0.14 % on four fleets, failed
+    # deploys by -0.02 to +0.00x official (fully open: more failed deploys on the TEE fleet).
+    fenced_server_probes: int = 1
     # Ledger reasons that are never failures, whatever `counted` says.
     never_failure_reasons: frozenset[str] = frozenset({"no_capacity", "423"})
 

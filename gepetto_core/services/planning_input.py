@@ -52,6 +52,7 @@ def plan_policy(settings: Settings) -> PlanPolicy:
         failure_window=timedelta(minutes=settings.failure_window_minutes),
         base_cooldown=timedelta(minutes=settings.failure_cooldown_minutes),
         max_cooldown=timedelta(minutes=settings.failure_cooldown_max_minutes),
+        fenced_server_probes=settings.failure_server_probes,
     )
     return PlanPolicy(
         backoff=backoff,

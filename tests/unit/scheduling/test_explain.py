@@ -79,12 +79,13 @@ def test_a_fenced_server_with_room_is_named_not_a_full_fleet() -> None:
         servers=(B.server("full", gpus=1, used={0: "x"}), B.server("bad", gpus=2)),
         failures=deaths,
     )
-    e = explain(snap, plan_round(snap, POLICY, NOW, random.Random(0)), "waiting")
+    closed = replace(POLICY, backoff=replace(POLICY.backoff, fenced_server_probes=0))
+    e = explain(snap, plan_round(snap, closed, NOW, random.Random(0)), "waiting")
     assert e.verdict == "skipped" and e.rule is Reason.SERVER_BACKOFF
     assert "node-bad has room but is left out: server back-off" in e.detail
 
     calm = replace(snap, failures=())
-    assert explain(calm, plan_round(calm, POLICY, NOW, random.Random(0)), "waiting").placed == 1
+    assert explain(calm, plan_round(calm, closed, NOW, random.Random(0)), "waiting").placed == 1
 
 
 def test_rank_pairs_lists_what_fits_first_with_reasons() -> None:

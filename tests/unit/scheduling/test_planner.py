@@ -304,12 +304,13 @@ def test_fenced_server_takes_one_probe_at_a_time_when_half_open(policy: PlanPoli
         chutes=chutes, servers=(B.server("bad", gpus=4),), failures=B.early_deaths("bad")
     )
 
-    closed = run(snap, policy)
+    closed = run(snap, replace(policy, backoff=replace(policy.backoff, fenced_server_probes=0)))
     assert not closed.placements
     rej = closed.decisions["want0"].rejection
     assert rej is not None and rej.reason is Reason.SERVER_BACKOFF
 
-    half_open = replace(policy, backoff=replace(policy.backoff, fenced_server_probes=1))
+    half_open = policy  # the default: one probe
+    assert policy.backoff.fenced_server_probes == 1
     assert [p.server_id for p in run(snap, half_open).placements] == ["bad"]
 
     probing = B.deployment("d9", "want0", "bad", (0,), activated_minutes_ago=None)

@@ -162,10 +162,20 @@ def test_server_rules(
     assert (rej.reason if rej else None) is expected
 
 
-def test_server_backoff_rule() -> None:
-    state = backoff_state(B.early_deaths("s1"), NOW, POLICY.backoff)
-    rej = server_rejection(B.server("s1"), POLICY, state)
-    assert rej is not None and rej.reason is Reason.SERVER_BACKOFF
+@pytest.mark.parametrize(
+    ("probes", "pending", "expected"),
+    [
+        (0, 0, Reason.SERVER_BACKOFF),  # closed: takes nothing
+        (1, 0, None),  # half-open: one probe may start
+        (1, 1, Reason.SERVER_BACKOFF),  # ... and no second while it is starting
+        (2, 1, None),
+    ],
+)
+def test_server_backoff_rule(probes: int, pending: int, expected: Reason | None) -> None:
+    policy = replace(POLICY, backoff=replace(POLICY.backoff, fenced_server_probes=probes))
+    state = backoff_state(B.early_deaths("s1"), NOW, policy.backoff)
+    rej = server_rejection(B.server("s1"), policy, state, pending)
+    assert (rej.reason if rej else None) is expected
 
 
 PAIR_CASES: list[tuple[str, dict[str, Any], dict[str, Any], int, Reason | None]] = [
