@@ -36,8 +36,9 @@ class BackoffPolicy:
     # A server in back-off still takes this many starting deployments at a time (half-open,
     # like a chute on probation): a box whose failures were bad luck proves itself instead of
     # idling its free GPUs for hours. 0 = a fenced server takes nothing. In the 48 h
-    # simulation 1 vs 0 moved multiplier-hours by +0.01 to +0.14 % on four fleets, failed
-    # deploys by -0.02 to +0.00x official (fully open: more failed deploys on the TEE fleet).
+    # simulation 1 vs 0 moved multiplier-hours by -0.3 % (tee 1) to +0.14 % on the six
+    # fleets, within noise, and failed deploys by -0.02 to +0.02x official; no fence at all
+    # cost the TEE fleet more failed deploys.
     fenced_server_probes: int = 1
     # Ledger reasons that are never failures, whatever `counted` says.
     never_failure_reasons: frozenset[str] = frozenset({"no_capacity", "423"})
