@@ -135,25 +135,24 @@ def server_rejection(
         return Rejection(
             Reason.LOW_DISK, f"{server.disk_free_gb:.0f} GB free < {policy.min_disk_gb:.0f} GB"
         )
-    block = backoff.server_block(server.server_id)
-    probes = policy.backoff.fenced_server_probes
-    if block is not None and pending_on_server >= probes:
-        if probes == 0:
-            return Rejection(Reason.SERVER_BACKOFF, block.reason)
-        return Rejection(
-            Reason.SERVER_BACKOFF,
-            f"{block.reason}; probing {probes} deployment(s) at a time, "
-            f"{pending_on_server} still starting",
-        )
     limit = pull_limit(server, policy, backoff)
-    if limit is not None and pending_on_server >= limit:
+    if limit is None or pending_on_server < limit:
+        return None
+    block = backoff.server_block(server.server_id)
+    if block is None:
         return Rejection(Reason.PULLS_BUSY, f"{pending_on_server} deployments already starting")
-    return None
+    if limit == 0:
+        return Rejection(Reason.SERVER_BACKOFF, block.reason)
+    return Rejection(
+        Reason.SERVER_BACKOFF,
+        f"{block.reason}; probing {limit} deployment(s) at a time, "
+        f"{pending_on_server} still starting",
+    )
 
 
 def pull_limit(server: ServerView, policy: PlanPolicy, backoff: BackoffState) -> int | None:
     """How many deployments may be starting on the server at once (None = no limit): the
-    policy's pull limit, or the probe allowance while the server is in back-off."""
+    policy's pull limit, capped by the probe allowance while the server is in back-off."""
     limit = policy.max_pending_per_server
     if backoff.server_block(server.server_id) is not None:
         probes = policy.backoff.fenced_server_probes
