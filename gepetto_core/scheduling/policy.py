@@ -99,6 +99,10 @@ class PlanPolicy:
     # charged per instance as (1 - P(this placement survives)) x this, spread over the
     # expected life; the chute's, the server's and the pair's record all enter P.
     failed_deploy_cost: float = 10.0
+    # ... but never more than this many hours of what the instance would earn (lambda x its
+    # multiplier): a flat $10 is 25 h of a 4090 chute's pay, which kept cheap chutes that had
+    # failed once off the cheap GPUs they alone can use. None = the flat cost whatever the pay.
+    failed_deploy_cap_hours: float | None = 3.0
     # A bounty's boost is only guaranteed this long after activation.
     bounty_guarantee: timedelta = timedelta(hours=2)
     # Start-up minutes by gpu_count when the chute gives none (spec §4.5 mid-points).

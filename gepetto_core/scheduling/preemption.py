@@ -80,9 +80,8 @@ def _new_value(chute: ChuteView, ctx: Context, srv: Srv) -> float:
     )
     pol = ctx.policy
     gross = pol.dollars_per_multiplier_hour * success_share(p, chute, pol)
-    return gross * expected_multiplier(chute, pol) * startup_factor(chute, pol) - (
-        failure_charge(p, pol)
-    )
+    m_bar = expected_multiplier(chute, pol)
+    return gross * m_bar * startup_factor(chute, pol) - failure_charge(p, pol, m_bar)
 
 
 def _new_value_bound(chute: ChuteView, ctx: Context) -> float:

@@ -7,8 +7,9 @@ Three selectable models (`PlanPolicy.value_model`):
   - charge(p * q)``, where ``share`` is the part of the GPUs' occupied time that earns (a failed
   start loses its start-up plus the time to notice, not a whole life: see `success_share`),
   ``q`` the server's and pair's reliability factor, ``charge`` the per-deploy cost of a failure
-  of this placement (`failure_charge`; an unreliable server makes every deploy on it likelier
-  to fail, so there one big instance beats many small ones), ``m_bar`` keeps a bounty's boost
+  of this placement (`failure_charge`, capped at a few hours of the instance's pay; an
+  unreliable server makes every deploy on it likelier to fail, so there one big instance beats
+  many small ones), ``m_bar`` keeps a bounty's boost
   only for the 2 h the validator guarantees it and ``startup_factor`` charges the start-up time
   minus its 0.3x credit. Only placements worth more than ``min_value`` are made, so a loss-making
   placement never happens.
@@ -116,18 +117,23 @@ def chute_terms(chute: ChuteView, policy: PlanPolicy, rel: Reliability) -> Chute
     scale = policy.dollars_per_multiplier_hour * share * m_bar * startup_factor(chute, policy)
     # The failure charge is for this placement's failure, whose probability is the chute's
     # times the server's and the pair's factor q: C (1 - p q) = C p q - C, linear in q.
-    c = failed_deploy_rate(policy)
+    c = failed_deploy_rate(policy, m_bar)
     return ChuteTerms(scale + c * p, policy.cost_weight * g, False, m_bar, p, c)
 
 
-def failed_deploy_rate(policy: PlanPolicy) -> float:
-    """C: a failed deploy's own cost (pulls, alerts, someone looking) spread over the expected
-    life, in $/h."""
-    return policy.failed_deploy_cost / (policy.expected_lifetime.total_seconds() / 3600.0)
+def failed_deploy_rate(policy: PlanPolicy, m_bar: float) -> float:
+    """C: a failed deploy's own cost (pulls, alerts, someone looking), at most
+    `failed_deploy_cap_hours` of the pay of the instance (expected multiplier `m_bar`), spread
+    over the expected life, in $/h."""
+    cost = policy.failed_deploy_cost
+    if policy.failed_deploy_cap_hours is not None:
+        pay = policy.dollars_per_multiplier_hour * m_bar
+        cost = min(cost, policy.failed_deploy_cap_hours * pay)
+    return cost / (policy.expected_lifetime.total_seconds() / 3600.0)
 
 
-def failure_charge(p: float, policy: PlanPolicy) -> float:
-    """The expected failed-deploy cost of an instance that survives with probability `p`, per
-    hour. It is per instance, not per GPU: one 8-GPU chute risks one failure where eight 1-GPU
-    chutes risk eight."""
-    return (1.0 - p) * failed_deploy_rate(policy)
+def failure_charge(p: float, policy: PlanPolicy, m_bar: float) -> float:
+    """The expected failed-deploy cost of an instance that survives with probability `p` and
+    earns multiplier `m_bar`, per hour. It is per instance, not per GPU: one 8-GPU chute risks
+    one failure where eight 1-GPU chutes risk eight."""
+    return (1.0 - p) * failed_deploy_rate(policy, m_bar)

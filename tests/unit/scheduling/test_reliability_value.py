@@ -57,9 +57,40 @@ def test_lost_time_share_barely_discounts_a_chute_that_fails_sometimes(
 
 
 def test_failure_charge_is_per_instance_and_falls_with_reliability(policy: PlanPolicy) -> None:
-    assert failure_charge(1.0, policy) == 0.0
-    assert failure_charge(0.5, policy) > failure_charge(0.9, policy) > 0.0
-    assert failure_charge(0.5, replace(policy, failed_deploy_cost=0.0)) == 0.0
+    assert failure_charge(1.0, policy, 1.0) == 0.0
+    assert failure_charge(0.5, policy, 1.0) > failure_charge(0.9, policy, 1.0) > 0.0
+    assert failure_charge(0.5, replace(policy, failed_deploy_cost=0.0), 1.0) == 0.0
+
+
+def test_failure_charge_is_at_most_a_few_hours_of_the_instances_pay(policy: PlanPolicy) -> None:
+    life_h = policy.expected_lifetime.total_seconds() / 3600.0
+    flat = policy.failed_deploy_cost / life_h
+    # A chute of multiplier 2.75 (an 8-GPU H100 chute, say) pays $11 an hour: $10 is under 3 h.
+    assert failure_charge(0.0, policy, 2.75) == flat
+    # A 4090 chute (multiplier 0.089) pays $0.36 per hour: its charge is 3 h of that, not 28 h.
+    capped = 3.0 * policy.dollars_per_multiplier_hour * 0.089 / life_h
+    assert failure_charge(0.0, policy, 0.089) == capped < flat / 9
+    uncapped = replace(policy, failed_deploy_cap_hours=None)
+    assert failure_charge(0.0, uncapped, 0.089) == flat
+
+
+def test_a_cheap_chute_that_failed_once_is_judged_by_its_own_pay(policy: PlanPolicy) -> None:
+    """One 4090 GPU; a chute paying 12 % more that died once on it three hours ago, and a
+    spotless one. Both risk a few hours of a 4090's pay, so the better payer gets the GPU; a flat
+    $10 charge (28 h of that pay) would hand it to the spotless one."""
+    flaky = B.chute("flaky", multiplier=0.1)
+    spotless = B.chute("spotless", multiplier=0.089)
+    snap = Snapshot(
+        chutes=(flaky, spotless),
+        servers=(B.server("s1", gpus=1),),
+        failures=(record("flaky", "s1", 0, failed=True),),
+    )
+
+    def placed(pol: PlanPolicy) -> list[str]:
+        return [p.chute_id for p in plan_round(snap, pol, NOW, random.Random(0)).placements]
+
+    assert placed(policy) == ["flaky"]
+    assert placed(replace(policy, failed_deploy_cap_hours=None)) == ["spotless"]
 
 
 def _two_chutes_one_gpu(policy: PlanPolicy) -> str:
