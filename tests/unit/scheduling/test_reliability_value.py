@@ -65,7 +65,7 @@ def test_failure_charge_is_per_instance_and_falls_with_reliability(policy: PlanP
 def test_failure_charge_is_at_most_a_few_hours_of_the_instances_pay(policy: PlanPolicy) -> None:
     life_h = policy.expected_lifetime.total_seconds() / 3600.0
     flat = policy.failed_deploy_cost / life_h
-    # A chute of multiplier 2.75 (an 8-GPU H100 chute, say) pays $11 an hour: $10 is under 3 h.
+    # A chute of multiplier 2.75 pays $11 an hour: the flat $10 is under 3 h of that.
     assert failure_charge(0.0, policy, 2.75) == flat
     # A 4090 chute (multiplier 0.089) pays $0.36 per hour: its charge is 3 h of that, not 28 h.
     capped = 3.0 * policy.dollars_per_multiplier_hour * 0.089 / life_h
