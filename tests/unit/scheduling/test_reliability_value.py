@@ -65,11 +65,14 @@ def test_failure_charge_is_per_instance_and_falls_with_reliability(policy: PlanP
 def test_failure_charge_is_at_most_a_few_hours_of_the_instances_pay(policy: PlanPolicy) -> None:
     life_h = policy.expected_lifetime.total_seconds() / 3600.0
     flat = policy.failed_deploy_cost / life_h
-    # A chute of multiplier 2.75 pays $11 an hour: the flat $10 is under 3 h of that.
+    cap_hours = policy.failed_deploy_cap_hours
+    assert cap_hours is not None and cap_hours < 28
+    # A chute of multiplier 2.75 pays $11 an hour: the flat $10 is under a few hours of that.
     assert failure_charge(0.0, policy, 2.75) == flat
-    # A 4090 chute (multiplier 0.089) pays $0.36 per hour: its charge is 3 h of that, not 28 h.
-    capped = 3.0 * policy.dollars_per_multiplier_hour * 0.089 / life_h
-    assert failure_charge(0.0, policy, 0.089) == capped < flat / 9
+    # A 4090 chute (multiplier 0.089) pays $0.36 per hour: its charge is a few hours of that,
+    # not the 28 h that $10 would be.
+    capped = cap_hours * policy.dollars_per_multiplier_hour * 0.089 / life_h
+    assert failure_charge(0.0, policy, 0.089) == capped < flat
     uncapped = replace(policy, failed_deploy_cap_hours=None)
     assert failure_charge(0.0, uncapped, 0.089) == flat
 
