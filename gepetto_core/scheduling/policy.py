@@ -104,8 +104,8 @@ class PlanPolicy:
     # outweighed its paying 12 % more than a spotless one. None = the flat cost whatever the
     # pay. 48 h simulation, 3 policy seeds: 7 h took legacy fleet 2 from 1.018x to 1.021x
     # official multiplier-hours; 3 h reached 1.023x there but let legacy fleet 3's failed
-    # deploys rise from 0.68x to 0.85x official for no gain (7 h: 0.76x); TEE fleets pay
-    # more than $10 in 3 h, so the cap leaves them alone.
+    # deploys rise from 0.68x to 0.85x official for no gain (7 h: 0.76x). TEE chutes earn
+    # $10 well within 7 h, so the cap leaves the TEE fleets alone.
     failed_deploy_cap_hours: float | None = 7.0
     # A bounty's boost is only guaranteed this long after activation.
     bounty_guarantee: timedelta = timedelta(hours=2)

@@ -9,10 +9,9 @@ Three selectable models (`PlanPolicy.value_model`):
   ``q`` the server's and pair's reliability factor, ``charge`` the per-deploy cost of a failure
   of this placement (`failure_charge`, capped at a few hours of the instance's pay; an
   unreliable server makes every deploy on it likelier to fail, so there one big instance beats
-  many small ones), ``m_bar`` keeps a bounty's boost
-  only for the 2 h the validator guarantees it and ``startup_factor`` charges the start-up time
-  minus its 0.3x credit. Only placements worth more than ``min_value`` are made, so a loss-making
-  placement never happens.
+  many small ones), ``m_bar`` keeps a bounty's boost only for the 2 h the validator guarantees
+  it and ``startup_factor`` charges the start-up time minus its 0.3x credit. Only placements
+  worth more than ``min_value`` are made, so a loss-making placement never happens.
 - ``"official"``: ``effective_compute_multiplier / (hourly_cost * gpu_count)`` (chutes-miner 2026).
 - ``"fork"``: the community fork's metrics gain ``potential_gain / (hourly_cost * gpu_count)``
   (private chutes: ``3600 * m * 16 / (cost * g)``).
