@@ -67,7 +67,7 @@ def test_failure_charge_is_at_most_a_few_hours_of_the_instances_pay(policy: Plan
     flat = policy.failed_deploy_cost / life_h
     cap_hours = policy.failed_deploy_cap_hours
     assert cap_hours is not None and cap_hours < 28
-    # A chute of multiplier 2.75 pays $11 an hour: the flat $10 is under a few hours of that.
+    # A chute of multiplier 2.75 pays $11 an hour: the flat $10 is less than an hour of that.
     assert failure_charge(0.0, policy, 2.75) == flat
     # A 4090 chute (multiplier 0.089) pays $0.36 per hour: its charge is a few hours of that,
     # not the 28 h that $10 would be.
