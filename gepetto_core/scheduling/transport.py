@@ -2,16 +2,21 @@
 
 With the multi-GPU placements fixed, placing 1-GPU slots is a bipartite flow: each chute sends up
 to its slot count, each server accepts up to its remaining GPUs, an arc (chute, server) earns the
-pair value. Successive shortest paths (Dijkstra with potentials) add the most profitable unit
-path until none earns more than nothing, which is optimal for this sub-problem; the greedy's
-misplacements among 1-GPU chutes (a chain of moves no single swap finds) disappear.
+pair value. Successive shortest paths add the most profitable augmenting path until none earns
+more than nothing, which is optimal for this sub-problem; the greedy's misplacements among 1-GPU
+chutes (a chain of moves no single swap finds) disappear.
 
-Pure and small: nodes and arcs in flat lists. Used by the planner on small rounds only (the
-cost grows with pairs x placements).
+The search runs on servers only. An augmenting path starts with a chute that has slots left
+entering some server, hops server to server through chutes already placed there (one of their
+units moves on), and ends on a server with a free GPU. So each search is over about 100 servers
+and the hops of the units placed so far, not over every chute node and arc (3x faster on the
+bench's legacy rounds). Hops may cost more than nothing; potentials (the last search's
+distances) keep every reduced cost non-negative, so each search is a Dijkstra that stops at the
+first server with room.
 
 Costs are integers (values scaled so the largest is 2**40): with floats, rounding made
-zero-cost cycles of tied values (the fork model's large, equal scores) slightly negative, and
-Dijkstra then relaxed around such a cycle for ever (the planner hung).
+zero-cost cycles of tied values (the fork model's large, equal scores) slightly negative, and a
+shortest-path search then relaxed around such a cycle for ever (the planner hung).
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_INF = float("inf")
-# Integer cost of the most valuable arc: resolution 1e-12 of it, far below any decision.
+# Larger than any path cost (at most 2**40 per hop, 100s of hops): keeps the arithmetic int.
+_INF = 1 << 100
+# Integer value of the most valuable arc: resolution 1e-12 of it, far below any decision.
 _SCALE = 2**40
 
 
@@ -40,88 +46,110 @@ def max_profit_transport(
     """Units per (chute, server) maximising the total value; arcs worth <= 0 are never used.
 
     `supply[c]`: slots of chute c; `capacity[s]`: GPUs server s can still take."""
-    n_c, n_s = len(supply), len(capacity)
-    src, sink = n_c + n_s, n_c + n_s + 1
-    n = n_c + n_s + 2
-    head: list[list[int]] = [[] for _ in range(n)]
-    to: list[int] = []
-    cap: list[int] = []
-    cost: list[int] = []
-
-    def add(u: int, v: int, c: int, w: int) -> int:
-        e = len(to)
-        to.extend((v, u))
-        cap.extend((c, 0))
-        cost.extend((w, -w))
-        head[u].append(e)
-        head[v].append(e + 1)
-        return e
-
-    for c, k in enumerate(supply):
-        if k > 0:
-            add(src, c, k, 0)
-    usable = [a for a in arcs if a.value > 0 and supply[a.chute] > 0 and capacity[a.server] > 0]
-    top = max((a.value for a in usable), default=1.0)
-    pair_arc: dict[int, tuple[int, int]] = {}
-    pot = [0] * n
+    n_s = len(capacity)
+    usable = [a for a in arcs if a.value > 0 and supply[a.chute] > 0]
+    if not usable:
+        return {}
+    top = max(a.value for a in usable)
+    # worth[c][s]: integer value of one unit of chute c on server s.
+    worth: dict[int, dict[int, int]] = {}
+    # entries[s]: (value, chute) into server s, best first; chutes run out of slots for good
+    # (a path never gives a chute's slot back), so a cursor skips them once.
+    entries: list[list[tuple[int, int]]] = [[] for _ in range(n_s)]
     for a in usable:
-        s_node = n_c + a.server
-        w = -round(a.value / top * _SCALE)
-        e = add(a.chute, s_node, supply[a.chute], w)
-        pair_arc[e] = (a.chute, a.server)
-        # Shortest distance from the source in the initial DAG: the potentials.
-        if w < pot[s_node]:
-            pot[s_node] = w
-    for s, k in enumerate(capacity):
-        if k > 0:
-            add(n_c + s, sink, k, 0)
-    pot[sink] = min(pot[n_c : n_c + n_s], default=0)
+        w = round(a.value / top * _SCALE)
+        worth.setdefault(a.chute, {})[a.server] = w
+        entries[a.server].append((w, a.chute))
+    for lst in entries:
+        lst.sort(key=lambda e: (-e[0], e[1]))
+    cursor = [0] * n_s
+    left = list(supply)
+    room = list(capacity)
+    flow: dict[tuple[int, int], int] = {}
+    # placed[s][c]: units of chute c on server s (the hops out of s).
+    placed: list[dict[int, int]] = [{} for _ in range(n_s)]
+    # Potentials (Johnson): the last search's distances keep every reduced cost >= 0, so each
+    # search is a Dijkstra. Before any unit is placed, a server's distance is its best entry.
+    pot = [-lst[0][0] if lst else 0 for lst in entries]
+    pot_end = min((pot[s] for s in range(n_s) if room[s] > 0 and entries[s]), default=0)
 
     while True:
-        dist: list[float] = [_INF] * n  # ints once reached
-        prev = [-1] * n
-        dist[src] = 0
-        heap: list[tuple[float, int]] = [(0, src)]
+        dist = [_INF] * n_s
+        # pred[s]: (previous server, chute moved) for a hop, (-1, chute) for an entry.
+        pred: list[tuple[int, int]] = [(-1, -1)] * n_s
+        heap: list[tuple[int, int]] = []
+        for s in range(n_s):
+            lst = entries[s]
+            i = cursor[s]
+            while i < len(lst) and left[lst[i][1]] == 0:
+                i += 1
+            cursor[s] = i
+            if i < len(lst):
+                d = -lst[i][0] - pot[s]
+                dist[s] = d
+                pred[s] = (-1, lst[i][1])
+                heap.append((d, s))
+        heapq.heapify(heap)
+        # The search ends at a virtual node reached from any server with room, at no cost.
+        d_end, end = _INF, -1
         while heap:
-            d, u = heapq.heappop(heap)
-            if d > dist[u]:
-                continue
-            if u == sink:
+            d1, s1 = heapq.heappop(heap)
+            if d1 >= d_end:
                 break
-            pu = pot[u]
-            for e in head[u]:
-                if cap[e] <= 0:
-                    continue
-                v = to[e]
-                nd = d + cost[e] + pu - pot[v]
-                if nd < dist[v]:
-                    dist[v] = nd
-                    prev[v] = e
-                    heapq.heappush(heap, (nd, v))
-        d_sink = dist[sink]
-        if d_sink == _INF:
+            if d1 > dist[s1]:
+                continue
+            p1 = pot[s1]
+            if room[s1] > 0:
+                nd = d1 + p1 - pot_end
+                if nd < d_end:
+                    d_end, end = nd, s1
+            for c in placed[s1]:
+                row = worth[c]
+                base = d1 + p1 + row[s1]
+                for s2, w2 in row.items():
+                    nd = base - w2 - pot[s2]
+                    if nd < dist[s2]:
+                        dist[s2] = nd
+                        pred[s2] = (s1, c)
+                        heapq.heappush(heap, (nd, s2))
+        if end < 0:
             break
-        step = int(d_sink)
-        for v in range(n):
-            dv = dist[v]
-            pot[v] += int(dv) if dv < step else step
-        # pot[sink] - pot[src] is the real cost of the path: stop once it earns nothing.
-        if pot[sink] - pot[src] >= 0:
-            break
-        path = []
-        v = sink
-        while v != src:
-            e = prev[v]
-            path.append(e)
-            v = to[e ^ 1]
-        push = min(cap[e] for e in path)
-        for e in path:
-            cap[e] -= push
-            cap[e ^ 1] += push
+        real = d_end + pot_end  # the path's own cost: a gain when negative
+        for s in range(n_s):
+            ds = dist[s]
+            pot[s] += ds if ds < d_end else d_end
+        pot_end += d_end
+        if real >= 0:
+            break  # no path earns more than nothing
+        # Walk back to the entry; the push is the tightest of supply, room and moved units.
+        hops: list[tuple[int, int, int]] = []  # (from server, chute, to server)
+        s = end
+        push = room[end]
+        while True:
+            prev, c = pred[s]
+            if prev < 0:
+                entry_chute, first = c, s
+                push = min(push, left[c])
+                break
+            hops.append((prev, c, s))
+            push = min(push, placed[prev][c])
+            s = prev
+        left[entry_chute] -= push
+        _move(flow, placed, entry_chute, first, push)
+        for prev, c, nxt in hops:
+            _move(flow, placed, c, prev, -push)
+            _move(flow, placed, c, nxt, push)
+        room[end] -= push
+    return flow
 
-    flows: dict[tuple[int, int], int] = {}
-    for e, key in pair_arc.items():
-        f = cap[e ^ 1]
-        if f > 0:
-            flows[key] = f
-    return flows
+
+def _move(
+    flow: dict[tuple[int, int], int], placed: list[dict[int, int]], c: int, s: int, units: int
+) -> None:
+    f = flow.get((c, s), 0) + units
+    if f:
+        flow[(c, s)] = f
+        placed[s][c] = f
+    else:
+        del flow[(c, s)]
+        del placed[s][c]

@@ -67,6 +67,73 @@ def test_flow_matches_brute_force_on_random_small_instances() -> None:
         assert abs(flow_value(flows, arcs) - brute_force(supply, capacity, arcs)) < 1e-9
 
 
+def no_profitable_residual_cycle(
+    supply: list[int], capacity: list[int], arcs: list[Arc], flows: dict[tuple[int, int], int]
+) -> bool:
+    """The optimality certificate of a max-profit flow, checked independently of the solver:
+    its residual graph, closed by a free return arc from sink to source, has no cycle of
+    negative cost (Bellman-Ford from every node at once)."""
+    n_c, n_s = len(supply), len(capacity)
+    src, sink = n_c + n_s, n_c + n_s + 1
+    edges: list[tuple[int, int, float]] = []
+    sent = [0] * n_c
+    taken = [0] * n_s
+    for a in arcs:
+        f = flows.get((a.chute, a.server), 0)
+        sent[a.chute] += f
+        taken[a.server] += f
+        if a.value > 0 and f < supply[a.chute]:
+            edges.append((a.chute, n_c + a.server, -a.value))
+        if f > 0:
+            edges.append((n_c + a.server, a.chute, a.value))
+    for c in range(n_c):
+        if sent[c] < supply[c]:
+            edges.append((src, c, 0.0))
+        if sent[c] > 0:
+            edges.append((c, src, 0.0))
+    for s in range(n_s):
+        if taken[s] < capacity[s]:
+            edges.append((n_c + s, sink, 0.0))
+        if taken[s] > 0:
+            edges.append((sink, n_c + s, 0.0))
+    edges.append((sink, src, 0.0))
+    if sum(sent) > 0:
+        edges.append((src, sink, 0.0))
+    dist = [0.0] * (n_c + n_s + 2)
+    for _ in range(len(dist)):
+        changed = False
+        for u, v, w in edges:
+            if dist[u] + w < dist[v] - 1e-9:
+                dist[v] = dist[u] + w
+                changed = True
+        if not changed:
+            return True
+    return False
+
+
+def test_flow_is_optimal_on_random_medium_instances() -> None:
+    """Too large for brute force: the residual certificate instead, with tied values (the
+    fork model) and spread ones, and capacities that leave chutes out."""
+    rng = random.Random(11)
+    for trial in range(150):
+        n_c, n_s = rng.randint(5, 40), rng.randint(3, 20)
+        supply = [rng.randint(0, 4) for _ in range(n_c)]
+        capacity = [rng.randint(0, 8) for _ in range(n_s)]
+        pool = [round(rng.uniform(-1.0, 5.0), 1) for _ in range(4)]
+        arcs = [
+            Arc(c, s, rng.choice(pool) if trial % 2 else rng.uniform(-1.0, 5.0))
+            for c in range(n_c)
+            for s in range(n_s)
+            if rng.random() < 0.3
+        ]
+        flows = max_profit_transport(supply, capacity, arcs)
+        for s in range(n_s):
+            assert sum(f for (_, s2), f in flows.items() if s2 == s) <= capacity[s]
+        for c in range(n_c):
+            assert sum(f for (c2, _), f in flows.items() if c2 == c) <= supply[c]
+        assert no_profitable_residual_cycle(supply, capacity, arcs, flows), trial
+
+
 def test_tied_large_values_terminate_with_the_optimum() -> None:
     """Fork-model scores are large and tied (the same chute on servers of the same price). With
     float costs, rounding made a zero-cost cycle look negative and this instance never
