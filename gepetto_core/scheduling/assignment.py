@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gepetto_core.scheduling.context import Context, GroupKey, Slot, Srv
+from gepetto_core.scheduling.context import Context, Group, GroupKey, Slot, Srv
 from gepetto_core.scheduling.value import MIN_COST
 
 EPS = 1e-9
@@ -32,6 +32,19 @@ def slot_value(slot: Slot, srv: Srv) -> float:
     if slot.pair_factor:
         q *= slot.pair_factor.get(srv.view.server_id, 1.0)
     return t.scale * q - t.cost_weight * srv.cost - t.offset
+
+
+def group_bound(slot: Slot, grp: Group, cheapest: float) -> float:
+    """An upper bound of `slot_value` on the servers of `grp` (whose lowest GPU cost is
+    `cheapest`): a pass can skip a group whose bound is below the floor without valuing each
+    server."""
+    t = slot.terms
+    if t.ratio:
+        return t.scale / max(cheapest, MIN_COST)
+    if t.scale < 0 or t.cost_weight < 0:
+        return math.inf
+    # EPS: q * factor may round a hair above q_max * r_max.
+    return t.scale * grp.q_max * slot.r_max - t.cost_weight * cheapest - t.offset + EPS
 
 
 def values_on(slot: Slot, servers: list[Srv]) -> list[float]:

@@ -3,7 +3,14 @@ relocations it makes worth trying."""
 
 from __future__ import annotations
 
-from gepetto_core.scheduling.assignment import EPS, Assign, State, slot_value, values_on
+from gepetto_core.scheduling.assignment import (
+    EPS,
+    Assign,
+    State,
+    group_bound,
+    slot_value,
+    values_on,
+)
 from gepetto_core.scheduling.context import Context, Slot, Srv
 from gepetto_core.scheduling.transport import Arc, max_profit_transport
 
@@ -33,9 +40,15 @@ def exact_polish(
     # Count the profitable pairs first (cheap), build the arcs only when the round is small.
     chute_values: list[list[tuple[Srv, float]]] = []
     pairs = 0
+    cheapest = {id(grp): min(s.cost for s in grp.servers) for grp in ctx.groups.values()}
     for slots in chute_slots:
         first = slots[0]
-        servers = [srv for grp in first.groups for srv in grp.servers]
+        servers = [
+            srv
+            for grp in first.groups
+            if group_bound(first, grp, cheapest[id(grp)]) > floor
+            for srv in grp.servers
+        ]
         if first.blocked:
             servers = [srv for srv in servers if srv.view.server_id not in first.blocked]
         values_here = values_on(first, servers)
