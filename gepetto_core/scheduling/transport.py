@@ -11,8 +11,8 @@ entering some server, hops server to server through chutes already placed there 
 units moves on), and ends on a server with a free GPU. So each search is over about 100 servers
 and the hops of the units placed so far, not over every chute node and arc (3x faster on the
 bench's legacy rounds). Entries and hops have costs of either sign; potentials (the last
-search's distances) keep every reduced cost non-negative, so each search is a Dijkstra that stops at the
-first server with room. Used by the planner on small rounds only
+search's distances) keep every reduced cost non-negative, so each search is a Dijkstra that
+stops at the first server with room. Used by the planner on small rounds only
 (`PlanPolicy.exact_pairs_limit`).
 
 Costs are integers (values scaled so the largest is 2**40): with floats, rounding made
