@@ -46,7 +46,8 @@ def max_profit_transport(
 ) -> dict[tuple[int, int], int]:
     """Units per (chute, server) maximising the total value; arcs worth <= 0 are never used.
 
-    `supply[c]`: slots of chute c; `capacity[s]`: GPUs server s can still take."""
+    `supply[c]`: slots of chute c; `capacity[s]`: GPUs server s can still take; at most one arc
+    per (chute, server)."""
     n_s = len(capacity)
     usable = [a for a in arcs if a.value > 0 and supply[a.chute] > 0]
     if not usable:
@@ -66,8 +67,7 @@ def max_profit_transport(
     cursor = [0] * n_s
     left = list(supply)
     room = list(capacity)
-    flow: dict[tuple[int, int], int] = {}
-    # placed[s][c]: units of chute c on server s (the hops out of s).
+    # placed[s][c]: units of chute c on server s (the hops out of s, and the answer).
     placed: list[dict[int, int]] = [{} for _ in range(n_s)]
     # Potentials (Johnson): the last search's distances keep every reduced cost >= 0, so each
     # search is a Dijkstra. Before any unit is placed, a server's distance is its best entry.
@@ -136,21 +136,17 @@ def max_profit_transport(
             push = min(push, placed[prev][c])
             s = prev
         left[entry_chute] -= push
-        _move(flow, placed, entry_chute, first, push)
+        _move(placed[first], entry_chute, push)
         for prev, c, nxt in hops:
-            _move(flow, placed, c, prev, -push)
-            _move(flow, placed, c, nxt, push)
+            _move(placed[prev], c, -push)
+            _move(placed[nxt], c, push)
         room[end] -= push
-    return flow
+    return {(c, s): f for s, on in enumerate(placed) for c, f in on.items()}
 
 
-def _move(
-    flow: dict[tuple[int, int], int], placed: list[dict[int, int]], c: int, s: int, units: int
-) -> None:
-    f = flow.get((c, s), 0) + units
+def _move(on: dict[int, int], c: int, units: int) -> None:
+    f = on.get(c, 0) + units
     if f:
-        flow[(c, s)] = f
-        placed[s][c] = f
+        on[c] = f
     else:
-        del flow[(c, s)]
-        del placed[s][c]
+        del on[c]
