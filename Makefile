@@ -20,7 +20,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check gepetto_core bot tests bench
+	$(BIN)/ruff format --check gepetto_core gepetto_sandbox bot tests bench
 	$(BIN)/mypy
 
 check: lint test

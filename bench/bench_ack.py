@@ -31,9 +31,9 @@ from bot.context import BotConfig
 from bot.serve import http_server
 from gepetto_core.config import load_settings
 from gepetto_core.runtime import build_runtime
-from gepetto_core.sandbox.miner import register_fleet, start_sandbox_miner
-from gepetto_core.sandbox.slack import SlackDouble, signed_slash_command
-from gepetto_core.sandbox.validator.faults import ROUTES, Fault
+from gepetto_sandbox.miner import register_fleet, start_sandbox_miner
+from gepetto_sandbox.slack import SlackDouble, signed_slash_command
+from gepetto_sandbox.validator.faults import ROUTES, Fault
 
 RESULTS = Path(__file__).with_name("results.json")
 SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"

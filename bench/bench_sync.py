@@ -1,6 +1,6 @@
 """Benchmark: one full validator sync of a 5,000-chute catalog with realistic ``code`` sizes.
 
-The sandbox validator runs as its own process (``python -m gepetto_core.sandbox.validator``) so
+The sandbox validator runs as its own process (``python -m gepetto_sandbox.validator``) so
 this process measures only the miner side. Prints wall time and peak Python memory (tracemalloc)
 of ``SyncService.sync_validator`` and, as a baseline measured in the same run, of a naive fetch
 that reads the whole ``/miner/chutes/`` body before parsing it. Figures go to
@@ -40,7 +40,7 @@ def start_sandbox(chutes: int, miner: str) -> tuple[subprocess.Popen[str], str]:
         [
             sys.executable,
             "-m",
-            "gepetto_core.sandbox.validator",
+            "gepetto_sandbox.validator",
             "--port",
             "0",
             "--chutes",

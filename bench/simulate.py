@@ -48,7 +48,6 @@ from datetime import UTC, datetime, timedelta
 
 from bench.fleets import World
 from gepetto_core.config import load_settings
-from gepetto_core.sandbox.validator.rules import check_public_capacity
 from gepetto_core.scheduling import (
     ChuteUtilization,
     DeploymentView,
@@ -62,6 +61,7 @@ from gepetto_core.scheduling import (
     plan_round,
 )
 from gepetto_core.services.planning_input import plan_policy
+from gepetto_sandbox.validator.rules import check_public_capacity
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 HOURS = 48

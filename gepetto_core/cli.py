@@ -25,7 +25,6 @@ from gepetto_core.adapters.pg_migrations import upgrade
 from gepetto_core.commands import ParsedCommand, cli_caller, execute, parse, spec_for
 from gepetto_core.commands.parser import VERBS
 from gepetto_core.config import Settings, load_settings
-from gepetto_core.demo import Attach, run_demo
 from gepetto_core.errors import ConfigError, GepettoError, UsageError
 from gepetto_core.render_text import render_text
 from gepetto_core.runtime import runtime
@@ -151,13 +150,20 @@ async def _run_command(parsed: ParsedCommand, settings: Settings, out: Output) -
         return EXIT_ERROR if _has_error(outcome) else 0
 
 
-def _demo_slack(settings: Settings) -> Attach | None:
-    """With Slack tokens set, the demo connects the bot too (bot is imported only then)."""
-    if settings.slack_bot_token is None:
-        return None
-    from bot.main import demo_slack
+def _demo(settings: Settings) -> int:
+    """The demo lives in gepetto_sandbox (installed by the demo extra, absent from the image)."""
+    try:
+        from gepetto_sandbox.demo import run_demo
+    except ImportError as e:
+        raise ConfigError(
+            "gepetto demo", "needs the sandbox package: pip install 'gepetto[demo]'"
+        ) from e
+    attach = None
+    if settings.slack_bot_token is not None:  # with Slack tokens set, the demo connects the bot
+        from bot.main import demo_slack
 
-    return demo_slack
+        attach = demo_slack
+    return asyncio.run(run_demo(settings, attach=attach))
 
 
 def _serve(settings: Settings) -> int:
@@ -205,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "db":
                 asyncio.run(_db_command(settings, args.db_command))
                 return 0
-            return asyncio.run(run_demo(settings, attach=_demo_slack(settings)))
+            return _demo(settings)
         if rest[0] == "serve":
             return _serve(load_settings())
         parsed = parse(rest)  # no I/O: a bad command line fails before anything connects

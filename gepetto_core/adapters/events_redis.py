@@ -108,7 +108,7 @@ class RedisEventSource:
         finally:
             self.ready.clear()
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     async def _on_message(self, raw: bytes | str) -> None:
         try:

@@ -29,7 +29,7 @@ from gepetto_core.commands.registry import Caller
 from gepetto_core.config import load_settings
 from gepetto_core.errors import GepettoError, PermissionDeniedError
 from gepetto_core.runtime import Runtime, build_runtime
-from gepetto_core.sandbox.slack import (
+from gepetto_sandbox.slack import (
     SignedRequest,
     SlackDouble,
     block_actions_payload,

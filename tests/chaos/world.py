@@ -17,19 +17,19 @@ from bittensor_wallet import Keypair
 from gepetto_core.config import Settings, load_settings
 from gepetto_core.models.validator import is_launch_config_version
 from gepetto_core.runtime import Runtime, build_runtime
-from gepetto_core.sandbox.clock import ShiftedClock
-from gepetto_core.sandbox.cluster import PodTimings
-from gepetto_core.sandbox.miner import (
+from gepetto_core.services.deployer import DeployRequest
+from gepetto_sandbox.clock import ShiftedClock
+from gepetto_sandbox.cluster import PodTimings
+from gepetto_sandbox.miner import (
     PodBridge,
     SandboxMiner,
     _pod_ready,
     register_fleet,
     start_sandbox_miner,
 )
-from gepetto_core.sandbox.validator import Fault
-from gepetto_core.sandbox.validator.faults import ROUTES
-from gepetto_core.sandbox.validator.world import Rejected
-from gepetto_core.services.deployer import DeployRequest
+from gepetto_sandbox.validator import Fault
+from gepetto_sandbox.validator.faults import ROUTES
+from gepetto_sandbox.validator.world import Rejected
 
 T = TypeVar("T")
 SEED = "0x" + "c4" * 32

@@ -23,10 +23,10 @@ from bot.serve import http_server
 from gepetto_core.config import Settings, load_settings
 from gepetto_core.models.validator import is_launch_config_version
 from gepetto_core.runtime import Runtime, build_runtime
-from gepetto_core.sandbox.clock import ShiftedClock
-from gepetto_core.sandbox.cluster import PodTimings
-from gepetto_core.sandbox.miner import PodBridge, SandboxMiner, register_fleet, start_sandbox_miner
-from gepetto_core.sandbox.slack import (
+from gepetto_sandbox.clock import ShiftedClock
+from gepetto_sandbox.cluster import PodTimings
+from gepetto_sandbox.miner import PodBridge, SandboxMiner, register_fleet, start_sandbox_miner
+from gepetto_sandbox.slack import (
     RecordedCall,
     SignedRequest,
     SlackDouble,

@@ -12,8 +12,8 @@ from bot.action_ids import (
 )
 from bot.alerts import DeployFailure
 from gepetto_core.errors import InsufficientGpusError
-from gepetto_core.sandbox.cluster import PodFault
 from gepetto_core.services.deployer import DeployRequest
+from gepetto_sandbox.cluster import PodFault
 
 from .conftest import ALERTS, VIEWER, World, buttons, eventually, text_of
 

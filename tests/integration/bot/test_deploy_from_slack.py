@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from bot.action_ids import CONFIRM_ACTION_ID, DEPLOY_ACTION_ID, SHARE_ACTION_ID
-from gepetto_core.sandbox.slack import check_message
+from gepetto_sandbox.slack import check_message
 
 from .conftest import OPS, World, buttons, eventually, text_of
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bot.action_ids import APPROVE_ACTION_ID, CONFIRM_ACTION_ID, DEPLOY_ACTION_ID
 from bot.approvals import OFFER_TTL
-from gepetto_core.sandbox.slack import forged, signed_slash_command, stale
 from gepetto_core.services.deployer import DeployRequest
+from gepetto_sandbox.slack import forged, signed_slash_command, stale
 
 from .conftest import ADMIN, ADMIN2, OPS, SIGNING_SECRET, VIEWER, World, buttons, text_of
 

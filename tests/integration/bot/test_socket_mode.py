@@ -3,7 +3,7 @@ and the answer follows through response_url."""
 
 from __future__ import annotations
 
-from gepetto_core.sandbox.slack import slash_command_payload
+from gepetto_sandbox.slack import slash_command_payload
 
 from .conftest import World, text_of
 

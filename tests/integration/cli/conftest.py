@@ -25,9 +25,9 @@ from bittensor_wallet import Keypair
 from gepetto_core.config import load_settings
 from gepetto_core.models.validator import is_launch_config_version
 from gepetto_core.runtime import Runtime, build_runtime
-from gepetto_core.sandbox.cluster import PodTimings
-from gepetto_core.sandbox.cluster.sandbox import kubeconfig_dict
-from gepetto_core.sandbox.miner import PodBridge, SandboxMiner, register_fleet, start_sandbox_miner
+from gepetto_sandbox.cluster import PodTimings
+from gepetto_sandbox.cluster.sandbox import kubeconfig_dict
+from gepetto_sandbox.miner import PodBridge, SandboxMiner, register_fleet, start_sandbox_miner
 
 SEED = "0x" + "7c" * 32
 MINER = Keypair.create_from_seed(SEED).ss58_address

@@ -78,8 +78,8 @@ def _no_slack(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_with_slack_tokens_the_demo_connects_the_bot(tmp_path: Path) -> None:
-    from gepetto_core.sandbox.slack import SlackDouble
-    from gepetto_core.sandbox.slack.signing import slash_command_payload
+    from gepetto_sandbox.slack import SlackDouble
+    from gepetto_sandbox.slack.signing import slash_command_payload
 
     slack = SlackDouble(bot_token="xoxb-demo-secret", app_token="xapp-1-demo-secret")
     base_url = await slack.start()

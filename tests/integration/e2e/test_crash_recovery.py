@@ -8,9 +8,9 @@ import pytest
 
 from gepetto_core.errors import GepettoError
 from gepetto_core.models.inventory import Deployment
-from gepetto_core.sandbox.validator import Fault
-from gepetto_core.sandbox.validator.faults import ROUTES
 from gepetto_core.services.deployer import DeployRequest, DeployStep
+from gepetto_sandbox.validator import Fault
+from gepetto_sandbox.validator.faults import ROUTES
 
 from .conftest import Miner, eventually
 

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from gepetto_core.sandbox.cluster import PodFault
-from gepetto_core.sandbox.validator import Fault
 from gepetto_core.scheduling.backoff import backoff_state
 from gepetto_core.scheduling.policy import BackoffPolicy
 from gepetto_core.scheduling.reconcile import RemoveDeployment
 from gepetto_core.services.deployer import DeployRequest
 from gepetto_core.services.ledger import load_failure_records
+from gepetto_sandbox.cluster import PodFault
+from gepetto_sandbox.validator import Fault
 
 from .conftest import Miner, eventually
 

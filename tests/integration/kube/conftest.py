@@ -15,7 +15,7 @@ from kubernetes_asyncio import client
 from gepetto_core import kube_objects as ko
 from gepetto_core.adapters.kube import KubeCluster, connect_api
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
-from gepetto_core.sandbox.cluster import FleetNode, PodTimings, SandboxCluster, build_fleet
+from gepetto_sandbox.cluster import FleetNode, PodTimings, SandboxCluster, build_fleet
 
 T = TypeVar("T")
 MINER = "5MinerHotkeyXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"

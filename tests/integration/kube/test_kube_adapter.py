@@ -18,8 +18,8 @@ from gepetto_core.errors import (
     ClusterUnavailableError,
 )
 from gepetto_core.models.cluster import ChuteJobView
-from gepetto_core.sandbox.cluster import FleetNode, PodFault, SandboxCluster
-from gepetto_core.sandbox.cluster.controllers import PODS
+from gepetto_sandbox.cluster import FleetNode, PodFault, SandboxCluster
+from gepetto_sandbox.cluster.controllers import PODS
 
 
 def env_of(job: dict[str, Any]) -> dict[str, str]:

@@ -12,7 +12,7 @@ import pytest
 
 from gepetto_core import kube_objects as ko
 from gepetto_core.adapters.kube import KubeCluster
-from gepetto_core.sandbox.cluster import FleetNode, SandboxCluster
+from gepetto_sandbox.cluster import FleetNode, SandboxCluster
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = [

@@ -15,7 +15,7 @@ from kubernetes_asyncio.leaderelection import electionconfig, leaderelection
 from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 
 from gepetto_core.adapters.kube import connect_api
-from gepetto_core.sandbox.cluster import SandboxCluster, build_fleet
+from gepetto_sandbox.cluster import SandboxCluster, build_fleet
 
 
 def pod_body(name: str, node: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -258,7 +258,7 @@ async def test_api_latency_injection_and_request_log(
 async def test_job_status_follows_pods_and_succeeds(
     api: client.ApiClient, sandbox: SandboxCluster
 ) -> None:
-    from gepetto_core.sandbox.cluster import PodFault
+    from gepetto_sandbox.cluster import PodFault
 
     batch = client.BatchV1Api(api)
     sandbox.script_fault("ok-job", PodFault("crash", exit_code=0, after_seconds=0.05))

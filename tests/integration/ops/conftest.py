@@ -10,7 +10,7 @@ import pytest_asyncio
 from kubernetes_asyncio import client
 
 from gepetto_core.adapters.kube import connect_api
-from gepetto_core.sandbox.cluster import SandboxCluster
+from gepetto_sandbox.cluster import SandboxCluster
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -16,8 +16,8 @@ from kubernetes_asyncio import client
 from gepetto_core.config import load_settings
 from gepetto_core.errors import ConfigError
 from gepetto_core.ops.metrics import Metrics
-from gepetto_core.sandbox.cluster import SandboxCluster
 from gepetto_core.services.leader import LeaderElector, elector_from_settings
+from gepetto_sandbox.cluster import SandboxCluster
 
 NAMESPACE = "chutes"
 LEASE_SECONDS = 2

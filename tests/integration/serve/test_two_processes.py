@@ -20,8 +20,8 @@ from bittensor_wallet import Keypair
 from gepetto_core.adapters.pg import create_pool
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.adapters.pg_migrations import upgrade
-from gepetto_core.sandbox.cluster import PodTimings
-from gepetto_core.sandbox.miner import PodBridge, SandboxMiner, register_fleet, start_sandbox_miner
+from gepetto_sandbox.cluster import PodTimings
+from gepetto_sandbox.miner import PodBridge, SandboxMiner, register_fleet, start_sandbox_miner
 
 SEED = "0x" + "7a" * 32
 MINER = Keypair.create_from_seed(SEED).ss58_address

@@ -17,8 +17,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.render import PAGE_NEXT_ACTION_ID, parse_page_value, render_slack
-from gepetto_core.sandbox.slack import SlackDouble
 from gepetto_core.views import Column, RowAction, Table
+from gepetto_sandbox.slack import SlackDouble
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"

@@ -7,7 +7,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.render import PAGE_NEXT_ACTION_ID, page_value
-from gepetto_core.sandbox.slack import (
+from gepetto_sandbox.slack import (
     RecordedCall,
     SignedRequest,
     SlackDouble,

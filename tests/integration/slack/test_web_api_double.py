@@ -9,8 +9,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.render import fit_message, render_slack
-from gepetto_core.sandbox.slack import SlackDouble
 from gepetto_core.views import Progress
+from gepetto_sandbox.slack import SlackDouble
 
 
 def _section(text: str) -> dict[str, object]:

@@ -14,7 +14,7 @@ from gepetto_core.adapters.signing import HotkeySigner
 from gepetto_core.adapters.validator import HttpValidatorApi
 from gepetto_core.models.events import MinerEvent
 from gepetto_core.models.validator import is_launch_config_version
-from gepetto_core.sandbox.validator import SandboxValidator
+from gepetto_sandbox.validator import SandboxValidator
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from gepetto_core.errors import (
     ValidatorNotFoundError,
 )
 from gepetto_core.models.validator import StreamStatus
-from gepetto_core.sandbox.validator import SandboxValidator
+from gepetto_sandbox.validator import SandboxValidator
 
 from .conftest import make_room, pick_chute, server_for
 

@@ -11,7 +11,7 @@ from gepetto_core.adapters.events_socketio import SocketIoEventSource
 from gepetto_core.adapters.signing import HotkeySigner
 from gepetto_core.adapters.validator import HttpValidatorApi
 from gepetto_core.models.events import EventReason
-from gepetto_core.sandbox.validator import SandboxValidator
+from gepetto_sandbox.validator import SandboxValidator
 
 from .conftest import Recorder, make_room, pick_chute, server_for
 

@@ -12,7 +12,7 @@ from bittensor_wallet import Keypair
 
 from gepetto_core.adapters.signing import HotkeySigner, signed_headers
 from gepetto_core.adapters.validator import HttpValidatorApi, compact_json
-from gepetto_core.sandbox.validator import SandboxValidator
+from gepetto_sandbox.validator import SandboxValidator
 
 from .conftest import make_room, pick_chute, server_for
 

@@ -8,8 +8,8 @@ import pytest
 
 from gepetto_core.adapters.signing import HotkeySigner
 from gepetto_core.adapters.validator import HttpValidatorApi
-from gepetto_core.sandbox.validator import Fault, SandboxValidator
 from gepetto_core.services.sync import ListName, SyncService
+from gepetto_sandbox.validator import Fault, SandboxValidator
 
 from .conftest import make_room, pick_chute, server_for
 

@@ -19,9 +19,9 @@ from gepetto_core.errors import (
     ClusterUnavailableError,
     InvalidInputError,
 )
-from gepetto_core.sandbox.cluster.fleet import build_fleet
-from gepetto_core.sandbox.cluster.patching import json_patch, merge_patch
-from gepetto_core.sandbox.cluster.selectors import field_matcher, label_matcher
+from gepetto_sandbox.cluster.fleet import build_fleet
+from gepetto_sandbox.cluster.patching import json_patch, merge_patch
+from gepetto_sandbox.cluster.selectors import field_matcher, label_matcher
 
 
 @pytest.mark.parametrize(

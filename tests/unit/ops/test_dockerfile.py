@@ -133,12 +133,19 @@ def test_dependencies_install_from_the_lock_with_hashes_only() -> None:
     assert own and "--no-deps" in own[0] and "--no-index" in own[0]
 
 
-def test_build_stage_copies_every_package_the_wheel_needs() -> None:
+SIMULATORS = "gepetto_sandbox"  # the demo's and tests' simulators: never in the image
+
+
+def test_build_stage_copies_every_product_package_and_no_simulator() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert SIMULATORS in packages  # installed by the demo and test extras from a checkout
     copied = " ".join(i.args for i in instructions(STAGES[0], "COPY"))
-    for needed in {*packages, "pyproject.toml", project["project"]["readme"]}:
+    for needed in {*packages - {SIMULATORS}, "pyproject.toml", project["project"]["readme"]}:
         assert needed in copied, f"{needed} is not copied into the build stage"
+    assert SIMULATORS not in copied
+    allowed = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if "!" in line]
+    assert not any(SIMULATORS in line for line in allowed)
 
 
 SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|SEED|PRIVATE|API_KEY)", re.I)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gepetto_core.sandbox.slack import check_message, check_view, total_block_text
+from gepetto_sandbox.slack import check_message, check_view, total_block_text
 
 
 def _section(text: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 The strategies build messages that break many limits at once (too many blocks, long and
 astral-plane text, wide and long tables, crowded actions and context blocks); the judge in
-``gepetto_core.sandbox.slack`` is written independently of the renderer.
+``gepetto_sandbox.slack`` is written independently of the renderer.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.render import fit_message, render_slack
-from gepetto_core.sandbox.slack import check_message
 from gepetto_core.views import Column, ColumnKind, Message, Progress, RowAction, Table
+from gepetto_sandbox.slack import check_message
 
 # Text with ASCII, CJK, emoji (2 UTF-16 units each) and Slack's control characters.
 ALPHABET = st.sampled_from([*"ab <>&*`_\n", "東", "京", "😀", "🚀", "é"])

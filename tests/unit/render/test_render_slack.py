@@ -19,7 +19,6 @@ from bot.render import (
     render_slack,
     truncate,
 )
-from gepetto_core.sandbox.slack import check_message, slack_len, total_block_text
 from gepetto_core.views import (
     Column,
     Composite,
@@ -30,6 +29,7 @@ from gepetto_core.views import (
     RowAction,
     Table,
 )
+from gepetto_sandbox.slack import check_message, slack_len, total_block_text
 
 
 def _accepted(blocks: list[dict[str, Any]], text: str) -> None:

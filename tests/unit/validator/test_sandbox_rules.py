@@ -7,10 +7,10 @@ import random
 import pytest
 
 from gepetto_core.models.validator import ValidatorChute, is_launch_config_version
-from gepetto_core.sandbox.validator.catalog import MAX_CODE_CHARS, generate_catalog
-from gepetto_core.sandbox.validator.faults import Fault, FaultBook
-from gepetto_core.sandbox.validator.gpus import compute_multiplier, supported_gpus
-from gepetto_core.sandbox.validator.rules import (
+from gepetto_sandbox.validator.catalog import MAX_CODE_CHARS, generate_catalog
+from gepetto_sandbox.validator.faults import Fault, FaultBook
+from gepetto_sandbox.validator.gpus import compute_multiplier, supported_gpus
+from gepetto_sandbox.validator.rules import (
     bounty_amount,
     check_private_capacity,
     check_public_capacity,

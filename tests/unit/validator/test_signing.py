@@ -17,7 +17,7 @@ from gepetto_core.adapters.signing import (
     signing_message,
 )
 from gepetto_core.errors import ConfigError
-from gepetto_core.sandbox.validator.auth import NO_USER, AuthFailure, authenticate
+from gepetto_sandbox.validator.auth import NO_USER, AuthFailure, authenticate
 
 SEED = "0x" + "5a" * 32
 NOW = 1_760_000_000.0

@@ -14,10 +14,10 @@ from typing import Any
 
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.models.inventory import Gpu, Server
-from gepetto_core.sandbox.cluster import FleetNode, PodTimings, SandboxCluster, build_fleet
-from gepetto_core.sandbox.validator import SandboxValidator
-from gepetto_core.sandbox.validator.gpus import GPU_TYPES
-from gepetto_core.sandbox.validator.world import Rejected
+from gepetto_sandbox.cluster import FleetNode, PodTimings, SandboxCluster, build_fleet
+from gepetto_sandbox.validator import SandboxValidator
+from gepetto_sandbox.validator.gpus import GPU_TYPES
+from gepetto_sandbox.validator.world import Rejected
 
 log = logging.getLogger(__name__)
 

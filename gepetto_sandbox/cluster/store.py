@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gepetto_core.sandbox.cluster.resources import ResourceType
+from gepetto_sandbox.cluster.resources import ResourceType
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str]  # (plural, namespace or "", name)

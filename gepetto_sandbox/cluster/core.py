@@ -8,12 +8,12 @@ import copy
 from typing import Any
 
 from gepetto_core.errors import InvalidInputError
-from gepetto_core.sandbox.cluster.admission import Admission
-from gepetto_core.sandbox.cluster.controllers import NAMESPACES, PODS, Controllers, PodTimings
-from gepetto_core.sandbox.cluster.patching import json_patch, merge_patch
-from gepetto_core.sandbox.cluster.resources import RESOURCES, ResourceType
-from gepetto_core.sandbox.cluster.selectors import object_matcher
-from gepetto_core.sandbox.cluster.store import Obj, StatusError, Store, already_exists, not_found
+from gepetto_sandbox.cluster.admission import Admission
+from gepetto_sandbox.cluster.controllers import NAMESPACES, PODS, Controllers, PodTimings
+from gepetto_sandbox.cluster.patching import json_patch, merge_patch
+from gepetto_sandbox.cluster.resources import RESOURCES, ResourceType
+from gepetto_sandbox.cluster.selectors import object_matcher
+from gepetto_sandbox.cluster.store import Obj, StatusError, Store, already_exists, not_found
 
 MERGE_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
 JSON_PATCH_TYPE = "application/json-patch+json"

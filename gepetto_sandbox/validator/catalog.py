@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gepetto_core.sandbox.validator.gpus import GPU_TYPES, full_selector
+from gepetto_sandbox.validator.gpus import GPU_TYPES, full_selector
 
 MAX_CODE_CHARS = 150_000
 

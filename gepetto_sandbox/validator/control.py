@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gepetto_core.sandbox.validator.faults import Fault
+from gepetto_sandbox.validator.faults import Fault
 
 if TYPE_CHECKING:
-    from gepetto_core.sandbox.validator.server import SandboxValidator
+    from gepetto_sandbox.validator.server import SandboxValidator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

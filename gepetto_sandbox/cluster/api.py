@@ -14,11 +14,11 @@ from typing import Any
 
 from aiohttp import web
 
-from gepetto_core.sandbox.cluster import resources, tables
-from gepetto_core.sandbox.cluster.core import ClusterCore
-from gepetto_core.sandbox.cluster.resources import BY_PATH, ResourceType
-from gepetto_core.sandbox.cluster.selectors import object_matcher
-from gepetto_core.sandbox.cluster.store import Event, Obj, StatusError
+from gepetto_sandbox.cluster import resources, tables
+from gepetto_sandbox.cluster.core import ClusterCore
+from gepetto_sandbox.cluster.resources import BY_PATH, ResourceType
+from gepetto_sandbox.cluster.selectors import object_matcher
+from gepetto_sandbox.cluster.store import Event, Obj, StatusError
 
 VERSION_INFO = {
     "major": "1",

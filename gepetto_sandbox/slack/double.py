@@ -4,7 +4,7 @@ Reached through the real ``slack_sdk`` clients: ``AsyncWebClient(token=..., base
 double.start())`` (the base URL ends in ``/api/``, as ``urljoin`` needs). It records every call,
 answers the methods gepetto uses with realistic ``ts``/``channel`` values, and refuses messages
 that break Block Kit limits the way Slack does (``ok: false``, ``invalid_blocks`` etc., judged
-by :mod:`gepetto_core.sandbox.slack.blockkit`).
+by :mod:`gepetto_sandbox.slack.blockkit`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from gepetto_core.sandbox.slack.blockkit import check_message, check_view
+from gepetto_sandbox.slack.blockkit import check_message, check_view
 
 
 @dataclass

@@ -20,9 +20,9 @@ from typing import Any
 import jwt
 
 from gepetto_core.models.validator import is_launch_config_version
-from gepetto_core.sandbox.validator.catalog import Catalog, iso
-from gepetto_core.sandbox.validator.gpus import GPU_TYPES
-from gepetto_core.sandbox.validator.rules import (
+from gepetto_sandbox.validator.catalog import Catalog, iso
+from gepetto_sandbox.validator.gpus import GPU_TYPES
+from gepetto_sandbox.validator.rules import (
     Refusal,
     check_private_capacity,
     check_public_capacity,

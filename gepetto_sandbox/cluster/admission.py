@@ -8,8 +8,8 @@ import itertools
 import random
 from typing import Any
 
-from gepetto_core.sandbox.cluster.resources import ResourceType
-from gepetto_core.sandbox.cluster.store import Obj, StatusError
+from gepetto_sandbox.cluster.resources import ResourceType
+from gepetto_sandbox.cluster.store import Obj, StatusError
 
 NODE_PORT_RANGE = range(30000, 32768)
 

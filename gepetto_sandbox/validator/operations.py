@@ -7,10 +7,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from gepetto_core.sandbox.validator.catalog import iso
-from gepetto_core.sandbox.validator.gpus import full_selector
-from gepetto_core.sandbox.validator.rules import bounty_amount
-from gepetto_core.sandbox.validator.world import Rejected, ValidatorWorld
+from gepetto_sandbox.validator.catalog import iso
+from gepetto_sandbox.validator.gpus import full_selector
+from gepetto_sandbox.validator.rules import bounty_amount
+from gepetto_sandbox.validator.world import Rejected, ValidatorWorld
 
 
 def create_job(

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from gepetto_core.sandbox.cluster.controllers import node_is_ready
-from gepetto_core.sandbox.cluster.store import Obj
+from gepetto_sandbox.cluster.controllers import node_is_ready
+from gepetto_sandbox.cluster.store import Obj
 
 
 def wants_table(accept: str) -> bool:

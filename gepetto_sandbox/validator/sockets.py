@@ -13,8 +13,8 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from gepetto_core.sandbox.validator.auth import AuthFailure, authenticate
-from gepetto_core.sandbox.validator.world import ValidatorWorld
+from gepetto_sandbox.validator.auth import AuthFailure, authenticate
+from gepetto_sandbox.validator.world import ValidatorWorld
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gepetto_core.sandbox.cluster.admission import Admission
-from gepetto_core.sandbox.cluster.resources import BY_PATH
-from gepetto_core.sandbox.cluster.store import Event, Obj, StatusError, Store, now_iso
+from gepetto_sandbox.cluster.admission import Admission
+from gepetto_sandbox.cluster.resources import BY_PATH
+from gepetto_sandbox.cluster.store import Event, Obj, StatusError, Store, now_iso
 
 PODS = BY_PATH[("", "v1", "pods")]
 JOBS = BY_PATH[("batch", "v1", "jobs")]

@@ -11,13 +11,13 @@ from typing import Any
 from aiohttp import web
 from bittensor_wallet import Keypair
 
-from gepetto_core.sandbox.validator import operations
-from gepetto_core.sandbox.validator.api import MinerApi, RecordedRequest, error_middleware
-from gepetto_core.sandbox.validator.catalog import Catalog, generate_catalog
-from gepetto_core.sandbox.validator.control import add_control_routes
-from gepetto_core.sandbox.validator.faults import Fault, FaultBook
-from gepetto_core.sandbox.validator.sockets import SocketFeed
-from gepetto_core.sandbox.validator.world import Envelope, ValidatorWorld
+from gepetto_sandbox.validator import operations
+from gepetto_sandbox.validator.api import MinerApi, RecordedRequest, error_middleware
+from gepetto_sandbox.validator.catalog import Catalog, generate_catalog
+from gepetto_sandbox.validator.control import add_control_routes
+from gepetto_sandbox.validator.faults import Fault, FaultBook
+from gepetto_sandbox.validator.sockets import SocketFeed
+from gepetto_sandbox.validator.world import Envelope, ValidatorWorld
 
 DEFAULT_VALIDATOR_URI = "//SandboxValidator"
 

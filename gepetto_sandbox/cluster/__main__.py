@@ -1,4 +1,4 @@
-"""Run the cluster sandbox standalone: `python -m gepetto_core.sandbox.cluster --port 6443
+"""Run the cluster sandbox standalone: `python -m gepetto_sandbox.cluster --port 6443
 --kubeconfig /tmp/sandbox.kubeconfig`, then point kubectl or gepetto at that kubeconfig."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import asyncio
 import contextlib
 import signal
 
-from gepetto_core.sandbox.cluster.controllers import PodTimings
-from gepetto_core.sandbox.cluster.fleet import build_fleet
-from gepetto_core.sandbox.cluster.sandbox import SandboxCluster
+from gepetto_sandbox.cluster.controllers import PodTimings
+from gepetto_sandbox.cluster.fleet import build_fleet
+from gepetto_sandbox.cluster.sandbox import SandboxCluster
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -34,7 +34,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m gepetto_core.sandbox.cluster")
+    parser = argparse.ArgumentParser(prog="python -m gepetto_sandbox.cluster")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--kubeconfig", default=None, help="write a kubeconfig here")

@@ -1,4 +1,4 @@
-"""Run the sandbox validator as a process: ``python -m gepetto_core.sandbox.validator``."""
+"""Run the sandbox validator as a process: ``python -m gepetto_sandbox.validator``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 
-from gepetto_core.sandbox.validator.server import SandboxValidator
+from gepetto_sandbox.validator.server import SandboxValidator
 
 
 async def _serve(args: argparse.Namespace) -> None:

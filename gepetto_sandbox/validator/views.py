@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from gepetto_core.sandbox.validator.catalog import iso
-from gepetto_core.sandbox.validator.rules import (
+from gepetto_sandbox.validator.catalog import iso
+from gepetto_sandbox.validator.rules import (
     bounty_amount,
     effective_multiplier,
     utilization_row,
 )
-from gepetto_core.sandbox.validator.world import ValidatorWorld
+from gepetto_sandbox.validator.world import ValidatorWorld
 
 # Fields the 2026 validator strips from instances it streams (§13) are kept: the Oct-2025
 # contract the sandbox follows still sends them.

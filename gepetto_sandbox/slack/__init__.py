@@ -5,15 +5,15 @@ blockkit.py  check_message / check_view: would Slack accept it? (independent of 
 signing.py   signed / forged / stale requests and slash-command / block_actions payloads
 """
 
-from gepetto_core.sandbox.slack.blockkit import (
+from gepetto_sandbox.slack.blockkit import (
     Verdict,
     check_message,
     check_view,
     slack_len,
     total_block_text,
 )
-from gepetto_core.sandbox.slack.double import RecordedCall, SlackDouble, SocketAck
-from gepetto_core.sandbox.slack.signing import (
+from gepetto_sandbox.slack.double import RecordedCall, SlackDouble, SocketAck
+from gepetto_sandbox.slack.signing import (
     SignedRequest,
     block_actions_payload,
     forged,

@@ -13,11 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from gepetto_core.sandbox.validator import operations, views
-from gepetto_core.sandbox.validator.auth import AuthFailure, authenticate, check_blacklist
-from gepetto_core.sandbox.validator.faults import Fault, FaultBook
-from gepetto_core.sandbox.validator.gpus import GPU_TYPES
-from gepetto_core.sandbox.validator.world import Rejected, ValidatorWorld
+from gepetto_sandbox.validator import operations, views
+from gepetto_sandbox.validator.auth import AuthFailure, authenticate, check_blacklist
+from gepetto_sandbox.validator.faults import Fault, FaultBook
+from gepetto_sandbox.validator.gpus import GPU_TYPES
+from gepetto_sandbox.validator.world import Rejected, ValidatorWorld
 
 _FLUSH_BYTES = 256 * 1024
 _TRUTHY = {"true", "1", "yes", "on"}

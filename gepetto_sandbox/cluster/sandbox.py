@@ -13,12 +13,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gepetto_core.sandbox.cluster.api import ApiFault, ApiState, RequestRecord, build_app
-from gepetto_core.sandbox.cluster.controllers import NAMESPACES, NODES, PodFault, PodTimings
-from gepetto_core.sandbox.cluster.core import ClusterCore
-from gepetto_core.sandbox.cluster.fleet import FleetNode, build_fleet, node_conditions
-from gepetto_core.sandbox.cluster.resources import BY_PATH, ResourceType
-from gepetto_core.sandbox.cluster.store import Obj
+from gepetto_sandbox.cluster.api import ApiFault, ApiState, RequestRecord, build_app
+from gepetto_sandbox.cluster.controllers import NAMESPACES, NODES, PodFault, PodTimings
+from gepetto_sandbox.cluster.core import ClusterCore
+from gepetto_sandbox.cluster.fleet import FleetNode, build_fleet, node_conditions
+from gepetto_sandbox.cluster.resources import BY_PATH, ResourceType
+from gepetto_sandbox.cluster.store import Obj
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "chutes")
 

@@ -1,0 +1,17 @@
+"""A protocol-faithful Kubernetes API sandbox (the subset gepetto and kubectl use)."""
+
+from gepetto_sandbox.cluster.api import ApiFault, RequestRecord
+from gepetto_sandbox.cluster.controllers import PodFault, PodTimings
+from gepetto_sandbox.cluster.fleet import FleetNode, build_fleet
+from gepetto_sandbox.cluster.sandbox import SandboxCluster, kubeconfig_dict
+
+__all__ = [
+    "ApiFault",
+    "FleetNode",
+    "PodFault",
+    "PodTimings",
+    "RequestRecord",
+    "SandboxCluster",
+    "build_fleet",
+    "kubeconfig_dict",
+]
