@@ -9,6 +9,7 @@ prefix. Secrets are `SecretStr`: their values never appear in a repr, a log line
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -87,6 +88,9 @@ class Settings(BaseSettings):
     chutes_namespace: str = _env("CHUTES_NAMESPACE", "chutes")
     kubeconfig: str | None = _env("KUBECONFIG")
     registry_proxy_port: int = _env("REGISTRY_PROXY_PORT", 30500, ge=1, le=65535)
+    # TEE VM version from which images come straight from the validator's registry (mTLS);
+    # empty = never (every server pulls through the local registry proxy).
+    mtls_registry_min_version: str = _env("MTLS_REGISTRY_MIN_VERSION", "1.4.0")
     nvidia_runtime: str = _env("NVIDIA_RUNTIME", "nvidia")
     cache_max_age_days: int = _env("CACHE_MAX_AGE_DAYS", 7, ge=0)
     cache_max_size_gb: int = _env("CACHE_MAX_SIZE_GB", 500, ge=0)
@@ -141,6 +145,14 @@ class Settings(BaseSettings):
             if not value.strip():
                 return None
             return json.loads(value)
+        return value
+
+    @field_validator("mtls_registry_min_version")
+    @classmethod
+    def _check_mtls_version(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"v?\d+(\.\d+)*", value):
+            raise ValueError("must be a version such as 1.4.0, or empty to disable")
         return value
 
     @field_validator("postgresql", mode="before")

@@ -66,6 +66,7 @@ class JobSettings:
     miner_ss58: str
     namespace: str = "chutes"
     registry_proxy_port: int = 30500
+    # MTLS_REGISTRY_MIN_VERSION: "" disables the direct registry (every pull goes via the proxy).
     mtls_registry_min_version: str = "1.4.0"
     mtls_registry_host: str = "registry.chutes.ai"
     runtime_class: str | None = "nvidia"
@@ -75,6 +76,14 @@ class JobSettings:
     cache_overrides: Mapping[str, int] = field(default_factory=dict)
     cache_cleaner_image: str = "parachutes/cache-cleaner:latest"
     default_disk_gb: int = 10
+
+    def __post_init__(self) -> None:
+        minimum = self.mtls_registry_min_version
+        if minimum.strip() and parse_version(minimum) is None:
+            raise InvalidInputError(
+                f"MTLS_REGISTRY_MIN_VERSION must be a version such as 1.4.0 or empty, "
+                f"not {minimum!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -274,16 +283,29 @@ def node_ports_of(service: Mapping[str, Any]) -> dict[tuple[str, int], int]:
 
 
 def gpu_device_name(gpu: Gpu) -> str:
-    """`GPU-<dashed uuid>` as NVIDIA_VISIBLE_DEVICES wants it; ids already dashed pass through."""
-    raw = gpu.gpu_id.removeprefix("GPU-")
-    if re.fullmatch(r"[0-9a-fA-F]{32}", raw):
-        return f"GPU-{uuid.UUID(hex=raw)}"
-    return f"GPU-{raw}"
+    """`GPU-` + the canonical lower-case dashed UUID of the stored id, whatever its case or
+    dashes (the form NVIDIA_VISIBLE_DEVICES wants). A stored id that already carries the
+    `GPU-` prefix (as nvidia-smi prints it) is accepted too. An id that is not a UUID is an
+    error: a device name that matches no GPU would silently start the chute on none."""
+    raw = gpu.gpu_id
+    if raw[:4].upper() == "GPU-":
+        raw = raw[4:]
+    try:
+        return f"GPU-{uuid.UUID(raw)}"
+    except ValueError:
+        raise InvalidInputError(
+            f"GPU id {gpu.gpu_id!r} is not a UUID, so no GPU-<uuid> device name can be made "
+            "for NVIDIA_VISIBLE_DEVICES"
+        ) from None
 
 
 def registry_ref(server: Server, settings: JobSettings, vm_version: str | None) -> str:
-    mtls_min = parse_version(settings.mtls_registry_min_version) or (99,)
-    if version_at_least(vm_version, mtls_min):
+    """Where the chute image is pulled from: the validator's registry directly (mTLS) when the
+    server's TEE VM version is at least `MTLS_REGISTRY_MIN_VERSION`, else the node-local
+    registry proxy. An empty minimum turns the direct registry off; an unknown VM version
+    counts as too old."""
+    minimum = parse_version(settings.mtls_registry_min_version)
+    if minimum is not None and version_at_least(vm_version, minimum):
         return settings.mtls_registry_host
     return f"{server.validator.lower()}.localregistry.chutes.ai:{settings.registry_proxy_port}"
 
@@ -382,7 +404,9 @@ def build_chute_job(
             {"name": "CACHE_MAX_SIZE_GB", "value": str(cache_size)},
             {"name": "NVIDIA_VISIBLE_DEVICES", "value": devices},
         ],
-        "securityContext": {"runAsUser": 0},
+        # Root user and root group: the pod's group 1000 would otherwise be inherited, and the
+        # cache files it creates would belong to another group than the official miner's.
+        "securityContext": {"runAsUser": 0, "runAsGroup": 0},
         "volumeMounts": [{"name": "raw-cache", "mountPath": "/cache"}],
     }
     pod_spec: dict[str, Any] = {
@@ -461,12 +485,7 @@ def _chute_env(
         "HF_HOME": "/cache",
         "CIVITAI_HOME": "/cache/civitai",
     }
-    if chute.tee and version_at_least(launch.vm_version, XET_VM_MIN):
-        env["HF_XET_FIXED_DOWNLOAD_CONCURRENCY"] = "16"
-        env["TOKIO_WORKER_THREADS"] = "8"
-    else:
-        env["HF_HUB_DISABLE_XET"] = "1"
-        env["HF_HUB_ENABLE_HF_TRANSFER"] = "1"
+    env.update(hf_download_env(chute, launch.vm_version))
     if attestation:
         env["CHUTES_PORT_ATTESTATION"] = str(node_ports[("TCP", ATTESTATION_PORT)])
     for extra in launch.job_ports:
@@ -476,6 +495,17 @@ def _chute_env(
         if server.ip_address:
             env["CHUTES_EXTERNAL_HOST"] = server.ip_address
     return [{"name": k, "value": v} for k, v in env.items()]
+
+
+def hf_download_env(chute: Chute, vm_version: str | None) -> dict[str, str]:
+    """Hugging Face download settings: only TEE chutes get any. On a VM from 1.3.1 on, xet
+    with fixed concurrency; on an older VM or one of unknown version, xet off and hf_transfer
+    on. A non-TEE chute keeps the library defaults (none of the four variables)."""
+    if not chute.tee:
+        return {}
+    if version_at_least(vm_version, XET_VM_MIN):
+        return {"HF_XET_FIXED_DOWNLOAD_CONCURRENCY": "16", "TOKIO_WORKER_THREADS": "8"}
+    return {"HF_HUB_DISABLE_XET": "1", "HF_HUB_ENABLE_HF_TRANSFER": "1"}
 
 
 def _check_rows(chute: Chute, deployment: Deployment) -> None:

@@ -43,6 +43,7 @@ def job_settings(settings: Settings, miner_ss58: str) -> JobSettings:
         miner_ss58=miner_ss58,
         namespace=settings.chutes_namespace,
         registry_proxy_port=settings.registry_proxy_port,
+        mtls_registry_min_version=settings.mtls_registry_min_version,
         runtime_class=settings.nvidia_runtime,
         shutdown_seconds=settings.chute_shutdown_time_seconds,
         cache_max_age_days=settings.cache_max_age_days,

@@ -172,7 +172,8 @@ CASES = [
         node_ports={("TCP", 8000): 30100, ("TCP", 8001): 30101},
         service_ports=[("chute-8000", 8000, "TCP"), ("chute-8001", 8001, "TCP")],
         labels=COMMON_LABELS,
-        env=BASE_ENV | OLD_HF,
+        # A non-TEE chute gets none of the Hugging Face download variables.
+        env=BASE_ENV,
         command=[
             "chutes",
             "run",
@@ -227,7 +228,6 @@ CASES = [
         | {"chutes/config-id": "cfg-7", "chutes/job-id": "job-7", "chutes/job": "true"},
         # Every extra port has its env (upstream skipped the first one: ports[3:]).
         env=BASE_ENV
-        | OLD_HF
         | {
             "CHUTES_PORT_TCP_9000": "30200",
             "CHUTES_PORT_UDP_9001": "30201",
@@ -251,6 +251,38 @@ CASES = [
         code_volume=False,
         container_ports=[(8000, "TCP"), (8001, "TCP"), (9000, "TCP"), (9001, "UDP"), (9000, "UDP")],
         disk_gb=200,
+    ),
+    Case(
+        id="tee-unknown-vm",
+        chute=make_chute("0.5.2", tee=True),
+        deployment=make_deployment(config_id="cfg-3"),
+        launch=ko.LaunchParams(launch_token=TOKEN, vm_version=None),
+        server=make_server(seed=None),
+        node_ports={("TCP", 8000): 30100, ("TCP", 8001): 30101},
+        # No attestation port below chutes 0.6.0, even for TEE.
+        service_ports=[("chute-8000", 8000, "TCP"), ("chute-8001", 8001, "TCP")],
+        labels=COMMON_LABELS | {"chutes/config-id": "cfg-3"},
+        # A TEE chute on a VM of unknown version: xet off, hf_transfer on.
+        env=BASE_ENV
+        | OLD_HF
+        | {"CHUTES_LAUNCH_JWT": "jwt.secret.token", "CHUTES_EXTERNAL_HOST": "203.0.113.7"},
+        command=[
+            "chutes",
+            "run",
+            "chute_file:chute",
+            "--port",
+            "8000",
+            "--miner-ss58",
+            MINER,
+            "--validator-ss58",
+            VALIDATOR,
+        ],
+        # Unknown VM version: through the local registry proxy.
+        image=f"{LOCAL_REGISTRY}/alice/llama:0.1-2",
+        probe_port=8001,
+        code_volume=False,  # TEE chutes never mount the code ConfigMap
+        container_ports=[(8000, "TCP"), (8001, "TCP")],
+        disk_gb=10,
     ),
 ]
 
@@ -370,7 +402,7 @@ def test_job_shape(case: Case) -> None:
     (init,) = pod["initContainers"]
     assert init["name"] == "cache-init"
     assert init["image"] == "parachutes/cache-cleaner:latest"
-    assert init["securityContext"] == {"runAsUser": 0}
+    assert init["securityContext"] == {"runAsUser": 0, "runAsGroup": 0}
     assert {e["name"]: e["value"] for e in init["env"]} == {
         "CLEANUP_EXCLUDE": "chute-abc",
         "HF_HOME": "/cache",
@@ -450,7 +482,153 @@ def test_version_gates(text: str | None, minimum: tuple[int, ...], expected: boo
     assert ko.version_at_least(text, minimum) is expected
 
 
-def test_gpu_device_names() -> None:
-    dashed = Gpu(gpu_id="GPU-abc-def", server_id="s", model_short_ref="h100")
-    assert ko.gpu_device_name(dashed) == "GPU-abc-def"
-    assert ko.gpu_device_name(make_gpus()[0]) == "GPU-01234567-89ab-cdef-0123-456789abcdef"
+# --------------------------------------------------------------------------- official parity
+# Each test below states what the official chutes-miner builder writes for the same inputs.
+
+
+def _job(
+    chute: Chute,
+    launch: ko.LaunchParams,
+    settings: ko.JobSettings = SETTINGS,
+    gpus: list[Gpu] | None = None,
+) -> dict[str, Any]:
+    ports = {("TCP", 8000): 30100, ("TCP", 8001): 30101, ("TCP", 8002): 30102}
+    return ko.build_chute_job(
+        chute,
+        make_server(),
+        make_gpus() if gpus is None else gpus,
+        make_deployment(),
+        settings,
+        launch,
+        ports,
+    )
+
+
+def _env(job: dict[str, Any], container: str = "containers") -> dict[str, str]:
+    (c,) = job["spec"]["template"]["spec"][container]
+    return {e["name"]: e["value"] for e in c["env"]}
+
+
+HF_NAMES = {
+    "HF_HUB_DISABLE_XET",
+    "HF_HUB_ENABLE_HF_TRANSFER",
+    "HF_XET_FIXED_DOWNLOAD_CONCURRENCY",
+    "TOKIO_WORKER_THREADS",
+}
+
+
+@pytest.mark.parametrize(
+    ("tee", "vm_version", "expected"),
+    [
+        (True, "1.3.1", NEW_HF),
+        (True, "1.4.2", NEW_HF),
+        (True, "1.3.0", OLD_HF),
+        (True, None, OLD_HF),
+        (True, "not-a-version", OLD_HF),
+        (False, None, {}),
+        (False, "1.3.0", {}),
+        (False, "1.4.2", {}),
+    ],
+)
+def test_official_builder_sets_hf_download_env_only_for_tee_chutes(
+    tee: bool, vm_version: str | None, expected: dict[str, str]
+) -> None:
+    """The official builder adds the HF/TOKIO variables only inside `if chute.tee:` — from VM
+    1.3.1 on xet with fixed concurrency, below it (or unknown) xet off and hf_transfer on. A
+    non-TEE chute gets none of the four, so its weights download with the library defaults."""
+    env = _env(_job(make_chute("0.6.1", tee=tee), ko.LaunchParams(vm_version=vm_version)))
+    assert {k: v for k, v in env.items() if k in HF_NAMES} == expected
+
+
+@pytest.mark.parametrize(
+    ("minimum", "vm_version", "tee", "direct"),
+    [
+        ("1.4.0", "1.4.0", True, True),  # the default: ≥ 1.4.0 pulls directly
+        ("1.4.0", "1.5", True, True),
+        ("1.4.0", "1.3.9", True, False),
+        ("1.4.0", None, True, False),  # unknown VM version: via the proxy
+        ("1.4.0", "1.4.2", False, True),  # the gate is the server's VM, not the chute's TEE flag
+        ("1.5.0", "1.4.2", True, False),  # a miner's higher minimum keeps 1.4.x on the proxy
+        ("1.5.0", "1.5.0", True, True),
+        ("1.2", "1.3.0", True, True),
+        ("", "1.4.2", True, False),  # empty disables the direct registry
+        ("", "99.0", True, False),
+        ("  ", "99.0", True, False),
+    ],
+)
+def test_official_builder_reads_mtls_registry_min_version(
+    minimum: str, vm_version: str | None, tee: bool, direct: bool
+) -> None:
+    """The official builder pulls from `registry.chutes.ai` when the server's TEE VM version is
+    at least the miner's MTLS_REGISTRY_MIN_VERSION (default 1.4.0); with an empty setting, or an
+    older or unknown VM, from `{validator}.localregistry.chutes.ai:{REGISTRY_PROXY_PORT}`."""
+    settings = ko.JobSettings(miner_ss58=MINER, mtls_registry_min_version=minimum)
+    job = _job(make_chute("0.6.1", tee=tee), ko.LaunchParams(vm_version=vm_version), settings)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    registry = "registry.chutes.ai" if direct else LOCAL_REGISTRY
+    assert container["image"] == f"{registry}/alice/llama:0.1-2"
+
+
+def test_registry_proxy_port_and_validator_case_in_the_proxy_reference() -> None:
+    """The official proxy reference is the lower-cased validator hotkey and REGISTRY_PROXY_PORT."""
+    settings = ko.JobSettings(miner_ss58=MINER, registry_proxy_port=31999)
+    assert ko.registry_ref(make_server(), settings, None) == (
+        f"{VALIDATOR.lower()}.localregistry.chutes.ai:31999"
+    )
+
+
+def test_an_unreadable_mtls_registry_min_version_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="MTLS_REGISTRY_MIN_VERSION"):
+        ko.JobSettings(miner_ss58=MINER, mtls_registry_min_version="latest")
+
+
+def test_official_builder_runs_cache_init_as_root_user_and_group() -> None:
+    """The official cache-init container sets runAsUser 0 and runAsGroup 0; without the group
+    it would inherit the pod's group 1000 and write cache files with another group."""
+    pod = _job(make_chute("0.6.1", tee=False), ko.LaunchParams())["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"runAsUser": 1000, "runAsGroup": 1000}
+    (init,) = pod["initContainers"]
+    assert init["securityContext"]["runAsUser"] == 0
+    assert init["securityContext"]["runAsGroup"] == 0
+
+
+CANONICAL = "GPU-01234567-89ab-cdef-0123-456789abcdef"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "0123456789abcdef0123456789abcdef",
+        "0123456789ABCDEF0123456789ABCDEF",
+        "01234567-89ab-cdef-0123-456789abcdef",
+        "01234567-89AB-CDEF-0123-456789ABCDEF",
+        "0123-456789abcdef-0123456789ab-cdef",  # dashes in odd places
+        "GPU-01234567-89AB-CDEF-0123-456789ABCDEF",  # as nvidia-smi prints it
+        "GPU-0123456789abcdef0123456789abcdef",
+    ],
+)
+def test_official_builder_writes_canonical_gpu_uuids(stored: str) -> None:
+    """The official builder writes `GPU-` + str(uuid.UUID(gpu_id)): the canonical lower-case
+    dashed UUID whatever the case or dashes of the stored id, in NVIDIA_VISIBLE_DEVICES,
+    CHUTES_NVIDIA_DEVICES and the cache-init container's NVIDIA_VISIBLE_DEVICES."""
+    gpu = Gpu(gpu_id=stored, server_id="node-uid-1", model_short_ref="h100")
+    assert ko.gpu_device_name(gpu) == CANONICAL
+    other = make_gpus()[1]
+    job = _job(make_chute("0.6.1", tee=False), ko.LaunchParams(), gpus=[gpu, other])
+    devices = f"{CANONICAL},GPU-fedcba98-7654-3210-fedc-ba9876543210"
+    env = _env(job)
+    assert env["NVIDIA_VISIBLE_DEVICES"] == env["CHUTES_NVIDIA_DEVICES"] == devices
+    assert _env(job, "initContainers")["NVIDIA_VISIBLE_DEVICES"] == devices
+
+
+@pytest.mark.parametrize(
+    "stored", ["gpu00", "GPU-abc-def", "", "0123456789abcdef0123456789abcde", "GPU-"]
+)
+def test_a_gpu_id_that_is_not_a_uuid_is_refused(stored: str) -> None:
+    """The official builder fails the deployment on such an id (uuid.UUID raises); so does
+    gepetto, with an error naming the id, instead of writing a device name matching no GPU."""
+    gpu = Gpu(gpu_id=stored, server_id="node-uid-1", model_short_ref="h100")
+    with pytest.raises(InvalidInputError, match="not a UUID"):
+        ko.gpu_device_name(gpu)
+    with pytest.raises(InvalidInputError, match="not a UUID"):
+        _job(make_chute("0.6.1", tee=False), ko.LaunchParams(), gpus=[gpu, make_gpus()[1]])
