@@ -145,7 +145,9 @@ async def build_runtime(
             for v in validators_config.supported
         }
         sync = SyncService(list(validators.values()), interval=settings.sync_interval_seconds)
-        deployer = Deployer(inventory, state, cluster, validators, clock=clock)
+        deployer = Deployer(
+            inventory, state, cluster, validators, clock=clock, vm_version_of=sync.server_vm_version
+        )
         reconciler = Reconciler(inventory, cluster, sync, deployer, validators, clock=clock)
         handlers = EventHandlers(
             miner_ss58, inventory, deployer, cluster, validators, clock=clock, wake=wake

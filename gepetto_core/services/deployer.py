@@ -52,6 +52,8 @@ class DeployStep(enum.StrEnum):
 
 
 ProgressCallback = Callable[[DeployStep, str], Awaitable[None]]
+# (validator hotkey, server_id) -> the server's TEE VM version as the validator reports it.
+VmVersionLookup = Callable[[str, str], str | None]
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class Deployer:
         *,
         clock: Callable[[], datetime] = utcnow,
         undeploy_wait_seconds: float = 180.0,
+        vm_version_of: VmVersionLookup | None = None,
     ) -> None:
         self._inventory = inventory
         self._state = state
@@ -106,6 +109,7 @@ class Deployer:
         self._validators = validators
         self._clock = clock
         self._undeploy_wait = undeploy_wait_seconds
+        self._vm_version_of = vm_version_of
 
     def _validator(self, hotkey: str) -> ValidatorApi:
         api = self._validators.get(hotkey)
@@ -173,7 +177,7 @@ class Deployer:
                 launch_token=token,
                 job_ports=request.job_ports,
                 disk_gb=request.disk_gb,
-                vm_version=request.vm_version,
+                vm_version=self._vm_version(request, server),
             )
             objects_made = True
             made = await self._cluster.deploy_chute(chute, server, gpus, deployment, launch)
@@ -210,6 +214,13 @@ class Deployer:
             await self._roll_back(deployment, objects_made, error)
             raise
         return DeployResult(deployment=deployment, gpus=gpus, steps=steps)
+
+    def _vm_version(self, request: DeployRequest, server: Server) -> str | None:
+        """The server's TEE VM version, which picks the image registry and a TEE chute's
+        download settings: as the request gives it, else as the validator last reported it."""
+        if request.vm_version is not None or self._vm_version_of is None:
+            return request.vm_version
+        return self._vm_version_of(server.validator, server.server_id)
 
     async def _update(self, deployment_id: str, **changes: object) -> Deployment:
         updated = await self._inventory.update_deployment(deployment_id, **changes)

@@ -254,6 +254,13 @@ class SyncService:
     def snapshot(self, validator: str) -> ValidatorSnapshot:
         return self._snapshots[validator]
 
+    def server_vm_version(self, validator: str, server_id: str) -> str | None:
+        """The TEE VM version the validator last reported for a server (`/miner/servers/`);
+        None when unknown (not synced yet, not listed, or no version)."""
+        snapshot = self._snapshots.get(validator)
+        server = snapshot.servers.items.get(server_id) if snapshot is not None else None
+        return server.version if server is not None else None
+
     async def sync_validator(self, validator: str) -> ValidatorSnapshot:
         """Fetch every list of one validator concurrently and merge the results."""
         feed = self._feeds[validator]
