@@ -9,7 +9,10 @@ Upstream bugs fixed on purpose:
   (`ports[3:]`); here every extra port gets its `CHUTES_PORT_{PROTO}_{port}`;
 - `--graval-seed None` was emitted for a server without a seed; the flag is now left out;
 - a missing `nvidia.com/gpu.memory` label defaulted to 32 MiB and gave 0 GiB per GPU; here a
-  missing label means "no GPU-memory cap".
+  missing label means "no GPU-memory cap";
+- a UDP job port on the number of a TCP port got the same Service port name, which the API
+  refuses; here it is `chute-{port}-udp`, and a job port repeating 8000/8001/8002 is not added
+  a second time.
 """
 
 from __future__ import annotations
@@ -335,7 +338,12 @@ def build_chute_job(
 
     env = _chute_env(chute, server, settings, launch, node_ports, devices, attestation)
     container_ports = [{"containerPort": p, "protocol": "TCP"} for p in required]
-    container_ports += [{"containerPort": p.port, "protocol": p.proto} for p in launch.job_ports]
+    # A job port that repeats 8000/8001/8002 is already there (the Service skips it too).
+    container_ports += [
+        {"containerPort": p.port, "protocol": p.proto}
+        for p in launch.job_ports
+        if not (p.proto == "TCP" and p.port in required)
+    ]
     probe_port = LOGGING_PORT if version_at_least(chute.chutes_version, LOGGING_PROBE_MIN) else 8000
     resources = {
         "cpu": str(server.cpu_per_gpu * chute.gpu_count),

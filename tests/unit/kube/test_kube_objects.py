@@ -632,3 +632,23 @@ def test_a_gpu_id_that_is_not_a_uuid_is_refused(stored: str) -> None:
         ko.gpu_device_name(gpu)
     with pytest.raises(InvalidInputError, match="not a UUID"):
         _job(make_chute("0.6.1", tee=False), ko.LaunchParams(), gpus=[gpu, make_gpus()[1]])
+
+
+def test_a_job_port_repeating_a_chute_port_is_not_added_twice() -> None:
+    """The official builder would list 8001/TCP twice in the Service (the API refuses that);
+    gepetto lists it once in the Service and once among the container ports."""
+    chute = make_chute("0.6.1", tee=False)
+    launch = ko.LaunchParams(
+        job_ports=ko.normalize_job_ports([{"port": 8001, "proto": "tcp"}, {"port": 8001}])
+    )
+    svc = ko.build_chute_service(chute, make_deployment(), SETTINGS, launch)
+    assert [(p["port"], p["protocol"]) for p in svc["spec"]["ports"]] == [
+        (8000, "TCP"),
+        (8001, "TCP"),
+    ]
+    job = _job(chute, launch)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert [(p["containerPort"], p["protocol"]) for p in container["ports"]] == [
+        (8000, "TCP"),
+        (8001, "TCP"),
+    ]
