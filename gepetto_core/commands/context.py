@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from gepetto_core.commands.parser import ParsedCommand
-from gepetto_core.commands.registry import Caller, VerbSpec
+from gepetto_core.commands.arguments import ParsedCommand
+from gepetto_core.commands.registry import Caller
 from gepetto_core.errors import ValidatorUnavailableError
 from gepetto_core.runtime import Runtime
 from gepetto_core.scheduling import PlanPolicy
@@ -29,7 +29,6 @@ class CommandContext:
     rt: Runtime
     caller: Caller
     command: ParsedCommand
-    spec: VerbSpec
     progress: ProgressSink | None = None
     clock: Callable[[], datetime] = utcnow
     # The sync service's clock (seconds since the epoch), for list ages.

@@ -1,4 +1,4 @@
-"""Operator verbs shared with Slack: `backoff`, `autoscaler`, `lock`/`unlock`, `audit`, `help`.
+"""Operator verbs shared with Slack: `backoff`, `autoscaler`, `lock`/`unlock`, `audit`.
 
 Mutations here follow the same plan/apply split as `actions.py`.
 """
@@ -10,8 +10,6 @@ from datetime import datetime
 
 from gepetto_core.commands.actions import ActionPlan
 from gepetto_core.commands.context import CommandContext
-from gepetto_core.commands.parser import VERBS, usage
-from gepetto_core.commands.registry import visible_specs
 from gepetto_core.commands.resolve import resolve_chute, resolve_server
 from gepetto_core.errors import NotFoundError
 from gepetto_core.scheduling import backoff_state
@@ -221,7 +219,7 @@ async def apply_lock(ctx: CommandContext, plan: ActionPlan) -> Message:
     return Message(level="success", text=f"{args['name']} is {state}")
 
 
-# --- audit and help ------------------------------------------------------------------------
+# --- audit -------------------------------------------------------------------------------------
 
 
 async def audit_view(ctx: CommandContext) -> Table:
@@ -245,13 +243,3 @@ async def audit_view(ctx: CommandContext) -> Table:
     return Table(
         title=f"Audit log ({len(rows)})", columns=AUDIT_COLUMNS, rows=rows, data_label=None
     )
-
-
-def help_view(ctx: CommandContext) -> Message:
-    topic = ctx.command.opts.get("topic")
-    if topic and topic in VERBS:
-        return Message(level="info", text=VERBS[topic][0], details=[f"usage: {usage(topic)}"])
-    allowed = {s.key.split(" ")[0] for s in visible_specs(ctx.caller, ctx.rt.settings.roles)}
-    details = [f"{verb:<11} {summary}" for verb, (summary, _) in VERBS.items() if verb in allowed]
-    text = "gepetto commands" + ("" if not topic else f" (no command {topic!r})")
-    return Message(level="info", text=text, details=details)

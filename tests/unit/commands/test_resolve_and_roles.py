@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gepetto_core.commands.registry import (
-    SPECS,
-    Caller,
-    allowed,
-    authorize,
-    caller_role,
-    cli_caller,
-    visible_specs,
-)
+from gepetto_core.commands.registry import Caller, allowed, authorize, caller_role, cli_caller
 from gepetto_core.commands.resolve import resolve_chute, resolve_deployment, resolve_server
+from gepetto_core.commands.verbs import SPECS, visible_specs
 from gepetto_core.config import Role
 from gepetto_core.errors import AmbiguousNameError, NotFoundError, PermissionDeniedError
 from gepetto_core.models.inventory import Chute, Deployment, Server
