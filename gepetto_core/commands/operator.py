@@ -10,7 +10,7 @@ from datetime import datetime
 
 from gepetto_core.commands.actions import ActionPlan
 from gepetto_core.commands.context import CommandContext
-from gepetto_core.commands.resolve import resolve_chute, resolve_server
+from gepetto_core.commands.resolve import chute_label, resolve_chute, resolve_server
 from gepetto_core.errors import NotFoundError
 from gepetto_core.scheduling import backoff_state
 from gepetto_core.scheduling.backoff import BackoffState, Cooldown
@@ -58,7 +58,7 @@ def _cooldowns(state: BackoffState) -> list[tuple[str | None, str | None, Cooldo
 
 async def backoff_list(ctx: CommandContext) -> Table:
     state = await _backoff_state(ctx)
-    chutes = {c.chute_id: c.name or c.chute_id for c in await ctx.rt.inventory.list_chutes()}
+    chutes = {c.chute_id: chute_label(c, c.chute_id) for c in await ctx.rt.inventory.list_chutes()}
     servers = {s.server_id: s.name for s in await ctx.rt.inventory.list_servers()}
     now = ctx.clock()
     rows: list[dict[str, Cell]] = [
@@ -102,7 +102,7 @@ async def plan_backoff_clear(ctx: CommandContext) -> ActionPlan:
         " and ".join(
             part
             for part in (
-                f"chute {chute.name or chute.chute_id}" if chute else "",
+                f"chute {chute_label(chute, chute.chute_id)}" if chute else "",
                 f"server {server.name}" if server else "",
             )
             if part

@@ -109,6 +109,8 @@ class VerbSpec:
 
 @dataclass(frozen=True)
 class Verb:
+    """One operator command: everything the CLI, Slack and `execute` need to know of it."""
+
     name: str
     summary: str  # one line, for `help`
     arguments: tuple[Argument, ...] = ()
@@ -127,24 +129,27 @@ class Verb:
         if undeclared:
             raise ValueError(f"{self.name}: variant flag(s) not among its arguments: {undeclared}")
 
+    def _spec(self, qualifier: str | None, does: Action) -> VerbSpec:
+        return VerbSpec(self.name, f"{self.name} {qualifier}" if qualifier else self.name, does)
+
     def forms(self) -> Iterator[VerbSpec]:
         for sub, does in self.subverbs.items():
-            yield VerbSpec(self.name, f"{self.name} {sub}", does)
+            yield self._spec(sub, does)
         if self.does is not None:
-            yield VerbSpec(self.name, self.name, self.does)
+            yield self._spec(None, self.does)
         for variant in self.variants:
-            yield VerbSpec(self.name, f"{self.name} {variant.flag}", variant.does)
+            yield self._spec(variant.flag, variant.does)
 
     def form(self, sub: str | None = None, opts: Mapping[str, Any] | None = None) -> VerbSpec:
         """The form a command line chose: its sub-verb, else the first variant flag given
         (`opts` as parsed), else the verb itself."""
         if sub is not None:
-            return VerbSpec(self.name, f"{self.name} {sub}", self.subverbs[sub])
+            return self._spec(sub, self.subverbs[sub])
         for variant in self.variants:
             if opts and opts.get(variant.dest):
-                return VerbSpec(self.name, f"{self.name} {variant.flag}", variant.does)
+                return self._spec(variant.flag, variant.does)
         assert self.does is not None, "a verb with sub-verbs always parses one"
-        return VerbSpec(self.name, self.name, self.does)
+        return self._spec(None, self.does)
 
     def build_parser(self) -> ArgumentParser:
         parser = ArgumentParser(
@@ -182,7 +187,7 @@ def _no_force_with_dry_run(sub: str | None, opts: Mapping[str, Any]) -> str | No
     return None
 
 
-# --- handlers that live here: `help` lists this catalogue ----------------------------------
+# --- `help` lists this catalogue, so its handler lives here -------------------------------
 
 
 async def _help(ctx: CommandContext) -> Message:
@@ -193,11 +198,6 @@ async def _help(ctx: CommandContext) -> Message:
     details = [f"{v.name:<11} {v.summary}" for v in CATALOGUE if v.name in shown]
     text = "gepetto commands" + ("" if not topic else f" (no command {topic!r})")
     return Message(level="info", text=text, details=details)
-
-
-async def _recycle_preview(ctx: CommandContext) -> Result:
-    report = await ctx.rt.reconciler.run_once(dry_run=True)
-    return actions.recycle_plan_view(report, dry_run=True)
 
 
 # --- the catalogue -------------------------------------------------------------------------
@@ -260,7 +260,7 @@ CATALOGUE: tuple[Verb, ...] = (
             YES,
         ),
         does=Mutation(actions.plan_recycle, actions.apply_recycle),
-        variants=(Variant("--dry-run", Read(_recycle_preview)),),
+        variants=(Variant("--dry-run", Read(actions.preview_recycle)),),
         check=_no_force_with_dry_run,
     ),
     Verb(
