@@ -50,7 +50,7 @@ class CommandContext:
     ) -> tuple[Mapping[str, ValidatorSnapshot], float | None]:
         """Validator snapshots and the age of `lists` in them. Syncs first when a list was never
         fetched or is older than two sync intervals. `required`: fail when the data is missing
-        (a view without it would be empty and look like the truth)."""
+        (a table without it would be empty and look like the truth)."""
         limit = 2 * self.rt.settings.sync_interval_seconds
         age = data_age(self.rt.sync.snapshots.values(), self.wall(), lists)
         if age is None or age > limit:

@@ -1,6 +1,6 @@
 """`execute`: the one entry point of the command layer, for the CLI, Slack and the autoscaler.
 
-    parse (no I/O) -> authorize -> read: the view | mutation: the plan, or (confirmed) apply
+    parse (no I/O) -> authorize -> read: its view model | mutation: the plan, or (confirmed) apply
 
 Every attempted mutation is audited: a denied one when it is refused, an allowed one when it is
 applied (with its result filled in afterwards). Showing a plan changes nothing and is not

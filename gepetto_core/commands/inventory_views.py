@@ -1,5 +1,5 @@
 """`nodes`, `pods` and `insts`: what the miner has, from the inventory and the cluster (and, for
-instances, the validator's view of them)."""
+instances, what the validator says of them)."""
 
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ async def insts_view(ctx: CommandContext) -> Table:
     chutes = {c.chute_id: c for c in await rt.inventory.list_chutes()}
     gpu_counts = Counter(g.deployment_id for g in await rt.inventory.list_gpus() if g.deployment_id)
     jobs = {j.deployment_id: j for j in await rt.cluster.list_chute_jobs() if j.deployment_id}
-    # The validator's view is a bonus here: without it, the database's flags are shown.
+    # What the validator says is a bonus here: without it, the database's flags are shown.
     snaps, age = await ctx.snapshots([ListName.INSTANCES], required=False)
     instances = [i for s in snaps.values() for i in s.instances.items.values()]
     rows: list[dict[str, Cell]] = []

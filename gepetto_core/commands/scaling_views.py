@@ -1,4 +1,4 @@
-"""`chutes`, `scales` and `why`: the planner's view of what is worth deploying where.
+"""`chutes`, `scales` and `why`: what the planner finds worth deploying where.
 
 All three read the same planning snapshot (`services.planning_input`) the autoscaler uses, so
 what an operator sees is what the autoscaler would decide on.
