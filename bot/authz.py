@@ -3,8 +3,9 @@
 Roles come from ``settings.roles`` keyed by Slack user id (``U…``/``W…``) or user-group id
 (``S…``); group membership is read with ``usergroups.users.list`` and cached for five minutes.
 An optional channel allow-list (``settings.slack_allowed_channels``) confines the bot: outside
-it only ``help`` answers. The role rules themselves are the command layer's
-(``gepetto_core.commands.registry``); this module adds Slack identity and channels.
+it only ``help`` answers. The role rules themselves are the command layer's (each verb's
+record in ``gepetto_core.commands.verbs``, checked by ``gepetto_core.commands.registry``); this
+module adds Slack identity and channels.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from gepetto_core.commands.registry import Caller, VerbSpec, allowed, caller_role
+from gepetto_core.commands import Caller, VerbSpec
+from gepetto_core.commands.registry import allowed, caller_role
 from gepetto_core.config import Role
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ def decide(
     allowed_channels: Collection[str],
 ) -> Decision:
     """Pure: may ``caller`` run ``spec`` from where they are? Deny by default."""
-    if spec.key == "help":
+    if spec.role is None:  # open to anyone, anywhere: `help`
         return Decision(True)
     if allowed_channels and caller.channel not in allowed_channels:
         return Decision(False, f"gepetto does not take commands in <#{caller.channel}>")

@@ -20,9 +20,8 @@ from bot.approvals import PendingActions
 from bot.authz import Authorizer
 from bot.background import Background
 from bot.outbox import SlackOutbox
+from gepetto_core.commands import Caller, ParsedCommand
 from gepetto_core.commands.context import ProgressSink
-from gepetto_core.commands.parser import ParsedCommand
-from gepetto_core.commands.registry import Caller
 from gepetto_core.config import Settings
 from gepetto_core.runtime import Runtime
 from gepetto_core.views import Result

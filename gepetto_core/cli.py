@@ -22,8 +22,7 @@ import asyncpg
 from gepetto_core.adapters.pg import translate_errors
 from gepetto_core.adapters.pg_migrations import status as migration_status
 from gepetto_core.adapters.pg_migrations import upgrade
-from gepetto_core.commands import ParsedCommand, cli_caller, execute, parse, spec_for
-from gepetto_core.commands.parser import VERBS
+from gepetto_core.commands import VERBS, ParsedCommand, cli_caller, execute, parse, spec_for
 from gepetto_core.config import Settings, load_settings
 from gepetto_core.errors import ConfigError, GepettoError, UsageError
 from gepetto_core.render_text import render_text
@@ -175,7 +174,7 @@ def _serve(settings: Settings) -> int:
 
 def _top_help() -> str:
     lines = ["usage: gepetto [--json] [--wide] [--debug] COMMAND [ARGS]", "", "commands:"]
-    lines += [f"  {verb:<11} {summary}" for verb, (summary, _) in VERBS.items() if verb != "help"]
+    lines += [f"  {v.name:<11} {v.summary}" for v in VERBS.values() if v.name != "help"]
     lines += [
         "  db          database migrations (upgrade | status)",
         "  serve       run the Slack bot and the background loop",

@@ -15,8 +15,7 @@ from bot.flows.common import audit_denied, load_view
 from bot.flows.execution import context_lines, plan_title, run_confirmed
 from bot.render import SlackMessage, parse_page_value
 from gepetto_core.adapters.pg_state import PendingAction
-from gepetto_core.commands.parser import parse
-from gepetto_core.commands.registry import SPECS, Caller, VerbSpec, spec_for
+from gepetto_core.commands import VERBS, Caller, VerbSpec, parse, spec_for
 from gepetto_core.errors import GepettoError
 from gepetto_core.views import PlanView, dump_result
 
@@ -59,7 +58,7 @@ def _spec(action: PendingAction) -> VerbSpec:
     argv = action.arguments.get("argv")
     if argv:
         return spec_for(parse(argv))
-    return SPECS["backoff clear"]  # alert acknowledgements need an operator, like back-off
+    return VERBS["backoff"].form("clear")  # acknowledging an alert is like clearing back-off
 
 
 async def _load_authorized(bot: BotContext, click: Click) -> tuple[PendingAction, Caller] | None:

@@ -7,7 +7,7 @@ from typing import Any
 from bot.action_ids import DEPLOY_ACTION_ID
 from bot.approvals import OFFER_TTL, VIEW_TTL
 from bot.context import BotContext
-from gepetto_core.commands.registry import SPECS, Caller
+from gepetto_core.commands import VERBS, Caller
 from gepetto_core.views import Result, RowAction, Table, dump_result, load_result
 
 VIEW_VERB = "view"
@@ -48,7 +48,7 @@ async def with_deploy_offers(bot: BotContext, result: Result, requested_by: str)
     if not _is_scales(result):
         return result
     assert isinstance(result, Table)
-    policy = SPECS["deploy"].policy
+    policy = VERBS["deploy"].form().policy
     actions: list[list[RowAction]] = []
     for index, row in enumerate(result.rows):
         if index >= MAX_OFFERS:

@@ -13,8 +13,7 @@ from bot.approvals import OFFER_TTL
 from bot.cards import build_plan_card, notice, result_message
 from bot.context import BotContext
 from bot.flows.common import audit_denied, store_view, with_deploy_offers
-from gepetto_core.commands.parser import parse
-from gepetto_core.commands.registry import spec_for
+from gepetto_core.commands import parse, spec_for
 from gepetto_core.errors import GepettoError, UsageError
 from gepetto_core.views import PlanView, dump_result
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gepetto_core.commands.context import CommandContext
-from gepetto_core.commands.resolve import resolve_chute, resolve_deployment, resolve_server
+from gepetto_core.commands.resolve import (
+    chute_label,
+    instance_of,
+    resolve_chute,
+    resolve_deployment,
+    resolve_server,
+)
 from gepetto_core.errors import ClusterNotFoundError, ConflictError, ValidatorError
 from gepetto_core.models.cluster import ChuteJobView
 from gepetto_core.models.inventory import Deployment
@@ -71,7 +77,7 @@ async def plan_deploy(ctx: CommandContext) -> ActionPlan:
     server = resolve_server(await inv.list_servers(), opts["server"])
     gpus = await inv.list_gpus(server.server_id)
     problem = placement_problem(chute, server, gpus)
-    name = chute.name or chute.chute_id
+    name = chute_label(chute, chute.chute_id)
     if problem:
         raise ConflictError(f"cannot deploy {name} on {server.name}: {problem}")
     free = [g for g in gpus if g.verified and g.deployment_id is None]
@@ -124,12 +130,7 @@ async def _remote_instance(ctx: CommandContext, row: Deployment) -> ValidatorIns
         listed = await api.stream_instances()
     except ValidatorError:
         return None  # a blip: look again next time
-    for item in listed.items:
-        if (row.instance_id and item.instance_id == row.instance_id) or (
-            row.config_id and item.config_id == row.config_id
-        ):
-            return item
-    return None
+    return instance_of(row, listed.items)
 
 
 def pod_failure(job: ChuteJobView) -> str | None:
@@ -238,7 +239,7 @@ async def plan_undeploy(ctx: CommandContext) -> ActionPlan:
         server_name = servers[d.server_id].name if d.server_id in servers else d.server_id
         state = "active" if d.active else "not active"
         steps.append(
-            f"remove {d.deployment_id} ({chute.name if chute else d.chute_id} on {server_name}, "
+            f"remove {d.deployment_id} ({chute_label(chute, d.chute_id)} on {server_name}, "
             f"{state}): free its GPUs, purge the validator instance, delete Job and Service"
         )
     warnings = (
@@ -323,6 +324,12 @@ def recycle_plan_view(report: ReconcileReport, *, dry_run: bool) -> PlanView:
         facts={"actions": len(report.plan.actions), "removals": destructive},
         warnings=warnings,
     )
+
+
+async def preview_recycle(ctx: CommandContext) -> PlanView:
+    """`recycle --dry-run`: a read, open to viewers, that shows the plan and offers nothing."""
+    report = await ctx.rt.reconciler.run_once(dry_run=True)
+    return recycle_plan_view(report, dry_run=True)
 
 
 async def plan_recycle(ctx: CommandContext) -> ActionPlan:

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from gepetto_core.commands.parser import ParsedCommand
-from gepetto_core.commands.registry import Caller, VerbSpec
+from gepetto_core.commands.arguments import ParsedCommand
+from gepetto_core.commands.registry import Caller
 from gepetto_core.errors import ValidatorUnavailableError
 from gepetto_core.runtime import Runtime
 from gepetto_core.scheduling import PlanPolicy
@@ -29,7 +29,6 @@ class CommandContext:
     rt: Runtime
     caller: Caller
     command: ParsedCommand
-    spec: VerbSpec
     progress: ProgressSink | None = None
     clock: Callable[[], datetime] = utcnow
     # The sync service's clock (seconds since the epoch), for list ages.
@@ -51,7 +50,7 @@ class CommandContext:
     ) -> tuple[Mapping[str, ValidatorSnapshot], float | None]:
         """Validator snapshots and the age of `lists` in them. Syncs first when a list was never
         fetched or is older than two sync intervals. `required`: fail when the data is missing
-        (a view without it would be empty and look like the truth)."""
+        (a table without it would be empty and look like the truth)."""
         limit = 2 * self.rt.settings.sync_interval_seconds
         age = data_age(self.rt.sync.snapshots.values(), self.wall(), lists)
         if age is None or age > limit:

@@ -1,5 +1,5 @@
 """`nodes`, `pods` and `insts`: what the miner has, from the inventory and the cluster (and, for
-instances, the validator's view of them)."""
+instances, what the validator says of them)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import asyncio
 from collections import Counter
 
 from gepetto_core.commands.context import CommandContext
-from gepetto_core.commands.resolve import resolve_server
+from gepetto_core.commands.resolve import chute_label, instance_of, resolve_server
 from gepetto_core.errors import ClusterError, ClusterUnavailableError
 from gepetto_core.models.cluster import ChuteJobView, NodeDisk, NodeView, PodView
 from gepetto_core.models.inventory import Deployment
-from gepetto_core.models.validator import ValidatorInstance
 from gepetto_core.services.sync import ListName
 from gepetto_core.views import Cell, Column, ColumnKind, Table
 
@@ -160,16 +159,6 @@ def pod_reason(pod: PodView | None) -> str | None:
     return None
 
 
-def _instance_for(
-    row: Deployment, by_id: dict[str, ValidatorInstance], by_config: dict[str, ValidatorInstance]
-) -> ValidatorInstance | None:
-    if row.instance_id and row.instance_id in by_id:
-        return by_id[row.instance_id]
-    if row.config_id and row.config_id in by_config:
-        return by_config[row.config_id]
-    return None
-
-
 async def insts_view(ctx: CommandContext) -> Table:
     rt = ctx.rt
     servers = {s.server_id: s for s in await rt.inventory.list_servers()}
@@ -181,23 +170,21 @@ async def insts_view(ctx: CommandContext) -> Table:
     chutes = {c.chute_id: c for c in await rt.inventory.list_chutes()}
     gpu_counts = Counter(g.deployment_id for g in await rt.inventory.list_gpus() if g.deployment_id)
     jobs = {j.deployment_id: j for j in await rt.cluster.list_chute_jobs() if j.deployment_id}
-    # The validator's view is a bonus here: without it, the database's flags are shown.
+    # What the validator says is a bonus here: without it, the database's flags are shown.
     snaps, age = await ctx.snapshots([ListName.INSTANCES], required=False)
     instances = [i for s in snaps.values() for i in s.instances.items.values()]
-    by_id = {i.instance_id: i for i in instances}
-    by_config = {i.config_id: i for i in instances if i.config_id}
     rows: list[dict[str, Cell]] = []
     for d in deployments:
         job = jobs.get(d.deployment_id)
         pod = job.pods[0] if job and job.pods else None
-        remote = _instance_for(d, by_id, by_config) if age is not None else None
+        remote = instance_of(d, instances) if age is not None else None
         chute = chutes.get(d.chute_id)
         server = servers.get(d.server_id)
         rows.append(
             {
                 "deployment_id": d.deployment_id,
                 "node": server.name if server else d.server_id,
-                "chute": (chute.name if chute and chute.name else d.chute_id),
+                "chute": chute_label(chute, d.chute_id),
                 "gpus": gpu_counts.get(d.deployment_id, 0),
                 "ready": bool(job and job.ready),
                 "status": job_status(d, job),

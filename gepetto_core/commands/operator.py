@@ -1,4 +1,4 @@
-"""Operator verbs shared with Slack: `backoff`, `autoscaler`, `lock`/`unlock`, `audit`, `help`.
+"""Operator verbs shared with Slack: `backoff`, `autoscaler`, `lock`/`unlock`, `audit`.
 
 Mutations here follow the same plan/apply split as `actions.py`.
 """
@@ -10,9 +10,7 @@ from datetime import datetime
 
 from gepetto_core.commands.actions import ActionPlan
 from gepetto_core.commands.context import CommandContext
-from gepetto_core.commands.parser import VERBS, usage
-from gepetto_core.commands.registry import visible_specs
-from gepetto_core.commands.resolve import resolve_chute, resolve_server
+from gepetto_core.commands.resolve import chute_label, resolve_chute, resolve_server
 from gepetto_core.errors import NotFoundError
 from gepetto_core.scheduling import backoff_state
 from gepetto_core.scheduling.backoff import BackoffState, Cooldown
@@ -60,7 +58,7 @@ def _cooldowns(state: BackoffState) -> list[tuple[str | None, str | None, Cooldo
 
 async def backoff_list(ctx: CommandContext) -> Table:
     state = await _backoff_state(ctx)
-    chutes = {c.chute_id: c.name or c.chute_id for c in await ctx.rt.inventory.list_chutes()}
+    chutes = {c.chute_id: chute_label(c, c.chute_id) for c in await ctx.rt.inventory.list_chutes()}
     servers = {s.server_id: s.name for s in await ctx.rt.inventory.list_servers()}
     now = ctx.clock()
     rows: list[dict[str, Cell]] = [
@@ -104,7 +102,7 @@ async def plan_backoff_clear(ctx: CommandContext) -> ActionPlan:
         " and ".join(
             part
             for part in (
-                f"chute {chute.name or chute.chute_id}" if chute else "",
+                f"chute {chute_label(chute, chute.chute_id)}" if chute else "",
                 f"server {server.name}" if server else "",
             )
             if part
@@ -221,7 +219,7 @@ async def apply_lock(ctx: CommandContext, plan: ActionPlan) -> Message:
     return Message(level="success", text=f"{args['name']} is {state}")
 
 
-# --- audit and help ------------------------------------------------------------------------
+# --- audit -------------------------------------------------------------------------------------
 
 
 async def audit_view(ctx: CommandContext) -> Table:
@@ -245,13 +243,3 @@ async def audit_view(ctx: CommandContext) -> Table:
     return Table(
         title=f"Audit log ({len(rows)})", columns=AUDIT_COLUMNS, rows=rows, data_label=None
     )
-
-
-def help_view(ctx: CommandContext) -> Message:
-    topic = ctx.command.opts.get("topic")
-    if topic and topic in VERBS:
-        return Message(level="info", text=VERBS[topic][0], details=[f"usage: {usage(topic)}"])
-    allowed = {s.key.split(" ")[0] for s in visible_specs(ctx.caller, ctx.rt.settings.roles)}
-    details = [f"{verb:<11} {summary}" for verb, (summary, _) in VERBS.items() if verb in allowed]
-    text = "gepetto commands" + ("" if not topic else f" (no command {topic!r})")
-    return Message(level="info", text=text, details=details)

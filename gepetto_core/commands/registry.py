@@ -1,9 +1,10 @@
-"""Who may run what: verbs with their minimum role and confirmation policy, and the caller.
+"""Who is asking, and whether their role lets them run a verb's form.
 
-Deny by default: a caller with no role may run nothing but `help`; viewers may read; every
-mutation needs at least an operator. Policies: `none` (reads), `confirm` (a plan is shown and
-confirmed first), `approval` (confirmed by a second person in Slack; the local CLI admin
-confirms alone, as they hold the control plane's credentials anyway).
+Deny by default: a caller with no role may run only what needs none (`help`). The role each
+form of a verb needs, and its confirmation policy, are in the verb's record (`verbs.py`).
+Policies: `none` (reads), `confirm` (a plan is shown and confirmed first), `approval`
+(confirmed by a second person in Slack; the local CLI admin confirms alone, as they hold the
+control plane's credentials anyway).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import getpass
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
-from gepetto_core.commands.parser import ParsedCommand
 from gepetto_core.config import Role
 from gepetto_core.errors import PermissionDeniedError
 
@@ -43,42 +43,14 @@ def cli_caller() -> Caller:
     return Caller(actor=f"cli:{user}", source="cli", role="admin")
 
 
-@dataclass(frozen=True)
-class VerbSpec:
-    key: str
-    role: Role
-    policy: Policy
-    mutation: bool
+class Guarded(Protocol):
+    """What a role check needs of a verb's form (`verbs.VerbSpec`)."""
 
+    @property
+    def key(self) -> str: ...
 
-_SPECS: tuple[VerbSpec, ...] = (
-    VerbSpec("help", "viewer", "none", False),
-    VerbSpec("nodes", "viewer", "none", False),
-    VerbSpec("pods", "viewer", "none", False),
-    VerbSpec("insts", "viewer", "none", False),
-    VerbSpec("chutes", "viewer", "none", False),
-    VerbSpec("scales", "viewer", "none", False),
-    VerbSpec("why", "viewer", "none", False),
-    VerbSpec("recycle --dry-run", "viewer", "none", False),
-    VerbSpec("backoff list", "viewer", "none", False),
-    VerbSpec("autoscaler status", "viewer", "none", False),
-    VerbSpec("audit", "operator", "none", False),
-    VerbSpec("recycle", "operator", "confirm", True),
-    VerbSpec("deploy", "operator", "confirm", True),
-    VerbSpec("undeploy", "operator", "confirm", True),
-    VerbSpec("undeploy --all-on", "admin", "approval", True),
-    VerbSpec("backoff clear", "operator", "confirm", True),
-    VerbSpec("autoscaler pause", "operator", "confirm", True),
-    VerbSpec("autoscaler resume", "operator", "confirm", True),
-    VerbSpec("autoscaler shadow", "operator", "confirm", True),
-    VerbSpec("lock", "operator", "confirm", True),
-    VerbSpec("unlock", "operator", "confirm", True),
-)
-SPECS: Mapping[str, VerbSpec] = {s.key: s for s in _SPECS}
-
-
-def spec_for(command: ParsedCommand) -> VerbSpec:
-    return SPECS[command.key]
+    @property
+    def role(self) -> Role | None: ...  # None: anyone, even without a role (`help`)
 
 
 def caller_role(caller: Caller, roles: Mapping[str, Role]) -> Role | None:
@@ -89,21 +61,16 @@ def caller_role(caller: Caller, roles: Mapping[str, Role]) -> Role | None:
     return max(granted, key=ROLE_RANK.__getitem__, default=None)
 
 
-def allowed(caller: Caller, spec: VerbSpec, roles: Mapping[str, Role]) -> bool:
-    if spec.key == "help":
+def allowed(caller: Caller, spec: Guarded, roles: Mapping[str, Role]) -> bool:
+    if spec.role is None:
         return True
     role = caller_role(caller, roles)
     return role is not None and ROLE_RANK[role] >= ROLE_RANK[spec.role]
 
 
-def authorize(caller: Caller, spec: VerbSpec, roles: Mapping[str, Role]) -> None:
+def authorize(caller: Caller, spec: Guarded, roles: Mapping[str, Role]) -> None:
     if not allowed(caller, spec, roles):
         have = caller_role(caller, roles) or "no role"
         raise PermissionDeniedError(
             f"`{spec.key}` needs the {spec.role} role; {caller.actor} has {have}"
         )
-
-
-def visible_specs(caller: Caller, roles: Mapping[str, Role]) -> list[VerbSpec]:
-    """The verbs to list in `help` (hidden when the caller's role cannot run them)."""
-    return [s for s in _SPECS if allowed(caller, s, roles)]

@@ -2,17 +2,19 @@
 tables show, an exact name or a unique name prefix. Pure: the caller passes the rows.
 
 Unknown keys raise NotFoundError with close matches; a prefix that fits several raises
-AmbiguousNameError listing them, so nothing is ever picked by guesswork.
+AmbiguousNameError listing them, so nothing is ever picked by guesswork. Also here: the
+validator's instance of a deployment, and the name a chute goes by in tables and plans.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from gepetto_core.errors import AmbiguousNameError, NotFoundError
 from gepetto_core.models.inventory import Chute, Deployment, Server
+from gepetto_core.models.validator import ValidatorInstance
 
 T = TypeVar("T")
 MIN_ID_PREFIX = 6
@@ -61,3 +63,22 @@ def resolve_server(servers: Sequence[Server], key: str) -> Server:
 def resolve_deployment(deployments: Sequence[Deployment], key: str) -> Deployment:
     """By full id or id prefix only: deployments have no names."""
     return _pick("deployment", key, deployments, lambda d: d.deployment_id, lambda d: None)
+
+
+def instance_of(
+    deployment: Deployment, instances: Iterable[ValidatorInstance]
+) -> ValidatorInstance | None:
+    """The validator's instance of `deployment`: by instance id, else by the launch config it
+    was started with (an instance not yet recorded against the deployment)."""
+    by_config = None
+    for item in instances:
+        if deployment.instance_id and item.instance_id == deployment.instance_id:
+            return item
+        if by_config is None and deployment.config_id and item.config_id == deployment.config_id:
+            by_config = item
+    return by_config
+
+
+def chute_label(chute: Chute | None, chute_id: str) -> str:
+    """How tables and plans name a chute: its name, else its id (unknown or unnamed)."""
+    return chute.name if chute is not None and chute.name else chute_id

@@ -1,4 +1,4 @@
-"""`chutes`, `scales` and `why`: the planner's view of what is worth deploying where.
+"""`chutes`, `scales` and `why`: what the planner finds worth deploying where.
 
 All three read the same planning snapshot (`services.planning_input`) the autoscaler uses, so
 what an operator sees is what the autoscaler would decide on.
@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import difflib
 import random
+from collections.abc import Sequence
 
 from gepetto_core.commands.context import CommandContext
 from gepetto_core.commands.resolve import resolve_chute, resolve_server
 from gepetto_core.errors import NotFoundError
-from gepetto_core.scheduling import Snapshot, explain, plan_round, rank_chutes, rank_pairs
+from gepetto_core.scheduling import (
+    PairRank,
+    PlanPolicy,
+    Snapshot,
+    explain,
+    plan_round,
+    rank_chutes,
+    rank_pairs,
+)
 from gepetto_core.scheduling.rules import allowance
 from gepetto_core.services.planning_input import PlanningInput, load_snapshot
 from gepetto_core.views import Cell, Column, ColumnKind, Message, Table
@@ -34,18 +43,46 @@ CHUTE_COLUMNS = [
     Column(key="why_not", title="why not"),
 ]
 
-SCALE_COLUMNS = [
-    Column(key="chute", title="chute"),
-    Column(key="chute_id", title="chute_id", kind=K.ID),
-    Column(key="server", title="server"),
-    Column(key="server_id", title="server_id", kind=K.ID),
-    Column(key="gpu", title="gpu"),
-    Column(key="gpu_count", title="gpus", kind=K.INT),
-    Column(key="cost", title="cost", kind=K.MONEY),
-    Column(key="value", title="value", kind=K.FLOAT),
-    Column(key="fits", title="fits now", kind=K.BOOL),
-    Column(key="why_not", title="why not"),
-]
+
+def value_unit(policy: PlanPolicy) -> tuple[str, str]:
+    """The `value` column's title (with its unit) and what the number is, for the footer.
+    The unit is the value model's (`scheduling/value.py`): money for `expected`, a ranking
+    score for the others."""
+    if policy.value_model == "official":
+        return "value mult/($/h)", (
+            "value is the chute's compute multiplier per $/h of its GPUs (a ranking, not money)"
+        )
+    if policy.value_model == "fork":
+        return "value gain/($/h)", (
+            "value is the fork's potential gain per $/h of the chute's GPUs (a ranking, not money)"
+        )
+    # kappa (cost_weight): 1 deducts the GPUs' cost, 0 treats it as sunk.
+    if policy.cost_weight == 0:
+        gpu_cost = "nothing for its GPUs (their cost is sunk)"
+    elif policy.cost_weight == 1:
+        gpu_cost = "its GPUs' cost"
+    else:
+        gpu_cost = f"{policy.cost_weight:g} x its GPUs' cost"
+    return "value $/h", (
+        "value is the $/h one more instance is expected to earn over its life, "
+        f"less {gpu_cost} and the expected cost of a failed start"
+    )
+
+
+def scale_columns(policy: PlanPolicy) -> list[Column]:
+    value_title, _ = value_unit(policy)
+    return [
+        Column(key="chute", title="chute"),
+        Column(key="chute_id", title="chute_id", kind=K.ID),
+        Column(key="server", title="server"),
+        Column(key="server_id", title="server_id", kind=K.ID),
+        Column(key="gpu", title="gpu"),
+        Column(key="gpu_count", title="gpus", kind=K.INT),
+        Column(key="cost", title="cost", kind=K.MONEY),
+        Column(key="value", title=value_title, kind=K.FLOAT),
+        Column(key="fits", title="fits now", kind=K.BOOL),
+        Column(key="why_not", title="why not"),
+    ]
 
 
 async def planning_input(ctx: CommandContext) -> tuple[PlanningInput, float | None]:
@@ -70,8 +107,8 @@ async def chutes_view(ctx: CommandContext) -> Table:
     ranked = rank_chutes(snapshot, ctx.policy, ctx.clock(), gpu, ctx.command.opts.get("limit"))
     rows: list[dict[str, Cell]] = []
     for r in ranked:
-        view = snapshot.chute_by_id[r.chute_id]
-        room, _ = allowance(view, snapshot)
+        chute = snapshot.chute_by_id[r.chute_id]
+        room, _ = allowance(chute, snapshot)
         rows.append(
             {
                 "chute_id": r.chute_id,
@@ -80,9 +117,9 @@ async def chutes_view(ctx: CommandContext) -> Table:
                 "multiplier": round(r.multiplier, 4),
                 "p_survive": round(r.p_survive, 4),
                 "ours": snapshot.our_instances(r.chute_id),
-                "instances": view.instance_count,
+                "instances": chute.instance_count,
                 "allowance": room,
-                "gpus": ",".join(sorted(view.supported_gpus)),
+                "gpus": ",".join(sorted(chute.supported_gpus)),
                 "gpu_count": r.gpu_count,
                 "scalable": r.eligible,
                 "why_not": r.reason,
@@ -110,6 +147,10 @@ async def scales_view(ctx: CommandContext) -> Table:
         resolve_server(data.servers, opts["server"]).server_id if opts.get("server") else None
     )
     pairs = rank_pairs(snapshot, ctx.policy, ctx.clock(), gpu, server_id, opts.get("limit"))
+    return scales_table(pairs, ctx.policy, age)
+
+
+def scales_table(pairs: Sequence[PairRank], policy: PlanPolicy, age: float | None) -> Table:
     rows: list[dict[str, Cell]] = [
         {
             "chute": p.chute_name,
@@ -127,10 +168,11 @@ async def scales_view(ctx: CommandContext) -> Table:
     ]
     return Table(
         title=f"Best chute x server combinations ({sum(p.fits_now for p in pairs)} fit now)",
-        columns=SCALE_COLUMNS,
+        columns=scale_columns(policy),
         rows=rows,
         data_age_seconds=age,
-        note=f"value model: {ctx.policy.value_model}; cost is $/h for the chute's GPUs",
+        note=f"value model: {policy.value_model}; {value_unit(policy)[1]}; "
+        "cost is $/h for the chute's GPUs",
     )
 
 

@@ -57,8 +57,9 @@ async def test_chutes_are_ranked_with_a_data_age(cli: CliWorld) -> None:
 async def test_scales_ranks_pairs_and_filters_by_server_and_gpu(cli: CliWorld) -> None:
     run = await cli.run("scales")
     assert run.code == 0, run.err
-    for title in ("chute", "server", "cost", "value", "fits now"):
+    for title in ("chute", "server", "cost", "value $/h", "fits now"):
         assert title in header_line(run.out)
+    assert "value is the $/h one more instance is expected to earn" in run.out
     node = next(n for n in cli.world.fleet if n.gpu_type == "h100")
     data = (await cli.run("--json", "scales", "-s", node.name, "--limit", "100")).json()
     assert data["rows"] and {r["server"] for r in data["rows"]} == {node.name}

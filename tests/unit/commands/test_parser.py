@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gepetto_core.commands.parser import VERBS, parse, parse_duration
-from gepetto_core.commands.registry import SPECS, spec_for
+from gepetto_core.commands.arguments import parse_duration
+from gepetto_core.commands.verbs import SPECS, VERBS, parse, spec_for
 from gepetto_core.errors import UsageError
 
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from gepetto_core.commands.registry import (
-    SPECS,
-    Caller,
-    allowed,
-    authorize,
-    caller_role,
-    cli_caller,
-    visible_specs,
+from gepetto_core.commands.registry import Caller, allowed, authorize, caller_role, cli_caller
+from gepetto_core.commands.resolve import (
+    chute_label,
+    instance_of,
+    resolve_chute,
+    resolve_deployment,
+    resolve_server,
 )
-from gepetto_core.commands.resolve import resolve_chute, resolve_deployment, resolve_server
+from gepetto_core.commands.verbs import SPECS, visible_specs
 from gepetto_core.config import Role
 from gepetto_core.errors import AmbiguousNameError, NotFoundError, PermissionDeniedError
 from gepetto_core.models.inventory import Chute, Deployment, Server
+from gepetto_core.models.validator import ValidatorInstance
 
 
 def chute(chute_id: str, name: str) -> Chute:
@@ -125,3 +125,22 @@ def test_the_cli_user_is_a_local_admin() -> None:
     me = cli_caller()
     assert me.source == "cli" and me.actor.startswith("cli:") and me.role == "admin"
     assert caller_role(me, {}) == "admin"
+
+
+def test_a_deployments_instance_by_id_else_by_launch_config() -> None:
+    row = Deployment(
+        deployment_id="d1", validator="v", chute_id="c", server_id="s", version="1",
+        instance_id="i2", config_id="cfg1",
+    )  # fmt: skip
+    by_config = ValidatorInstance(instance_id="i1", chute_id="c", config_id="cfg1")
+    by_id = ValidatorInstance(instance_id="i2", chute_id="c")
+    assert instance_of(row, [by_config, by_id]) is by_id  # the recorded id wins
+    fresh = row.model_copy(update={"instance_id": None})
+    assert instance_of(fresh, [by_id, by_config]) is by_config
+    assert instance_of(fresh.model_copy(update={"config_id": None}), [by_id, by_config]) is None
+
+
+def test_a_chute_is_named_by_its_name_else_its_id() -> None:
+    assert chute_label(CHUTES[0], CHUTES[0].chute_id) == "chutes/Qwen/Qwen3-32B"
+    assert chute_label(CHUTES[0].model_copy(update={"name": None}), "c-id") == "c-id"
+    assert chute_label(None, "gone") == "gone"

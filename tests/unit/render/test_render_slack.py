@@ -19,6 +19,8 @@ from bot.render import (
     render_slack,
     truncate,
 )
+from gepetto_core.commands.scaling_views import scales_table
+from gepetto_core.scheduling import PairRank, PlanPolicy
 from gepetto_core.views import (
     Column,
     Composite,
@@ -79,6 +81,25 @@ def test_small_table_is_a_native_table_with_age_footer() -> None:
     assert blocks[1]["column_settings"][2] == {"align": "right"}
     assert blocks[2]["elements"][0]["text"] == "validator data 42 s old"
     _accepted(*fit_message(blocks, "t"))
+
+
+@pytest.mark.parametrize(
+    ("policy", "header", "footer"),
+    [
+        (PlanPolicy(), "value $/h", "value is the $/h one more instance is expected to earn"),
+        (PlanPolicy(value_model="official"), "value mult/($/h)", "(a ranking, not money)"),
+    ],
+)
+def test_scales_names_the_unit_of_value(policy: PlanPolicy, header: str, footer: str) -> None:
+    pairs = [PairRank("c1", "chutes/Qwen3-32B", "s1", "gpu-01", "h200", 2, 3.1234, 5.0, True, None)]
+    blocks = build_table_blocks(scales_table(pairs, policy, 42))
+    _accepted(blocks, "scales")
+    [table] = _of_type(blocks, "table")
+    titles = [c["text"] for c in table["rows"][0]]
+    assert header in titles and "value" not in titles
+    assert table["rows"][1][titles.index(header)]["text"] == "3.12"
+    [footer_block] = _of_type(blocks, "context")
+    assert footer in footer_block["elements"][0]["text"]
 
 
 def test_row_buttons_carry_the_opaque_value_and_row_number() -> None:

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from gepetto_core.commands.scaling_views import scales_table
 from gepetto_core.render_text import format_age, format_cell, format_duration, render_text
+from gepetto_core.scheduling import PairRank, PlanPolicy
 from gepetto_core.views import (
     Cell,
     Column,
@@ -96,6 +98,28 @@ def test_table_has_title_header_rows_and_footer() -> None:
     assert lines[1].split() == ["Chute", "Deployment", "Cost"]
     assert lines[3].split() == ["chute-0", "3f2b8c1e", "$2.50/h"]
     assert lines[-2:] == ["sorted by value", "validator data 42 s old"]
+
+
+_PAIRS = [
+    PairRank("c1", "chutes/Qwen3-32B", "s1", "gpu-01", "h200", 2, 3.1234, 5.0, True, None),
+    PairRank("c2", "whisper", "s1", "gpu-01", "h200", 1, -0.5, 2.5, False, "server_locked"),
+]
+
+
+@pytest.mark.parametrize(
+    ("policy", "header", "footer"),
+    [
+        (PlanPolicy(), "value $/h", "value is the $/h one more instance is expected to earn"),
+        (PlanPolicy(cost_weight=0.0), "value $/h", "less nothing for its GPUs"),
+        (PlanPolicy(value_model="official"), "value mult/($/h)", "(a ranking, not money)"),
+        (PlanPolicy(value_model="fork"), "value gain/($/h)", "potential gain per $/h"),
+    ],
+)
+def test_scales_names_the_unit_of_value(policy: PlanPolicy, header: str, footer: str) -> None:
+    lines = render_text(scales_table(_PAIRS, policy, 42)).splitlines()
+    assert f"  {header}  " in lines[1]
+    assert lines[-2].startswith(f"value model: {policy.value_model}; ") and footer in lines[-2]
+    assert lines[3].split()[-2:] == ["3.12", "✓"]  # the number itself is unchanged
 
 
 def test_wide_shows_full_ids() -> None:
