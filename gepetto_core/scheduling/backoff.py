@@ -11,17 +11,24 @@ Scopes and triggers:
   (one bad box must not ban a chute everywhere);
 - server s: failures of >= `server_distinct_chutes` distinct chutes within `server_window`
   (one bad chute must not fence a box).
+
+A launch the validator refused (403) is not a failure either: the chute never ran. The ledger
+keeps it as an uncounted entry whose reason starts with `LAUNCH_REFUSED`, and the chute waits
+`launch_refusal_cooldown` before it is tried again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
 from gepetto_core.scheduling.policy import BackoffPolicy
 from gepetto_core.scheduling.snapshot import FailureRecord
+
+# Start of the ledger reason of a launch the validator refused (written by the deployer).
+LAUNCH_REFUSED = "launch refused: "
 
 
 class Outcome(Enum):
@@ -61,6 +68,23 @@ class Cooldown:
 
 
 @dataclass(frozen=True, slots=True)
+class LaunchRefusal:
+    """The validator's latest refusal to launch a chute, while it still holds the chute back."""
+
+    chute_id: str
+    at: datetime
+    until: datetime
+    detail: str
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"the validator refused a launch at {self.at:%Y-%m-%d %H:%M} UTC ({self.detail}); "
+            f"next try after {self.until:%H:%M} UTC"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class BackoffState:
     pairs: Mapping[tuple[str, str], Cooldown]
     chutes: Mapping[str, Cooldown]
@@ -68,9 +92,13 @@ class BackoffState:
     # Chutes with failures since their last healthy run (blocked or not): on probation, the
     # planner starts one instance at a time for them.
     suspects: frozenset[str] = frozenset()
+    refusals: Mapping[str, LaunchRefusal] = field(default_factory=dict)
 
     def chute_block(self, chute_id: str) -> Cooldown | None:
         return self.chutes.get(chute_id)
+
+    def chute_refusal(self, chute_id: str) -> LaunchRefusal | None:
+        return self.refusals.get(chute_id)
 
     def server_block(self, server_id: str) -> Cooldown | None:
         return self.servers.get(server_id)
@@ -134,6 +162,7 @@ def _scoped_cooldown(
 def backoff_state(
     records: Iterable[FailureRecord], now: datetime, policy: BackoffPolicy
 ) -> BackoffState:
+    records = tuple(records)  # read twice: for the failures and for the refusals
     by_pair: dict[tuple[str, str], list[_Event]] = {}
     by_chute: dict[str, list[_Event]] = {}
     by_server: dict[str, list[_Event]] = {}
@@ -181,4 +210,26 @@ def backoff_state(
         if cd is not None:
             servers[server_id] = cd
     suspects = frozenset(c for c, events in by_chute.items() if _has_streak(events))
-    return BackoffState(pairs=pairs, chutes=chutes, servers=servers, suspects=suspects)
+    return BackoffState(
+        pairs=pairs,
+        chutes=chutes,
+        servers=servers,
+        suspects=suspects,
+        refusals=launch_refusals(records, now, policy),
+    )
+
+
+def launch_refusals(
+    records: Iterable[FailureRecord], now: datetime, policy: BackoffPolicy
+) -> dict[str, LaunchRefusal]:
+    """Per chute, its latest launch refusal that is younger than `launch_refusal_cooldown`."""
+    out: dict[str, LaunchRefusal] = {}
+    for r in records:
+        if r.ended_at is None or not r.reason.startswith(LAUNCH_REFUSED) or r.ended_at > now:
+            continue
+        until = r.ended_at + policy.launch_refusal_cooldown
+        known = out.get(r.chute_id)
+        if until > now and (known is None or r.ended_at > known.at):
+            detail = r.reason.removeprefix(LAUNCH_REFUSED)
+            out[r.chute_id] = LaunchRefusal(r.chute_id, r.ended_at, until, detail)
+    return out

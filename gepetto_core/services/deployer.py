@@ -38,6 +38,7 @@ from gepetto_core.kube_objects import JobPort, LaunchParams, uses_launch_config
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
 from gepetto_core.models.validator import LaunchConfig
 from gepetto_core.ops.metrics import METRICS
+from gepetto_core.scheduling.backoff import LAUNCH_REFUSED
 from gepetto_core.services.ports import Cluster, ValidatorApi
 
 log = logging.getLogger(__name__)
@@ -161,9 +162,16 @@ class Deployer:
         try:
             token: SecretStr | None = None
             if uses_launch_config(chute):
-                config = request.prepared or await validator.launch_config(
-                    chute.chute_id, request.job_id
-                )
+                try:
+                    config = request.prepared or await validator.launch_config(
+                        chute.chute_id, request.job_id
+                    )
+                except ValidatorError as refusal:
+                    if refuses_launch(refusal, request.job_id):
+                        await self.record_launch_refusal(
+                            chute.chute_id, server.server_id, refusal, deployment.deployment_id
+                        )
+                    raise
                 token = SecretStr(config.token)
                 deployment = await self._update(
                     deployment.deployment_id, config_id=config.config_id
@@ -210,6 +218,37 @@ class Deployer:
             await self._roll_back(deployment, objects_made, error)
             raise
         return DeployResult(deployment=deployment, gpus=gpus, steps=steps)
+
+    async def record_launch_refusal(
+        self,
+        chute_id: str,
+        server_id: str,
+        error: ValidatorError,
+        deployment_id: str | None = None,
+    ) -> None:
+        """Keep the validator's 403 to a launch in the ledger, as an entry that never counts as
+        a failure: the planner then holds the chute back for a while (`LAUNCH_REFUSED`)
+        instead of asking again every round. Best effort: the refusal itself goes up."""
+        now = self._clock()
+        entry_id = deployment_id or str(uuid.uuid4())
+        try:
+            server = await self.server(server_id)
+            gpus = await self._inventory.list_gpus(server_id)
+            await self._state.record_deployment_start(
+                LedgerEntry(
+                    deployment_id=entry_id,
+                    chute_id=chute_id,
+                    server_id=server_id,
+                    gpu_type=gpus[0].model_short_ref if gpus else "unknown",
+                    validator=server.validator,
+                    created_at=now,
+                )
+            )
+            await self._state.record_deployment_end(
+                entry_id, now, f"{LAUNCH_REFUSED}{error}", counts_as_failure=False
+            )
+        except GepettoError as e:
+            log.warning("launch refusal of chute %s not recorded: %s", chute_id, e)
 
     async def _update(self, deployment_id: str, **changes: object) -> Deployment:
         updated = await self._inventory.update_deployment(deployment_id, **changes)
@@ -271,6 +310,12 @@ class Deployer:
         outcome = "already_gone" if removed is None else ("partial" if warnings else "removed")
         METRICS.undeploys.labels(outcome=outcome).inc()
         return UndeployResult(deployment_id, removed, warnings)
+
+
+def refuses_launch(error: ValidatorError, job_id: str | None) -> bool:
+    """A 403 to an ordinary launch: a rule of the validator keeps the chute from us, and asking
+    again soon would be refused again. (A job's 403 concerns that job only.)"""
+    return error.status == 403 and job_id is None
 
 
 def placement_problem(chute: Chute, server: Server, gpus: Sequence[Gpu]) -> str | None:

@@ -29,6 +29,7 @@ from gepetto_core.scheduling import (
     FailureRecord,
     GpuView,
     PlanPolicy,
+    PublicFootprint,
     ServerView,
     Snapshot,
 )
@@ -161,6 +162,20 @@ def _private_chute_wanted(rc: ValidatorChute | None, util: ValidatorUtilization)
     return bool(util.active_instance_count) or has_bounty
 
 
+def public_footprint(validator: str, remote: ValidatorSnapshot) -> PublicFootprint | None:
+    """Our activated instances of public chutes on one validator, and their GPUs, as the
+    validator counts them: from its list of our instances (None until that list is known)."""
+    if not remote.instances.known:
+        return None
+    instances = gpus = 0
+    for instance in remote.instances.items.values():
+        chute = remote.chutes.items.get(instance.chute_id)
+        if instance.active and chute is not None and chute.public:
+            instances += 1
+            gpus += chute.gpu_count
+    return PublicFootprint(validator, instances, gpus)
+
+
 def _server_view(server: Server, gpus: Sequence[Gpu], disk_free_gb: float | None) -> ServerView:
     return ServerView(
         server_id=server.server_id,
@@ -238,6 +253,11 @@ def build_snapshot(
         ),
         failures=failures,
         whitelist=frozenset(whitelist),
+        public_footprints=tuple(
+            footprint
+            for validator, snap in remote.items()
+            if (footprint := public_footprint(validator, snap)) is not None
+        ),
     )
 
 
