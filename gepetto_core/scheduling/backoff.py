@@ -222,10 +222,13 @@ def backoff_state(
 def launch_refusals(
     records: Iterable[FailureRecord], now: datetime, policy: BackoffPolicy
 ) -> dict[str, LaunchRefusal]:
-    """Per chute, its latest launch refusal that is younger than `launch_refusal_cooldown`."""
+    """Per chute, its latest launch refusal that is younger than `launch_refusal_cooldown` and
+    that the operator did not clear (`backoff clear`)."""
     out: dict[str, LaunchRefusal] = {}
     for r in records:
-        if r.ended_at is None or not r.reason.startswith(LAUNCH_REFUSED) or r.ended_at > now:
+        if r.ended_at is None or r.ended_at > now or r.forgiven:
+            continue
+        if not r.reason.startswith(LAUNCH_REFUSED):
             continue
         until = r.ended_at + policy.launch_refusal_cooldown
         known = out.get(r.chute_id)

@@ -133,6 +133,8 @@ class FailureRecord:
     counted: bool = True
     # When it became active, if it ended after activating (the ledger keeps it past the end).
     activated_at: datetime | None = None
+    # The operator cleared the back-off since (`counted` is then False too).
+    forgiven: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,6 +155,11 @@ def test_a_refused_launch_holds_the_chute_back_for_the_cooldown() -> None:
     assert chute_rejection(PUBLIC, snap_with(chutes=(PUBLIC,)), POLICY, over) is None
 
 
+def test_a_cleared_refusal_holds_nothing() -> None:
+    state = backoff_state([replace(refused(5), forgiven=True)], NOW, POLICY.backoff)
+    assert state.chute_refusal("pub") is None
+
+
 def test_the_latest_refusal_counts() -> None:
     state = backoff_state(
         [refused(20, detail="old"), refused(5, detail="new")], NOW, POLICY.backoff
