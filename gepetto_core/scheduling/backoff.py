@@ -13,8 +13,8 @@ Scopes and triggers:
   (one bad chute must not fence a box).
 
 A launch the validator refused (403) is not a failure either: the chute never ran. The ledger
-keeps it as an uncounted entry whose reason starts with `LAUNCH_REFUSED`, and the chute waits
-`launch_refusal_cooldown` before it is tried again.
+keeps it as an uncounted entry (`refusal_reason`), and the chute waits `launch_refusal_cooldown`
+before it is tried again. A job's 403 (we already tried that job) holds only that job, for good.
 """
 
 from __future__ import annotations
@@ -29,6 +29,23 @@ from gepetto_core.scheduling.snapshot import FailureRecord
 
 # Start of the ledger reason of a launch the validator refused (written by the deployer).
 LAUNCH_REFUSED = "launch refused: "
+JOB_LAUNCH_REFUSED = "job launch refused: "
+
+
+def refusal_reason(detail: str, job_id: str | None = None) -> str:
+    """The ledger reason of a refused launch: the chute's, or one job's (`job_id: detail`)."""
+    if job_id is not None:
+        return f"{JOB_LAUNCH_REFUSED}{job_id}: {detail}"
+    return f"{LAUNCH_REFUSED}{detail}"
+
+
+def refused_jobs(records: Iterable[FailureRecord]) -> frozenset[str]:
+    """Jobs whose launch the validator refused: it refuses a miner a job it already tried."""
+    return frozenset(
+        r.reason.removeprefix(JOB_LAUNCH_REFUSED).split(":", 1)[0]
+        for r in records
+        if r.reason.startswith(JOB_LAUNCH_REFUSED)
+    )
 
 
 class Outcome(Enum):

@@ -212,9 +212,9 @@ class Autoscaler:
                 # The token first: if the validator says no, nothing is removed.
                 prepared = await validator.launch_config(placement.chute_id, placement.job_id)
             except GepettoError as e:
-                if isinstance(e, ValidatorError) and refuses_launch(e, placement.job_id):
+                if isinstance(e, ValidatorError) and refuses_launch(e):
                     await self._deployer.record_launch_refusal(
-                        placement.chute_id, placement.server_id, e
+                        placement.chute_id, placement.server_id, e, job_id=placement.job_id
                     )
                 return Outcome(placement, "no capacity", f"preemption not started: {e}")
             for victim in preemption.victims:

@@ -38,7 +38,7 @@ from gepetto_core.kube_objects import JobPort, LaunchParams, uses_launch_config
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
 from gepetto_core.models.validator import LaunchConfig
 from gepetto_core.ops.metrics import METRICS
-from gepetto_core.scheduling.backoff import LAUNCH_REFUSED
+from gepetto_core.scheduling.backoff import refusal_reason
 from gepetto_core.services.ports import Cluster, ValidatorApi
 
 log = logging.getLogger(__name__)
@@ -167,9 +167,13 @@ class Deployer:
                         chute.chute_id, request.job_id
                     )
                 except ValidatorError as refusal:
-                    if refuses_launch(refusal, request.job_id):
+                    if refuses_launch(refusal):
                         await self.record_launch_refusal(
-                            chute.chute_id, server.server_id, refusal, deployment.deployment_id
+                            chute.chute_id,
+                            server.server_id,
+                            refusal,
+                            job_id=request.job_id,
+                            deployment_id=deployment.deployment_id,
                         )
                     raise
                 token = SecretStr(config.token)
@@ -224,11 +228,13 @@ class Deployer:
         chute_id: str,
         server_id: str,
         error: ValidatorError,
+        *,
+        job_id: str | None = None,
         deployment_id: str | None = None,
     ) -> None:
         """Keep the validator's 403 to a launch in the ledger, as an entry that never counts as
-        a failure: the planner then holds the chute back for a while (`LAUNCH_REFUSED`)
-        instead of asking again every round. Best effort: the refusal itself goes up."""
+        a failure: the planner then holds the chute (or the job) back instead of asking again
+        every round (`scheduling.backoff`). Best effort: the refusal itself goes up."""
         now = self._clock()
         entry_id = deployment_id or str(uuid.uuid4())
         try:
@@ -245,7 +251,7 @@ class Deployer:
                 )
             )
             await self._state.record_deployment_end(
-                entry_id, now, f"{LAUNCH_REFUSED}{error}", counts_as_failure=False
+                entry_id, now, refusal_reason(str(error), job_id), counts_as_failure=False
             )
         except GepettoError as e:
             log.warning("launch refusal of chute %s not recorded: %s", chute_id, e)
@@ -312,10 +318,10 @@ class Deployer:
         return UndeployResult(deployment_id, removed, warnings)
 
 
-def refuses_launch(error: ValidatorError, job_id: str | None) -> bool:
-    """A 403 to an ordinary launch: a rule of the validator keeps the chute from us, and asking
-    again soon would be refused again. (A job's 403 concerns that job only.)"""
-    return error.status == 403 and job_id is None
+def refuses_launch(error: ValidatorError) -> bool:
+    """A 403 to a launch: a rule of the validator keeps the chute (or the job) from us, and
+    asking again soon would be refused again."""
+    return error.status == 403
 
 
 def placement_problem(chute: Chute, server: Server, gpus: Sequence[Gpu]) -> str | None:

@@ -33,6 +33,7 @@ from gepetto_core.scheduling import (
     ServerView,
     Snapshot,
 )
+from gepetto_core.scheduling.backoff import refused_jobs
 from gepetto_core.services.ledger import load_failure_records
 from gepetto_core.services.sync import ListName, ValidatorSnapshot
 
@@ -91,7 +92,10 @@ def observed_startup_minutes(
 
 
 def _chute_view(
-    chute: Chute, remote: ValidatorSnapshot | None, startup_minutes: float | None = None
+    chute: Chute,
+    remote: ValidatorSnapshot | None,
+    startup_minutes: float | None = None,
+    refused_jobs: frozenset[str] = frozenset(),
 ) -> ChuteView:
     rc = remote.chutes.items.get(chute.chute_id) if remote else None
     util = remote.utilization.items.get(chute.chute_id) if remote else None
@@ -103,6 +107,7 @@ def _chute_view(
             if j.chute_id == chute.chute_id
             and j.instance_id is None
             and (j.status or "").lower() not in _CLOSED_JOB_STATES
+            and j.job_id not in refused_jobs  # the validator refuses a job we already tried
         )
         if remote
         else ()
@@ -239,9 +244,11 @@ def build_snapshot(
     deployments = list(deployments)
     failures = tuple(failures)
     startup = observed_startup_minutes(deployments, failures)
+    refused = refused_jobs(failures)
     return Snapshot(
         chutes=tuple(
-            _chute_view(c, remote.get(c.validator), startup.get(c.chute_id)) for c in chutes
+            _chute_view(c, remote.get(c.validator), startup.get(c.chute_id), refused)
+            for c in chutes
         ),
         servers=tuple(
             _server_view(s, gpus_by_server.get(s.server_id, []), disk.get(s.server_id))

@@ -183,3 +183,32 @@ async def test_a_refused_launch_is_not_asked_again_every_round(miner: Miner) -> 
     later = await scaler.run_round()
     assert later.count("deployed") >= 1, later.outcomes
     assert launch_requests(miner, chute_id) > asked
+
+
+async def test_a_job_we_already_tried_is_not_asked_for_again(miner: Miner) -> None:
+    """The validator refuses (403) a miner a job it already tried; the job is then dropped for
+    good, and the chute's ordinary scaling goes on."""
+    chute = miner.launch_chute()
+    chute_id = chute["chute_id"]
+    job = miner.world.validator.create_job(chute_id)
+    job["miner_history"].append(MINER)  # an earlier attempt of ours, as after a crashed pod
+    scaler = autoscaler(miner, {chute_id})
+
+    def job_requests() -> int:
+        return sum(
+            1
+            for r in miner.world.validator.requests
+            if r.path == "/instances/launch_config" and r.query.get("job_id") == job["job_id"]
+        )
+
+    first = await scaler.run_round()
+    tried = [o for o in first.outcomes if o.placement.job_id == job["job_id"]]
+    assert [o.result for o in tried] == ["failed"] and "403" in tried[0].detail, first.outcomes
+    assert job_requests() == 1
+
+    again = await scaler.run_round()
+    assert again.error is None and again.plan is not None
+    assert all(p.job_id is None for p in again.plan.placements)
+    assert job_requests() == 1
+    decision = again.plan.decisions[chute_id]
+    assert decision.rejection is None or decision.rejection.reason is not Reason.LAUNCH_REFUSED

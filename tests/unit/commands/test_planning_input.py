@@ -16,6 +16,7 @@ from gepetto_core.models.validator import (
     ValidatorJob,
 )
 from gepetto_core.scheduling import FailureRecord, PublicFootprint, Snapshot, rank_pairs
+from gepetto_core.scheduling.backoff import refusal_reason
 from gepetto_core.services.planning_input import (
     build_snapshot,
     data_age,
@@ -232,3 +233,22 @@ def test_the_public_footprint_is_what_the_validator_counts() -> None:
     )
     assert mapped.public_footprint(VAL) == PublicFootprint(VAL, 3, 17)
     assert mapped.public_footprint("5other") is None
+
+
+def test_a_job_the_validator_refused_us_is_not_offered_again() -> None:
+    """The ledger keeps a job's 403 (we already tried it); the job leaves the chute's jobs."""
+    at = NOW - timedelta(hours=1)
+    refused = FailureRecord(
+        "r1", "c1", "s1", "h100", at, at, refusal_reason("HTTP 403: tried", job_id="j-open"),
+        counted=False,
+    )  # fmt: skip
+
+    def jobs(ledger: list[FailureRecord]) -> tuple[str, ...]:
+        snap = build_snapshot(
+            chutes=[row_chute("c1")], servers=[], gpus=[], deployments=[],
+            remote={VAL: remote()}, failures=ledger, now=NOW,
+        )  # fmt: skip
+        return snap.chute_by_id["c1"].job_ids
+
+    assert jobs([]) == ("j-open",)
+    assert jobs([refused]) == ()

@@ -21,7 +21,12 @@ from gepetto_core.scheduling import (
     plan_round,
     rank_pairs,
 )
-from gepetto_core.scheduling.backoff import EMPTY_BACKOFF, LAUNCH_REFUSED
+from gepetto_core.scheduling.backoff import (
+    EMPTY_BACKOFF,
+    LAUNCH_REFUSED,
+    refusal_reason,
+    refused_jobs,
+)
 from gepetto_core.scheduling.reliability import reliability
 from gepetto_core.scheduling.rules import (
     PRIVATE_MIN_PUBLIC_GPUS,
@@ -188,3 +193,13 @@ def test_the_planner_does_not_retry_a_refused_chute_every_round() -> None:
     assert [p.chute_id for p in plan_round(snap, POLICY, later, random.Random(1)).placements] == [
         "pub"
     ]
+
+
+def test_a_refused_job_is_held_for_good_and_only_the_job() -> None:
+    """The validator refuses (403) a job the miner already tried: that job, not its chute."""
+    at = NOW - timedelta(days=2)
+    reason = refusal_reason("HTTP 403: You have already attempted job j-1", job_id="j-1")
+    record = FailureRecord("ref-j", "pub", "s1", "a100", at, at, reason, False)
+    assert refused_jobs([record, refused(1)]) == {"j-1"}
+    assert backoff_state([record], NOW, POLICY.backoff).chute_refusal("pub") is None
+    assert refusal_reason("HTTP 403: no") == LAUNCH_REFUSED + "HTTP 403: no"
