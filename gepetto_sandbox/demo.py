@@ -111,10 +111,20 @@ def demo_settings(base: Settings, world: SandboxMiner, dsn: str, kubeconfig: Pat
     )
 
 
+def _streams(fd: int) -> bool:
+    """Whether input on `fd` arrives over time (a terminal, a pipe, a socket) and so must be
+    awaited. A regular file or a device such as /dev/null is read at once: it never blocks, and
+    the event loop cannot poll it (epoll refuses it, and a read would then wait forever)."""
+    mode = os.fstat(fd).st_mode
+    return os.isatty(fd) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 async def _lines(stop: asyncio.Event, interactive: bool) -> AsyncIterator[str]:
     """Console input without a blocking thread (so Ctrl-C and end-of-input both stop cleanly)."""
-    if not interactive and stat.S_ISREG(os.fstat(sys.stdin.fileno()).st_mode):
-        for line in sys.stdin.read().splitlines():  # `gepetto demo < script`
+    if not _streams(sys.stdin.fileno()):
+        for line in sys.stdin.read().splitlines():  # `gepetto demo < script`, `< /dev/null`
+            if stop.is_set():
+                return
             yield line
         return
     loop = asyncio.get_running_loop()
@@ -201,6 +211,7 @@ async def run_demo(base: Settings, out: Print = _print, attach: Attach | None = 
         stack.push_async_callback(_finish, loops, stop)
         _banner(out, world, dsn, kubeconfig)
 
+        ended = True  # the script ran out (no quit, no Ctrl-C)
         async for line in _lines(stop, interactive):
             text = line.strip()
             if not text or text.startswith("#"):
@@ -208,8 +219,11 @@ async def run_demo(base: Settings, out: Print = _print, attach: Attach | None = 
             if not interactive:
                 out(f"gepetto> {text}")
             if text in ("quit", "exit"):
+                ended = False
                 break
             await run_console_line(process, text, out)
+        if ended and not stop.is_set():
+            out("end of input: stopping the demo")
         stop.set()
     out("demo stopped: loops, sandboxes and the database are down")
     return 0

@@ -30,6 +30,7 @@ from gepetto_core.scheduling.snapshot import (
     FailureRecord,
     GpuView,
     PreemptionRecord,
+    PublicFootprint,
     ServerView,
     Snapshot,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "Preemption",
     "PreemptionPolicy",
     "PreemptionRecord",
+    "PublicFootprint",
     "Reason",
     "Rejection",
     "ReliabilityPolicy",

@@ -11,17 +11,41 @@ Scopes and triggers:
   (one bad box must not ban a chute everywhere);
 - server s: failures of >= `server_distinct_chutes` distinct chutes within `server_window`
   (one bad chute must not fence a box).
+
+A launch the validator refused (403) is not a failure either: the chute never ran. The ledger
+keeps it as an uncounted entry (`refusal_reason`), and the chute waits `launch_refusal_cooldown`
+before it is tried again. A job's 403 (we already tried that job) holds only that job, for good.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
 from gepetto_core.scheduling.policy import BackoffPolicy
 from gepetto_core.scheduling.snapshot import FailureRecord
+
+# Start of the ledger reason of a launch the validator refused (written by the deployer).
+LAUNCH_REFUSED = "launch refused: "
+JOB_LAUNCH_REFUSED = "job launch refused: "
+
+
+def refusal_reason(detail: str, job_id: str | None = None) -> str:
+    """The ledger reason of a refused launch: the chute's, or one job's (`job_id: detail`)."""
+    if job_id is not None:
+        return f"{JOB_LAUNCH_REFUSED}{job_id}: {detail}"
+    return f"{LAUNCH_REFUSED}{detail}"
+
+
+def refused_jobs(records: Iterable[FailureRecord]) -> frozenset[str]:
+    """Jobs whose launch the validator refused: it refuses a miner a job it already tried."""
+    return frozenset(
+        r.reason.removeprefix(JOB_LAUNCH_REFUSED).split(":", 1)[0]
+        for r in records
+        if r.reason.startswith(JOB_LAUNCH_REFUSED)
+    )
 
 
 class Outcome(Enum):
@@ -61,6 +85,23 @@ class Cooldown:
 
 
 @dataclass(frozen=True, slots=True)
+class LaunchRefusal:
+    """The validator's latest refusal to launch a chute, while it still holds the chute back."""
+
+    chute_id: str
+    at: datetime
+    until: datetime
+    detail: str
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"the validator refused a launch at {self.at:%Y-%m-%d %H:%M} UTC ({self.detail}); "
+            f"next try after {self.until:%H:%M} UTC"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class BackoffState:
     pairs: Mapping[tuple[str, str], Cooldown]
     chutes: Mapping[str, Cooldown]
@@ -68,9 +109,13 @@ class BackoffState:
     # Chutes with failures since their last healthy run (blocked or not): on probation, the
     # planner starts one instance at a time for them.
     suspects: frozenset[str] = frozenset()
+    refusals: Mapping[str, LaunchRefusal] = field(default_factory=dict)
 
     def chute_block(self, chute_id: str) -> Cooldown | None:
         return self.chutes.get(chute_id)
+
+    def chute_refusal(self, chute_id: str) -> LaunchRefusal | None:
+        return self.refusals.get(chute_id)
 
     def server_block(self, server_id: str) -> Cooldown | None:
         return self.servers.get(server_id)
@@ -134,6 +179,7 @@ def _scoped_cooldown(
 def backoff_state(
     records: Iterable[FailureRecord], now: datetime, policy: BackoffPolicy
 ) -> BackoffState:
+    records = tuple(records)  # read twice: for the failures and for the refusals
     by_pair: dict[tuple[str, str], list[_Event]] = {}
     by_chute: dict[str, list[_Event]] = {}
     by_server: dict[str, list[_Event]] = {}
@@ -181,4 +227,29 @@ def backoff_state(
         if cd is not None:
             servers[server_id] = cd
     suspects = frozenset(c for c, events in by_chute.items() if _has_streak(events))
-    return BackoffState(pairs=pairs, chutes=chutes, servers=servers, suspects=suspects)
+    return BackoffState(
+        pairs=pairs,
+        chutes=chutes,
+        servers=servers,
+        suspects=suspects,
+        refusals=launch_refusals(records, now, policy),
+    )
+
+
+def launch_refusals(
+    records: Iterable[FailureRecord], now: datetime, policy: BackoffPolicy
+) -> dict[str, LaunchRefusal]:
+    """Per chute, its latest launch refusal that is younger than `launch_refusal_cooldown` and
+    that the operator did not clear (`backoff clear`)."""
+    out: dict[str, LaunchRefusal] = {}
+    for r in records:
+        if r.ended_at is None or r.ended_at > now or r.forgiven:
+            continue
+        if not r.reason.startswith(LAUNCH_REFUSED):
+            continue
+        until = r.ended_at + policy.launch_refusal_cooldown
+        known = out.get(r.chute_id)
+        if until > now and (known is None or r.ended_at > known.at):
+            detail = r.reason.removeprefix(LAUNCH_REFUSED)
+            out[r.chute_id] = LaunchRefusal(r.chute_id, r.ended_at, until, detail)
+    return out

@@ -28,6 +28,7 @@ _NEVER = {
     Reason.NO_METRICS,
     Reason.NOT_WHITELISTED,
     Reason.NO_ALLOWANCE,
+    Reason.PUBLIC_FOOTPRINT,
     Reason.VALIDATOR_MISMATCH,
     Reason.TEE_MISMATCH,
     Reason.GPU_UNSUPPORTED,

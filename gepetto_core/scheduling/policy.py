@@ -42,6 +42,9 @@ class BackoffPolicy:
     fenced_server_probes: int = 1
     # Ledger reasons that are never failures, whatever `counted` says.
     never_failure_reasons: frozenset[str] = frozenset({"no_capacity", "423"})
+    # A chute whose launch the validator refused (403: a rule of its own we do not model)
+    # is not tried again for this long: asking every round would only be refused every round.
+    launch_refusal_cooldown: timedelta = timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)

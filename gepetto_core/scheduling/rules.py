@@ -10,9 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gepetto_core.models.validator import is_launch_config_version
 from gepetto_core.scheduling.backoff import BackoffState
 from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.snapshot import ChuteView, ServerView, Snapshot
+
+# The validator launches a private chute only for a miner that already runs at least this many
+# activated instances of public chutes, on at least this many GPUs in all (else 403).
+PRIVATE_MIN_PUBLIC_INSTANCES = 2
+PRIVATE_MIN_PUBLIC_GPUS = 16
 
 
 class Reason(StrEnum):
@@ -27,6 +33,8 @@ class Reason(StrEnum):
     NOT_WHITELISTED = "not_whitelisted"
     NO_ALLOWANCE = "no_allowance"
     CHUTE_BACKOFF = "chute_backoff"
+    PUBLIC_FOOTPRINT = "public_footprint"
+    LAUNCH_REFUSED = "launch_refused"
     PROBATION = "probation"
     UNRELIABLE = "unreliable"
     # server rules
@@ -93,6 +101,39 @@ def _allowance_terms(chute: ChuteView, snapshot: Snapshot) -> tuple[int, int, bo
     return max(0, limit - uncounted), remaining, monopoly, uncounted
 
 
+def needs_public_footprint(chute: ChuteView) -> bool:
+    """Whether the validator's private-chute gate covers the chute's launches.
+
+    The gate covers private chutes billed per instance, which are the ones the validator marks
+    not preemptible (its `preemptible` is public, or legacy private billing, or owned by the
+    chutes user). Chutes older than the launch-config flow (< 0.3.0) start through the legacy
+    instance route, which never had the gate. Jobs skip it too (the planner places them apart).
+    """
+    return not chute.preemptible and is_launch_config_version(chute.chutes_version)
+
+
+def public_footprint_rejection(chute: ChuteView, snapshot: Snapshot) -> Rejection | None:
+    """A private chute waits until we run enough public instances on its validator: asking
+    before would be refused (403) every round. An unknown footprint (the validator's instance
+    list not fetched yet) rejects nothing: the launch itself would then tell."""
+    if not needs_public_footprint(chute):
+        return None
+    footprint = snapshot.public_footprint(chute.validator)
+    if footprint is None:
+        return None
+    if (
+        footprint.instances >= PRIVATE_MIN_PUBLIC_INSTANCES
+        and footprint.gpus >= PRIVATE_MIN_PUBLIC_GPUS
+    ):
+        return None
+    return Rejection(
+        Reason.PUBLIC_FOOTPRINT,
+        f"private chute: the validator wants at least {PRIVATE_MIN_PUBLIC_INSTANCES} activated"
+        f" public instances using {PRIVATE_MIN_PUBLIC_GPUS} or more GPUs first; we run"
+        f" {footprint.instances} using {footprint.gpus}",
+    )
+
+
 def chute_rejection(
     chute: ChuteView, snapshot: Snapshot, policy: PlanPolicy, backoff: BackoffState
 ) -> Rejection | None:
@@ -117,9 +158,15 @@ def chute_rejection(
         return Rejection(Reason.NOT_WHITELISTED, "not in the candidate whitelist")
     if allowance_free(chute, snapshot) <= 0:
         return Rejection(Reason.NO_ALLOWANCE, allowance(chute, snapshot)[1])
+    footprint = public_footprint_rejection(chute, snapshot)
+    if footprint is not None:
+        return footprint
     block = backoff.chute_block(chute.chute_id)
     if block is not None:
         return Rejection(Reason.CHUTE_BACKOFF, block.reason)
+    refusal = backoff.chute_refusal(chute.chute_id)
+    if refusal is not None:
+        return Rejection(Reason.LAUNCH_REFUSED, refusal.reason)
     return None
 
 

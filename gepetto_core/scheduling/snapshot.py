@@ -133,6 +133,8 @@ class FailureRecord:
     counted: bool = True
     # When it became active, if it ended after activating (the ledger keeps it past the end).
     activated_at: datetime | None = None
+    # The operator cleared the back-off since (`counted` is then False too).
+    forgiven: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,16 @@ class PreemptionRecord:
 
     server_id: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PublicFootprint:
+    """Our activated instances of public chutes on one validator and the GPUs they use: the
+    validator launches private chutes only for miners above a footprint (`rules.py`)."""
+
+    validator: str
+    instances: int
+    gpus: int
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,8 @@ class Snapshot:
     recent_preemptions: tuple[PreemptionRecord, ...] = ()
     # (chute_id, server_id) preemptions proposed by the previous round (stabilisation).
     proposed_preemptions: frozenset[tuple[str, str]] = frozenset()
+    # Per validator, as its own instance list says; a validator missing here is unknown.
+    public_footprints: tuple[PublicFootprint, ...] = ()
 
     # Indexes built once; excluded from equality and repr.
     chute_by_id: Mapping[str, ChuteView] = field(init=False, repr=False, compare=False)
@@ -194,6 +208,13 @@ class Snapshot:
 
     def our_pending(self, chute_id: str) -> int:
         return self._counts.get(chute_id, (0, 0, 0))[1]
+
+    def public_footprint(self, validator: str) -> PublicFootprint | None:
+        """Our public footprint on `validator`, or None when its instance list is unknown."""
+        for footprint in self.public_footprints:
+            if footprint.validator == validator:
+                return footprint
+        return None
 
     def our_uncounted(self, chute_id: str) -> int:
         """Our deployments of the chute that the validator's counts do not include yet."""

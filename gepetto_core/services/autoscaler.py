@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -22,13 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from gepetto_core.adapters.pg_state import PgState
-from gepetto_core.errors import GepettoError, NoCapacityError
+from gepetto_core.errors import GepettoError, NoCapacityError, ValidatorError
 from gepetto_core.ops.metrics import METRICS
 from gepetto_core.scheduling.plan import Placement, Plan, Preemption
 from gepetto_core.scheduling.planner import plan_round
 from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.snapshot import PreemptionRecord, Snapshot
-from gepetto_core.services.deployer import Deployer, DeployRequest, utcnow
+from gepetto_core.services.deployer import Deployer, DeployRequest, refuses_launch, utcnow
 from gepetto_core.services.ports import ValidatorApi
 
 log = logging.getLogger(__name__)
@@ -211,6 +212,10 @@ class Autoscaler:
                 # The token first: if the validator says no, nothing is removed.
                 prepared = await validator.launch_config(placement.chute_id, placement.job_id)
             except GepettoError as e:
+                if isinstance(e, ValidatorError) and refuses_launch(e):
+                    await self._deployer.record_launch_refusal(
+                        placement.chute_id, placement.server_id, e, job_id=placement.job_id
+                    )
                 return Outcome(placement, "no capacity", f"preemption not started: {e}")
             for victim in preemption.victims:
                 await self._deployer.undeploy(victim, f"preempted: {preemption.reason}")
@@ -237,12 +242,8 @@ def _with_history(
 ) -> Snapshot:
     if not proposed and not recent:
         return snapshot
-    return Snapshot(
-        chutes=snapshot.chutes,
-        servers=snapshot.servers,
-        deployments=snapshot.deployments,
-        failures=snapshot.failures,
-        whitelist=snapshot.whitelist,
+    return dataclasses.replace(
+        snapshot,
         recent_preemptions=(*snapshot.recent_preemptions, *recent),
         proposed_preemptions=snapshot.proposed_preemptions | proposed,
     )

@@ -38,6 +38,7 @@ from gepetto_core.kube_objects import JobPort, LaunchParams, uses_launch_config
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
 from gepetto_core.models.validator import LaunchConfig
 from gepetto_core.ops.metrics import METRICS
+from gepetto_core.scheduling.backoff import refusal_reason
 from gepetto_core.services.ports import Cluster, ValidatorApi
 
 log = logging.getLogger(__name__)
@@ -165,9 +166,20 @@ class Deployer:
         try:
             token: SecretStr | None = None
             if uses_launch_config(chute):
-                config = request.prepared or await validator.launch_config(
-                    chute.chute_id, request.job_id
-                )
+                try:
+                    config = request.prepared or await validator.launch_config(
+                        chute.chute_id, request.job_id
+                    )
+                except ValidatorError as refusal:
+                    if refuses_launch(refusal):
+                        await self.record_launch_refusal(
+                            chute.chute_id,
+                            server.server_id,
+                            refusal,
+                            job_id=request.job_id,
+                            deployment_id=deployment.deployment_id,
+                        )
+                    raise
                 token = SecretStr(config.token)
                 deployment = await self._update(
                     deployment.deployment_id, config_id=config.config_id
@@ -221,6 +233,39 @@ class Deployer:
         if request.vm_version is not None or self._vm_version_of is None:
             return request.vm_version
         return self._vm_version_of(server.validator, server.server_id)
+
+    async def record_launch_refusal(
+        self,
+        chute_id: str,
+        server_id: str,
+        error: ValidatorError,
+        *,
+        job_id: str | None = None,
+        deployment_id: str | None = None,
+    ) -> None:
+        """Keep the validator's 403 to a launch in the ledger, as an entry that never counts as
+        a failure: the planner then holds the chute (or the job) back instead of asking again
+        every round (`scheduling.backoff`). Best effort: the refusal itself goes up."""
+        now = self._clock()
+        entry_id = deployment_id or str(uuid.uuid4())
+        try:
+            server = await self.server(server_id)
+            gpus = await self._inventory.list_gpus(server_id)
+            await self._state.record_deployment_start(
+                LedgerEntry(
+                    deployment_id=entry_id,
+                    chute_id=chute_id,
+                    server_id=server_id,
+                    gpu_type=gpus[0].model_short_ref if gpus else "unknown",
+                    validator=server.validator,
+                    created_at=now,
+                )
+            )
+            await self._state.record_deployment_end(
+                entry_id, now, refusal_reason(str(error), job_id), counts_as_failure=False
+            )
+        except GepettoError as e:
+            log.warning("launch refusal of chute %s not recorded: %s", chute_id, e)
 
     async def _update(self, deployment_id: str, **changes: object) -> Deployment:
         updated = await self._inventory.update_deployment(deployment_id, **changes)
@@ -282,6 +327,12 @@ class Deployer:
         outcome = "already_gone" if removed is None else ("partial" if warnings else "removed")
         METRICS.undeploys.labels(outcome=outcome).inc()
         return UndeployResult(deployment_id, removed, warnings)
+
+
+def refuses_launch(error: ValidatorError) -> bool:
+    """A 403 to a launch: a rule of the validator keeps the chute (or the job) from us, and
+    asking again soon would be refused again."""
+    return error.status == 403
 
 
 def placement_problem(chute: Chute, server: Server, gpus: Sequence[Gpu]) -> str | None:

@@ -20,6 +20,7 @@ def failure_record(entry: LedgerEntry) -> FailureRecord:
         reason=entry.end_reason or "",
         counted=entry.counts_as_failure and entry.forgiven_at is None,
         activated_at=entry.activated_at,
+        forgiven=entry.forgiven_at is not None,
     )
 
 

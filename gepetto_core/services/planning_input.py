@@ -29,9 +29,11 @@ from gepetto_core.scheduling import (
     FailureRecord,
     GpuView,
     PlanPolicy,
+    PublicFootprint,
     ServerView,
     Snapshot,
 )
+from gepetto_core.scheduling.backoff import refused_jobs
 from gepetto_core.services.ledger import load_failure_records
 from gepetto_core.services.sync import ListName, ValidatorSnapshot
 
@@ -90,7 +92,10 @@ def observed_startup_minutes(
 
 
 def _chute_view(
-    chute: Chute, remote: ValidatorSnapshot | None, startup_minutes: float | None = None
+    chute: Chute,
+    remote: ValidatorSnapshot | None,
+    startup_minutes: float | None = None,
+    refused_jobs: frozenset[str] = frozenset(),
 ) -> ChuteView:
     rc = remote.chutes.items.get(chute.chute_id) if remote else None
     util = remote.utilization.items.get(chute.chute_id) if remote else None
@@ -102,6 +107,7 @@ def _chute_view(
             if j.chute_id == chute.chute_id
             and j.instance_id is None
             and (j.status or "").lower() not in _CLOSED_JOB_STATES
+            and j.job_id not in refused_jobs  # the validator refuses a job we already tried
         )
         if remote
         else ()
@@ -159,6 +165,20 @@ def _private_chute_wanted(rc: ValidatorChute | None, util: ValidatorUtilization)
         return True
     has_bounty = "bounty_boost" in rc.compute_multiplier_factors
     return bool(util.active_instance_count) or has_bounty
+
+
+def public_footprint(validator: str, remote: ValidatorSnapshot) -> PublicFootprint | None:
+    """Our activated instances of public chutes on one validator, and their GPUs, as the
+    validator counts them: from its list of our instances (None until that list is known)."""
+    if not remote.instances.known:
+        return None
+    instances = gpus = 0
+    for instance in remote.instances.items.values():
+        chute = remote.chutes.items.get(instance.chute_id)
+        if instance.active and chute is not None and chute.public:
+            instances += 1
+            gpus += chute.gpu_count
+    return PublicFootprint(validator, instances, gpus)
 
 
 def _server_view(server: Server, gpus: Sequence[Gpu], disk_free_gb: float | None) -> ServerView:
@@ -224,9 +244,11 @@ def build_snapshot(
     deployments = list(deployments)
     failures = tuple(failures)
     startup = observed_startup_minutes(deployments, failures)
+    refused = refused_jobs(failures)
     return Snapshot(
         chutes=tuple(
-            _chute_view(c, remote.get(c.validator), startup.get(c.chute_id)) for c in chutes
+            _chute_view(c, remote.get(c.validator), startup.get(c.chute_id), refused)
+            for c in chutes
         ),
         servers=tuple(
             _server_view(s, gpus_by_server.get(s.server_id, []), disk.get(s.server_id))
@@ -238,6 +260,11 @@ def build_snapshot(
         ),
         failures=failures,
         whitelist=frozenset(whitelist),
+        public_footprints=tuple(
+            footprint
+            for validator, snap in remote.items()
+            if (footprint := public_footprint(validator, snap)) is not None
+        ),
     )
 
 

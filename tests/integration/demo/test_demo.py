@@ -49,8 +49,42 @@ async def test_a_scripted_demo_places_chutes_and_stops_cleanly(tmp_path: Path) -
     assert "Best chute x server combinations" in text  # scales answered
     assert "Chute instances" in text and "autoscaler: active" in text
     assert "demo stopped" in text
+    assert "end of input" not in text  # `quit` is an ordinary stop, not the end of the script
     assert leftovers(tmp_path) == []
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize("script", [None, "nodes\n"], ids=["dev-null", "script-without-quit"])
+async def test_the_end_of_a_script_ends_the_demo(tmp_path: Path, script: str | None) -> None:
+    """A script that ends without `quit` ends the demo, as the end of a shell script does.
+    /dev/null is a device the event loop cannot poll: it used to leave the demo waiting forever.
+    The timeout is only a safety net; the assertions are the exit status and the output."""
+    if script is None:
+        stdin_path = Path(os.devnull)
+    else:
+        stdin_path = tmp_path / "script.txt"
+        stdin_path.write_text(script)
+    with stdin_path.open("rb") as stdin:
+        proc = await asyncio.create_subprocess_exec(
+            *GEPETTO,
+            env=demo_env(tmp_path / "data"),
+            stdin=stdin,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout=300)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+    text = out.decode()
+    assert proc.returncode == 0, text
+    assert "end of input: stopping the demo" in text, text
+    assert "demo stopped" in text
+    if script is not None:
+        assert "Servers (6)" in text  # the script's command ran before the end
+    assert leftovers(tmp_path / "data") == []
 
 
 async def test_ctrl_c_stops_everything(tmp_path: Path) -> None:

@@ -12,10 +12,17 @@ from gepetto_core.models.validator import (
     ActiveInstance,
     ChuteUtilization,
     ValidatorChute,
+    ValidatorInstance,
     ValidatorJob,
 )
-from gepetto_core.scheduling import FailureRecord, Snapshot, rank_pairs
-from gepetto_core.services.planning_input import build_snapshot, data_age, plan_policy
+from gepetto_core.scheduling import FailureRecord, PublicFootprint, Snapshot, rank_pairs
+from gepetto_core.scheduling.backoff import refusal_reason
+from gepetto_core.services.planning_input import (
+    build_snapshot,
+    data_age,
+    plan_policy,
+    public_footprint,
+)
 from gepetto_core.services.sync import ListName, ListState, ValidatorSnapshot, key_items
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -194,3 +201,54 @@ def test_start_up_minutes_come_from_our_own_deployments() -> None:
     )  # fmt: skip
     died_starting = replace(ended, deployment_id="dead", activated_at=None)
     assert snapshot([ended, died_starting]).chute_by_id["c2"].startup_minutes == 40.0
+
+
+def test_the_public_footprint_is_what_the_validator_counts() -> None:
+    """Our activated instances of public chutes, with their chutes' GPUs, from the validator's
+    list of our instances; unknown (None) until that list was fetched."""
+    chutes = [
+        ValidatorChute.model_validate(
+            {"chute_id": cid, "version": "v1", "public": public, "node_selector": {"gpu_count": g}}
+        )
+        for cid, public, g in (("big", True, 8), ("small", True, 1), ("priv", False, 8))
+    ]
+    instances = [
+        ValidatorInstance(instance_id="i1", chute_id="big", active=True),
+        ValidatorInstance(instance_id="i2", chute_id="big", active=True),
+        ValidatorInstance(instance_id="i3", chute_id="small", active=True),
+        ValidatorInstance(instance_id="i4", chute_id="small", active=False),  # starting
+        ValidatorInstance(instance_id="i5", chute_id="priv", active=True),  # not public
+        ValidatorInstance(instance_id="i6", chute_id="gone", active=True),  # chute unknown
+    ]
+    snap = ValidatorSnapshot(
+        validator=VAL,
+        chutes=fetched(chutes, "chute_id", 1000.0),  # type: ignore[arg-type]
+        instances=fetched(instances, "instance_id", 1000.0),  # type: ignore[arg-type]
+    )
+    assert public_footprint(VAL, snap) == PublicFootprint(VAL, 3, 17)
+    assert public_footprint(VAL, replace(snap, instances=ListState())) is None
+
+    mapped = build_snapshot(
+        chutes=[], servers=[], gpus=[], deployments=[], remote={VAL: snap}, now=NOW
+    )
+    assert mapped.public_footprint(VAL) == PublicFootprint(VAL, 3, 17)
+    assert mapped.public_footprint("5other") is None
+
+
+def test_a_job_the_validator_refused_us_is_not_offered_again() -> None:
+    """The ledger keeps a job's 403 (we already tried it); the job leaves the chute's jobs."""
+    at = NOW - timedelta(hours=1)
+    refused = FailureRecord(
+        "r1", "c1", "s1", "h100", at, at, refusal_reason("HTTP 403: tried", job_id="j-open"),
+        counted=False,
+    )  # fmt: skip
+
+    def jobs(ledger: list[FailureRecord]) -> tuple[str, ...]:
+        snap = build_snapshot(
+            chutes=[row_chute("c1")], servers=[], gpus=[], deployments=[],
+            remote={VAL: remote()}, failures=ledger, now=NOW,
+        )  # fmt: skip
+        return snap.chute_by_id["c1"].job_ids
+
+    assert jobs([]) == ("j-open",)
+    assert jobs([refused]) == ()
