@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gepetto_core.adapters.pg_inventory import PgInventory
-from gepetto_core.adapters.pg_state import PgState
 from gepetto_core.config import Settings
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
 from gepetto_core.models.validator import ChuteUtilization as ValidatorUtilization
@@ -33,6 +31,7 @@ from gepetto_core.scheduling import (
     Snapshot,
 )
 from gepetto_core.services.ledger import load_failure_records
+from gepetto_core.services.ports import Inventory, StateStore
 from gepetto_core.services.sync import ListName, ValidatorSnapshot
 
 # Validator job states that no longer want a miner.
@@ -270,8 +269,8 @@ class PlanningInput:
 
 
 async def load_snapshot(
-    inventory: PgInventory,
-    state: PgState,
+    inventory: Inventory,
+    state: StateStore,
     remote: Mapping[str, ValidatorSnapshot],
     now: datetime,
     *,
