@@ -12,6 +12,7 @@ from gepetto_core.kube_objects import LaunchParams
 from gepetto_core.models.cluster import (
     ChuteJobView,
     DeployedChute,
+    LeaseRecord,
     LegacyDeploymentView,
     NodeView,
     ServiceView,
@@ -166,3 +167,17 @@ class StateStore(Protocol):
     async def set_autoscaler_mode(
         self, mode: AutoscalerModeName, by: str, paused_until: datetime | None = None
     ) -> AutoscalerMode: ...
+
+
+class Lease(Protocol):
+    """One coordination.k8s.io Lease (leader election)."""
+
+    name: str
+    namespace: str
+    request_timeout: float
+
+    async def read(self) -> LeaseRecord | None: ...
+
+    async def create(self, record: LeaseRecord) -> LeaseRecord: ...
+
+    async def replace(self, record: LeaseRecord) -> LeaseRecord: ...
