@@ -1,5 +1,6 @@
-"""`gepetto serve`: the long-running process in a miner's control plane (the composition root
-that joins the core, the ops server and the Slack bot).
+"""The composition root: the `gepetto` console script (`main`), which adds to the core's command
+line the commands that join the core with the Slack bot and the sandboxes, and `gepetto serve`,
+the long-running process in a miner's control plane (the core, the ops server and the bot).
 
 Every replica answers Slack and serves `/healthz`, `/readyz` and `/metrics`; only the holder of
 the Lease (when `GEPETTO_LEADER_ELECTION` is on) runs the loops — sync, reconcile, autoscale,
@@ -13,21 +14,23 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from bot.alert_service import AlertService
 from bot.app import SlackBot, build_app
 from bot.serve import add_http_routes, socket_mode
+from gepetto_core import cli
 from gepetto_core.config import Settings
+from gepetto_core.errors import ConfigError
 from gepetto_core.ops.health import LoopStatus
 from gepetto_core.ops.http import HealthSources, ops_server_from_settings
 from gepetto_core.ops.logging import configure_logging, secret_values
 from gepetto_core.ops.metrics import METRICS
 from gepetto_core.process import GepettoProcess, start_process
 from gepetto_core.services.autoscaler import RoundReport
-from gepetto_core.services.leader import elector_from_settings
 from gepetto_core.services.reconciler import ReconcileReport
 
 log = logging.getLogger(__name__)
@@ -91,7 +94,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         finally:
             leading.since = None
 
-    elector = elector_from_settings(settings, process.rt.kube_api, lead, metrics=METRICS)
+    elector = process.rt.elector(lead, metrics=METRICS)
 
     def is_leader() -> bool | None:
         return elector.is_leader if elector is not None else None
@@ -134,3 +137,35 @@ async def demo_slack(settings: Settings, process: GepettoProcess) -> AsyncIterat
             return
         async with socket_mode(slack, settings):
             yield slack
+
+
+def _serve(settings: Settings) -> int:
+    return asyncio.run(serve(settings))
+
+
+def _demo(settings: Settings) -> int:
+    """The demo lives in gepetto_sandbox (installed by the demo extra, absent from the image)."""
+    try:
+        from gepetto_sandbox.demo import run_demo
+    except ImportError as e:
+        raise ConfigError(
+            "gepetto demo", "needs the sandbox package: pip install 'gepetto[demo]'"
+        ) from e
+    # With Slack tokens set, the demo connects the bot too.
+    attach = demo_slack if settings.slack_bot_token is not None else None
+    return asyncio.run(run_demo(settings, attach=attach))
+
+
+PROCESSES = {
+    "serve": cli.ProcessCommand("run the Slack bot and the background loops", _serve),
+    "demo": cli.ProcessCommand("run gepetto against embedded sandboxes", _demo),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `gepetto` console script."""
+    return cli.main(argv, processes=PROCESSES)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,39 +1,44 @@
-"""Wiring: build every adapter and service once from Settings, and close them again.
+"""Wiring: the adapters and services of one process, each built on first use from only the
+settings it needs, and closed again.
 
-This is the only place that constructs adapters. One asyncpg pool, one aiohttp session and one
-Kubernetes ApiClient per process.
+This is the only place that constructs adapters (one database pool, one HTTP session, one
+Kubernetes client per process). Nothing connects when a `Runtime` is made: `gepetto chutes`
+touches the database and the validator and never asks for a kubeconfig, `gepetto pods -h` touches
+nothing. `build_runtime` connects everything at once, for the long-running process, so a
+misconfiguration stops it at start with a message that names the setting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime
-from pathlib import Path
+from functools import cached_property
 from typing import Any
 
-import aiohttp
-import asyncpg
-from kubernetes_asyncio import client as kube_client
-from redis.asyncio import Redis
-
-from gepetto_core.adapters.events_redis import RedisEventSource
+from gepetto_core.adapters.database import Database
+from gepetto_core.adapters.events_redis import RedisEventSource, connect_redis
 from gepetto_core.adapters.events_socketio import SocketIoEventSource
-from gepetto_core.adapters.kube import KubeCluster, connect_api
-from gepetto_core.adapters.pg import create_pool
+from gepetto_core.adapters.host import process_identity
+from gepetto_core.adapters.kube import (
+    DeferredApiClient,
+    KubeCluster,
+    connect_api,
+    kubeconfig_source,
+)
+from gepetto_core.adapters.kube_lease import KubeLease
 from gepetto_core.adapters.pg_inventory import PgInventory
-from gepetto_core.adapters.pg_migrations import upgrade
 from gepetto_core.adapters.pg_state import PgState
 from gepetto_core.adapters.signing import HotkeySigner
-from gepetto_core.adapters.validator import HttpValidatorApi
+from gepetto_core.adapters.validator import HttpValidatorApi, open_http_session
 from gepetto_core.config import Settings
 from gepetto_core.errors import ConfigError
 from gepetto_core.kube_objects import JobSettings
+from gepetto_core.ops.metrics import Metrics
 from gepetto_core.services.deployer import Deployer, utcnow
 from gepetto_core.services.event_handlers import EventHandlers, WakeCallback
+from gepetto_core.services.leader import LeaderElector, elector_from_settings
 from gepetto_core.services.reconciler import Reconciler
 from gepetto_core.services.sync import SyncService
 
@@ -51,33 +56,115 @@ def job_settings(settings: Settings, miner_ss58: str) -> JobSettings:
     )
 
 
-@dataclass
 class Runtime:
-    settings: Settings
-    pool: asyncpg.Pool
-    http: aiohttp.ClientSession
-    kube_api: kube_client.ApiClient
-    signer: HotkeySigner
-    inventory: PgInventory
-    state: PgState
-    cluster: KubeCluster
-    validators: dict[str, HttpValidatorApi]
-    sync: SyncService
-    deployer: Deployer
-    reconciler: Reconciler
-    handlers: EventHandlers
-    redis: Redis | None = None
+    """Each part is a property built on first use; building one reads only its own settings
+    (and raises ConfigError naming the variable when one is missing)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        wake: WakeCallback | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self._wake = wake
+        self._clock = clock
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    # --- adapters ---------------------------------------------------------------------------
+    @cached_property
+    def pool(self) -> Database:
+        dsn = self.settings.postgres_dsn()
+        if dsn is None:
+            raise ConfigError("POSTGRESQL", "is required")
+        database = Database(dsn)
+        self._closers.append(database.close)
+        return database
+
+    @cached_property
+    def inventory(self) -> PgInventory:
+        return PgInventory(self.pool)
+
+    @cached_property
+    def state(self) -> PgState:
+        return PgState(self.pool)
+
+    @cached_property
+    def signer(self) -> HotkeySigner:
+        miner_ss58, seed = self.settings.require_miner_identity()
+        signer = HotkeySigner(seed)
+        if signer.hotkey != miner_ss58:
+            raise ConfigError("MINER_SEED", "does not belong to MINER_SS58")
+        return signer
 
     @property
     def miner_hotkey(self) -> str:
         return self.signer.hotkey
 
+    @cached_property
+    def http(self) -> Any:  # the aiohttp session (the library stays inside the adapters)
+        session = open_http_session()
+        self._closers.append(session.close)
+        return session
+
+    @cached_property
+    def validators(self) -> dict[str, HttpValidatorApi]:
+        config = self.settings.require_validators()
+        signer = self.signer
+        return {
+            v.hotkey: HttpValidatorApi(self.http, signer, v.api, v.hotkey) for v in config.supported
+        }
+
+    @cached_property
+    def kube_api(self) -> DeferredApiClient:
+        """The Kubernetes client; KUBECONFIG is looked up now, the file is read on first use."""
+        kubeconfig, in_cluster = kubeconfig_source(self.settings.kubeconfig)
+        api = DeferredApiClient(lambda: connect_api(kubeconfig, in_cluster=in_cluster))
+        self._closers.append(api.close)
+        return api
+
+    @cached_property
+    def cluster(self) -> KubeCluster:
+        # Reading the cluster needs no hotkey; every path that creates a Job goes through the
+        # deployer, which needs the validator identity (MINER_SS58) first.
+        miner_ss58 = self.settings.miner_ss58 or ""
+        return KubeCluster(self.kube_api, job_settings(self.settings, miner_ss58))
+
+    # --- services ---------------------------------------------------------------------------
+    @cached_property
+    def sync(self) -> SyncService:
+        validators = list(self.validators.values())
+        return SyncService(validators, interval=self.settings.sync_interval_seconds)
+
+    @cached_property
+    def deployer(self) -> Deployer:
+        return Deployer(
+            self.inventory, self.state, self.cluster, self.validators, clock=self._clock
+        )
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        return Reconciler(
+            self.inventory, self.cluster, self.sync, self.deployer, self.validators,
+            clock=self._clock,
+        )  # fmt: skip
+
+    @cached_property
+    def handlers(self) -> EventHandlers:
+        return EventHandlers(
+            self.miner_hotkey, self.inventory, self.deployer, self.cluster, self.validators,
+            clock=self._clock, wake=self._wake,
+        )  # fmt: skip
+
     def event_sources(self) -> list[RedisEventSource | SocketIoEventSource]:
         """The configured event intake(s), not yet running."""
         if self.settings.event_source == "redis":
-            if self.redis is None:
+            if self.settings.redis_url is None:
                 raise ConfigError("REDIS_URL", "is required when GEPETTO_EVENT_SOURCE=redis")
-            return [RedisEventSource(self.redis, self.handlers)]
+            redis = connect_redis(self.settings.redis_url.get_secret_value())
+            self._closers.append(redis.aclose)
+            return [RedisEventSource(redis, self.handlers)]
         if self.settings.event_source == "socketio":
             config = self.settings.require_validators()
             return [
@@ -88,23 +175,35 @@ class Runtime:
             ]
         return []
 
+    def elector(
+        self,
+        on_started_leading: Callable[[], Coroutine[Any, Any, None]],
+        *,
+        metrics: Metrics | None = None,
+    ) -> LeaderElector | None:
+        """The leader elector GEPETTO_LEADER_ELECTION asks for (None: just run the loops)."""
+
+        def open_lease(namespace: str, name: str) -> KubeLease:
+            return KubeLease(self.kube_api, namespace, name)
+
+        return elector_from_settings(
+            self.settings, open_lease, process_identity(), on_started_leading, metrics=metrics
+        )
+
+    # --- all at once ------------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Build and connect every part now (the long-running process), failing on the first
+        misconfiguration."""
+        # In the order the settings are checked: identity, validators, database, cluster.
+        for part in ("signer", "validators", "pool", "cluster", "handlers", "reconciler"):
+            getattr(self, part)
+        await self.pool.open()
+        await self.kube_api.connected()
+
     async def close(self) -> None:
-        if self.redis is not None:
-            await self.redis.aclose()
-        await self.kube_api.close()
-        await self.http.close()
-        await self.pool.close()
-
-
-def _kubeconfig_source(settings: Settings) -> tuple[str | None, bool]:
-    if settings.kubeconfig:
-        return settings.kubeconfig, False
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return None, True
-    default = Path.home() / ".kube" / "config"
-    if default.exists():
-        return str(default), False
-    raise ConfigError("KUBECONFIG", "is not set, no ~/.kube/config, and not running in a pod")
+        """Close what was opened, newest first."""
+        while self._closers:
+            await self._closers.pop()()
 
 
 async def build_runtime(
@@ -113,65 +212,21 @@ async def build_runtime(
     wake: WakeCallback | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> Runtime:
-    """Connect everything. Fails fast, naming the setting, when something is misconfigured."""
-    miner_ss58, seed = settings.require_miner_identity()
-    validators_config = settings.require_validators()
-    dsn = settings.postgres_dsn()
-    if dsn is None:
-        raise ConfigError("POSTGRESQL", "is required")
-    signer = HotkeySigner(seed)
-    if signer.hotkey != miner_ss58:
-        raise ConfigError("MINER_SEED", "does not belong to MINER_SS58")
-    kubeconfig, in_cluster = _kubeconfig_source(settings)
-
-    async with contextlib.AsyncExitStack() as stack:
-        pool = await create_pool(dsn)
-        stack.push_async_callback(pool.close)
-        async with pool.acquire() as conn:
-            await upgrade(conn)
-        http = aiohttp.ClientSession()
-        stack.push_async_callback(http.close)
-        kube_api = await connect_api(kubeconfig, in_cluster=in_cluster)
-        stack.push_async_callback(kube_api.close)
-        redis = (
-            Redis.from_url(settings.redis_url.get_secret_value()) if settings.redis_url else None
-        )
-
-        inventory, state = PgInventory(pool), PgState(pool)
-        cluster = KubeCluster(kube_api, job_settings(settings, miner_ss58))
-        validators = {
-            v.hotkey: HttpValidatorApi(http, signer, v.api, v.hotkey)
-            for v in validators_config.supported
-        }
-        sync = SyncService(list(validators.values()), interval=settings.sync_interval_seconds)
-        deployer = Deployer(inventory, state, cluster, validators, clock=clock)
-        reconciler = Reconciler(inventory, cluster, sync, deployer, validators, clock=clock)
-        handlers = EventHandlers(
-            miner_ss58, inventory, deployer, cluster, validators, clock=clock, wake=wake
-        )
-        stack.pop_all()
-        return Runtime(
-            settings=settings,
-            pool=pool,
-            http=http,
-            kube_api=kube_api,
-            signer=signer,
-            inventory=inventory,
-            state=state,
-            cluster=cluster,
-            validators=validators,
-            sync=sync,
-            deployer=deployer,
-            reconciler=reconciler,
-            handlers=handlers,
-            redis=redis,
-        )
-    raise AssertionError("unreachable")
+    """A runtime with everything connected. Fails fast, naming the setting, when something is
+    misconfigured."""
+    rt = Runtime(settings, wake=wake, clock=clock)
+    try:
+        await rt.connect()
+    except BaseException:
+        await asyncio.shield(rt.close())
+        raise
+    return rt
 
 
 @contextlib.asynccontextmanager
 async def runtime(settings: Settings, **kw: Any) -> AsyncIterator[Runtime]:
-    rt = await build_runtime(settings, **kw)
+    """A lazy runtime for one command: only the parts the command touches are built."""
+    rt = Runtime(settings, **kw)
     try:
         yield rt
     finally:

@@ -14,10 +14,10 @@ from bot.context import BotContext
 from bot.flows.common import audit_denied, load_view
 from bot.flows.execution import context_lines, plan_title, run_confirmed
 from bot.render import SlackMessage, parse_page_value
-from gepetto_core.models.state import PendingAction
 from gepetto_core.commands.parser import parse
 from gepetto_core.commands.registry import SPECS, Caller, VerbSpec, spec_for
 from gepetto_core.errors import GepettoError
+from gepetto_core.models.state import PendingAction
 from gepetto_core.views import PlanView, dump_result
 
 log = logging.getLogger(__name__)

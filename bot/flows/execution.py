@@ -12,10 +12,10 @@ from bot.alerts import DeployFailure, failure_key
 from bot.cards import build_final_card, build_progress_card, line, step_line
 from bot.context import BotContext
 from bot.outbox import SlackSendError
-from gepetto_core.models.state import PendingAction
 from gepetto_core.commands.parser import parse
 from gepetto_core.commands.registry import Caller
 from gepetto_core.errors import GepettoError
+from gepetto_core.models.state import PendingAction
 from gepetto_core.views import Composite, Message, PlanView, Progress, Result, load_result
 
 log = logging.getLogger(__name__)
