@@ -1,7 +1,7 @@
 """What every listener works with: the runtime, Slack I/O, authorization, pending actions.
 
 One ``BotContext`` per process, built by ``bot.app.build_app``. Tuning knobs that tests and the
-demo change are in ``BotConfig``; Slack credentials and channels come from ``Settings``.
+demo change are in ``BotConfig``; Slack credentials and channels come from ``BotSettings``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from bot.approvals import PendingActions
 from bot.authz import Authorizer
 from bot.background import Background
 from bot.outbox import SlackOutbox
+from bot.settings import BotSettings
 from gepetto_core.commands.context import ProgressSink
 from gepetto_core.commands.parser import ParsedCommand
 from gepetto_core.commands.registry import Caller
-from gepetto_core.config import Settings
 from gepetto_core.runtime import Runtime
 from gepetto_core.views import Result
 
@@ -58,7 +58,7 @@ class BotConfig:
 
 @dataclass
 class BotContext:
-    settings: Settings
+    settings: BotSettings
     runtime: Runtime
     client: AsyncWebClient
     outbox: SlackOutbox

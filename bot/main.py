@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from bot.alert_service import AlertService
 from bot.app import SlackBot, build_app
 from bot.serve import add_http_routes, socket_mode
+from bot.settings import BotSettings, load_bot_settings
 from gepetto_core import cli
 from gepetto_core.config import Settings
 from gepetto_core.errors import ConfigError
@@ -64,7 +65,9 @@ def _last_sync(process: GepettoProcess) -> float | None:
 
 
 @contextlib.asynccontextmanager
-async def slack_bot(settings: Settings, process: GepettoProcess) -> AsyncIterator[SlackBot | None]:
+async def slack_bot(
+    settings: BotSettings, process: GepettoProcess
+) -> AsyncIterator[SlackBot | None]:
     """The Slack bot when a bot token is configured (alerts wired to the loops), else None."""
     if settings.slack_bot_token is None:
         yield None
@@ -77,7 +80,7 @@ async def slack_bot(settings: Settings, process: GepettoProcess) -> AsyncIterato
         await slack.close()
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
+async def serve(settings: BotSettings, stop: asyncio.Event | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level, secrets=secret_values(settings))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -123,7 +126,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
     return 0
 
 
-async def _socket_mode(slack: SlackBot, settings: Settings, stop: asyncio.Event) -> None:
+async def _socket_mode(slack: SlackBot, settings: BotSettings, stop: asyncio.Event) -> None:
     async with socket_mode(slack, settings):
         await stop.wait()
 
@@ -131,6 +134,8 @@ async def _socket_mode(slack: SlackBot, settings: Settings, stop: asyncio.Event)
 @contextlib.asynccontextmanager
 async def demo_slack(settings: Settings, process: GepettoProcess) -> AsyncIterator[object]:
     """The demo's Slack hookup: the bot over Socket Mode against the sandbox fleet."""
+    # run_demo hands back a copy of the settings _demo gave it: the bot's.
+    assert isinstance(settings, BotSettings)
     async with slack_bot(settings, process) as slack:
         if slack is None:
             yield None
@@ -139,11 +144,11 @@ async def demo_slack(settings: Settings, process: GepettoProcess) -> AsyncIterat
             yield slack
 
 
-def _serve(settings: Settings) -> int:
-    return asyncio.run(serve(settings))
+def _serve() -> int:
+    return asyncio.run(serve(load_bot_settings()))
 
 
-def _demo(settings: Settings) -> int:
+def _demo() -> int:
     """The demo lives in gepetto_sandbox (installed by the demo extra, absent from the image)."""
     try:
         from gepetto_sandbox.demo import run_demo
@@ -151,6 +156,7 @@ def _demo(settings: Settings) -> int:
         raise ConfigError(
             "gepetto demo", "needs the sandbox package: pip install 'gepetto[demo]'"
         ) from e
+    settings = load_bot_settings()
     # With Slack tokens set, the demo connects the bot too.
     attach = demo_slack if settings.slack_bot_token is not None else None
     return asyncio.run(run_demo(settings, attach=attach))

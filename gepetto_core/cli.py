@@ -35,10 +35,11 @@ EXIT_USAGE = 2
 
 @dataclass(frozen=True)
 class ProcessCommand:
-    """A long-running command the composition root adds (`serve`, `demo`)."""
+    """A long-running command the composition root adds (`serve`, `demo`); it reads its own
+    settings (the bot's include Slack's)."""
 
     summary: str
-    run: Callable[[Settings], int]
+    run: Callable[[], int]
 
 
 def _db_parser() -> argparse.ArgumentParser:
@@ -181,7 +182,7 @@ def main(
             if "-h" in rest[1:] or "--help" in rest[1:]:
                 print(f"usage: gepetto {rest[0]}\n\n{processes[rest[0]].summary}")
                 return 0
-            return processes[rest[0]].run(load_settings())
+            return processes[rest[0]].run()
         parsed = parse(rest)  # no I/O: a bad command line fails before anything connects
         if parsed.verb == "help" and parsed.opts.get("topic") is None:
             print(_top_help(processes))
