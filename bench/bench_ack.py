@@ -30,7 +30,7 @@ from bot.app import build_app
 from bot.context import BotConfig
 from bot.serve import http_server
 from bot.settings import load_bot_settings
-from gepetto_core.runtime import build_runtime
+from gepetto_core.wiring import build_runtime
 from gepetto_sandbox.miner import register_fleet, start_sandbox_miner
 from gepetto_sandbox.slack import SlackDouble, signed_slash_command
 from gepetto_sandbox.validator.faults import ROUTES, Fault

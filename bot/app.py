@@ -29,8 +29,8 @@ from bot.outbox import SlackOutbox
 from bot.settings import BotSettings
 from gepetto_core.commands import execute as command_execute
 from gepetto_core.errors import ConfigError
-from gepetto_core.runtime import Runtime
 from gepetto_core.services.deployer import utcnow
+from gepetto_core.wiring import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from bot.settings import BotSettings
 from gepetto_core.commands.context import ProgressSink
 from gepetto_core.commands.parser import ParsedCommand
 from gepetto_core.commands.registry import Caller
-from gepetto_core.runtime import Runtime
 from gepetto_core.views import Result
+from gepetto_core.wiring import Runtime
 
 
 class Executor(Protocol):

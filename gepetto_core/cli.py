@@ -26,8 +26,8 @@ from gepetto_core.commands.parser import VERBS
 from gepetto_core.config import Settings, load_settings
 from gepetto_core.errors import ConfigError, GepettoError, UsageError
 from gepetto_core.render_text import render_text
-from gepetto_core.runtime import runtime
 from gepetto_core.views import Composite, Message, PlanView, Progress, Result, dump_result
+from gepetto_core.wiring import runtime
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

@@ -18,8 +18,8 @@ from gepetto_core.commands.context import CommandContext, ProgressSink
 from gepetto_core.commands.parser import ParsedCommand, parse
 from gepetto_core.commands.registry import Caller, VerbSpec, authorize, spec_for
 from gepetto_core.errors import GepettoError, PermissionDeniedError
-from gepetto_core.runtime import Runtime
 from gepetto_core.views import Composite, Message, PlanView, Result, Table
+from gepetto_core.wiring import Runtime
 
 Reader = Callable[[CommandContext], Awaitable[Result]]
 Planner = Callable[[CommandContext], Awaitable[ActionPlan]]

@@ -28,7 +28,7 @@ from bot.settings import load_bot_settings
 from gepetto_core.commands.execute import MUTATIONS, execute
 from gepetto_core.commands.registry import Caller
 from gepetto_core.errors import GepettoError, PermissionDeniedError
-from gepetto_core.runtime import Runtime, build_runtime
+from gepetto_core.wiring import Runtime, build_runtime
 from gepetto_sandbox.slack import (
     SignedRequest,
     SlackDouble,

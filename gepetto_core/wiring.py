@@ -157,14 +157,18 @@ class Runtime:
             clock=self._clock, wake=self._wake,
         )  # fmt: skip
 
+    @cached_property
+    def redis(self) -> Any:  # the chutes-miner Redis client (for the miner_events relay)
+        if self.settings.redis_url is None:
+            raise ConfigError("REDIS_URL", "is required when GEPETTO_EVENT_SOURCE=redis")
+        client = connect_redis(self.settings.redis_url.get_secret_value())
+        self._closers.append(client.aclose)
+        return client
+
     def event_sources(self) -> list[RedisEventSource | SocketIoEventSource]:
         """The configured event intake(s), not yet running."""
         if self.settings.event_source == "redis":
-            if self.settings.redis_url is None:
-                raise ConfigError("REDIS_URL", "is required when GEPETTO_EVENT_SOURCE=redis")
-            redis = connect_redis(self.settings.redis_url.get_secret_value())
-            self._closers.append(redis.aclose)
-            return [RedisEventSource(redis, self.handlers)]
+            return [RedisEventSource(self.redis, self.handlers)]
         if self.settings.event_source == "socketio":
             config = self.settings.require_validators()
             return [
