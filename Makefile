@@ -22,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check gepetto_core gepetto_sandbox bot tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 check: lint test
 

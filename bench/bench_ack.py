@@ -29,8 +29,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import build_app
 from bot.context import BotConfig
 from bot.serve import http_server
-from gepetto_core.config import load_settings
-from gepetto_core.runtime import build_runtime
+from bot.settings import load_bot_settings
+from gepetto_core.wiring import build_runtime
 from gepetto_sandbox.miner import register_fleet, start_sandbox_miner
 from gepetto_sandbox.slack import SlackDouble, signed_slash_command
 from gepetto_sandbox.validator.faults import ROUTES, Fault
@@ -58,7 +58,7 @@ async def run(commands: int, delay: float) -> dict[str, float]:
     )
     slack = SlackDouble(bot_token="xoxb-bench", app_token="xapp-1-bench")
     await slack.start()
-    settings = load_settings(
+    settings = load_bot_settings(
         {
             "MINER_SS58": miner_hotkey,
             "MINER_SEED": SEED,

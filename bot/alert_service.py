@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bot.action_ids import (
     ALERT_BACKOFF_ACTION_ID,
@@ -34,8 +34,8 @@ from bot.alerts import (
 from bot.approvals import ALERT_TTL, PendingActions
 from bot.cards import build_digest_card, build_failure_alert, build_recycle_card, build_storm_card
 from bot.outbox import SlackOutbox, SlackSendError
-from gepetto_core.adapters.pg_inventory import PgInventory
-from gepetto_core.adapters.pg_state import AlertRecord, PgState
+from gepetto_core.models.inventory import Chute, Server
+from gepetto_core.models.state import AlertRecord, LedgerEntry
 from gepetto_core.scheduling.reconcile import RemoveDeployment
 from gepetto_core.services.autoscaler import RoundReport
 from gepetto_core.services.deployer import utcnow
@@ -46,11 +46,33 @@ ALERTS_ACTOR = "gepetto-alerts"
 MAX_STORM_PAYLOADS = 100
 
 
+class AlertStore(Protocol):
+    """Posted alerts and the failure ledger (`PgState` in the process)."""
+
+    async def get_alert(self, alert_key: str) -> AlertRecord | None: ...
+
+    async def list_alerts(
+        self, *, state: str | None = None, since: datetime | None = None
+    ) -> list[AlertRecord]: ...
+
+    async def save_alert(self, alert: AlertRecord) -> None: ...
+
+    async def list_ledger(self, since: datetime | None = None) -> list[LedgerEntry]: ...
+
+
+class FleetInventory(Protocol):
+    """The chutes and servers alerts name (`PgInventory` in the process)."""
+
+    async def list_chutes(self) -> list[Chute]: ...
+
+    async def list_servers(self) -> list[Server]: ...
+
+
 class AlertService:
     def __init__(
         self,
-        state: PgState,
-        inventory: PgInventory,
+        state: AlertStore,
+        inventory: FleetInventory,
         outbox: SlackOutbox,
         pending: PendingActions,
         channel: str | None,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from gepetto_core.adapters.pg_state import AlertRecord
+from gepetto_core.models.state import AlertRecord
 
 AlertKind = Literal["failure", "storm", "recycle", "digest"]
 OPEN_STATES = frozenset({"open", "acknowledged"})

@@ -26,11 +26,11 @@ from bot.background import Background
 from bot.context import BotConfig, BotContext, Executor
 from bot.listeners import actions, commands
 from bot.outbox import SlackOutbox
+from bot.settings import BotSettings
 from gepetto_core.commands import execute as command_execute
-from gepetto_core.config import Settings
 from gepetto_core.errors import ConfigError
-from gepetto_core.runtime import Runtime
 from gepetto_core.services.deployer import utcnow
+from gepetto_core.wiring import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class SlackBot:
         await self.ctx.outbox.close()
 
 
-def web_client(settings: Settings) -> AsyncWebClient:
+def web_client(settings: BotSettings) -> AsyncWebClient:
     if settings.slack_bot_token is None:
         raise ConfigError("GEPETTO_SLACK_BOT_TOKEN", "is required to run the Slack bot")
     token = settings.slack_bot_token.get_secret_value()
@@ -59,7 +59,7 @@ def web_client(settings: Settings) -> AsyncWebClient:
 
 
 def build_app(
-    settings: Settings,
+    settings: BotSettings,
     runtime: Runtime,
     *,
     client: AsyncWebClient | None = None,

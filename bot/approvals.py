@@ -14,15 +14,35 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from gepetto_core.adapters.pg_state import PendingAction, PendingStatus, PgState
+from gepetto_core.models.state import PendingAction, PendingStatus
 from gepetto_core.services.deployer import utcnow
 
 OFFER_TTL = timedelta(hours=1)  # a Deploy button on a table
 VIEW_TTL = timedelta(hours=24)  # paging / sharing a read
 ALERT_TTL = timedelta(days=7)  # buttons on an alert
 APPROVAL_TTL = timedelta(minutes=15)
+
+
+class PendingStore(Protocol):
+    """Where pending actions live (`gepetto_core.adapters.pg_state.PgState` in the process)."""
+
+    async def create_pending(self, action: PendingAction) -> None: ...
+
+    async def get_pending(self, action_id: str) -> PendingAction | None: ...
+
+    async def transition_pending(
+        self,
+        action_id: str,
+        *,
+        from_statuses: tuple[PendingStatus, ...],
+        to_status: PendingStatus,
+        at: datetime,
+        approvals: list[Any] | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> PendingAction | None: ...
+
 
 STATUS_WORDS: dict[str, str] = {
     "approved": "is already approved",
@@ -79,7 +99,7 @@ def approval_entry(by: str, decision: str, at: datetime) -> dict[str, Any]:
 class PendingActions:
     """The pending-action rows the bot creates and moves (PgState underneath)."""
 
-    def __init__(self, state: PgState, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, state: PendingStore, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._state = state
         self.clock = clock
 

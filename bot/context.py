@@ -1,7 +1,7 @@
 """What every listener works with: the runtime, Slack I/O, authorization, pending actions.
 
 One ``BotContext`` per process, built by ``bot.app.build_app``. Tuning knobs that tests and the
-demo change are in ``BotConfig``; Slack credentials and channels come from ``Settings``.
+demo change are in ``BotConfig``; Slack credentials and channels come from ``BotSettings``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from bot.approvals import PendingActions
 from bot.authz import Authorizer
 from bot.background import Background
 from bot.outbox import SlackOutbox
+from bot.settings import BotSettings
 from gepetto_core.commands import Caller, ParsedCommand
 from gepetto_core.commands.context import ProgressSink
-from gepetto_core.config import Settings
-from gepetto_core.runtime import Runtime
 from gepetto_core.views import Result
+from gepetto_core.wiring import Runtime
 
 
 class Executor(Protocol):
@@ -57,7 +57,7 @@ class BotConfig:
 
 @dataclass
 class BotContext:
-    settings: Settings
+    settings: BotSettings
     runtime: Runtime
     client: AsyncWebClient
     outbox: SlackOutbox

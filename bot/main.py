@@ -1,5 +1,6 @@
-"""`gepetto serve`: the long-running process in a miner's control plane (the composition root
-that joins the core, the ops server and the Slack bot).
+"""The composition root: the `gepetto` console script (`main`), which adds to the core's command
+line the commands that join the core with the Slack bot and the sandboxes, and `gepetto serve`,
+the long-running process in a miner's control plane (the core, the ops server and the bot).
 
 Every replica answers Slack and serves `/healthz`, `/readyz` and `/metrics`; only the holder of
 the Lease (when `GEPETTO_LEADER_ELECTION` is on) runs the loops — sync, reconcile, autoscale,
@@ -13,21 +14,24 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from bot.alert_service import AlertService
 from bot.app import SlackBot, build_app
 from bot.serve import add_http_routes, socket_mode
+from bot.settings import BotSettings, load_bot_settings
+from gepetto_core import cli
 from gepetto_core.config import Settings
+from gepetto_core.errors import ConfigError
 from gepetto_core.ops.health import LoopStatus
 from gepetto_core.ops.http import HealthSources, ops_server_from_settings
 from gepetto_core.ops.logging import configure_logging, secret_values
 from gepetto_core.ops.metrics import METRICS
 from gepetto_core.process import GepettoProcess, start_process
 from gepetto_core.services.autoscaler import RoundReport
-from gepetto_core.services.leader import elector_from_settings
 from gepetto_core.services.reconciler import ReconcileReport
 
 log = logging.getLogger(__name__)
@@ -61,7 +65,9 @@ def _last_sync(process: GepettoProcess) -> float | None:
 
 
 @contextlib.asynccontextmanager
-async def slack_bot(settings: Settings, process: GepettoProcess) -> AsyncIterator[SlackBot | None]:
+async def slack_bot(
+    settings: BotSettings, process: GepettoProcess
+) -> AsyncIterator[SlackBot | None]:
     """The Slack bot when a bot token is configured (alerts wired to the loops), else None."""
     if settings.slack_bot_token is None:
         yield None
@@ -74,7 +80,7 @@ async def slack_bot(settings: Settings, process: GepettoProcess) -> AsyncIterato
         await slack.close()
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
+async def serve(settings: BotSettings, stop: asyncio.Event | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level, secrets=secret_values(settings))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -91,7 +97,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
         finally:
             leading.since = None
 
-    elector = elector_from_settings(settings, process.rt.kube_api, lead, metrics=METRICS)
+    elector = process.rt.elector(lead, metrics=METRICS)
 
     def is_leader() -> bool | None:
         return elector.is_leader if elector is not None else None
@@ -120,7 +126,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
     return 0
 
 
-async def _socket_mode(slack: SlackBot, settings: Settings, stop: asyncio.Event) -> None:
+async def _socket_mode(slack: SlackBot, settings: BotSettings, stop: asyncio.Event) -> None:
     async with socket_mode(slack, settings):
         await stop.wait()
 
@@ -128,9 +134,44 @@ async def _socket_mode(slack: SlackBot, settings: Settings, stop: asyncio.Event)
 @contextlib.asynccontextmanager
 async def demo_slack(settings: Settings, process: GepettoProcess) -> AsyncIterator[object]:
     """The demo's Slack hookup: the bot over Socket Mode against the sandbox fleet."""
+    # run_demo hands back a copy of the settings _demo gave it: the bot's.
+    assert isinstance(settings, BotSettings)
     async with slack_bot(settings, process) as slack:
         if slack is None:
             yield None
             return
         async with socket_mode(slack, settings):
             yield slack
+
+
+def _serve() -> int:
+    return asyncio.run(serve(load_bot_settings()))
+
+
+def _demo() -> int:
+    """The demo lives in gepetto_sandbox (installed by the demo extra, absent from the image)."""
+    try:
+        from gepetto_sandbox.demo import run_demo
+    except ImportError as e:
+        raise ConfigError(
+            "gepetto demo", "needs the sandbox package: pip install 'gepetto[demo]'"
+        ) from e
+    settings = load_bot_settings()
+    # With Slack tokens set, the demo connects the bot too.
+    attach = demo_slack if settings.slack_bot_token is not None else None
+    return asyncio.run(run_demo(settings, attach=attach))
+
+
+PROCESSES = {
+    "serve": cli.ProcessCommand("run the Slack bot and the background loops", _serve),
+    "demo": cli.ProcessCommand("run gepetto against embedded sandboxes", _demo),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `gepetto` console script."""
+    return cli.main(argv, processes=PROCESSES)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

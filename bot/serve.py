@@ -16,7 +16,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import SlackBot
-from gepetto_core.config import Settings
+from bot.settings import BotSettings
 from gepetto_core.errors import ConfigError
 
 EVENTS_PATH = "/slack/events"
@@ -46,7 +46,9 @@ async def http_server(app: AsyncApp, host: str, port: int) -> AsyncIterator[str]
 
 
 @contextlib.asynccontextmanager
-async def socket_mode(slack: SlackBot, settings: Settings) -> AsyncIterator[AsyncSocketModeHandler]:
+async def socket_mode(
+    slack: SlackBot, settings: BotSettings
+) -> AsyncIterator[AsyncSocketModeHandler]:
     """Connected to Slack over Socket Mode until the block exits."""
     if settings.slack_app_token is None:
         raise ConfigError("GEPETTO_SLACK_APP_TOKEN", "is required in Socket Mode (xapp-...)")
@@ -61,7 +63,7 @@ async def socket_mode(slack: SlackBot, settings: Settings) -> AsyncIterator[Asyn
 
 
 async def serve_slack(
-    slack: SlackBot, settings: Settings, stop: asyncio.Event, *, http_port: int | None = None
+    slack: SlackBot, settings: BotSettings, stop: asyncio.Event, *, http_port: int | None = None
 ) -> None:
     """Run the bot in the configured mode until ``stop`` is set. In HTTP mode it listens on
     ``http_port`` (default ``settings.http_port``); to share the ops server's port instead,

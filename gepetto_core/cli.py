@@ -1,6 +1,8 @@
-"""The `gepetto` console entry point.
+"""The `gepetto` command line.
 
-Operator commands (`nodes`, `scales`, `deploy`, ...) go through the command layer
+The console script is `bot.main:main` (the composition root), which adds the long-running
+process commands (`serve`, `demo`) to this one; the core itself knows nothing of Slack or the
+sandboxes. Operator commands (`nodes`, `scales`, `deploy`, ...) go through the command layer
 (`gepetto_core.commands`) and are rendered here: tables with tabulate, `--json` as the view
 model, `--wide` for full ids. Actions print their plan and ask before applying (`-y` skips).
 Errors are one line on stderr and a non-zero exit code (2 for usage); `--debug` shows the
@@ -14,60 +16,49 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import asyncpg
-
-from gepetto_core.adapters.pg import translate_errors
-from gepetto_core.adapters.pg_migrations import status as migration_status
-from gepetto_core.adapters.pg_migrations import upgrade
+from gepetto_core.adapters.database import migrate
+from gepetto_core.adapters.host import local_user
 from gepetto_core.commands import VERBS, ParsedCommand, cli_caller, execute, parse, spec_for
 from gepetto_core.config import Settings, load_settings
 from gepetto_core.errors import ConfigError, GepettoError, UsageError
 from gepetto_core.render_text import render_text
-from gepetto_core.runtime import runtime
 from gepetto_core.views import Composite, Message, PlanView, Progress, Result, dump_result
+from gepetto_core.wiring import runtime
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gepetto", description="Scheduler and ChatOps bot for Chutes GPU miners."
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
+@dataclass(frozen=True)
+class ProcessCommand:
+    """A long-running command the composition root adds (`serve`, `demo`); it reads its own
+    settings (the bot's include Slack's)."""
 
-    db = sub.add_parser("db", help="database migrations")
-    db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("upgrade", help="apply pending migrations")
-    db_sub.add_parser("status", help="list migrations and when they were applied")
+    summary: str
+    run: Callable[[], int]
 
-    sub.add_parser("demo", help="run gepetto against embedded sandboxes (no setup needed)")
+
+def _db_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gepetto db", description="database migrations")
+    sub = parser.add_subparsers(dest="db_command", required=True)
+    sub.add_parser("upgrade", help="apply pending migrations")
+    sub.add_parser("status", help="list migrations and when they were applied")
     return parser
 
 
-async def _connect(settings: Settings) -> asyncpg.Connection:
+async def _db_command(settings: Settings, command: str) -> None:
     dsn = settings.postgres_dsn()
     if dsn is None:
         raise ConfigError("POSTGRESQL", "is not set (gepetto demo runs an embedded database)")
-    async with translate_errors("connecting"):
-        return await asyncpg.connect(dsn, timeout=10)
-
-
-async def _db_command(settings: Settings, command: str) -> None:
-    conn = await _connect(settings)
-    try:
-        if command == "upgrade":
-            applied = await upgrade(conn)
-            print(f"applied {len(applied)} migration(s)" + (f": {applied}" if applied else ""))
-        for row in await migration_status(conn):
-            when = row.applied_at.isoformat(timespec="seconds") if row.applied_at else "pending"
-            print(f"{row.version:04d}  {row.name:<28} {when}")
-    finally:
-        await conn.close()
+    applied, rows = await migrate(dsn, apply=command == "upgrade")
+    if command == "upgrade":
+        print(f"applied {len(applied)} migration(s)" + (f": {applied}" if applied else ""))
+    for row in rows:
+        when = row.applied_at.isoformat(timespec="seconds") if row.applied_at else "pending"
+        print(f"{row.version:04d}  {row.name:<28} {when}")
 
 
 # --- the operator commands (shared with Slack through gepetto_core.commands) ------------------
@@ -129,7 +120,7 @@ def _confirm(prompt: str) -> bool:
 
 
 async def _run_command(parsed: ParsedCommand, settings: Settings, out: Output) -> int:
-    caller = cli_caller()
+    caller = cli_caller(local_user())
     spec = spec_for(parsed)
     async with runtime(settings) as rt:
         result = await execute(parsed, caller, rt)
@@ -149,39 +140,12 @@ async def _run_command(parsed: ParsedCommand, settings: Settings, out: Output) -
         return EXIT_ERROR if _has_error(outcome) else 0
 
 
-def _demo(settings: Settings) -> int:
-    """The demo lives in gepetto_sandbox (installed by the demo extra, absent from the image)."""
-    try:
-        from gepetto_sandbox.demo import run_demo
-    except ImportError as e:
-        raise ConfigError(
-            "gepetto demo", "needs the sandbox package: pip install 'gepetto[demo]'"
-        ) from e
-    attach = None
-    if settings.slack_bot_token is not None:  # with Slack tokens set, the demo connects the bot
-        from bot.main import demo_slack
-
-        attach = demo_slack
-    return asyncio.run(run_demo(settings, attach=attach))
-
-
-def _serve(settings: Settings) -> int:
-    # bot.main joins the core with the Slack app; the core library itself never imports bot.
-    from bot.main import serve
-
-    return asyncio.run(serve(settings))
-
-
-def _top_help() -> str:
+def _top_help(processes: Mapping[str, ProcessCommand]) -> str:
     lines = ["usage: gepetto [--json] [--wide] [--debug] COMMAND [ARGS]", "", "commands:"]
     lines += [f"  {v.name:<11} {v.summary}" for v in VERBS.values() if v.name != "help"]
-    lines += [
-        "  db          database migrations (upgrade | status)",
-        "  serve       run the Slack bot and the background loop",
-        "  demo        run gepetto against embedded sandboxes",
-        "",
-        "`gepetto COMMAND -h` shows a command's options.",
-    ]
+    lines += ["  db          database migrations (upgrade | status)"]
+    lines += [f"  {name:<11} {command.summary}" for name, command in processes.items()]
+    lines += ["", "`gepetto COMMAND -h` shows a command's options."]
     return "\n".join(lines)
 
 
@@ -194,28 +158,33 @@ def _configure_logging(debug: bool) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, processes: Mapping[str, ProcessCommand] | None = None
+) -> int:
+    """Run one command line. `processes`: the long-running commands the composition root adds
+    (`bot.main` adds `serve` and `demo`)."""
+    processes = processes or {}
     tokens = list(sys.argv[1:] if argv is None else argv)
     flags = {t for t in tokens if t in GLOBAL_FLAGS}
     rest = [t for t in tokens if t not in GLOBAL_FLAGS]
     out = Output(json="--json" in flags, wide="--wide" in flags, debug="--debug" in flags)
     _configure_logging(out.debug)
     if not rest or rest[0] in ("-h", "--help"):
-        print(_top_help(), file=sys.stdout if rest else sys.stderr)
+        print(_top_help(processes), file=sys.stdout if rest else sys.stderr)
         return 0 if rest else EXIT_USAGE
     try:
-        if rest[0] in ("db", "demo"):
-            args = _parser().parse_args(rest)
-            settings = load_settings()
-            if args.command == "db":
-                asyncio.run(_db_command(settings, args.db_command))
+        if rest[0] == "db":
+            args = _db_parser().parse_args(rest[1:])
+            asyncio.run(_db_command(load_settings(), args.db_command))
+            return 0
+        if rest[0] in processes:
+            if "-h" in rest[1:] or "--help" in rest[1:]:
+                print(f"usage: gepetto {rest[0]}\n\n{processes[rest[0]].summary}")
                 return 0
-            return _demo(settings)
-        if rest[0] == "serve":
-            return _serve(load_settings())
+            return processes[rest[0]].run()
         parsed = parse(rest)  # no I/O: a bad command line fails before anything connects
         if parsed.verb == "help" and parsed.opts.get("topic") is None:
-            print(_top_help())
+            print(_top_help(processes))
             return 0
         return asyncio.run(_run_command(parsed, load_settings(), out))
     except UsageError as e:

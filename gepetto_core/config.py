@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -97,14 +97,7 @@ class Settings(BaseSettings):
     cache_overrides: Annotated[dict[str, int], NoDecode] = _env("CACHE_OVERRIDES", {})
     chute_shutdown_time_seconds: int = _env("CHUTE_SHUTDOWN_TIME_SECONDS", 180, ge=0)
 
-    # --- gepetto's own (GEPETTO_ prefix) -----------------------------------------------------
-    slack_bot_token: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_mode: Literal["socket", "http"] = "socket"
-    slack_api_base_url: str | None = None  # tests and the demo point the SDK at a double
-    slack_alert_channel: str | None = None
-    slack_allowed_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # --- gepetto's own (GEPETTO_ prefix; the Slack bot's are in bot/settings.py) ------------
     roles: Annotated[dict[str, Role], NoDecode] = Field(default_factory=dict)
 
     data_dir: str = ".gepetto"  # the demo's embedded database and kubeconfig live here
@@ -170,13 +163,6 @@ class Settings(BaseSettings):
             return json.loads(value) if value.strip() else {}
         return value
 
-    @field_validator("slack_allowed_channels", mode="before")
-    @classmethod
-    def _parse_csv(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
     @field_validator("miner_seed", mode="before")
     @classmethod
     def _check_seed(cls, value: Any) -> Any:
@@ -205,9 +191,12 @@ class Settings(BaseSettings):
         return self.validators
 
 
-def _variable_name(loc: str) -> str:
+S = TypeVar("S", bound=Settings)
+
+
+def _variable_name(model: type[Settings], loc: str) -> str:
     """The environment variable behind a validation error's location (a field or an alias)."""
-    for field, info in Settings.model_fields.items():
+    for field, info in model.model_fields.items():
         alias = info.validation_alias
         if isinstance(alias, AliasChoices):
             if loc in (field, *map(str, alias.choices)):
@@ -223,10 +212,18 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     Any problem becomes a ConfigError naming the environment variable, without echoing its
     value (it may be a secret).
     """
+    return load_settings_as(Settings, environ, **overrides)
+
+
+def load_settings_as(
+    model: type[S], environ: Mapping[str, str] | None = None, **overrides: Any
+) -> S:
+    """`load_settings` for a front end's own settings class (a subclass adding its fields, e.g.
+    the Slack bot's in bot/settings.py)."""
     try:
         if environ is None:
-            return Settings(**overrides)
-        return _settings_from_mapping(environ, overrides)
+            return model(**overrides)
+        return _settings_from_mapping(model, environ, overrides)
     except ValidationError as e:
         err = e.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "?"
@@ -234,13 +231,15 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         inner = ".".join(str(part) for part in err["loc"][1:])
         if inner:
             message = f"{inner}: {message}"
-        raise ConfigError(_variable_name(field), message) from None
+        raise ConfigError(_variable_name(model, field), message) from None
 
 
-def _settings_from_mapping(environ: Mapping[str, str], overrides: dict[str, Any]) -> Settings:
-    """Build Settings from an explicit mapping (tests, the demo) instead of os.environ."""
+def _settings_from_mapping(
+    model: type[S], environ: Mapping[str, str], overrides: dict[str, Any]
+) -> S:
+    """Build settings from an explicit mapping (tests, the demo) instead of os.environ."""
     values: dict[str, Any] = {}
-    for field, info in Settings.model_fields.items():
+    for field, info in model.model_fields.items():
         alias = info.validation_alias
         names = (
             [str(c) for c in alias.choices]
@@ -253,4 +252,4 @@ def _settings_from_mapping(environ: Mapping[str, str], overrides: dict[str, Any]
                 break
     values.update(overrides)
     # model_validate skips BaseSettings.__init__, so os.environ is not consulted.
-    return Settings.model_validate(values)
+    return model.model_validate(values)

@@ -1,6 +1,7 @@
-"""One gepetto process: the runtime, the autoscaler and the background loops, with observers
-told what each reconcile pass and autoscaler round did (the console in the demo, Slack alerts in
-`serve`). Shared by `gepetto serve` and `gepetto demo`."""
+"""One gepetto process: the runtime (adapters and services, built by wiring.py), the autoscaler
+and the background loops, with observers told what each reconcile pass and autoscaler round did
+(the console in the demo, Slack alerts in `serve`). Shared by `gepetto serve` and `gepetto demo`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Protocol
 
 from gepetto_core.config import Settings
 from gepetto_core.errors import GepettoError
-from gepetto_core.runtime import Runtime, build_runtime
 from gepetto_core.scheduling.snapshot import Snapshot
 from gepetto_core.services.activator import LegacyActivator
 from gepetto_core.services.autoscaler import Autoscaler, RoundReport
@@ -21,6 +21,7 @@ from gepetto_core.services.deployer import utcnow
 from gepetto_core.services.loops import run_loops
 from gepetto_core.services.planning_input import load_snapshot, plan_policy
 from gepetto_core.services.reconciler import ReconcileReport
+from gepetto_core.wiring import Runtime, build_runtime
 
 log = logging.getLogger(__name__)
 

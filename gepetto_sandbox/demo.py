@@ -18,10 +18,10 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import asyncpg
 from pydantic import SecretStr
 
 from gepetto_core.adapters.embedded_pg import EmbeddedPostgres
+from gepetto_core.adapters.host import local_user
 from gepetto_core.adapters.signing import HotkeySigner
 from gepetto_core.commands import cli_caller, execute, parse, spec_for
 from gepetto_core.config import Settings, ValidatorsConfig
@@ -76,13 +76,7 @@ class ConsoleObserver:
 async def _fresh_database(pg: EmbeddedPostgres) -> str:
     """A new, empty `gepetto_demo` database on the embedded server: the sandboxes are new on
     every run, so yesterday's deployments would point at nothing."""
-    admin = await asyncpg.connect(pg.dsn.rsplit("/", 1)[0] + "/postgres")
-    try:
-        await admin.execute("DROP DATABASE IF EXISTS gepetto_demo WITH (FORCE)")
-        await admin.execute("CREATE DATABASE gepetto_demo")
-    finally:
-        await admin.close()
-    return pg.dsn.rsplit("/", 1)[0] + "/gepetto_demo"
+    return await pg.fresh_database("gepetto_demo")
 
 
 def demo_settings(base: Settings, world: SandboxMiner, dsn: str, kubeconfig: Path) -> Settings:
@@ -154,7 +148,7 @@ async def run_console_line(process: GepettoProcess, line: str, out: Print) -> No
         return
     try:
         parsed = parse(words)
-        caller = cli_caller()
+        caller = cli_caller(local_user())
         result = await execute(parsed, caller, process.rt)
         if spec_for(parsed).mutation and isinstance(result, PlanView):
             out(render_text(result))

@@ -14,9 +14,9 @@ from bot.context import BotContext
 from bot.flows.common import audit_denied, load_view
 from bot.flows.execution import context_lines, plan_title, run_confirmed
 from bot.render import SlackMessage, parse_page_value
-from gepetto_core.adapters.pg_state import PendingAction
 from gepetto_core.commands import VERBS, Caller, VerbSpec, parse, spec_for
 from gepetto_core.errors import GepettoError
+from gepetto_core.models.state import PendingAction
 from gepetto_core.views import PlanView, dump_result
 
 log = logging.getLogger(__name__)

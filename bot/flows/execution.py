@@ -12,9 +12,9 @@ from bot.alerts import DeployFailure, failure_key
 from bot.cards import build_final_card, build_progress_card, line, step_line
 from bot.context import BotContext
 from bot.outbox import SlackSendError
-from gepetto_core.adapters.pg_state import PendingAction
 from gepetto_core.commands import Caller, parse
 from gepetto_core.errors import GepettoError
+from gepetto_core.models.state import PendingAction
 from gepetto_core.views import Composite, Message, PlanView, Progress, Result, load_result
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from bot import action_ids as ids
 from bot.context import BotContext
 from bot.flows import clicks
 from bot.flows.clicks import Click
-from gepetto_core.ops.metrics import METRICS
+from bot.metrics import SLACK_ACK
 
 Flow = Callable[[BotContext, Click], Coroutine[Any, Any, None]]
 
@@ -41,7 +41,7 @@ def _listener(bot: BotContext, flow: Flow) -> Callable[..., Awaitable[None]]:
     async def listener(ack: AsyncAck, body: dict[str, Any]) -> None:
         started = time.perf_counter()
         await ack()
-        METRICS.slack_ack.labels(kind="action").observe(time.perf_counter() - started)
+        SLACK_ACK.labels(kind="action").observe(time.perf_counter() - started)
         click = Click.from_body(body)
         bot.background.spawn(flow(bot, click), name=f"click:{click.action_id}")
 

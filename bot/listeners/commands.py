@@ -9,8 +9,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.context import BotContext
 from bot.flows.slash import run_slash_command
+from bot.metrics import SLACK_ACK
 from bot.render import escape_mrkdwn
-from gepetto_core.ops.metrics import METRICS
 
 COMMAND = "/gepetto"
 
@@ -21,5 +21,5 @@ def register(app: AsyncApp, bot: BotContext) -> None:
         started = time.perf_counter()
         text = str(body.get("text") or "").strip() or "help"
         await ack(text=f"⏳ `{COMMAND} {escape_mrkdwn(text[:200])}`")
-        METRICS.slack_ack.labels(kind="command").observe(time.perf_counter() - started)
+        SLACK_ACK.labels(kind="command").observe(time.perf_counter() - started)
         bot.background.spawn(run_slash_command(bot, body), name=f"slash:{text[:40]}")

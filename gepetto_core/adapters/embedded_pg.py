@@ -20,6 +20,8 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
+import asyncpg
+
 from gepetto_core.errors import ConfigError, StoreError
 
 _SERVICE_USER = "postgres"
@@ -173,6 +175,16 @@ class EmbeddedPostgres:
             ),
             "createdb",
         )
+
+    async def fresh_database(self, name: str) -> str:
+        """Drop and recreate database `name` (empty); its DSN."""
+        admin = await asyncpg.connect(self.dsn.rsplit("/", 1)[0] + "/postgres")
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        return self.dsn.rsplit("/", 1)[0] + "/" + name
 
     def _stop_leftover(self) -> None:
         """A server from an earlier run that was killed still holds the folder: stop it."""

@@ -131,6 +131,11 @@ async def _first_done(work: asyncio.Task[None], stop: asyncio.Event) -> None:
         stopper.cancel()
 
 
+def connect_redis(url: str) -> Redis:
+    """A client for the chutes-miner Redis (it connects on its first command)."""
+    return Redis.from_url(url)
+
+
 async def publish_event(redis: Redis, event: MinerEvent, channel: str = RELAY_CHANNEL) -> int:
     """Publish one event in the relay's envelope (what the chutes-miner API does); returns the
     number of subscribers that got it."""

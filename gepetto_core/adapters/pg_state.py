@@ -1,90 +1,24 @@
 """gepetto's own durable state: the deployment ledger (failure back-off), the audit log, pending
-actions (buttons, approvals) and the autoscaler mode. Tables are `gepetto_*`."""
+actions (buttons, approvals), the autoscaler mode and posted alerts. Tables are `gepetto_*`; the
+rows are `gepetto_core.models.state`."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, Field
 
 from gepetto_core.adapters.pg import translate_errors
-
-AutoscalerModeName = Literal["active", "shadow", "paused"]
-PendingStatus = Literal[
-    "pending", "approved", "executing", "done", "failed", "expired", "cancelled"
-]
-
-
-class _Row(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class LedgerEntry(_Row):
-    deployment_id: str
-    chute_id: str
-    server_id: str
-    gpu_type: str
-    validator: str
-    created_at: datetime
-    ended_at: datetime | None = None
-    end_reason: str | None = None
-    counts_as_failure: bool = True
-    forgiven_at: datetime | None = None
-    forgiven_by: str | None = None
-    activated_at: datetime | None = None
-
-
-class AuditEntry(_Row):
-    audit_id: int
-    at: datetime
-    actor: str
-    source: str
-    verb: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    allowed: bool
-    approvals: list[Any] = Field(default_factory=list)
-    result: str | None = None
-    message_link: str | None = None
-
-
-class PendingAction(_Row):
-    action_id: str
-    verb: str
-    arguments: dict[str, Any]
-    plan: dict[str, Any] | None = None
-    requested_by: str
-    source: str
-    policy: str
-    status: PendingStatus
-    approvals: list[Any] = Field(default_factory=list)
-    created_at: datetime
-    expires_at: datetime
-    decided_at: datetime | None = None
-    result: dict[str, Any] | None = None
-    message_ref: dict[str, Any] | None = None
-
-
-class AutoscalerMode(_Row):
-    mode: AutoscalerModeName
-    paused_until: datetime | None = None
-    updated_by: str
-    updated_at: datetime
-
-
-class AlertRecord(_Row):
-    """A Slack alert as posted: where it is (channel, ts, thread) and how often it fired."""
-
-    alert_key: str
-    channel: str | None = None
-    message_ts: str | None = None
-    thread_ts: str | None = None
-    state: str = "open"
-    occurrences: int = 1
-    first_at: datetime
-    last_at: datetime
-    payload: dict[str, Any] = Field(default_factory=dict)
+from gepetto_core.models.state import (
+    AlertRecord,
+    AuditEntry,
+    AutoscalerMode,
+    AutoscalerModeName,
+    LedgerEntry,
+    PendingAction,
+    PendingStatus,
+)
 
 
 class PgState:
@@ -308,8 +242,8 @@ class PgState:
         assert row is not None
         return AutoscalerMode.model_validate(dict(row))
 
-    # --- Slack alerts (dedupe key -> message) ---------------------------------------------------
-    # Appended for the Slack bot (bot/alerts): an alert already posted is edited, not reposted.
+    # --- posted alerts (dedupe key -> chat message) ---------------------------------------------
+    # The bot's alerts (bot/alerts): an alert already posted is edited, not reposted.
     async def get_alert(self, alert_key: str) -> AlertRecord | None:
         async with translate_errors("reading an alert"):
             row = await self._pool.fetchrow(

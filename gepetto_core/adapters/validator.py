@@ -107,6 +107,11 @@ def compact_json(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
+def open_http_session() -> aiohttp.ClientSession:
+    """The process's one HTTP session for the validator API and its socket.io feed."""
+    return aiohttp.ClientSession()
+
+
 class HttpValidatorApi:
     """The miner-side client of one validator."""
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from gepetto_core.commands.arguments import ParsedCommand
 from gepetto_core.commands.registry import Caller
 from gepetto_core.errors import ValidatorUnavailableError
-from gepetto_core.runtime import Runtime
 from gepetto_core.scheduling import PlanPolicy
 from gepetto_core.services.planning_input import PLANNING_LISTS, data_age, plan_policy
 from gepetto_core.services.sync import ListName, ValidatorSnapshot
 from gepetto_core.views import Progress
+from gepetto_core.wiring import Runtime
 
 ProgressSink = Callable[[Progress], Awaitable[None]]
 

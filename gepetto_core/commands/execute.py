@@ -17,8 +17,8 @@ from gepetto_core.commands.context import CommandContext, ProgressSink
 from gepetto_core.commands.registry import Caller, authorize
 from gepetto_core.commands.verbs import Read, VerbSpec, parse, spec_for
 from gepetto_core.errors import GepettoError, PermissionDeniedError
-from gepetto_core.runtime import Runtime
 from gepetto_core.views import Composite, Message, PlanView, Result, Table
+from gepetto_core.wiring import Runtime
 
 
 def summarize(result: Result) -> str:

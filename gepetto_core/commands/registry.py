@@ -9,8 +9,6 @@ control plane's credentials anyway).
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -35,11 +33,8 @@ class Caller:
     role: Role | None = None
 
 
-def cli_caller() -> Caller:
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no passwd entry (some containers)
-        user = f"uid{os.getuid()}"
+def cli_caller(user: str) -> Caller:
+    """The local CLI user (`user`: their login name, read by the front end)."""
     return Caller(actor=f"cli:{user}", source="cli", role="admin")
 
 

@@ -13,7 +13,8 @@ process-wide bundle `METRICS`:
         ...
 
 Label values come from small fixed sets (loop names, outcomes, API operation names, error class
-names): never ids, names or free text, which would make the series count unbounded.
+names): never ids, names or free text, which would make the series count unbounded. Front ends
+register their own metrics on `METRICS.registry` (the Slack bot's are in bot/metrics.py).
 """
 
 from __future__ import annotations
@@ -27,11 +28,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "METRICS", "Metrics"]
 
-# Loops take seconds to minutes; API calls take milliseconds to seconds; Slack acks must stay
-# well under Slack's 3-second limit, so that histogram is finest below 3 s.
+# Loops take seconds to minutes; API calls take milliseconds to seconds.
 LOOP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 2.5, 3, 5)
 
 
 class Metrics:
@@ -69,13 +68,6 @@ class Metrics:
             "gepetto_undeploys_total",
             "Undeploys, by outcome.",
             ["outcome"],
-            registry=r,
-        )
-        self.slack_ack = Histogram(
-            "gepetto_slack_ack_seconds",
-            "Time from receiving a Slack request to acknowledging it.",
-            ["kind"],
-            buckets=ACK_BUCKETS,
             registry=r,
         )
         self.validator_latency = Histogram(

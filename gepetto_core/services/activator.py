@@ -8,11 +8,10 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.errors import ClusterError, ValidatorError
 from gepetto_core.kube_objects import uses_launch_config
 from gepetto_core.services.deployer import utcnow
-from gepetto_core.services.ports import Cluster, ValidatorApi
+from gepetto_core.services.ports import Cluster, Inventory, ValidatorApi
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +19,7 @@ log = logging.getLogger(__name__)
 class LegacyActivator:
     def __init__(
         self,
-        inventory: PgInventory,
+        inventory: Inventory,
         cluster: Cluster,
         validators: Mapping[str, ValidatorApi],
         *,

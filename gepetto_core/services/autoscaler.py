@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gepetto_core.adapters.pg_state import PgState
 from gepetto_core.errors import GepettoError, NoCapacityError, ValidatorError
 from gepetto_core.ops.metrics import METRICS
 from gepetto_core.scheduling.plan import Placement, Plan, Preemption
@@ -30,7 +29,7 @@ from gepetto_core.scheduling.planner import plan_round
 from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.snapshot import PreemptionRecord, Snapshot
 from gepetto_core.services.deployer import Deployer, DeployRequest, refuses_launch, utcnow
-from gepetto_core.services.ports import ValidatorApi
+from gepetto_core.services.ports import StateStore, ValidatorApi
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ RoundCallback = Callable[[RoundReport], Awaitable[None]]
 class Autoscaler:
     def __init__(
         self,
-        state: PgState,
+        state: StateStore,
         deployer: Deployer,
         validators: Mapping[str, ValidatorApi],
         build_snapshot: SnapshotBuilder,

@@ -25,8 +25,6 @@ from datetime import UTC, datetime
 
 from pydantic import SecretStr
 
-from gepetto_core.adapters.pg_inventory import PgInventory
-from gepetto_core.adapters.pg_state import LedgerEntry, PgState
 from gepetto_core.errors import (
     ClusterError,
     ConflictError,
@@ -36,10 +34,11 @@ from gepetto_core.errors import (
 )
 from gepetto_core.kube_objects import JobPort, LaunchParams, uses_launch_config
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
+from gepetto_core.models.state import LedgerEntry
 from gepetto_core.models.validator import LaunchConfig
 from gepetto_core.ops.metrics import METRICS
 from gepetto_core.scheduling.backoff import refusal_reason
-from gepetto_core.services.ports import Cluster, ValidatorApi
+from gepetto_core.services.ports import Cluster, Inventory, StateStore, ValidatorApi
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +94,8 @@ def utcnow() -> datetime:
 class Deployer:
     def __init__(
         self,
-        inventory: PgInventory,
-        state: PgState,
+        inventory: Inventory,
+        state: StateStore,
         cluster: Cluster,
         validators: Mapping[str, ValidatorApi],
         *,

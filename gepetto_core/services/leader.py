@@ -1,6 +1,6 @@
 """Leader election on a coordination.k8s.io/v1 Lease: only one replica runs the loops.
 
-    elector = LeaderElector(api, "chutes", "gepetto-leader", identity=pod_name,
+    elector = LeaderElector(KubeLease(api, "chutes", "gepetto-leader"), identity=pod_name,
                             lease_seconds=15, renew_seconds=2,
                             on_started_leading=run_loops, on_stopped_leading=None)
     await elector.run(stop)          # until `stop` is set
@@ -30,15 +30,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from gepetto_core.adapters.kube_lease import ApiClient, KubeLease
 from gepetto_core.config import Settings
 from gepetto_core.errors import (
     ClusterConflictError,
@@ -47,14 +44,9 @@ from gepetto_core.errors import (
 )
 from gepetto_core.models.cluster import LeaseRecord
 from gepetto_core.ops.metrics import Metrics
+from gepetto_core.services.ports import Lease
 
 log = logging.getLogger(__name__)
-
-
-def default_identity() -> str:
-    """Unique per process: a restarted container must not pass for its predecessor's twin
-    while that one may still be alive elsewhere."""
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 # --------------------------------------------------------------------------- pure decisions
@@ -131,9 +123,7 @@ def _utcnow() -> datetime:
 class LeaderElector:
     def __init__(
         self,
-        api_client: ApiClient,
-        namespace: str,
-        name: str,
+        lease: Lease,
         identity: str,
         lease_seconds: int,
         renew_seconds: float,
@@ -151,9 +141,9 @@ class LeaderElector:
                 "need 0 < renew_seconds < renew_deadline < lease_seconds "
                 f"(got {renew_seconds}, {deadline}, {lease_seconds})"
             )
-        self.lease = KubeLease(
-            api_client, namespace, name, request_timeout=max(0.1, min(5.0, deadline / 2))
-        )
+        self.lease = lease
+        # A lease call that hangs must fail well inside the renew deadline.
+        lease.request_timeout = max(0.1, min(5.0, deadline / 2))
         self.identity = identity
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
@@ -305,22 +295,22 @@ class LeaderElector:
 
 def elector_from_settings(
     settings: Settings,
-    api_client: ApiClient,
+    open_lease: Callable[[str, str], Lease],
+    default_identity: str,
     on_started_leading: Callable[[], Coroutine[Any, Any, None]],
     on_stopped_leading: Callable[[], Awaitable[None]] | None = None,
     *,
     metrics: Metrics | None = None,
 ) -> LeaderElector | None:
-    """The elector the settings ask for (lease in CHUTES_NAMESPACE), or None when
-    GEPETTO_LEADER_ELECTION is off and this process should simply run the loops."""
+    """The elector the settings ask for (lease in CHUTES_NAMESPACE, opened by
+    `open_lease(namespace, name)`; GEPETTO_LEASE_IDENTITY or else `default_identity`), or None
+    when GEPETTO_LEADER_ELECTION is off and this process should simply run the loops."""
     if not settings.leader_election:
         return None
     try:
         return LeaderElector(
-            api_client,
-            settings.chutes_namespace,
-            settings.lease_name,
-            settings.lease_identity or default_identity(),
+            open_lease(settings.chutes_namespace, settings.lease_name),
+            settings.lease_identity or default_identity,
             settings.lease_duration_seconds,
             settings.lease_renew_seconds,
             on_started_leading,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gepetto_core.adapters.pg_state import LedgerEntry, PgState
+from gepetto_core.models.state import LedgerEntry
 from gepetto_core.scheduling.snapshot import FailureRecord
+from gepetto_core.services.ports import StateStore
 
 
 def failure_record(entry: LedgerEntry) -> FailureRecord:
@@ -25,6 +26,6 @@ def failure_record(entry: LedgerEntry) -> FailureRecord:
 
 
 async def load_failure_records(
-    state: PgState, since: datetime | None = None
+    state: StateStore, since: datetime | None = None
 ) -> list[FailureRecord]:
     return [failure_record(e) for e in await state.list_ledger(since)]

@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gepetto_core.adapters.pg_inventory import PgInventory
-from gepetto_core.adapters.pg_state import PgState
 from gepetto_core.config import Settings
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
 from gepetto_core.models.validator import ChuteUtilization as ValidatorUtilization
@@ -35,6 +33,7 @@ from gepetto_core.scheduling import (
 )
 from gepetto_core.scheduling.backoff import refused_jobs
 from gepetto_core.services.ledger import load_failure_records
+from gepetto_core.services.ports import Inventory, StateStore
 from gepetto_core.services.sync import ListName, ValidatorSnapshot
 
 # Validator job states that no longer want a miner.
@@ -297,8 +296,8 @@ class PlanningInput:
 
 
 async def load_snapshot(
-    inventory: PgInventory,
-    state: PgState,
+    inventory: Inventory,
+    state: StateStore,
     remote: Mapping[str, ValidatorSnapshot],
     now: datetime,
     *,

@@ -1,20 +1,24 @@
 """The interfaces services need from the outside world (implemented by the adapters:
-`KubeCluster`, `HttpValidatorApi`). Services depend on these, never on a library."""
+`PgInventory`, `PgState`, `KubeCluster`, `HttpValidatorApi`). Services depend on these, never on
+an adapter or a library (an import contract in pyproject.toml checks it)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 from gepetto_core.kube_objects import LaunchParams
 from gepetto_core.models.cluster import (
     ChuteJobView,
     DeployedChute,
+    LeaseRecord,
     LegacyDeploymentView,
     NodeView,
     ServiceView,
 )
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
+from gepetto_core.models.state import AuditEntry, AutoscalerMode, AutoscalerModeName, LedgerEntry
 from gepetto_core.models.validator import LaunchConfig, ValidatorChute, ValidatorInstance
 
 
@@ -61,3 +65,119 @@ class ValidatorApi(Protocol):
     ) -> ValidatorInstance: ...
 
     async def activate_instance(self, chute_id: str, instance_id: str) -> ValidatorInstance: ...
+
+
+class Inventory(Protocol):
+    """The miner's inventory database: chutes, servers, GPUs, deployments."""
+
+    async def upsert_chute(self, chute: Chute) -> None: ...
+
+    async def get_chute(self, chute_id: str) -> Chute | None: ...
+
+    async def list_chutes(self) -> list[Chute]: ...
+
+    async def delete_chute(self, chute_id: str) -> bool: ...
+
+    async def set_chute_image(
+        self, chute_ids: list[str], image: str, chutes_version: str | None
+    ) -> int: ...
+
+    async def upsert_server(self, server: Server) -> None: ...
+
+    async def get_server(self, server_id: str) -> Server | None: ...
+
+    async def list_servers(self) -> list[Server]: ...
+
+    async def set_server_locked(self, server_id: str, locked: bool) -> bool: ...
+
+    async def delete_server(self, server_id: str) -> bool: ...
+
+    async def upsert_gpu(self, gpu: Gpu) -> None: ...
+
+    async def set_gpu_verified(self, gpu_id: str, verified: bool) -> bool: ...
+
+    async def delete_gpu(self, gpu_id: str) -> bool: ...
+
+    async def list_gpus(self, server_id: str | None = None) -> list[Gpu]: ...
+
+    async def create_deployment(self, deployment: Deployment, gpu_count: int) -> list[Gpu]: ...
+
+    async def get_deployment(self, deployment_id: str) -> Deployment | None: ...
+
+    async def list_deployments(self, server_id: str | None = None) -> list[Deployment]: ...
+
+    async def find_deployments(
+        self,
+        *,
+        validator: str | None = None,
+        chute_id: str | None = None,
+        instance_id: str | None = None,
+        config_id: str | None = None,
+        job_id: str | None = None,
+    ) -> list[Deployment]: ...
+
+    async def update_deployment(self, deployment_id: str, **changes: Any) -> Deployment | None: ...
+
+    async def delete_deployment(self, deployment_id: str) -> Deployment | None: ...
+
+
+class StateStore(Protocol):
+    """gepetto's own state the services and commands use: the failure ledger, the audit log and
+    the autoscaler mode."""
+
+    async def record_deployment_start(self, entry: LedgerEntry) -> None: ...
+
+    async def record_deployment_end(
+        self,
+        deployment_id: str,
+        ended_at: datetime,
+        reason: str,
+        *,
+        counts_as_failure: bool,
+        activated_at: datetime | None = None,
+    ) -> bool: ...
+
+    async def list_ledger(self, since: datetime | None = None) -> list[LedgerEntry]: ...
+
+    async def forgive(
+        self, at: datetime, by: str, chute_id: str | None = None, server_id: str | None = None
+    ) -> int: ...
+
+    async def add_audit(
+        self,
+        *,
+        actor: str,
+        source: str,
+        verb: str,
+        arguments: dict[str, Any],
+        allowed: bool,
+        result: str | None = None,
+        approvals: list[Any] | None = None,
+        message_link: str | None = None,
+    ) -> int: ...
+
+    async def finish_audit(self, audit_id: int, result: str) -> None: ...
+
+    async def list_audit(
+        self, *, actor: str | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[AuditEntry]: ...
+
+    async def get_autoscaler_mode(self) -> AutoscalerMode: ...
+
+    async def set_autoscaler_mode(
+        self, mode: AutoscalerModeName, by: str, paused_until: datetime | None = None
+    ) -> AutoscalerMode: ...
+
+
+class Lease(Protocol):
+    """One coordination.k8s.io Lease (leader election)."""
+
+    name: str
+    namespace: str
+    request_timeout: float
+
+    async def read(self) -> LeaseRecord | None: ...
+
+    async def create(self, record: LeaseRecord) -> LeaseRecord: ...
+
+    async def replace(self, record: LeaseRecord) -> LeaseRecord: ...

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.errors import ClusterError, GepettoError
 from gepetto_core.ops.metrics import METRICS
 from gepetto_core.scheduling.reconcile import (
@@ -37,7 +36,7 @@ from gepetto_core.scheduling.reconcile import (
     plan_reconcile,
 )
 from gepetto_core.services.deployer import Deployer, utcnow
-from gepetto_core.services.ports import Cluster, ValidatorApi
+from gepetto_core.services.ports import Cluster, Inventory, ValidatorApi
 from gepetto_core.services.sync import ListState, SyncService, ValidatorSnapshot
 
 log = logging.getLogger(__name__)
@@ -94,7 +93,7 @@ async def _or_none(what: str, call: Callable[[], Awaitable[T]]) -> T | None:
 class Reconciler:
     def __init__(
         self,
-        inventory: PgInventory,
+        inventory: Inventory,
         cluster: Cluster,
         sync: SyncService,
         deployer: Deployer,

@@ -15,12 +15,12 @@ from typing import Any
 
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.adapters.pg_state import PgState
-from gepetto_core.runtime import Runtime
 from gepetto_core.scheduling.snapshot import Snapshot
 from gepetto_core.services.autoscaler import Autoscaler
 from gepetto_core.services.deployer import Deployer
 from gepetto_core.services.planning_input import load_snapshot, plan_policy
 from gepetto_core.services.reconciler import Reconciler
+from gepetto_core.wiring import Runtime
 
 from .world import ChaosWorld
 

@@ -13,7 +13,7 @@ import contextlib
 from collections import Counter
 
 from gepetto_core.models.inventory import Deployment
-from gepetto_core.runtime import Runtime
+from gepetto_core.wiring import Runtime
 
 from .conftest import ChaosTally
 from .world import ChaosWorld, eventually

@@ -49,7 +49,7 @@ class Serve:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "gepetto_core.cli",
+            "bot.main",
             "serve",
             env=self.env,
             stdout=self.log.open("ab"),

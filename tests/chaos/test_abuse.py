@@ -24,12 +24,12 @@ from bot.alerts import AlertPolicy
 from bot.app import SlackBot, build_app
 from bot.context import BotConfig
 from bot.serve import http_server
+from bot.settings import load_bot_settings
 from gepetto_core.commands.execute import execute
 from gepetto_core.commands.registry import Caller
 from gepetto_core.commands.verbs import SPECS
-from gepetto_core.config import load_settings
 from gepetto_core.errors import GepettoError, PermissionDeniedError
-from gepetto_core.runtime import Runtime, build_runtime
+from gepetto_core.wiring import Runtime, build_runtime
 from gepetto_sandbox.slack import (
     SignedRequest,
     SlackDouble,
@@ -120,7 +120,7 @@ async def front(fresh_db: str, tmp_path: Path) -> AsyncIterator[Front]:
             GEPETTO_SLACK_ALERT_CHANNEL=OPS,
             GEPETTO_ROLES=json.dumps(ROLES),
         )
-        settings = load_settings(env)
+        settings = load_bot_settings(env)
         rt = await build_runtime(settings, clock=world.clock)
         config = BotConfig(
             post_interval=0.01,

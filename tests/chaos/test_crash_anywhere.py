@@ -19,8 +19,8 @@ import pytest
 
 from gepetto_core.errors import GepettoError
 from gepetto_core.process import start_process
-from gepetto_core.runtime import Runtime, build_runtime
 from gepetto_core.services.deployer import Deployer
+from gepetto_core.wiring import Runtime, build_runtime
 
 from .conftest import ChaosTally
 from .crash import DoomedProcess, ProcessDied

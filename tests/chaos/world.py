@@ -16,8 +16,8 @@ from bittensor_wallet import Keypair
 
 from gepetto_core.config import Settings, load_settings
 from gepetto_core.models.validator import is_launch_config_version
-from gepetto_core.runtime import Runtime, build_runtime
 from gepetto_core.services.deployer import DeployRequest
+from gepetto_core.wiring import Runtime, build_runtime
 from gepetto_sandbox.clock import ShiftedClock
 from gepetto_sandbox.cluster import PodTimings
 from gepetto_sandbox.miner import (

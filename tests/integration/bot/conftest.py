@@ -20,9 +20,9 @@ from bot.alerts import AlertPolicy
 from bot.app import SlackBot, build_app
 from bot.context import BotConfig
 from bot.serve import http_server
-from gepetto_core.config import Settings, load_settings
+from bot.settings import BotSettings, load_bot_settings
 from gepetto_core.models.validator import is_launch_config_version
-from gepetto_core.runtime import Runtime, build_runtime
+from gepetto_core.wiring import Runtime, build_runtime
 from gepetto_sandbox.clock import ShiftedClock
 from gepetto_sandbox.cluster import PodTimings
 from gepetto_sandbox.miner import PodBridge, SandboxMiner, register_fleet, start_sandbox_miner
@@ -55,7 +55,7 @@ Clock = ShiftedClock
 class World:
     miner: SandboxMiner
     rt: Runtime
-    settings: Settings
+    settings: BotSettings
     slack: SlackDouble
     bot: SlackBot
     url: str
@@ -164,7 +164,7 @@ async def world(fresh_db: str, tmp_path: Path) -> AsyncIterator[World]:
         usergroups={"S0ADMINS": [ADMIN]},
     )
     await slack.start()
-    settings = load_settings(
+    settings = load_bot_settings(
         {
             "MINER_SS58": MINER,
             "MINER_SEED": SEED,

@@ -7,7 +7,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from gepetto_core.adapters.pg_state import LedgerEntry
+from gepetto_core.models.state import LedgerEntry
 from gepetto_core.services.deployer import DeployRequest
 
 from .conftest import CliWorld

@@ -155,5 +155,5 @@ async def test_database_down_is_one_line(cli: CliWorld) -> None:
 
 
 async def test_missing_settings_name_the_variable(cli: CliWorld) -> None:
-    run = await cli.run("nodes", env={"MINER_SEED": ""})
+    run = await cli.run("chutes", env={"MINER_SEED": ""})  # chutes reads the validator
     one_line_error(run, 1, "MINER_SEED")

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-GEPETTO = [sys.executable, "-m", "gepetto_core.cli", "demo"]
+GEPETTO = [sys.executable, "-m", "bot.main", "demo"]
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 

@@ -13,6 +13,7 @@ import signal
 import sys
 
 from gepetto_core.adapters.kube import connect_api
+from gepetto_core.adapters.kube_lease import KubeLease
 from gepetto_core.services.leader import LeaderElector
 
 
@@ -28,7 +29,9 @@ async def main(kubeconfig: str, lease: str, identity: str, lease_s: int, renew_s
     async def stopped() -> None:
         print(f"STOPPED {identity}", flush=True)
 
-    elector = LeaderElector(api, "chutes", lease, identity, lease_s, renew_s, lead, stopped)
+    elector = LeaderElector(
+        KubeLease(api, "chutes", lease), identity, lease_s, renew_s, lead, stopped
+    )
     print(f"STANDBY {identity}", flush=True)
     try:
         await elector.run(stop)

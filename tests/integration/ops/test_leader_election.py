@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 from kubernetes_asyncio import client
 
+from gepetto_core.adapters.kube_lease import KubeLease
 from gepetto_core.config import load_settings
 from gepetto_core.errors import ConfigError
 from gepetto_core.ops.metrics import Metrics
@@ -87,7 +88,7 @@ async def make_candidate(
             candidate.stopped += 1
 
         elector = LeaderElector(
-            api, NAMESPACE, lease_name, identity, LEASE_SECONDS, RENEW_SECONDS,
+            KubeLease(api, NAMESPACE, lease_name), identity, LEASE_SECONDS, RENEW_SECONDS,
             started, stopped, **kw,  # type: ignore[arg-type]
         )  # fmt: skip
         candidate = Candidate(elector)
@@ -260,9 +261,12 @@ async def test_elector_from_settings(api: client.ApiClient) -> None:
     async def loops() -> None:
         await asyncio.Event().wait()
 
-    assert elector_from_settings(load_settings({}), api, loops) is None
+    def open_lease(namespace: str, name: str) -> KubeLease:
+        return KubeLease(api, namespace, name)
+
+    assert elector_from_settings(load_settings({}), open_lease, "host-1", loops) is None
     on = {"GEPETTO_LEADER_ELECTION": "true", "GEPETTO_LEASE_IDENTITY": "pod-7"}
-    elector = elector_from_settings(load_settings(on), api, loops)
+    elector = elector_from_settings(load_settings(on), open_lease, "host-1", loops)
     assert elector is not None
     assert (elector.identity, elector.lease.name, elector.lease.namespace) == (
         "pod-7",
@@ -272,4 +276,4 @@ async def test_elector_from_settings(api: client.ApiClient) -> None:
     assert (elector.lease_seconds, elector.renew_seconds) == (15, 2.0)
     too_slow = {**on, "GEPETTO_LEASE_RENEW_SECONDS": "12"}
     with pytest.raises(ConfigError, match="GEPETTO_LEASE_RENEW_SECONDS"):
-        elector_from_settings(load_settings(too_slow), api, loops)
+        elector_from_settings(load_settings(too_slow), open_lease, "host-1", loops)

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gepetto_core.config import load_settings
+from bot.settings import load_bot_settings
 from gepetto_core.ops.health import LoopStatus
 from gepetto_core.ops.http import HealthSources, OpsServer, ops_server_from_settings
 from gepetto_core.ops.metrics import Metrics
@@ -171,7 +171,7 @@ async def test_metrics_scrape(http: aiohttp.ClientSession) -> None:
 async def test_server_from_settings_redacts_configured_secrets(http: aiohttp.ClientSession) -> None:
     token = "xoxb-configured-token-9"
     password = "plain-db-password"
-    settings = load_settings(
+    settings = load_bot_settings(
         {
             "GEPETTO_HTTP_HOST": "127.0.0.1",
             "GEPETTO_HTTP_PORT": "0",

@@ -92,7 +92,7 @@ async def start(env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "gepetto_core.cli",
+        "bot.main",
         "serve",
         env=env,
         stdout=log.open("wb"),

@@ -18,7 +18,7 @@ from bot.alerts import (
     plan_failure_alerts,
 )
 from bot.approvals import judge_approval, judge_execute
-from gepetto_core.adapters.pg_state import AlertRecord, PendingAction
+from gepetto_core.models.state import AlertRecord, PendingAction
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

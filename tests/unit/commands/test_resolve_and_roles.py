@@ -122,7 +122,7 @@ def test_groups_and_the_highest_role_win() -> None:
 
 
 def test_the_cli_user_is_a_local_admin() -> None:
-    me = cli_caller()
+    me = cli_caller("alice")
     assert me.source == "cli" and me.actor.startswith("cli:") and me.role == "admin"
     assert caller_role(me, {}) == "admin"
 

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from bot.settings import load_bot_settings
 from gepetto_core.config import load_settings, normalize_postgres_dsn
 from gepetto_core.errors import ConfigError
 
@@ -48,7 +49,7 @@ def test_defaults_match_chutes_miner() -> None:
 
 
 def test_gepetto_settings_use_the_prefix() -> None:
-    s = load_settings(
+    s = load_bot_settings(
         {
             "GEPETTO_SLACK_MODE": "http",
             "GEPETTO_ROLES": '{"U1": "admin"}',
@@ -59,6 +60,12 @@ def test_gepetto_settings_use_the_prefix() -> None:
     assert s.slack_mode == "http"
     assert s.roles == {"U1": "admin"}
     assert s.slack_allowed_channels == ["C1", "C2"]
+
+
+def test_the_core_settings_know_nothing_of_slack() -> None:
+    core = load_settings({"GEPETTO_SLACK_BOT_TOKEN": "xoxb-for-the-bot-only"})
+    assert not any("slack" in name for name in type(core).model_fields)
+    assert "xoxb-for-the-bot-only" not in repr(core.model_dump())
 
 
 def test_process_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,7 +84,6 @@ def test_process_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"POSTGRESQL": "not a url"}, "POSTGRESQL"),
         ({"REGISTRY_PROXY_PORT": "seventy"}, "REGISTRY_PROXY_PORT"),
         ({"GEPETTO_HTTP_PORT": "70000"}, "GEPETTO_HTTP_PORT"),
-        ({"GEPETTO_SLACK_MODE": "carrier-pigeon"}, "GEPETTO_SLACK_MODE"),
         ({"GEPETTO_ROLES": '{"U1": "emperor"}'}, "GEPETTO_ROLES"),
         ({"MINER_SEED": "0xnothex"}, "MINER_SEED"),
     ],
@@ -85,6 +91,21 @@ def test_process_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_values_fail_naming_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(env)
+    assert info.value.variable == variable
+    assert str(info.value).startswith(f"{variable}: ")
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"GEPETTO_SLACK_MODE": "carrier-pigeon"}, "GEPETTO_SLACK_MODE"),
+        ({"GEPETTO_SLACK_BOT_TOKEN": ["not", "a", "string"]}, "GEPETTO_SLACK_BOT_TOKEN"),
+        ({"GEPETTO_ROLES": '{"U1": "emperor"}'}, "GEPETTO_ROLES"),
+    ],
+)
+def test_bad_bot_values_fail_naming_the_variable(env: dict[str, object], variable: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_bot_settings(env)  # type: ignore[arg-type]
     assert info.value.variable == variable
     assert str(info.value).startswith(f"{variable}: ")
 
@@ -108,7 +129,7 @@ SECRETS = {
 
 
 def test_secret_values_never_appear_in_repr_or_logs(caplog: pytest.LogCaptureFixture) -> None:
-    s = load_settings({**SECRETS, "MINER_SS58": "5Miner"})
+    s = load_bot_settings({**SECRETS, "MINER_SS58": "5Miner"})
     caplog.set_level(logging.DEBUG)
     logging.getLogger("test").info("settings: %s / %r", s, s)
     text = repr(s) + str(s) + str(s.model_dump()) + caplog.text
@@ -126,7 +147,7 @@ def test_secret_values_never_appear_in_repr_or_logs(caplog: pytest.LogCaptureFix
 )
 def test_secret_values_never_appear_in_error_text(env: dict[str, object]) -> None:
     with pytest.raises(ConfigError) as info:
-        load_settings(env)  # type: ignore[arg-type]
+        load_bot_settings(env)  # type: ignore[arg-type]
     text = str(info.value) + repr(info.value)
     assert "my-private-seed" not in text and "sup3rs3cretpw" not in text
     assert info.value.__cause__ is None  # the pydantic error (with the input) is not chained

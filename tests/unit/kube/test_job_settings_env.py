@@ -9,7 +9,7 @@ from gepetto_core import kube_objects as ko
 from gepetto_core.config import load_settings
 from gepetto_core.errors import ConfigError
 from gepetto_core.models.inventory import Server
-from gepetto_core.runtime import job_settings
+from gepetto_core.wiring import job_settings
 
 VALIDATOR = "5Dt7HZ7Zpw4DppPxFM7Ke3Cm7sDAWhsZXmM5ZAmE7dSVJbcQ"
 PROXY = f"{VALIDATOR.lower()}.localregistry.chutes.ai:30500"

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from gepetto_core.config import Settings, load_settings
+from bot.settings import BotSettings, load_bot_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "k8s"
@@ -167,7 +167,7 @@ def test_secrets_come_from_the_chutes_miner_charts_secrets_and_gepetto_slack() -
 
 def _accepted_env_names() -> set[str]:
     names = set()
-    for field, info in Settings.model_fields.items():
+    for field, info in BotSettings.model_fields.items():  # the pod runs the bot
         alias = info.validation_alias
         choices = getattr(alias, "choices", None)
         names.update(map(str, choices) if choices else {f"GEPETTO_{field.upper()}"})
@@ -193,7 +193,7 @@ def test_every_configured_variable_is_a_setting_and_the_whole_config_loads() -> 
         if isinstance(ref, str) and name not in stand_ins:
             environ[name] = re.sub(r"\$\((\w+)\)", "pw", ref)
     environ.update(stand_ins)
-    settings = load_settings(environ)
+    settings = load_bot_settings(environ)
     assert settings.leader_election is True
     assert settings.http_port == 8080
     assert settings.log_format == "json"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from gepetto_core.config import load_settings
+from bot.settings import load_bot_settings
 from gepetto_core.ops.logging import REDACTED, Redactor, configure_logging, secret_values
 
 SEED = "0x" + "ab12" * 16
@@ -65,7 +65,7 @@ def test_a_configured_0x_seed_is_redacted_with_and_without_its_prefix() -> None:
 
 
 def test_secret_values_finds_every_secret_setting() -> None:
-    settings = load_settings(
+    settings = load_bot_settings(
         {
             "MINER_SEED": SEED,
             "POSTGRESQL": "postgresql://u:dbpw@h/db",
