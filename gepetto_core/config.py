@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     slack_api_base_url: str | None = None  # tests and the demo point the SDK at a double
     slack_alert_channel: str | None = None
     slack_allowed_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # UTC hour of the daily fleet report in the alert channel; unset = no digest (#26; a bot
+    # setting, kept with the Slack ones).
+    digest_hour: int | None = Field(default=None, ge=0, le=23)
     roles: Annotated[dict[str, Role], NoDecode] = Field(default_factory=dict)
 
     data_dir: str = ".gepetto"  # the demo's embedded database and kubeconfig live here
@@ -130,6 +133,8 @@ class Settings(BaseSettings):
     max_deploys_per_round: int | None = Field(default=24, ge=1)
     max_pulls_per_server: int | None = Field(default=None, ge=1)
     disk_reserve_gb: int = Field(default=20, ge=0)
+    # Fleet history (gepetto_fleet_history) older than this is pruned.
+    history_retention_days: float = Field(default=14.0, gt=0)
     leader_election: bool = False
     lease_name: str = "gepetto-leader"
     lease_duration_seconds: int = Field(default=15, ge=5)

@@ -8,9 +8,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
+from gepetto_core.adapters.pg_history import PgHistory
 from gepetto_core.config import Settings
 from gepetto_core.errors import GepettoError
 from gepetto_core.runtime import Runtime, build_runtime
@@ -18,6 +19,7 @@ from gepetto_core.scheduling.snapshot import Snapshot
 from gepetto_core.services.activator import LegacyActivator
 from gepetto_core.services.autoscaler import Autoscaler, RoundReport
 from gepetto_core.services.deployer import utcnow
+from gepetto_core.services.fleet_history import FleetHistoryRecorder
 from gepetto_core.services.loops import run_loops
 from gepetto_core.services.planning_input import load_snapshot, plan_policy
 from gepetto_core.services.reconciler import ReconcileReport
@@ -101,6 +103,13 @@ async def start_process(
         for observer in watchers:
             await observer.autoscaled(report)
 
+    # #26: fleet history after each round (at most once a minute), pruned past the retention.
+    history = FleetHistoryRecorder(
+        PgHistory(rt.pool),
+        plan_policy(settings),
+        retention=timedelta(days=settings.history_retention_days),
+        build_snapshot=build_snapshot,
+    )
     autoscaler = Autoscaler(
         rt.state,
         rt.deployer,
@@ -111,6 +120,7 @@ async def start_process(
         max_in_flight=settings.max_deploys_in_flight,
         clock=clock,
         on_round=autoscaled,
+        history=history,
     )
     waker.autoscaler = autoscaler
     activator = LegacyActivator(rt.inventory, rt.cluster, rt.validators, clock=clock)

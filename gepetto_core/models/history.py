@@ -96,6 +96,38 @@ class FleetSnapshot(_Model):
                 out[why] = out.get(why, 0) + run.count
         return out
 
+    def totals(self) -> FleetTotals:
+        return FleetTotals(
+            taken_at=self.taken_at,
+            mode=self.mode,
+            gpus=self.gpus,
+            states={s: n for s in STATE_ORDER if (n := self.count(s))},
+            idle=self.idle_by_reason(),
+            earning_per_hour=self.earning_per_hour,
+            cost_per_hour=self.cost_per_hour,
+            expected_value=self.expected_value,
+            deploys=self.deploys,
+            failed_deploys=self.failed_deploys,
+        )
+
+
+class FleetTotals(_Model):
+    """A snapshot without its servers: what the report reads (a week of these is light)."""
+
+    taken_at: datetime
+    mode: str
+    gpus: int
+    states: dict[SlotState, int] = Field(default_factory=dict)  # GPUs by state
+    idle: dict[str, int] = Field(default_factory=dict)  # not-busy GPUs by reason
+    earning_per_hour: float = 0.0
+    cost_per_hour: float = 0.0
+    expected_value: float = 0.0
+    deploys: int = 0
+    failed_deploys: int = 0
+
+    def count(self, state: SlotState) -> int:
+        return self.states.get(state, 0)
+
 
 class ReportBucket(_Model):
     """One bar of the report's charts: averages over the snapshots that start in it."""

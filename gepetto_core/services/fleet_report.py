@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from gepetto_core.models.history import (
     BUSY_STATES,
     FleetReport,
-    FleetSnapshot,
+    FleetTotals,
     ReportBucket,
     SlotState,
 )
@@ -33,7 +33,7 @@ def report_window(window: str, end: datetime) -> tuple[datetime, datetime]:
     return end - length, end
 
 
-def span_hours(rows: Sequence[FleetSnapshot], i: int, end: datetime) -> float:
+def span_hours(rows: Sequence[FleetTotals], i: int, end: datetime) -> float:
     """Hours snapshot `i` stands for: until the next one or `end`, at most MAX_GAP."""
     start = rows[i].taken_at
     stop = rows[i + 1].taken_at if i + 1 < len(rows) else end
@@ -41,7 +41,7 @@ def span_hours(rows: Sequence[FleetSnapshot], i: int, end: datetime) -> float:
     return max(0.0, (stop - start).total_seconds() / 3600.0)
 
 
-def fleet_report(rows: Sequence[FleetSnapshot], window: str, end: datetime) -> FleetReport:
+def fleet_report(rows: Sequence[FleetTotals], window: str, end: datetime) -> FleetReport:
     """`rows` in any order; those outside [end - window, end) are ignored."""
     start, end = report_window(window, end)
     _, bucket = WINDOWS[window]
@@ -61,7 +61,7 @@ def fleet_report(rows: Sequence[FleetSnapshot], window: str, end: datetime) -> F
         cost += row.cost_per_hour * hours
         deploys += row.deploys
         failed += row.failed_deploys
-        for why, gpus in row.idle_by_reason().items():
+        for why, gpus in row.idle.items():
             idle[why] = idle.get(why, 0.0) + gpus * hours
         sums[min(n_buckets - 1, int((row.taken_at - start) / bucket))].add(row)
     return FleetReport(
@@ -89,7 +89,7 @@ class _BucketSums:
         self.earning = self.cost = 0.0
         self.deploys = self.failed = 0
 
-    def add(self, row: FleetSnapshot) -> None:
+    def add(self, row: FleetTotals) -> None:
         self.n += 1
         running = row.count(SlotState.RUNNING)
         starting = row.count(SlotState.STARTING)
