@@ -110,7 +110,13 @@ def _server_slots(
 ) -> ServerSlots:
     runs: list[SlotRun] = []
     held: set[str] = set()
-    for d in sorted(deployments, key=lambda d: (d.created_at, d.deployment_id)):
+    # In the order of the server's GPUs, so the map's slots follow the physical ones.
+    position = {g.gpu_id: i for i, g in enumerate(server.gpus)}
+
+    def first_gpu(d: DeploymentView) -> tuple[int, str]:
+        return min((position.get(g, len(position)) for g in d.gpu_ids), default=0), d.deployment_id
+
+    for d in sorted(deployments, key=first_gpu):
         held.update(d.gpu_ids)
         chute = snapshot.chute_by_id.get(d.chute_id)
         name = chute.name if chute is not None and chute.name else d.chute_id[:8]
