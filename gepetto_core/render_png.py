@@ -1,8 +1,8 @@
 """PNG renderers: the fleet map and the report's charts. Pure: a view model in, PNG bytes out.
 
 Used by the CLI (`fleet --png FILE`, `report --png FILE`) and by Slack (uploaded to a thread).
-matplotlib with the Agg backend through its object API (no pyplot, no global state), so
-rendering is thread-safe per figure and needs no display.
+matplotlib's object API on the Agg canvas (`FigureCanvasAgg`; no pyplot, no global backend
+state), so rendering needs no display and two figures never share state.
 
 The fleet map is laid out in pixels by `fleet_layout` (a pure function the tests read back): one
 row per server, one square per GPU slot, servers wrapped into columns of at most
@@ -17,18 +17,16 @@ import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, timedelta
+from typing import Any
 
-import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PatchCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")  # before any other matplotlib import: no display, no GUI toolkit
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.collections import PatchCollection  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from gepetto_core.models.history import (  # noqa: E402
+from gepetto_core.models.history import (
     STATE_ORDER,
     FleetReport,
     FleetSnapshot,
@@ -121,7 +119,9 @@ def fleet_layout(fleet: FleetSnapshot) -> FleetLayout:
         col, row = divmod(i, rows)
         x0 = MARGIN + col * column_width
         y0 = MARGIN + HEADER + row * ROW
-        name = server.name if len(server.name) <= NAME_CHARS else server.name[: NAME_CHARS - 1] + "…"
+        name = (
+            server.name if len(server.name) <= NAME_CHARS else server.name[: NAME_CHARS - 1] + "…"
+        )
         names.append((name, x0, y0 + CELL // 2))
         x = x0 + NAME_WIDTH
         boxes: list[tuple[Box, SlotState]] = []
@@ -142,7 +142,7 @@ def fleet_layout(fleet: FleetSnapshot) -> FleetLayout:
     return FleetLayout(width, height, columns, names, slots, runs, legend)
 
 
-def _figure(width: int, height: int) -> tuple[Figure, object]:
+def _figure(width: int, height: int) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
@@ -161,8 +161,7 @@ def _png(fig: Figure) -> bytes:
 
 def render_fleet_png(fleet: FleetSnapshot, *, title: str = "gepetto fleet") -> bytes:
     layout = fleet_layout(fleet)
-    fig, ax_obj = _figure(layout.width, layout.height)
-    ax = ax_obj  # typed loosely: matplotlib's Axes stubs are partial
+    fig, ax = _figure(layout.width, layout.height)
     rects: list[Rectangle] = []
     colours: list[str] = []
     for boxes in layout.slots:
@@ -172,27 +171,27 @@ def render_fleet_png(fleet: FleetSnapshot, *, title: str = "gepetto fleet") -> b
     for box, state in layout.legend:
         rects.append(Rectangle((box.x, box.y), box.w, box.h))
         colours.append(STATE_COLOURS[state])
-    ax.add_collection(  # type: ignore[attr-defined]
+    ax.add_collection(
         PatchCollection(rects, facecolors=colours, edgecolors="none", antialiased=False)
     )
-    font = {"fontsize": FONT_PX * 72 / DPI, "family": "DejaVu Sans"}
+    font: dict[str, Any] = {"fontsize": FONT_PX * 72 / DPI, "family": "DejaVu Sans"}
     for name, x, y in layout.names:
-        ax.text(x, y, name, va="center", ha="left", **font)  # type: ignore[attr-defined]
+        ax.text(x, y, name, va="center", ha="left", **font)
     for run in layout.runs:
         if run.label is None or run.box.w < 2 * CELL:
             continue
         colour = "white" if run.state in _DARK else "#222222"
         cx, cy = run.box.centre
-        ax.text(cx, cy, run.label, va="center", ha="center", color=colour, **font)  # type: ignore[attr-defined]
+        ax.text(cx, cy, run.label, va="center", ha="center", color=colour, **font)
     when = fleet.taken_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     head = (
         f"{title} · {len(fleet.servers)} servers · {fleet.gpus} GPUs · "
         f"autoscaler {fleet.mode} · {when}"
     )
-    ax.text(MARGIN, MARGIN + 10, head, va="center", ha="left", fontsize=10, weight="bold")  # type: ignore[attr-defined]
+    ax.text(MARGIN, MARGIN + 10, head, va="center", ha="left", fontsize=10, weight="bold")
     for box, state in layout.legend:
         label = f"{STATE_LABELS[state]} {fleet.count(state)}"
-        ax.text(box.x + CELL + 5, box.y + CELL / 2, label, va="center", ha="left", **font)  # type: ignore[attr-defined]
+        ax.text(box.x + CELL + 5, box.y + CELL / 2, label, va="center", ha="left", **font)
     return _png(fig)
 
 
@@ -211,7 +210,9 @@ def render_report_png(report: FleetReport, *, title: str = "gepetto report") -> 
     )
     when = f"{report.start:%Y-%m-%d %H:%M} – {report.end:%Y-%m-%d %H:%M} UTC"
     fig.suptitle(f"{title} · last {report.window} · {when}", fontsize=12, weight="bold")
-    times = [b.start for b in report.buckets]
+    # x in hours since the window's start (ticks labelled with the clock below).
+    times = [(b.start - report.start).total_seconds() / 3600 for b in report.buckets]
+    bucket_hours = times[1] - times[0] if len(times) > 1 else 1.0
 
     def per_bucket(of: Callable[[ReportBucket], float]) -> list[float]:
         # A bucket without history is a gap in the line, not a zero.
@@ -237,12 +238,18 @@ def render_report_png(report: FleetReport, *, title: str = "gepetto report") -> 
 
     money = fig.add_subplot(grid[0, 1])
     money.step(
-        times, per_bucket(lambda b: b.earning_per_hour), where="post",
-        color=STATE_COLOURS[SlotState.RUNNING], label="estimated earnings",
+        times,
+        per_bucket(lambda b: b.earning_per_hour),
+        where="post",
+        color=STATE_COLOURS[SlotState.RUNNING],
+        label="estimated earnings",
     )
     money.step(
-        times, per_bucket(lambda b: b.cost_per_hour), where="post",
-        color=STATE_COLOURS[SlotState.CRASHING], label="GPU cost",
+        times,
+        per_bucket(lambda b: b.cost_per_hour),
+        where="post",
+        color=STATE_COLOURS[SlotState.CRASHING],
+        label="GPU cost",
     )
     money.set_title(
         f"$ per hour (earned ${report.earnings:,.0f}, cost ${report.cost:,.0f})", fontsize=10
@@ -251,16 +258,27 @@ def render_report_png(report: FleetReport, *, title: str = "gepetto report") -> 
     money.legend(loc="lower left", fontsize=7)
 
     dep = fig.add_subplot(grid[1, 0])
-    bar_width = (times[1] - times[0]) * 0.8 if len(times) > 1 else None
+    bar_width = bucket_hours * 0.8
     ok = [b.deploys - b.failed_deploys for b in report.buckets]
     bad = [b.failed_deploys for b in report.buckets]
-    dep.bar(times, ok, width=bar_width, align="edge", color=STATE_COLOURS[SlotState.STARTING],
-            label="deploys")
-    dep.bar(times, bad, width=bar_width, align="edge", bottom=ok,
-            color=STATE_COLOURS[SlotState.CRASHING], label="failed")
-    dep.set_title(
-        f"deploys ({report.deploys}, {report.failed_deploys} failed)", fontsize=10
+    dep.bar(
+        times,
+        ok,
+        width=bar_width,
+        align="edge",
+        color=STATE_COLOURS[SlotState.STARTING],
+        label="deploys",
     )
+    dep.bar(
+        times,
+        bad,
+        width=bar_width,
+        align="edge",
+        bottom=ok,
+        color=STATE_COLOURS[SlotState.CRASHING],
+        label="failed",
+    )
+    dep.set_title(f"deploys ({report.deploys}, {report.failed_deploys} failed)", fontsize=10)
     dep.legend(loc="upper left", fontsize=7)
 
     idle = fig.add_subplot(grid[1, 1])
@@ -273,8 +291,41 @@ def render_report_png(report: FleetReport, *, title: str = "gepetto report") -> 
     idle.set_title("idle GPU-hours by reason", fontsize=10)
     idle.tick_params(axis="y", labelsize=7)
     money.set_ylim(bottom=0)
+    hours, ticks, labels = _time_axis(report)
     for ax in (occ, money, dep):
-        ax.set_xlim(report.start, report.end)
-        ax.tick_params(axis="x", labelsize=7, rotation=30)
+        ax.set_xlim(0, hours)
+        ax.set_xticks(ticks, labels, fontsize=7)
         ax.grid(alpha=0.3)
     return _png(fig)
+
+
+def _time_axis(report: FleetReport) -> tuple[float, list[float], list[str]]:
+    """The window's length in hours, and clock-time ticks: every 3 h for a day, daily for a
+    week (first tick on the first whole step after the start)."""
+    hours = (report.end - report.start).total_seconds() / 3600
+    step = timedelta(hours=3) if hours <= 48 else timedelta(days=1)
+    fmt = "%H:%M" if hours <= 48 else "%a %d"
+    first = report.start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if step >= timedelta(days=1):
+        first = first.replace(hour=0)
+    while first < report.start:
+        first += step
+    ticks: list[float] = []
+    labels: list[str] = []
+    at = first
+    while at <= report.end:
+        ticks.append((at - report.start).total_seconds() / 3600)
+        labels.append(at.strftime(fmt))
+        at += step
+    return hours, ticks, labels
+
+
+def render_result_png(result: object) -> bytes | None:
+    """The image of a result that has one (`fleet`, `report`), else None."""
+    from gepetto_core.views import FleetMap, ReportView  # views import the models only
+
+    if isinstance(result, FleetMap):
+        return render_fleet_png(result.fleet)
+    if isinstance(result, ReportView):
+        return render_report_png(result.report)
+    return None

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from gepetto_core.adapters.embedded_pg import EmbeddedPostgres
 from gepetto_core.adapters.signing import HotkeySigner
+from gepetto_core.cli import write_png
 from gepetto_core.commands import cli_caller, execute, parse, spec_for
 from gepetto_core.config import Settings, ValidatorsConfig
 from gepetto_core.errors import GepettoError
@@ -153,6 +154,8 @@ async def run_console_line(process: GepettoProcess, line: str, out: Print) -> No
                 return
             result = await execute(parsed, caller, process.rt, confirmed=True)
         out(render_text(result))
+        if parsed.opts.get("png"):  # #26: fleet/report --png FILE
+            out(write_png(result, str(parsed.opts["png"])))
     except GepettoError as e:
         out(f"error: {e}")
 

@@ -87,9 +87,7 @@ def sample_history(
     rounds: int, *, servers: int = 10, every: timedelta = timedelta(minutes=1), start: datetime = T0
 ) -> list[FleetSnapshot]:
     """`rounds` snapshots `every` apart, each a different draw of the same fleet."""
-    return [
-        sample_fleet(servers, seed=k, at=start + k * every) for k in range(rounds)
-    ]
+    return [sample_fleet(servers, seed=k, at=start + k * every) for k in range(rounds)]
 
 
 def _uniform(name: str, gpus: int, state: SlotState, reason: str) -> ServerSlots:

@@ -12,14 +12,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from gepetto_core.commands import actions, inventory_views, operator, scaling_views
+from gepetto_core.commands import (
+    actions,
+    fleet_views,
+    inventory_views,
+    operator,
+    scaling_views,
+)
 from gepetto_core.commands.actions import ActionPlan
 from gepetto_core.commands.context import CommandContext, ProgressSink
 from gepetto_core.commands.parser import ParsedCommand, parse
 from gepetto_core.commands.registry import Caller, VerbSpec, authorize, spec_for
 from gepetto_core.errors import GepettoError, PermissionDeniedError
 from gepetto_core.runtime import Runtime
-from gepetto_core.views import Composite, Message, PlanView, Result, Table
+from gepetto_core.views import Composite, FleetMap, Message, PlanView, ReportView, Result, Table
 
 Reader = Callable[[CommandContext], Awaitable[Result]]
 Planner = Callable[[CommandContext], Awaitable[ActionPlan]]
@@ -47,6 +53,8 @@ READERS: dict[str, Reader] = {
     "backoff list": operator.backoff_list,
     "autoscaler status": operator.autoscaler_status,
     "audit": operator.audit_view,
+    "fleet": fleet_views.fleet_view,  # #26
+    "report": fleet_views.report_view,  # #26
 }
 
 MUTATIONS: dict[str, tuple[Planner, Applier]] = {
@@ -73,6 +81,8 @@ def summarize(result: Result) -> str:
         return result.title[:500]
     if isinstance(result, Composite):
         return "; ".join(summarize(item) for item in result.items)[:500]
+    if isinstance(result, FleetMap | ReportView):  # #26 (reads; never audited in practice)
+        return result.title[:500]
     return f"{result.title}: step {result.current}/{len(result.steps)}"[:500]
 
 

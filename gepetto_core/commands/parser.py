@@ -199,6 +199,22 @@ def _help(p: _Parser) -> None:
     p.add_argument("topic", nargs="?", type=_name)
 
 
+# --- #26: fleet map and report (the lead ports these two into the merged verb records) ---
+
+
+def _png(p: _Parser) -> None:
+    p.add_argument("--png", type=_name, metavar="FILE", help="CLI: write the image to FILE")
+
+
+def _fleet(p: _Parser) -> None:
+    _png(p)
+
+
+def _report(p: _Parser) -> None:
+    p.add_argument("window", nargs="?", choices=("24h", "7d"), default="24h")
+    _png(p)
+
+
 VERBS: dict[str, tuple[str, _Builder]] = {
     "help": ("list the commands you may run", _help),
     "nodes": ("servers: GPUs, cost, disk, status, lock", _nodes),
@@ -215,6 +231,8 @@ VERBS: dict[str, tuple[str, _Builder]] = {
     "lock": ("keep deploys off a server", _server_arg),
     "unlock": ("allow deploys on a server again", _server_arg),
     "audit": ("who did what (--user, --since, --limit)", _audit),
+    "fleet": ("map of every server's GPUs by state (--png FILE)", _fleet),  # #26
+    "report": ("earnings, cost, deploys, idle GPU-hours: 24h | 7d", _report),  # #26
 }
 
 

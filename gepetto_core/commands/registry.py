@@ -63,6 +63,8 @@ _SPECS: tuple[VerbSpec, ...] = (
     VerbSpec("backoff list", "viewer", "none", False),
     VerbSpec("autoscaler status", "viewer", "none", False),
     VerbSpec("audit", "operator", "none", False),
+    VerbSpec("fleet", "viewer", "none", False),  # #26
+    VerbSpec("report", "viewer", "none", False),  # #26
     VerbSpec("recycle", "operator", "confirm", True),
     VerbSpec("deploy", "operator", "confirm", True),
     VerbSpec("undeploy", "operator", "confirm", True),

@@ -101,5 +101,7 @@ class FleetHistoryRecorder:
             removed = await self._store.prune(now - self._retention)
             self._last_pruned = now
             if removed:
-                log.info("fleet history: pruned %d snapshots older than %s", removed, self._retention)
+                log.info(
+                    "fleet history: pruned %d snapshots older than %s", removed, self._retention
+                )
         return fleet

@@ -140,9 +140,7 @@ def _server_slots(
         elif gpu.gpu_id in placing and state is SlotState.IDLE:
             key = (SlotState.IDLE, WOULD_PLACE if mode == "shadow" else PLACING)
         counts[key] = counts.get(key, 0) + 1
-    runs.extend(
-        SlotRun(state=s, count=n, reason=why) for (s, why), n in _in_order(counts.items())
-    )
+    runs.extend(SlotRun(state=s, count=n, reason=why) for (s, why), n in _in_order(counts.items()))
     return ServerSlots(
         name=server.name or server.server_id[:8],
         gpu_type=server.gpu_type,

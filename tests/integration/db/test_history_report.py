@@ -11,10 +11,10 @@ import pytest
 
 from gepetto_core.adapters.pg_history import PgHistory
 from gepetto_core.scheduling import PlanPolicy, Snapshot
+from gepetto_core.scheduling.plan import Placement
 from gepetto_core.services.autoscaler import Outcome, RoundReport
 from gepetto_core.services.fleet_history import FleetHistoryRecorder
 from gepetto_core.services.fleet_report import fleet_report
-from gepetto_core.scheduling.plan import Placement
 from gepetto_sandbox.fleet_samples import T0, sample_fleet
 
 # Each row stands for the time to the next row, at most 5 minutes, and not past the end.
@@ -114,7 +114,7 @@ async def test_recorder_prunes_past_the_retention_at_most_hourly(pool: asyncpg.P
         await recorder.after_round(_report(minute, [], empty))
     left = await history.totals(T0 - timedelta(days=1), T0 + timedelta(days=1))
     # Pruned at 0, 60, 120, 180 min (hourly): at 180 everything before 60 went.
-    assert [r.taken_at for r in left][0] == T0 + timedelta(minutes=60)
+    assert left[0].taken_at == T0 + timedelta(minutes=60)
     assert len(left) == 6
 
 

@@ -88,7 +88,15 @@ def _failure(chute_id: str, server_id: str, minutes_ago: int) -> FailureRecord:
 
 
 def _fleet_input() -> Snapshot:
-    used_a = {0: "d-run", 1: "d-run", 2: "d-run", 3: "d-run", 4: "d-start", 5: "d-start", 6: "d-crash"}
+    used_a = {
+        0: "d-run",
+        1: "d-run",
+        2: "d-run",
+        3: "d-run",
+        4: "d-start",
+        5: "d-start",
+        6: "d-crash",
+    }
     return Snapshot(
         chutes=(_chute("c-run"), _chute("c-start"), _chute("c-crash")),
         servers=(
@@ -125,9 +133,7 @@ def test_every_gpu_gets_its_state_chute_and_reason() -> None:
         (SlotState.STARTING, 2, "name-c-start"),
         (SlotState.CRASHING, 1, "name-c-crash"),
     ]
-    assert [(r.state, r.count, r.reason) for r in a.runs[3:]] == [
-        (SlotState.IDLE, 1, NO_CANDIDATE)
-    ]
+    assert [(r.state, r.count, r.reason) for r in a.runs[3:]] == [(SlotState.IDLE, 1, NO_CANDIDATE)]
     assert [(r.state, r.count, r.reason) for r in by_name["node-b"].runs] == [
         (SlotState.LOCKED, 8, "server_locked")
     ]
