@@ -100,7 +100,7 @@ def test_100_servers_by_8_gpus_stay_legible(big_fleet_png: tuple[bytes, object])
     """Legible means: 4 columns of 25 servers, GPU squares of 18 px, no type under 8 px, every
     server name whole, a chute or reason drawn only where it fits its run, and an image that
     a laptop shows at full size (<= 1,400 x 800 px)."""
-    png, fleet = big_fleet_png
+    _, fleet = big_fleet_png
     layout = fleet_layout(fleet)  # type: ignore[arg-type]
     assert layout.columns == 4
     assert CELL >= 16 and FONT_PX >= 8
