@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from bot.alert_service import AlertService
 from bot.app import SlackBot, build_app
+from bot.pictures import DailyDigest
 from bot.serve import add_http_routes, socket_mode
 from gepetto_core.config import Settings
 from gepetto_core.ops.health import LoopStatus
@@ -36,14 +37,17 @@ log = logging.getLogger(__name__)
 class SlackAlerts:
     """Loop results to the Slack alert service (failed deploys, recycles, digests)."""
 
-    def __init__(self, alerts: AlertService) -> None:
+    def __init__(self, alerts: AlertService, digest: DailyDigest | None = None) -> None:
         self._alerts = alerts
+        self._digest = digest
 
     async def reconciled(self, report: ReconcileReport) -> None:
         await self._alerts.on_reconcile(report)
 
     async def autoscaled(self, report: RoundReport) -> None:
         await self._alerts.on_round(report)
+        if self._digest is not None:  # #26: the daily report, posted by the leader only
+            self._digest.after_round(report.started_at)
 
 
 @dataclass
@@ -67,7 +71,7 @@ async def slack_bot(settings: Settings, process: GepettoProcess) -> AsyncIterato
         yield None
         return
     slack = build_app(settings, process.rt)
-    process.observers.append(SlackAlerts(slack.alerts))
+    process.observers.append(SlackAlerts(slack.alerts, slack.digest))
     try:
         yield slack
     finally:

@@ -168,9 +168,7 @@ class Autoscaler:
             if not p.confirmed
         )
         if mode == "shadow":
-            return RoundReport(
-                started, mode, plan, plan_seconds=plan_seconds, snapshot=snapshot
-            )
+            return RoundReport(started, mode, plan, plan_seconds=plan_seconds, snapshot=snapshot)
         outcomes = await asyncio.gather(
             *(self._place(p) for p in plan.placements),
             *(self._preempt(p) for p in plan.preemptions if p.confirmed),
