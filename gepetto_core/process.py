@@ -19,7 +19,7 @@ from gepetto_core.scheduling.snapshot import Snapshot
 from gepetto_core.services.activator import LegacyActivator
 from gepetto_core.services.autoscaler import Autoscaler, RoundReport
 from gepetto_core.services.deployer import utcnow
-from gepetto_core.services.fleet_history import FleetHistoryRecorder
+from gepetto_core.services.fleet_history import MIN_INTERVAL, FleetHistoryRecorder
 from gepetto_core.services.loops import run_loops
 from gepetto_core.services.planning_input import load_snapshot, plan_policy
 from gepetto_core.services.reconciler import ReconcileReport
@@ -81,6 +81,7 @@ async def start_process(
     *,
     observers: Sequence[Observer] = (),
     clock: Callable[[], datetime] = utcnow,
+    history_every: timedelta = MIN_INTERVAL,
 ) -> GepettoProcess:
     waker = _Waker()
     rt = await build_runtime(settings, wake=waker, clock=clock)
@@ -109,6 +110,7 @@ async def start_process(
         plan_policy(settings),
         retention=timedelta(days=settings.history_retention_days),
         build_snapshot=build_snapshot,
+        min_interval=history_every,
     )
     autoscaler = Autoscaler(
         rt.state,

@@ -125,14 +125,27 @@ def summary_lines(report: FleetReport) -> list[str]:
         return [f"No fleet history in the last {report.window} yet."]
     net = report.earnings - report.cost
     lines = [
-        f"GPU occupancy {report.occupancy:.0%} ({report.busy_gpu_hours:,.0f} of "
-        f"{report.gpu_hours:,.0f} GPU-hours busy; history covers {report.covered_hours:.1f} h).",
-        f"Estimated earnings ${report.earnings:,.2f} against GPU cost ${report.cost:,.2f} "
-        f"(net ${net:,.2f}).",
+        f"GPU occupancy {report.occupancy:.0%} ({_hours(report.busy_gpu_hours)} of "
+        f"{_hours(report.gpu_hours)} GPU-hours busy; history covers "
+        f"{_hours(report.covered_hours)} h).",
+        f"Estimated earnings {_usd(report.earnings)} against GPU cost {_usd(report.cost)} "
+        f"(net {_usd(net)}).",
         f"Autoscaler deploys: {report.deploys}, of which {report.failed_deploys} failed.",
     ]
     if report.idle_gpu_hours:
         top = list(report.idle_gpu_hours.items())[:4]
-        idle = ", ".join(f"{why} {hours:,.1f}" for why, hours in top)
+        idle = ", ".join(f"{why} {_hours(hours)}" for why, hours in top)
         lines.append(f"Idle GPU-hours by reason: {idle}.")
     return lines
+
+
+def _hours(value: float) -> str:
+    """Enough digits to say something at any scale (a demo minute, a week of a big fleet)."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
+def _usd(value: float) -> str:
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.2f}"
