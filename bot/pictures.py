@@ -38,20 +38,27 @@ async def post_picture(
     bot: BotContext, channel: str, view: FleetMap | ReportView
 ) -> tuple[str, str]:
     """Post the words in `channel`, then upload the image into that message's thread.
-    Returns (channel id, ts). Raises SlackSendError / UploadError."""
+    Returns (channel id, ts). Raises SlackSendError (nothing posted) or UploadError (the words
+    are posted, the image is not)."""
     channel_id, ts = await bot.outbox.post(channel, result_message(view))
+    await upload_picture(bot, channel_id, ts, view)
+    return channel_id, ts
+
+
+async def upload_picture(
+    bot: BotContext, channel_id: str, thread_ts: str, view: FleetMap | ReportView
+) -> None:
     png = await asyncio.to_thread(render_result_png, view)
     assert png is not None, "fleet maps and reports always have an image"
     await upload_png(
         bot.client,
         channel=channel_id,
-        thread_ts=ts,
+        thread_ts=thread_ts,
         png=png,
         filename=picture_filename(view, bot.clock()),
         title=view.title,
         alt_text=fallback_text(view),
     )
-    return channel_id, ts
 
 
 async def answer_with_picture(
@@ -59,12 +66,20 @@ async def answer_with_picture(
 ) -> None:
     """The slash command's answer for `fleet` / `report`: in the channel, image in the thread."""
     try:
-        await post_picture(bot, channel, view)
-    except (SlackSendError, UploadError) as e:
-        log.info("picture not posted in %s: %s", channel, e)
+        channel_id, ts = await bot.outbox.post(channel, result_message(view))
+    except SlackSendError as e:  # e.g. not_in_channel: the words to the caller alone
+        log.info("fleet/report not posted in %s: %s", channel, e.error)
         await bot.outbox.ephemeral(channel, user, result_message(view))
         await bot.outbox.ephemeral(
-            channel, user, notice(f"The image could not be posted here ({e}).", "warning")
+            channel, user, notice("Invite gepetto to this channel to get the image.", "warning")
+        )
+        return
+    try:
+        await upload_picture(bot, channel_id, ts, view)
+    except UploadError as e:
+        log.info("image not uploaded in %s: %s", channel_id, e.error)
+        await bot.outbox.ephemeral(
+            channel, user, notice(f"The image could not be uploaded ({e.error}).", "warning")
         )
 
 

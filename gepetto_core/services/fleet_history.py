@@ -5,7 +5,8 @@ time used is the round's own start (`report.started_at`), never a wall clock rea
 rate limit is testable. Rounds between two recorded snapshots are not lost: their deploy counts
 add up into the next snapshot. A paused autoscaler builds no planning snapshot; the recorder
 then builds one itself when a snapshot is due (its GPUs are idle for "autoscaler paused").
-Recording is best effort: a database error is logged and the autoscaler goes on.
+Recording is best effort: an error (a database error, or a bug) is logged and the autoscaler
+goes on.
 """
 
 from __future__ import annotations
@@ -77,7 +78,10 @@ class FleetHistoryRecorder:
             return await self._record(report, now)
         except GepettoError as e:
             log.warning("fleet history not recorded: %s", e)
-            return None
+        except Exception:
+            # A bug here must not stop the autoscaler (the same rule as services/loops.py).
+            log.exception("fleet history not recorded: internal error")
+        return None
 
     async def _record(self, report: RoundReport, now: datetime) -> FleetSnapshot | None:
         snapshot = report.snapshot

@@ -158,3 +158,17 @@ async def test_home_tab_shows_the_fleet_and_its_buttons_check_roles(world: World
     assert "Resume" in json.dumps(world.slack.home_views[OPERATOR])
     await _click_home(world, HOME_RESUME_ACTION_ID, OPERATOR)
     assert (await world.rt.state.get_autoscaler_mode()).mode == "active"
+
+
+async def test_without_files_write_the_words_arrive_and_the_caller_is_told(world: World) -> None:
+    world.slack.bot_scopes = frozenset({"commands", "chat:write", "usergroups:read"})
+    await world.command("fleet")
+    await world.slack.wait_for_call("chat.postEphemeral", timeout=60)
+    await world.settle()
+    [post] = [c for c in world.slack.calls_to("chat.postMessage") if c.args["channel"] == OPS]
+    assert "GPUs on" in post.args["text"]
+    [refused] = world.slack.calls_to("files.getUploadURLExternal")
+    assert refused.response["error"] == "missing_scope"
+    [told] = world.slack.calls_to("chat.postEphemeral")
+    assert told.args["user"] == OPERATOR and "missing_scope" in told.args["text"]
+    assert world.slack.files == {}
