@@ -7,7 +7,7 @@ state), so rendering needs no display and two figures never share state.
 The fleet map is laid out in pixels by `fleet_layout` (a pure function the tests read back): one
 row per server, one square per GPU slot, servers wrapped into columns of at most
 `ROWS_PER_COLUMN`. At 100 servers x 8 GPUs that is 4 columns of 25 rows: each GPU an 18 px
-square, server names and chute names in 8 px type, about 1,300 x 660 px, which Slack shows
+square, server names and chute names in 8 px type, about 1,200 x 700 px, which Slack shows
 without scaling on a laptop screen and which stays readable when zoomed out to half.
 """
 
@@ -31,6 +31,7 @@ from gepetto_core.models.history import (
     FleetReport,
     FleetSnapshot,
     ReportBucket,
+    SlotRun,
     SlotState,
 )
 
@@ -55,7 +56,8 @@ STATE_LABELS: dict[SlotState, str] = {
 _DARK = frozenset({SlotState.RUNNING, SlotState.CRASHING, SlotState.LOCKED})
 
 CELL = 18  # px, one GPU
-GAP = 2  # px between GPUs
+GAP = 1  # px between the GPUs of one run (one deployment, or idle GPUs for one reason)
+RUN_GAP = 5  # px between runs: two deployments of one state stay two blocks
 ROW = CELL + 6  # px per server row
 NAME_WIDTH = 96  # px for the server name
 COLUMN_GAP = 24  # px between columns of servers
@@ -103,12 +105,17 @@ def _fits(text: str, width: int) -> bool:
     return len(text) * CHAR_PX + 4 <= width
 
 
+def _row_width(runs: Sequence[SlotRun]) -> int:
+    gpus = sum(r.count for r in runs)
+    return gpus * CELL + (gpus - len(runs)) * GAP + max(0, len(runs) - 1) * RUN_GAP
+
+
 def fleet_layout(fleet: FleetSnapshot) -> FleetLayout:
     n = max(1, len(fleet.servers))
     columns = math.ceil(n / ROWS_PER_COLUMN)
     rows = math.ceil(n / columns)
-    max_gpus = max((s.gpus for s in fleet.servers), default=1) or 1
-    column_width = NAME_WIDTH + max_gpus * (CELL + GAP) + COLUMN_GAP
+    row_width = max((_row_width(s.runs) for s in fleet.servers), default=CELL)
+    column_width = NAME_WIDTH + row_width + COLUMN_GAP
     legend_width = len(STATE_ORDER) * 150
     width = max(2 * MARGIN + columns * column_width - COLUMN_GAP, legend_width, 480)
     height = MARGIN + HEADER + rows * ROW + LEGEND + MARGIN
@@ -131,8 +138,11 @@ def fleet_layout(fleet: FleetSnapshot) -> FleetLayout:
                 boxes.append((Box(x, y0, CELL, CELL), run.state))
                 x += CELL + GAP
             run_box = Box(start, y0, x - GAP - start, CELL)
+            x += RUN_GAP - GAP
             text = run.chute if run.chute else run.reason
-            label = text if text and _fits(text, run_box.w) else None
+            # Text only across two GPUs or more: a label on one square hides its colour.
+            fits = text is not None and run.count >= 2 and _fits(text, run_box.w)
+            label = text if fits else None
             runs.append(RunBox(run_box, run.state, label))
         slots.append(boxes)
     legend: list[tuple[Box, SlotState]] = []
@@ -178,7 +188,7 @@ def render_fleet_png(fleet: FleetSnapshot, *, title: str = "gepetto fleet") -> b
     for name, x, y in layout.names:
         ax.text(x, y, name, va="center", ha="left", **font)
     for run in layout.runs:
-        if run.label is None or run.box.w < 2 * CELL:
+        if run.label is None:
             continue
         colour = "white" if run.state in _DARK else "#222222"
         cx, cy = run.box.centre
