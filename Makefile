@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_planner
 	$(BIN)/python -m bench.bench_sync
 	$(BIN)/python -m bench.bench_ack
+	$(BIN)/python -m bench.bench_render
 
 clean:
 	rm -rf $(VENV) .gepetto .pytest_cache .mypy_cache .ruff_cache

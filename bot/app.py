@@ -24,8 +24,9 @@ from bot.approvals import PendingActions
 from bot.authz import Authorizer, GroupDirectory, is_group_id
 from bot.background import Background
 from bot.context import BotConfig, BotContext, Executor
-from bot.listeners import actions, commands
+from bot.listeners import actions, commands, home
 from bot.outbox import SlackOutbox
+from bot.pictures import DailyDigest
 from bot.settings import BotSettings
 from gepetto_core.commands import execute as command_execute
 from gepetto_core.errors import ConfigError
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 class SlackBot:
     app: AsyncApp
     ctx: BotContext
+    # #26: the daily report in the alert channel (GEPETTO_DIGEST_HOUR), told of every round.
+    digest: DailyDigest | None = None
 
     @property
     def alerts(self) -> AlertService:
@@ -114,4 +117,10 @@ def build_app(
     )
     commands.register(app, ctx)
     actions.register(app, ctx)
-    return SlackBot(app, ctx)
+    home.register(app, ctx)  # #26: App Home tab
+    digest = (
+        DailyDigest(ctx, settings.digest_hour, settings.slack_alert_channel)
+        if settings.digest_hour is not None and settings.slack_alert_channel
+        else None
+    )
+    return SlackBot(app, ctx, digest)

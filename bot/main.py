@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from bot.alert_service import AlertService
 from bot.app import SlackBot, build_app
+from bot.pictures import DailyDigest
 from bot.serve import add_http_routes, socket_mode
 from bot.settings import BotSettings, load_bot_settings
 from gepetto_core import cli
@@ -40,14 +41,17 @@ log = logging.getLogger(__name__)
 class SlackAlerts:
     """Loop results to the Slack alert service (failed deploys, recycles, digests)."""
 
-    def __init__(self, alerts: AlertService) -> None:
+    def __init__(self, alerts: AlertService, digest: DailyDigest | None = None) -> None:
         self._alerts = alerts
+        self._digest = digest
 
     async def reconciled(self, report: ReconcileReport) -> None:
         await self._alerts.on_reconcile(report)
 
     async def autoscaled(self, report: RoundReport) -> None:
         await self._alerts.on_round(report)
+        if self._digest is not None:  # #26: the daily report, posted by the leader only
+            self._digest.after_round(report.started_at)
 
 
 @dataclass
@@ -73,7 +77,7 @@ async def slack_bot(
         yield None
         return
     slack = build_app(settings, process.rt)
-    process.observers.append(SlackAlerts(slack.alerts))
+    process.observers.append(SlackAlerts(slack.alerts, slack.digest))
     try:
         yield slack
     finally:

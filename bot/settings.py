@@ -24,6 +24,8 @@ class BotSettings(Settings):
     slack_api_base_url: str | None = None  # tests and the demo point the SDK at a double
     slack_alert_channel: str | None = None
     slack_allowed_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # UTC hour of the daily fleet report in the alert channel; unset = no digest.
+    digest_hour: int | None = Field(default=None, ge=0, le=23)
 
     @field_validator("slack_allowed_channels", mode="before")
     @classmethod

@@ -119,6 +119,21 @@ def _confirm(prompt: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def write_png(result: Result, path: str) -> str:
+    """`fleet --png FILE` / `report --png FILE` (#26): draw the result's image into FILE."""
+    from gepetto_core.render_png import render_result_png  # matplotlib only when asked
+
+    png = render_result_png(result)
+    if png is None:
+        raise UsageError("--png: this command has no image")
+    try:
+        with open(path, "wb") as f:
+            f.write(png)
+    except OSError as e:
+        raise UsageError(f"--png: cannot write {path}: {e.strerror}") from None
+    return f"wrote {path} ({len(png):,} bytes)"
+
+
 async def _run_command(parsed: ParsedCommand, settings: Settings, out: Output) -> int:
     caller = cli_caller(local_user())
     spec = spec_for(parsed)
@@ -126,6 +141,8 @@ async def _run_command(parsed: ParsedCommand, settings: Settings, out: Output) -
         result = await execute(parsed, caller, rt)
         if not spec.mutation:
             _emit(result, out)
+            if parsed.opts.get("png"):  # #26
+                print(write_png(result, str(parsed.opts["png"])), file=sys.stderr)
             return EXIT_ERROR if _has_error(result) else 0
         assert isinstance(result, PlanView)
         if not result.steps:

@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     max_deploys_per_round: int | None = Field(default=24, ge=1)
     max_pulls_per_server: int | None = Field(default=None, ge=1)
     disk_reserve_gb: int = Field(default=20, ge=0)
+    # Fleet history (gepetto_fleet_history) older than this is pruned.
+    history_retention_days: float = Field(default=14.0, gt=0)
     leader_election: bool = False
     lease_name: str = "gepetto-leader"
     lease_duration_seconds: int = Field(default=15, ge=5)

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from gepetto_core.config import Settings
@@ -18,6 +18,7 @@ from gepetto_core.scheduling.snapshot import Snapshot
 from gepetto_core.services.activator import LegacyActivator
 from gepetto_core.services.autoscaler import Autoscaler, RoundReport
 from gepetto_core.services.deployer import utcnow
+from gepetto_core.services.fleet_history import MIN_INTERVAL, FleetHistoryRecorder
 from gepetto_core.services.loops import run_loops
 from gepetto_core.services.planning_input import load_snapshot, plan_policy
 from gepetto_core.services.reconciler import ReconcileReport
@@ -80,6 +81,7 @@ async def start_process(
     *,
     observers: Sequence[Observer] = (),
     clock: Callable[[], datetime] = utcnow,
+    history_every: timedelta = MIN_INTERVAL,
 ) -> GepettoProcess:
     waker = _Waker()
     rt = await build_runtime(settings, wake=waker, clock=clock)
@@ -102,6 +104,14 @@ async def start_process(
         for observer in watchers:
             await observer.autoscaled(report)
 
+    # #26: fleet history after each round (at most once a minute), pruned past the retention.
+    history = FleetHistoryRecorder(
+        rt.history,
+        plan_policy(settings),
+        retention=timedelta(days=settings.history_retention_days),
+        build_snapshot=build_snapshot,
+        min_interval=history_every,
+    )
     autoscaler = Autoscaler(
         rt.state,
         rt.deployer,
@@ -112,6 +122,7 @@ async def start_process(
         max_in_flight=settings.max_deploys_in_flight,
         clock=clock,
         on_round=autoscaled,
+        history=history,
     )
     waker.autoscaler = autoscaler
     activator = LegacyActivator(rt.inventory, rt.cluster, rt.validators, clock=clock)

@@ -10,14 +10,17 @@ from datetime import UTC, datetime, timedelta
 
 from tabulate import tabulate
 
+from gepetto_core.render_fleet_text import render_fleet_map_text, render_report_text
 from gepetto_core.views import (
     NUMERIC_KINDS,
     Cell,
     ColumnKind,
     Composite,
+    FleetMap,
     Message,
     PlanView,
     Progress,
+    ReportView,
     Result,
     StepState,
     Table,
@@ -176,4 +179,8 @@ def render_text(result: Result, *, wide: bool = False) -> str:
         return render_progress(result)
     if isinstance(result, Composite):
         return "\n\n".join(render_text(item, wide=wide) for item in result.items)
+    if isinstance(result, FleetMap):  # #26
+        return render_fleet_map_text(result)
+    if isinstance(result, ReportView):  # #26
+        return render_report_text(result)
     raise TypeError(f"not a view model: {type(result).__name__}")

@@ -4,7 +4,7 @@ The command layer answers every command with one of these values (never with for
 The terminal CLI renders them with :mod:`gepetto_core.render_text`, Slack with ``bot.render``,
 and ``--json`` prints ``dump_result(result)``. All models are frozen and JSON-serialisable.
 
-    Result = Table | Message | PlanView | Progress | Composite
+    Result = Table | Message | PlanView | Progress | Composite | FleetMap | ReportView
 
 Each model carries a ``kind`` literal so a JSON dump can be read back (``load_result``).
 """
@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from gepetto_core.models.history import FleetReport, FleetSnapshot
 
 # bool comes first so pydantic's smart union keeps True as a bool, not as 1.
 Cell = bool | int | float | str | datetime | timedelta | UUID | None
@@ -175,12 +177,33 @@ class Progress(_View):
         return out
 
 
+class FleetMap(_View):
+    """Every server's GPU slots by state (#26): a terminal grid, or a PNG
+    (`gepetto_core.render_png`), with the counts as text beside it."""
+
+    kind: Literal["fleet_map"] = "fleet_map"
+    title: str = "fleet"
+    fleet: FleetSnapshot
+
+
+class ReportView(_View):
+    """What the fleet earned and wasted over a window (#26): charts and a short summary."""
+
+    kind: Literal["report"] = "report"
+    title: str
+    report: FleetReport
+    summary: list[str] = Field(default_factory=list)
+
+
 class Composite(_View):
     kind: Literal["composite"] = "composite"
     items: list[Result]
 
 
-Result = Annotated[Table | Message | PlanView | Progress | Composite, Field(discriminator="kind")]
+Result = Annotated[
+    Table | Message | PlanView | Progress | Composite | FleetMap | ReportView,
+    Field(discriminator="kind"),
+]
 
 Composite.model_rebuild()
 

@@ -28,6 +28,7 @@ from gepetto_core.adapters.kube import (
     kubeconfig_source,
 )
 from gepetto_core.adapters.kube_lease import KubeLease
+from gepetto_core.adapters.pg_history import PgHistory
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.adapters.pg_state import PgState
 from gepetto_core.adapters.signing import HotkeySigner
@@ -90,6 +91,10 @@ class Runtime:
     @cached_property
     def state(self) -> PgState:
         return PgState(self.pool)
+
+    @cached_property
+    def history(self) -> PgHistory:
+        return PgHistory(self.pool)
 
     @cached_property
     def signer(self) -> HotkeySigner:

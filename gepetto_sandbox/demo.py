@@ -16,6 +16,7 @@ import signal
 import stat
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -23,6 +24,7 @@ from pydantic import SecretStr
 from gepetto_core.adapters.embedded_pg import EmbeddedPostgres
 from gepetto_core.adapters.host import local_user
 from gepetto_core.adapters.signing import HotkeySigner
+from gepetto_core.cli import write_png
 from gepetto_core.commands import cli_caller, execute, parse, spec_for
 from gepetto_core.config import Settings, ValidatorsConfig
 from gepetto_core.errors import GepettoError
@@ -157,6 +159,8 @@ async def run_console_line(process: GepettoProcess, line: str, out: Print) -> No
                 return
             result = await execute(parsed, caller, process.rt, confirmed=True)
         out(render_text(result))
+        if parsed.opts.get("png"):  # #26: fleet/report --png FILE
+            out(write_png(result, str(parsed.opts["png"])))
     except GepettoError as e:
         out(f"error: {e}")
 
@@ -191,7 +195,11 @@ async def run_demo(base: Settings, out: Print = _print, attach: Attach | None = 
             world.cluster.script_fault(chute_id, PodFault("crash", exit_code=1, after_seconds=20))
 
         settings = demo_settings(base, world, dsn, kubeconfig)
-        process = await start_process(settings, observers=[ConsoleObserver(out)])
+        # Fleet history every 10 s instead of every minute, so `report 24h` has rows to show
+        # a minute into the demo (#26).
+        process = await start_process(
+            settings, observers=[ConsoleObserver(out)], history_every=timedelta(seconds=10)
+        )
         stack.push_async_callback(process.close)
         if attach is not None:
             await stack.enter_async_context(attach(settings, process))
@@ -252,7 +260,8 @@ def _banner(out: Print, world: SandboxMiner, dsn: str, kubeconfig: Path) -> None
                 f"  miner:      {world.miner_hotkey}",
                 "Type the same commands as in Slack: nodes, chutes, scales -g h200, insts,",
                 "deploy -c CHUTE -s SERVER -y, why CHUTE, recycle --dry-run, autoscaler status,",
-                "wait SECONDS, quit. Ctrl-C stops everything.",
+                "fleet [--png FILE], report 24h [--png FILE], wait SECONDS, quit.",
+                "Ctrl-C stops everything.",
             ]
         )
     )

@@ -13,9 +13,10 @@ from bot.approvals import OFFER_TTL
 from bot.cards import build_plan_card, notice, result_message
 from bot.context import BotContext
 from bot.flows.common import audit_denied, store_view, with_deploy_offers
+from bot.pictures import answer_with_picture
 from gepetto_core.commands import parse, spec_for
 from gepetto_core.errors import GepettoError, UsageError
-from gepetto_core.views import PlanView, dump_result
+from gepetto_core.views import FleetMap, PlanView, ReportView, dump_result
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ async def run_slash_command(bot: BotContext, body: dict[str, Any]) -> None:
         )
         card = build_plan_card(result, offer.action_id, policy=spec.policy, requested_by=user)
         await answer(card)
+        return
+    if isinstance(result, FleetMap | ReportView):  # #26: words in the channel, PNG in thread
+        await answer_with_picture(bot, channel, user, result)
         return
     result = await with_deploy_offers(bot, result, user)
     view_id = await store_view(bot, result, argv, user)

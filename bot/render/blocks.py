@@ -17,15 +17,18 @@ from bot.action_ids import PAGE_NEXT_ACTION_ID as PAGE_NEXT_ACTION_ID
 from bot.action_ids import PAGE_PREV_ACTION_ID as PAGE_PREV_ACTION_ID
 from bot.action_ids import SHARE_ACTION_ID as SHARE_ACTION_ID
 from bot.render.fit import EMPTY_CELL, MAX_SECTION_FIELDS, fit_message
+from bot.render.fleet import build_fleet_text_blocks, fleet_fallback_text
 from bot.render.kit import Block, context, escape_mrkdwn, mrkdwn, plain_text, section
 from gepetto_core.render_text import format_age, format_cell
 from gepetto_core.views import (
     NUMERIC_KINDS,
     Composite,
     Confirm,
+    FleetMap,
     Message,
     PlanView,
     Progress,
+    ReportView,
     Result,
     RowAction,
     StepState,
@@ -260,6 +263,8 @@ def build_result_blocks(
         blocks = build_plan_blocks(result)
     elif isinstance(result, Progress):
         blocks = build_progress_blocks(result)
+    elif isinstance(result, FleetMap | ReportView):  # #26
+        blocks = build_fleet_text_blocks(result)
     elif isinstance(result, Composite):
         blocks = []
         for i, item in enumerate(result.items):
@@ -290,6 +295,8 @@ def fallback_text(result: Result) -> str:
         done = sum(1 for _, s in states if s == "done")
         status = "failed" if result.failed else "done" if result.finished else "running"
         return f"{result.title}: {status} ({done}/{len(states)} steps)"
+    if isinstance(result, FleetMap | ReportView):  # #26
+        return fleet_fallback_text(result)
     return " · ".join(fallback_text(item) for item in result.items) or "gepetto"
 
 

@@ -216,6 +216,22 @@ class PgState:
             )
         return PendingAction.model_validate(dict(row)) if row else None
 
+    async def list_waiting_approvals(
+        self, now: datetime, *, limit: int = 10
+    ) -> list[PendingAction]:
+        """Actions waiting for a second person's approval, newest first (#26: App Home)."""
+        async with translate_errors("reading pending approvals"):
+            rows = await self._pool.fetch(
+                """
+                SELECT * FROM gepetto_pending_actions
+                WHERE status = 'pending' AND policy = 'approval' AND expires_at > $1
+                ORDER BY created_at DESC LIMIT $2
+                """,
+                now,
+                limit,
+            )
+        return [PendingAction.model_validate(dict(r)) for r in rows]
+
     # --- autoscaler mode ----------------------------------------------------------------------
     async def get_autoscaler_mode(self) -> AutoscalerMode:
         async with translate_errors("reading the autoscaler mode"):

@@ -17,7 +17,7 @@ from gepetto_core.commands.context import CommandContext, ProgressSink
 from gepetto_core.commands.registry import Caller, authorize
 from gepetto_core.commands.verbs import Read, VerbSpec, parse, spec_for
 from gepetto_core.errors import GepettoError, PermissionDeniedError
-from gepetto_core.views import Composite, Message, PlanView, Result, Table
+from gepetto_core.views import Composite, FleetMap, Message, PlanView, ReportView, Result, Table
 from gepetto_core.wiring import Runtime
 
 
@@ -31,6 +31,8 @@ def summarize(result: Result) -> str:
         return result.title[:500]
     if isinstance(result, Composite):
         return "; ".join(summarize(item) for item in result.items)[:500]
+    if isinstance(result, FleetMap | ReportView):  # #26 (reads; never audited in practice)
+        return result.title[:500]
     return f"{result.title}: step {result.current}/{len(result.steps)}"[:500]
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from gepetto_core.commands import actions, inventory_views, operator, scaling_views
+from gepetto_core.commands import actions, fleet_views, inventory_views, operator, scaling_views
 from gepetto_core.commands.actions import ActionPlan
 from gepetto_core.commands.arguments import (
     YES,
@@ -202,6 +202,8 @@ async def _help(ctx: CommandContext) -> Message:
 
 # --- the catalogue -------------------------------------------------------------------------
 
+PNG = Arg("--png", type=usable_name, metavar="FILE", help="CLI: write the image to FILE")
+
 CATALOGUE: tuple[Verb, ...] = (
     Verb(
         "help",
@@ -347,6 +349,21 @@ CATALOGUE: tuple[Verb, ...] = (
             Arg("--limit", type=limit, default=50),
         ),
         does=Read(operator.audit_view, role="operator"),
+    ),
+    Verb(
+        "fleet",
+        "map of every server's GPUs by state (--png FILE)",
+        arguments=(PNG,),
+        does=Read(fleet_views.fleet_view),
+    ),
+    Verb(
+        "report",
+        "earnings, cost, deploys, idle GPU-hours: 24h | 7d",
+        arguments=(
+            Arg("window", nargs="?", choices=("24h", "7d"), default="24h"),
+            PNG,
+        ),
+        does=Read(fleet_views.report_view),
     ),
 )
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from gepetto_core.errors import GepettoError, NoCapacityError, ValidatorError
 from gepetto_core.ops.metrics import METRICS
@@ -52,12 +53,20 @@ class RoundReport:
     outcomes: list[Outcome] = field(default_factory=list)
     error: str | None = None
     plan_seconds: float = 0.0
+    # The planner's input this round (None when paused): the fleet history reads it (#26).
+    snapshot: Snapshot | None = field(default=None, repr=False, compare=False)
 
     def count(self, result: str) -> int:
         return sum(1 for o in self.outcomes if o.result == result)
 
 
 RoundCallback = Callable[[RoundReport], Awaitable[None]]
+
+
+class RoundHistory(Protocol):
+    """Told about every round (`services.fleet_history.FleetHistoryRecorder`, #26)."""
+
+    async def after_round(self, report: RoundReport) -> object: ...
 
 
 class Autoscaler:
@@ -74,6 +83,7 @@ class Autoscaler:
         clock: Callable[[], datetime] = utcnow,
         seed: int | None = None,
         on_round: RoundCallback | None = None,
+        history: RoundHistory | None = None,
     ) -> None:
         self._state = state
         self._deployer = deployer
@@ -85,6 +95,7 @@ class Autoscaler:
         self._clock = clock
         self._rng = random.Random(seed)
         self._on_round = on_round
+        self._history = history
         self._wake = asyncio.Event()
         self._round_lock = asyncio.Lock()
         # The planner's stabilisation state: preemptions proposed last round, and recent ones
@@ -127,6 +138,8 @@ class Autoscaler:
             for outcome in report.outcomes:
                 METRICS.decisions.labels(kind="autoscale", outcome=outcome.result).inc()
                 METRICS.deploys.labels(outcome=outcome.result.replace(" ", "_")).inc()
+            if self._history is not None:  # #26: fleet history, rate-limited by the round's time
+                await self._history.after_round(report)
             if self._on_round is not None:
                 await self._on_round(report)
             return report
@@ -155,12 +168,14 @@ class Autoscaler:
             if not p.confirmed
         )
         if mode == "shadow":
-            return RoundReport(started, mode, plan, plan_seconds=plan_seconds)
+            return RoundReport(started, mode, plan, plan_seconds=plan_seconds, snapshot=snapshot)
         outcomes = await asyncio.gather(
             *(self._place(p) for p in plan.placements),
             *(self._preempt(p) for p in plan.preemptions if p.confirmed),
         )
-        return RoundReport(started, mode, plan, list(outcomes), plan_seconds=plan_seconds)
+        return RoundReport(
+            started, mode, plan, list(outcomes), plan_seconds=plan_seconds, snapshot=snapshot
+        )
 
     async def _place(self, placement: Placement) -> Outcome:
         async with self._in_flight:

@@ -1,6 +1,7 @@
 """Slack without Slack: a Web API + Socket Mode double, its Block Kit judge, signing helpers.
 
-double.py    SlackDouble: aiohttp Web API (/api/<method>), response_url, Socket Mode WS
+double.py    SlackDouble: aiohttp Web API (/api/<method>), response_url, Socket Mode WS,
+             file uploads (files.getUploadURLExternal -> upload_url -> completeUploadExternal)
 blockkit.py  check_message / check_view: would Slack accept it? (independent of bot.render)
 signing.py   signed / forged / stale requests and slash-command / block_actions payloads
 """
@@ -12,13 +13,15 @@ from gepetto_sandbox.slack.blockkit import (
     slack_len,
     total_block_text,
 )
-from gepetto_sandbox.slack.double import RecordedCall, SlackDouble, SocketAck
+from gepetto_sandbox.slack.double import RecordedCall, SlackDouble, SocketAck, UploadedFile
 from gepetto_sandbox.slack.signing import (
     SignedRequest,
     block_actions_payload,
+    event_callback_payload,
     forged,
     sign_body,
     signed_block_actions,
+    signed_event,
     signed_slash_command,
     slack_signature,
     slash_command_payload,
@@ -30,13 +33,16 @@ __all__ = [
     "SignedRequest",
     "SlackDouble",
     "SocketAck",
+    "UploadedFile",
     "Verdict",
     "block_actions_payload",
     "check_message",
     "check_view",
+    "event_callback_payload",
     "forged",
     "sign_body",
     "signed_block_actions",
+    "signed_event",
     "signed_slash_command",
     "slack_len",
     "slack_signature",

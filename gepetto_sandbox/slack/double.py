@@ -63,6 +63,33 @@ class _RateRule:
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
+# The bot scopes manifest.yml asks for; a method whose scope the token lacks answers
+# `missing_scope` with `needed`/`provided`, as Slack does.
+DEFAULT_BOT_SCOPES = frozenset({"commands", "chat:write", "usergroups:read", "files:write"})
+METHOD_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "files.getUploadURLExternal": "files:write",
+    "files.completeUploadExternal": "files:write",
+}
+MAX_UPLOAD_BYTES = 1_000_000_000  # Slack's file size limit (1 GB)
+
+
+@dataclass
+class UploadedFile:
+    """A file going through the two-step external upload (files.getUploadURLExternal, a POST of
+    the bytes to its upload_url, files.completeUploadExternal)."""
+
+    file_id: str
+    filename: str
+    length: int
+    alt_txt: str | None = None
+    content: bytes | None = None  # None until the bytes are POSTed to the upload_url
+    title: str | None = None
+    channel: str | None = None  # set by completeUploadExternal (None: uploaded, not shared)
+    thread_ts: str | None = None
+    completed: bool = False
+
+
 RESPONSE_URL_USES = 5  # "up to 5 times within 30 minutes"
 
 
@@ -82,6 +109,7 @@ class SlackDouble:
         channels: dict[str, str] | None = None,
         users: dict[str, dict[str, Any]] | None = None,
         usergroups: dict[str, list[str]] | None = None,
+        bot_scopes: frozenset[str] = DEFAULT_BOT_SCOPES,
     ) -> None:
         self._bot_token = bot_token
         self._app_token = app_token
@@ -100,8 +128,11 @@ class SlackDouble:
             }
         )
         self.usergroups = usergroups if usergroups is not None else {"S0ADMINS": ["U0APPROVER"]}
+        self.bot_scopes = bot_scopes
         self.calls: list[RecordedCall] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self.files: dict[str, UploadedFile] = {}
+        self.home_views: dict[str, dict[str, Any]] = {}  # user id -> the published Home tab
         self.socket_acks: list[SocketAck] = []
         self.base_url = ""
         self._root = ""
@@ -124,6 +155,9 @@ class SlackDouble:
             "conversations.info": self._conversations_info,
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
+            "views.publish": self._views_publish,
         }
 
     def __repr__(self) -> str:
@@ -137,6 +171,7 @@ class SlackDouble:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._web_api)
         app.router.add_post("/response/{rid}", self._response_url_post)
+        app.router.add_post("/upload/v1/{file_id}", self._upload_post)
         app.router.add_get("/link/", self._socket_mode)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -325,6 +360,9 @@ class SlackDouble:
         handler = self._methods.get(method)
         if handler is None:
             raise _SlackFail("unknown_method")
+        needed = METHOD_SCOPES.get(method)
+        if needed is not None and needed not in self.bot_scopes:
+            raise _SlackFail("missing_scope", (f"needed: {needed}",))
         return await handler(args)
 
     # -- Web API methods --------------------------------------------------------------------
@@ -445,6 +483,113 @@ class SlackDouble:
         if not view_id:
             raise _SlackFail("not_found")
         return self._view_answer(args.get("view"), str(view_id))
+
+    async def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = str(args.get("user_id") or "")
+        if user_id not in self.users:
+            raise _SlackFail("user_not_found")
+        view = args.get("view")
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise _SlackFail("invalid_arguments", ("views.publish takes a home view",))
+        answer = self._view_answer(view, "V" + uuid.uuid4().hex[:10].upper())
+        self.home_views[user_id] = answer["view"]
+        return answer
+
+    # -- files: the two-step external upload ------------------------------------------------
+
+    async def _files_get_upload_url_external(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename = args.get("filename")
+        raw_length = args.get("length")
+        if not isinstance(filename, str) or not filename:
+            raise _SlackFail("invalid_arguments", ("filename is required",))
+        try:
+            length = int(str(raw_length))
+        except ValueError:
+            raise _SlackFail("invalid_arguments", ("length must be an integer",)) from None
+        if length <= 0 or length > MAX_UPLOAD_BYTES:
+            raise _SlackFail("invalid_arguments", (f"length {length} out of range",))
+        file_id = "F" + uuid.uuid4().hex[:10].upper()
+        alt = args.get("alt_txt")
+        self.files[file_id] = UploadedFile(
+            file_id, filename, length, alt_txt=alt if isinstance(alt, str) else None
+        )
+        return {"ok": True, "upload_url": f"{self._root}/upload/v1/{file_id}", "file_id": file_id}
+
+    async def _upload_post(self, request: web.Request) -> web.Response:
+        """The upload_url: takes the bytes as the raw body or a multipart `file` part."""
+        file_id = request.match_info["file_id"]
+        upload = self.files.get(file_id)
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            part = form.get("file")
+            data = part.file.read() if isinstance(part, web.FileField) else b""
+        else:
+            data = await request.read()
+        call = RecordedCall(
+            "upload_url", {"file_id": file_id, "bytes": len(data)}, time.monotonic()
+        )
+        if upload is None or upload.completed:
+            call.status = 404
+        elif len(data) != upload.length:
+            call.status = 400  # stricter than Slack is documented to be: the length must match
+        else:
+            upload.content = data
+        call.response = {"ok": call.status == 200}
+        await self._record(call)
+        if call.status != 200:
+            return web.Response(status=call.status, text="upload failed")
+        return web.Response(text=f"OK - {len(data)}")
+
+    async def _files_complete_upload_external(self, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            items = json.loads(str(args.get("files") or ""))
+        except ValueError:
+            raise _SlackFail("invalid_arguments", ("files must be a JSON array",)) from None
+        if not isinstance(items, list) or not items:
+            raise _SlackFail("invalid_arguments", ("files must be a non-empty array",))
+        uploads: list[tuple[UploadedFile, str]] = []
+        for item in items:
+            upload = self.files.get(str(item.get("id"))) if isinstance(item, dict) else None
+            if upload is None or upload.completed:
+                raise _SlackFail("file_not_found")
+            if upload.content is None:
+                raise _SlackFail("file_upload_failed", ("no bytes were posted to the upload_url",))
+            uploads.append((upload, str(item.get("title") or upload.filename)))
+        channel = args.get("channel_id")
+        thread_ts = args.get("thread_ts")
+        if thread_ts and not channel:
+            raise _SlackFail("invalid_arguments", ("thread_ts needs channel_id",))
+        if channel:
+            channel = self._channel_id({"channel": channel})
+            if thread_ts and (channel, str(thread_ts)) not in self.messages:
+                raise _SlackFail("invalid_thread_ts")
+        shared: list[dict[str, Any]] = []
+        for upload, title in uploads:
+            upload.completed = True
+            upload.title = title
+            upload.channel = channel or None
+            upload.thread_ts = str(thread_ts) if thread_ts else None
+            shared.append(
+                {
+                    "id": upload.file_id,
+                    "name": upload.filename,
+                    "title": title,
+                    "size": upload.length,
+                }
+            )
+        if channel:
+            # Sharing posts a message with the files (in the thread, when one is given).
+            ts = self._next_ts()
+            message = self._message(
+                {"text": str(args.get("initial_comment") or ""), "thread_ts": thread_ts}, ts
+            )
+            message["files"] = shared
+            self.messages[(channel, ts)] = message
+        return {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in shared]}
+
+    def files_in_thread(self, channel: str, thread_ts: str) -> list[UploadedFile]:
+        """Files completed into a thread, in upload order (a test's view of what users see)."""
+        return [f for f in self.files.values() if f.channel == channel and f.thread_ts == thread_ts]
 
     async def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel_id(args)

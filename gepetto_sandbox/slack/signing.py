@@ -131,3 +131,24 @@ def signed_slash_command(signing_secret: str, text: str, **fields: str) -> Signe
 
 def signed_block_actions(signing_secret: str, payload: dict[str, Any]) -> SignedRequest:
     return sign_body(signing_secret, urlencode({"payload": json.dumps(payload)}))
+
+
+def event_callback_payload(
+    event: dict[str, Any], *, team_id: str = "T0GEPETTO", api_app_id: str = "A0GEPETTO"
+) -> dict[str, Any]:
+    """An Events API ``event_callback`` envelope (e.g. ``app_home_opened``)."""
+    return {
+        "token": "verification-token-unused",
+        "team_id": team_id,
+        "api_app_id": api_app_id,
+        "event": {"event_ts": f"{time.time():.6f}", **event},
+        "type": "event_callback",
+        "event_id": "Ev" + uuid.uuid4().hex[:10].upper(),
+        "event_time": int(time.time()),
+    }
+
+
+def signed_event(signing_secret: str, payload: dict[str, Any]) -> SignedRequest:
+    """Events API requests are JSON bodies, signed like the others."""
+    request = sign_body(signing_secret, json.dumps(payload))
+    return SignedRequest(request.body, {**request.headers, "Content-Type": "application/json"})

@@ -171,3 +171,31 @@ async def test_the_readme_demo_command_works_as_written(tmp_path: Path) -> None:
     assert proc.returncode == 0, text
     assert "Servers (6)" in text and "demo stopped" in text
     assert leftovers(tmp_path) == []
+
+
+async def test_fleet_and_report_work_on_the_sandbox_fleet(tmp_path: Path) -> None:
+    """#26: the grid, the report over the history the demo records (every 10 s), and both
+    PNGs written with --png."""
+    fleet_png, report_png = tmp_path / "fleet.png", tmp_path / "report.png"
+    script = (
+        f"wait 35\nfleet\nreport 24h\nfleet --png {fleet_png}\nreport 24h --png {report_png}\n"
+        "quit\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *GEPETTO,
+        env=demo_env(tmp_path),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(script.encode()), timeout=240)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    assert "fleet · autoscaler active" in text and "# running" in text, text
+    assert "GPUs on 6 servers" in text, text
+    assert "fleet report, last 24h" in text and "GPU occupancy" in text, text
+    assert "No fleet history" not in text, text
+    for path in (fleet_png, report_png):
+        assert f"wrote {path}" in text
+        assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert leftovers(tmp_path) == []

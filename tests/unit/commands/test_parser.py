@@ -104,6 +104,8 @@ def test_every_verb_and_variant_has_a_policy() -> None:
         "lock b",
         "unlock b",
         "audit",
+        "fleet",
+        "report 7d",
     ]
     keys = {spec_for(parse(line)).key for line in lines}
     assert keys == set(SPECS)

@@ -77,7 +77,8 @@ def test_kustomize_renders_valid_objects_in_the_chutes_namespace() -> None:
         [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
-    assert len(docs) == len(objects())
+    # + the generated ConfigMaps (the Grafana dashboard, #26)
+    assert len(docs) == len(objects()) + len(kustomization().get("configMapGenerator", []))
     for doc in docs:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
