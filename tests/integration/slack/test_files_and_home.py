@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.home import HomeData, build_home_view
 from bot.uploads import UploadError, upload_png
-from gepetto_core.adapters.pg_state import AlertRecord, AutoscalerMode, PendingAction
+from gepetto_core.models.state import AlertRecord, AutoscalerMode, PendingAction
 from gepetto_core.render_png import render_fleet_png
 from gepetto_sandbox.fleet_samples import sample_fleet
 from gepetto_sandbox.slack import SlackDouble, check_view
