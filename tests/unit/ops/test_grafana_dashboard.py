@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from gepetto_core.ops.metrics import Metrics
+import bot.metrics  # noqa: F401  (the bot's metrics join the process registry)
+from gepetto_core.ops.metrics import METRICS
 
 ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "k8s" / "grafana" / "gepetto-dashboard.json"
@@ -27,7 +28,7 @@ def dashboard() -> dict[str, Any]:
 
 def exported() -> set[str]:
     names: set[str] = set()
-    for collector in Metrics().registry.collect():
+    for collector in METRICS.registry.collect():
         names.add(collector.name)
     return names
 
