@@ -36,9 +36,9 @@ from bot.cards import build_digest_card, build_failure_alert, build_recycle_card
 from bot.outbox import SlackOutbox, SlackSendError
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.adapters.pg_state import AlertRecord, PgState
+from gepetto_core.clock import utcnow
 from gepetto_core.scheduling.reconcile import RemoveDeployment
 from gepetto_core.services.autoscaler import RoundReport
-from gepetto_core.services.deployer import utcnow
 from gepetto_core.services.reconciler import ReconcileReport
 
 log = logging.getLogger(__name__)

@@ -26,11 +26,11 @@ from bot.background import Background
 from bot.context import BotConfig, BotContext, Executor
 from bot.listeners import actions, commands
 from bot.outbox import SlackOutbox
+from gepetto_core.clock import utcnow
 from gepetto_core.commands import execute as command_execute
 from gepetto_core.config import Settings
 from gepetto_core.errors import ConfigError
 from gepetto_core.runtime import Runtime
-from gepetto_core.services.deployer import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gepetto_core.adapters.pg_state import PendingAction, PendingStatus, PgState
-from gepetto_core.services.deployer import utcnow
+from gepetto_core.clock import utcnow
 
 OFFER_TTL = timedelta(hours=1)  # a Deploy button on a table
 VIEW_TTL = timedelta(hours=24)  # paging / sharing a read

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from gepetto_core.clock import utcnow
 from gepetto_core.config import Settings
 from gepetto_core.errors import GepettoError
 from gepetto_core.runtime import Runtime, build_runtime
 from gepetto_core.scheduling.snapshot import Snapshot
 from gepetto_core.services.activator import LegacyActivator
 from gepetto_core.services.autoscaler import Autoscaler, RoundReport
-from gepetto_core.services.deployer import utcnow
 from gepetto_core.services.loops import run_loops
 from gepetto_core.services.planning_input import load_snapshot, plan_policy
 from gepetto_core.services.reconciler import ReconcileReport

@@ -29,10 +29,11 @@ from gepetto_core.adapters.pg_migrations import upgrade
 from gepetto_core.adapters.pg_state import PgState
 from gepetto_core.adapters.signing import HotkeySigner
 from gepetto_core.adapters.validator import HttpValidatorApi
+from gepetto_core.clock import utcnow
 from gepetto_core.config import Settings
 from gepetto_core.errors import ConfigError
 from gepetto_core.kube_objects import JobSettings
-from gepetto_core.services.deployer import Deployer, utcnow
+from gepetto_core.services.deployer import Deployer
 from gepetto_core.services.event_handlers import EventHandlers, WakeCallback
 from gepetto_core.services.reconciler import Reconciler
 from gepetto_core.services.sync import SyncService

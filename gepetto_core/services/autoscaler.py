@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from gepetto_core.adapters.pg_state import PgState
+from gepetto_core.clock import utcnow
 from gepetto_core.errors import GepettoError, NoCapacityError
 from gepetto_core.ops.metrics import METRICS
 from gepetto_core.scheduling.plan import Placement, Plan, Preemption
 from gepetto_core.scheduling.planner import plan_round
 from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.snapshot import PreemptionRecord, Snapshot
-from gepetto_core.services.deployer import Deployer, DeployRequest, utcnow
+from gepetto_core.services.deployer import Deployer, DeployRequest
 from gepetto_core.services.ports import ValidatorApi
 
 log = logging.getLogger(__name__)

@@ -21,12 +21,13 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import SecretStr
 
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.adapters.pg_state import LedgerEntry, PgState
+from gepetto_core.clock import utcnow
 from gepetto_core.errors import (
     ClusterError,
     ConflictError,
@@ -83,10 +84,6 @@ class UndeployResult:
     @property
     def was_present(self) -> bool:
         return self.removed is not None
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Deployer:

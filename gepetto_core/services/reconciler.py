@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from gepetto_core.adapters.pg_inventory import PgInventory
+from gepetto_core.clock import utcnow
 from gepetto_core.errors import ClusterError, GepettoError
 from gepetto_core.ops.metrics import METRICS
 from gepetto_core.scheduling.reconcile import (
@@ -36,7 +37,7 @@ from gepetto_core.scheduling.reconcile import (
     missing_instances,
     plan_reconcile,
 )
-from gepetto_core.services.deployer import Deployer, utcnow
+from gepetto_core.services.deployer import Deployer
 from gepetto_core.services.ports import Cluster, ValidatorApi
 from gepetto_core.services.sync import ListState, SyncService, ValidatorSnapshot
 
