@@ -88,7 +88,7 @@ def quality(seeds: list[int]) -> dict[str, Any]:
         for prefill in (0.0, 0.3):
             for kappa, mode in ((0.0, "sunk"), (1.0, "elastic")):
                 policy = PlanPolicy(
-                    cost_weight=kappa, max_deploys_per_round=None, max_pending_per_server=None
+                    cost_weight=kappa, max_deploys_per_round=None, max_pulls_per_server=None
                 )
                 for seed in seeds:
                     world = make_world(profile, 500, 100, seed)

@@ -178,7 +178,7 @@ def _solve(ctx: Context) -> tuple[list[Assign], list[Slot]]:
     if policy.repair and unplaced:
         placed, unplaced = repair(placed, unplaced, floor, window, budget=500)
     # Capacities in the flow are GPUs; a pull limit would make them two resources.
-    if policy.repair and policy.exact_pairs_limit > 0 and policy.max_pending_per_server is None:
+    if policy.repair and policy.exact_pairs_limit > 0 and policy.max_pulls_per_server is None:
         placed, unplaced = exact_polish(ctx, placed, unplaced, floor)
     unplaced = sorted(unplaced + no_room, key=lambda s: (s.tier, -s.density))
     return placed, unplaced

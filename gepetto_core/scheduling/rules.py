@@ -153,7 +153,7 @@ def server_rejection(
 def pull_limit(server: ServerView, policy: PlanPolicy, backoff: BackoffState) -> int | None:
     """How many deployments may be starting on the server at once (None = no limit): the
     policy's pull limit, capped by the probe allowance while the server is in back-off."""
-    limit = policy.max_pending_per_server
+    limit = policy.max_pulls_per_server
     if backoff.server_block(server.server_id) is not None:
         probes = policy.backoff.fenced_server_probes
         return probes if limit is None else min(limit, probes)

@@ -57,7 +57,7 @@ def plan_policy(settings: Settings) -> PlanPolicy:
     return PlanPolicy(
         backoff=backoff,
         max_deploys_per_round=settings.max_deploys_per_round,
-        max_pending_per_server=settings.max_pulls_per_server,
+        max_pulls_per_server=settings.max_pulls_per_server,
         min_disk_gb=float(settings.disk_reserve_gb),
     )
 

@@ -251,7 +251,7 @@ def test_plan_never_overallocates_and_respects_allowances(
 ) -> None:
     from gepetto_core.scheduling.rules import allowance
 
-    policy = PlanPolicy(cost_weight=kappa, max_pending_per_server=limit, value_model=model)
+    policy = PlanPolicy(cost_weight=kappa, max_pulls_per_server=limit, value_model=model)
     plan = run(snap, policy)
     used = Counter(g for p in plan.placements for g in p.gpu_ids)
     assert all(n == 1 for n in used.values()), "a GPU was given out twice"

@@ -157,7 +157,7 @@ SERVER_CASES: list[tuple[str, Callable[[Any], Any], int, Reason | None]] = [
 def test_server_rules(
     name: str, change: Callable[[Any], Any], pending: int, expected: Reason | None
 ) -> None:
-    two_pulls = replace(POLICY, max_pending_per_server=2)
+    two_pulls = replace(POLICY, max_pulls_per_server=2)
     rej = server_rejection(change(B.server("s1")), two_pulls, EMPTY_BACKOFF, pending)
     assert (rej.reason if rej else None) is expected
 

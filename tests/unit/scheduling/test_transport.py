@@ -170,7 +170,7 @@ def test_flow_reroutes_a_chain_that_a_greedy_misses() -> None:
 
 def test_planner_is_exact_on_small_single_gpu_rounds() -> None:
     """With only 1-GPU chutes and a small fleet, the plan equals the brute-force optimum."""
-    policy = PlanPolicy(cost_weight=1.0, max_deploys_per_round=None, max_pending_per_server=None)
+    policy = PlanPolicy(cost_weight=1.0, max_deploys_per_round=None, max_pulls_per_server=None)
     types = ("a100", "h100", "l40s")
     for seed in range(12):
         rng = random.Random(seed)
@@ -220,7 +220,7 @@ def test_planner_gives_the_only_compatible_gpu_to_the_chute_that_needs_it() -> N
         B.server("h", gpu_type="h100", gpus=1, cost=1.05),
     )
     snap = Snapshot(chutes=chutes, servers=servers)
-    base = PlanPolicy(cost_weight=1.0, max_deploys_per_round=None, max_pending_per_server=None)
+    base = PlanPolicy(cost_weight=1.0, max_deploys_per_round=None, max_pulls_per_server=None)
     exact = plan_round(snap, base, NOW, random.Random(0))
     placed = {p.chute_id: p.server_id for p in exact.placements}
     assert placed == {"wide": "h", "narrow": "a"}
