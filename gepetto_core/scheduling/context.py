@@ -13,6 +13,7 @@ import bisect
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import IntEnum
 from operator import attrgetter
 
 from gepetto_core.scheduling.backoff import BackoffState, backoff_state
@@ -32,6 +33,15 @@ from gepetto_core.scheduling.value import ChuteTerms, chute_terms
 GroupKey = tuple[str, bool, str]
 NO_LIMIT = 1 << 30
 _SORT_KEY = attrgetter("sort_key")  # C-level key for the free-GPU lists' bisects
+
+
+class Tier(IntEnum):
+    """Placement priority of a slot, lowest first: the planner places jobs, then whitelisted
+    chutes, then the rest, and never displaces a slot of a lower tier for one of a higher."""
+
+    JOB = 0
+    WHITELISTED = 1
+    ORDINARY = 2
 
 
 @dataclass(eq=False, slots=True)
@@ -102,7 +112,7 @@ class Slot:
     pair_factor: dict[str, float]
     r_max: float
     blocked: frozenset[str]
-    tier: int  # 0 jobs, 1 whitelisted, 2 the rest
+    tier: Tier
     job_id: str | None = None
     density: float = 0.0
     best_value: float | None = None
@@ -238,7 +248,7 @@ def _build_slots(ctx: Context) -> None:
         if chute.job_ids and terms is not None and not chute.ban_reason and chute.at_remote_version:
             for job_id in chute.job_ids:
                 ctx.slots.append(
-                    Slot(chute, terms, groups, factors, r_max, blocked, tier=0, job_id=job_id)
+                    Slot(chute, terms, groups, factors, r_max, blocked, Tier.JOB, job_id=job_id)
                 )
         rej = chute_rejection(chute, snapshot, policy, ctx.backoff)
         if rej is None and terms is None:
@@ -267,6 +277,6 @@ def _build_slots(ctx: Context) -> None:
         # More slots than the free GPUs could hold are pointless; keep one for preemption.
         copies = min(free, max(1, total_free // max(1, chute.gpu_count)))
         ctx.wanted[chute.chute_id] = free
-        tier = 1 if chute.chute_id in snapshot.whitelist else 2
+        tier = Tier.WHITELISTED if chute.chute_id in snapshot.whitelist else Tier.ORDINARY
         for _ in range(copies):
-            ctx.slots.append(Slot(chute, terms, groups, factors, r_max, blocked, tier=tier))
+            ctx.slots.append(Slot(chute, terms, groups, factors, r_max, blocked, tier))

@@ -9,7 +9,7 @@ from typing import Literal
 
 from gepetto_core.errors import NotFoundError
 from gepetto_core.scheduling.assignment import slot_value
-from gepetto_core.scheduling.context import Slot, Srv, build_context
+from gepetto_core.scheduling.context import Slot, Srv, Tier, build_context
 from gepetto_core.scheduling.plan import Plan
 from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.rules import Reason, Rejection, compatibility_rejection, pair_rejection
@@ -180,7 +180,13 @@ def rank_pairs(
                 slot
                 if slot is not None
                 else Slot(
-                    chute, terms, ctx.chute_groups.get(chute.chute_id, []), {}, 1.0, frozenset(), 2
+                    chute,
+                    terms,
+                    ctx.chute_groups.get(chute.chute_id, []),
+                    {},
+                    1.0,
+                    frozenset(),
+                    Tier.ORDINARY,
                 )
             )
             if srv is None:

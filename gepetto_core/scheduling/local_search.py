@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from gepetto_core.scheduling.assignment import EPS, Assign, Book, slot_value, values_on
-from gepetto_core.scheduling.context import Srv
+from gepetto_core.scheduling.context import Srv, Tier
 from gepetto_core.scheduling.value import MIN_COST
 
 
@@ -160,7 +160,7 @@ def _swap_boxes(book: Book, floor: float, tries: int = 3) -> int:
     regret moves of `improve` never try this: the big placement already sits on its best
     server. Returns how many moved."""
     moved = 0
-    big = [a for a in book.placed if a.slot.chute.gpu_count > 1 and a.slot.tier == 2]
+    big = [a for a in book.placed if a.slot.chute.gpu_count > 1 and a.slot.tier == Tier.ORDINARY]
     # Servers holding placements of ours, per (groups, blocked servers) of a chute.
     holding: dict[tuple[tuple[int, ...], frozenset[str]], list[Srv]] = {}
     for a in big:

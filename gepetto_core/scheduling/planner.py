@@ -29,7 +29,7 @@ import random
 from datetime import datetime
 
 from gepetto_core.scheduling.assignment import EPS, Assign, State, search
-from gepetto_core.scheduling.context import Context, GroupKey, Slot, Srv, build_context
+from gepetto_core.scheduling.context import Context, GroupKey, Slot, Srv, Tier, build_context
 from gepetto_core.scheduling.decisions import chute_decisions, mark_round_limit
 from gepetto_core.scheduling.exact_polish import exact_polish
 from gepetto_core.scheduling.local_search import improve
@@ -189,7 +189,7 @@ def _reason(a: Assign, ctx: Context) -> str:
     view = a.srv.view
     if a.slot.job_id is not None:
         head = f"job {a.slot.job_id}"
-    elif a.slot.tier == 1:
+    elif a.slot.tier == Tier.WHITELISTED:
         head = "whitelisted"
     else:
         head = "best value"
