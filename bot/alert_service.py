@@ -37,9 +37,9 @@ from bot.outbox import SlackOutbox, SlackSendError
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.adapters.pg_state import AlertRecord, PgState
 from gepetto_core.clock import utcnow
-from gepetto_core.scheduling.reconcile import RemoveDeployment
+from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
 from gepetto_core.services.autoscaler import RoundReport
-from gepetto_core.services.reconciler import ReconcileReport
+from gepetto_core.services.reconcile_service import ReconcileReport
 
 log = logging.getLogger(__name__)
 ALERTS_ACTOR = "gepetto-alerts"

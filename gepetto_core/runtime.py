@@ -35,7 +35,7 @@ from gepetto_core.errors import ConfigError
 from gepetto_core.kube_objects import JobSettings
 from gepetto_core.services.deployer import Deployer
 from gepetto_core.services.event_handlers import EventHandlers, WakeCallback
-from gepetto_core.services.reconciler import Reconciler
+from gepetto_core.services.reconcile_service import Reconciler
 from gepetto_core.services.sync import SyncService
 
 

@@ -25,7 +25,7 @@ from gepetto_core.errors import GepettoError, InvalidInputError
 from gepetto_core.kube_objects import normalize_job_ports
 from gepetto_core.models.events import EventReason, MinerEvent
 from gepetto_core.models.inventory import Deployment
-from gepetto_core.scheduling.reconcile import chute_row_from_remote
+from gepetto_core.scheduling.chute_drift import chute_row_from_remote
 from gepetto_core.services.deployer import Deployer, DeployRequest, placement_problem
 from gepetto_core.services.ports import Cluster, ValidatorApi
 
