@@ -23,7 +23,7 @@ from bot.alert_service import AlertService
 from bot.approvals import PendingActions
 from bot.authz import Authorizer, GroupDirectory, is_group_id
 from bot.background import Background
-from bot.context import BotConfig, BotContext, Executor
+from bot.bot_context import BotConfig, BotContext, Executor
 from bot.listeners import actions, commands
 from bot.outbox import SlackOutbox
 from gepetto_core.clock import utcnow

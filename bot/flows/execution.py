@@ -9,8 +9,8 @@ import logging
 from typing import Any
 
 from bot.alerts import DeployFailure, failure_key
+from bot.bot_context import BotContext
 from bot.cards import build_final_card, build_progress_card, line, step_line
-from bot.context import BotContext
 from bot.outbox import SlackSendError
 from gepetto_core.adapters.pg_state import PendingAction
 from gepetto_core.commands.parser import parse

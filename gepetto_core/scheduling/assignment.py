@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gepetto_core.scheduling.context import Context, Group, GroupKey, Slot, Srv
+from gepetto_core.scheduling.round_state import Group, GroupKey, RoundState, Slot, Srv
 from gepetto_core.scheduling.value import MIN_COST
 
 EPS = 1e-9
@@ -133,7 +133,7 @@ def search(
 class State:
     """Free GPUs and pull slots per server, restorable between greedy passes."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: RoundState) -> None:
         self.ctx = ctx
         self.initial = {id(s): (list(s.free_ids), s.pulls_left) for s in ctx.servers}
 

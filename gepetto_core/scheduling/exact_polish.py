@@ -14,7 +14,7 @@ from gepetto_core.scheduling.assignment import (
     slot_value,
     values_on,
 )
-from gepetto_core.scheduling.context import Context, Slot, Srv, Tier
+from gepetto_core.scheduling.round_state import RoundState, Slot, Srv, Tier
 from gepetto_core.scheduling.transport import Arc, max_profit_transport
 
 # Per server index: the 1-GPU units on it, as (value, chute row).
@@ -61,7 +61,7 @@ def _ordinary_multi_gpu(slot: Slot) -> bool:
 
 
 def exact_polish(
-    ctx: Context, placed: list[Assign], unplaced: list[Slot], floor: float
+    ctx: RoundState, placed: list[Assign], unplaced: list[Slot], floor: float
 ) -> tuple[list[Assign], list[Slot]]:
     """Small rounds only (at most `PlanPolicy.exact_pairs_limit` 1-GPU pairs):
 
@@ -88,7 +88,7 @@ def exact_polish(
 
 
 def _one_gpu_problem(
-    ctx: Context,
+    ctx: RoundState,
     movable: list[Assign],
     unplaced: list[Slot],
     floor: float,
@@ -141,7 +141,7 @@ def _one_gpu_problem(
     )
 
 
-def _units(ctx: Context, problem: OneGpuProblem, flows: dict[tuple[int, int], int]) -> Units:
+def _units(ctx: RoundState, problem: OneGpuProblem, flows: dict[tuple[int, int], int]) -> Units:
     """The exact 1-GPU assignment for the current multi-GPU layout, as units per server."""
     units: Units = [[] for _ in ctx.servers]
     for (c, i), f in flows.items():
@@ -150,7 +150,7 @@ def _units(ctx: Context, problem: OneGpuProblem, flows: dict[tuple[int, int], in
 
 
 def _relocation_trials(
-    ctx: Context,
+    ctx: RoundState,
     placed: list[Assign],
     unplaced: list[Slot],
     capacity: list[int],
@@ -180,7 +180,7 @@ def _relocation_trials(
 
 
 def _choose_moves(
-    ctx: Context,
+    ctx: RoundState,
     trials: list[Relocation],
     problem: OneGpuProblem,
     units: Units,
@@ -231,7 +231,7 @@ def _choose_moves(
 
 
 def _apply(
-    ctx: Context,
+    ctx: RoundState,
     placed: list[Assign],
     unplaced: list[Slot],
     movable: list[Assign],

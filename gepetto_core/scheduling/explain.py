@@ -9,9 +9,9 @@ from typing import Literal
 
 from gepetto_core.errors import NotFoundError
 from gepetto_core.scheduling.assignment import slot_value
-from gepetto_core.scheduling.context import Slot, Srv, Tier, build_context
 from gepetto_core.scheduling.plan import Plan
 from gepetto_core.scheduling.policy import PlanPolicy
+from gepetto_core.scheduling.round_state import Slot, Srv, Tier, build_round_state
 from gepetto_core.scheduling.rules import Reason, Rejection, compatibility_rejection, pair_rejection
 from gepetto_core.scheduling.snapshot import Snapshot
 
@@ -153,7 +153,7 @@ def rank_pairs(
 ) -> list[PairRank]:
     """Best chute x server combinations for the `scales` view, with value and whether they fit
     now. Chutes the rules reject are listed with the rule as the reason."""
-    ctx = build_context(snapshot, policy, now, random.Random(0))
+    ctx = build_round_state(snapshot, policy, now, random.Random(0))
     firsts: dict[str, Slot] = {}
     for candidate in ctx.slots:
         if candidate.job_id is None:
@@ -239,7 +239,7 @@ def rank_chutes(
     limit: int | None = None,
 ) -> list[ChuteRank]:
     """The `chutes` view: every chute by what one more instance is worth, with its rule."""
-    ctx = build_context(snapshot, policy, now, random.Random(0))
+    ctx = build_round_state(snapshot, policy, now, random.Random(0))
     out: list[ChuteRank] = []
     for chute in snapshot.chutes:
         if gpu_filter is not None and gpu_filter not in chute.supported_gpus:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from gepetto_core.scheduling.assignment import EPS, Assign, Book, slot_value, values_on
-from gepetto_core.scheduling.context import Srv, Tier
+from gepetto_core.scheduling.round_state import Srv, Tier
 from gepetto_core.scheduling.value import MIN_COST
 
 

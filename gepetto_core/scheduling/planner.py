@@ -29,13 +29,20 @@ import random
 from datetime import datetime
 
 from gepetto_core.scheduling.assignment import EPS, Assign, State, search
-from gepetto_core.scheduling.context import Context, GroupKey, Slot, Srv, Tier, build_context
 from gepetto_core.scheduling.decisions import chute_decisions, mark_round_limit
 from gepetto_core.scheduling.exact_polish import exact_polish
 from gepetto_core.scheduling.local_search import improve
 from gepetto_core.scheduling.plan import Placement, Plan
 from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.repair import repair
+from gepetto_core.scheduling.round_state import (
+    GroupKey,
+    RoundState,
+    Slot,
+    Srv,
+    Tier,
+    build_round_state,
+)
 from gepetto_core.scheduling.snapshot import Snapshot
 
 __all__ = ["plan_round"]
@@ -55,7 +62,7 @@ def _greedy(slots: list[Slot], floor: float, window: float) -> tuple[list[Assign
 
 
 def _prices(
-    ctx: Context,
+    ctx: RoundState,
     placed: list[Assign],
     unplaced: list[Slot],
     group_values: dict[int, dict[GroupKey, float]],
@@ -100,7 +107,7 @@ def _prices(
     return prices
 
 
-def _apply_prices(ctx: Context, prices: dict[int, tuple[float, int]]) -> None:
+def _apply_prices(ctx: RoundState, prices: dict[int, tuple[float, int]]) -> None:
     for srv in ctx.servers:
         srv.price, srv.price_owner = prices.get(srv.idx, (0.0, 0))
     for grp in ctx.groups.values():
@@ -112,7 +119,7 @@ def _log2(n: int) -> float:
     return math.log2(n) if n > 1 else 0.0
 
 
-def _solve(ctx: Context) -> tuple[list[Assign], list[Slot]]:
+def _solve(ctx: RoundState) -> tuple[list[Assign], list[Slot]]:
     policy = ctx.policy
     floor = policy.min_value
     window = policy.best_fit_window
@@ -184,7 +191,7 @@ def _solve(ctx: Context) -> tuple[list[Assign], list[Slot]]:
     return placed, unplaced
 
 
-def _reason(a: Assign, ctx: Context) -> str:
+def _reason(a: Assign, ctx: RoundState) -> str:
     t = a.slot.terms
     view = a.srv.view
     if a.slot.job_id is not None:
@@ -204,7 +211,7 @@ def plan_round(snapshot: Snapshot, policy: PlanPolicy, now: datetime, rng: rando
     """Plan one round: new placements on free GPUs, then preemptions for what did not fit."""
     from gepetto_core.scheduling.preemption import plan_preemptions
 
-    ctx = build_context(snapshot, policy, now, rng)
+    ctx = build_round_state(snapshot, policy, now, rng)
     assigns, unplaced = _solve(ctx)
     assigns.sort(key=lambda a: (a.slot.tier, -a.value))
     limit = policy.max_deploys_per_round

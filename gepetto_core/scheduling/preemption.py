@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from gepetto_core.scheduling.context import Context, Slot, Srv
 from gepetto_core.scheduling.plan import Placement, Preemption
 from gepetto_core.scheduling.policy import PreemptionPolicy
+from gepetto_core.scheduling.round_state import RoundState, Slot, Srv
 from gepetto_core.scheduling.snapshot import ChuteView, DeploymentView, Snapshot
 from gepetto_core.scheduling.value import (
     expected_multiplier,
@@ -65,7 +65,7 @@ def victim_rejection(
     return None
 
 
-def _keep_value(d: DeploymentView, ctx: Context) -> tuple[float, float]:
+def _keep_value(d: DeploymentView, ctx: RoundState) -> tuple[float, float]:
     """(gross $/h the victim earns now, its multiplier). It is past its first hour: p = 1."""
     chute = ctx.snapshot.chute_by_id.get(d.chute_id)
     m = d.compute_multiplier
@@ -74,7 +74,7 @@ def _keep_value(d: DeploymentView, ctx: Context) -> tuple[float, float]:
     return ctx.policy.dollars_per_multiplier_hour * m, m
 
 
-def _new_value(chute: ChuteView, ctx: Context, srv: Srv) -> float:
+def _new_value(chute: ChuteView, ctx: RoundState, srv: Srv) -> float:
     p = (
         ctx.rel.p(chute.chute_id, srv.view.server_id)
         if ctx.policy.value_model == "expected"
@@ -86,7 +86,7 @@ def _new_value(chute: ChuteView, ctx: Context, srv: Srv) -> float:
     return gross * m_bar * startup_factor(chute, pol) - failure_charge(p, pol, m_bar)
 
 
-def _new_value_bound(chute: ChuteView, ctx: Context) -> float:
+def _new_value_bound(chute: ChuteView, ctx: RoundState) -> float:
     """`_new_value` on the most reliable server the chute could get (p <= 1)."""
     lam = ctx.policy.dollars_per_multiplier_hour
     return lam * expected_multiplier(chute, ctx.policy) * startup_factor(chute, ctx.policy)
@@ -138,7 +138,7 @@ class RoundBudget:
 
 
 def plan_preemptions(
-    ctx: Context, unplaced: Sequence[Slot], placements: Sequence[Placement]
+    ctx: RoundState, unplaced: Sequence[Slot], placements: Sequence[Placement]
 ) -> list[Preemption]:
     eligible = _eligible_victims(ctx)
     if not eligible:
@@ -170,7 +170,7 @@ def plan_preemptions(
     return out
 
 
-def _round_budget(ctx: Context) -> RoundBudget:
+def _round_budget(ctx: RoundState) -> RoundBudget:
     snapshot, pol, now = ctx.snapshot, ctx.policy.preemption, ctx.now
     hour_ago = now - timedelta(hours=1)
     done = sum(1 for r in snapshot.recent_preemptions if r.at > hour_ago)
@@ -180,7 +180,7 @@ def _round_budget(ctx: Context) -> RoundBudget:
     return RoundBudget(remaining=pol.fleet_per_hour - done, cooling=cooling)
 
 
-def _eligible_victims(ctx: Context) -> dict[str, list[Candidate]]:
+def _eligible_victims(ctx: RoundState) -> dict[str, list[Candidate]]:
     """Per server, the deployments that pass the rules independent of the newcomer, cheapest
     first; the newcomer-dependent rules (same chute, only instance) are checked per slot."""
     snapshot, pol = ctx.snapshot, ctx.policy.preemption
@@ -195,7 +195,7 @@ def _eligible_victims(ctx: Context) -> dict[str, list[Candidate]]:
 
 
 def _offer_on(
-    ctx: Context,
+    ctx: RoundState,
     slot: Slot,
     kind: str,
     srv: Srv,
@@ -229,7 +229,7 @@ def _offer_on(
 
 
 def _choose_victims(
-    ctx: Context,
+    ctx: RoundState,
     chute: ChuteView,
     kind: str,
     candidates: list[Candidate],
@@ -261,7 +261,7 @@ def _choose_victims(
     return victims if victims.freed_gpus >= need else None
 
 
-def _worth_it(ctx: Context, chute: ChuteView, kind: str, victims: Victims, gain: float) -> bool:
+def _worth_it(ctx: RoundState, chute: ChuteView, kind: str, victims: Victims, gain: float) -> bool:
     """Jobs: every victim's multiplier is below the job chute's. Otherwise the hysteresis, and
     the gain repays within `payback` what the victims would earn while the newcomer starts."""
     pol = ctx.policy.preemption
@@ -278,7 +278,7 @@ def _worth_it(ctx: Context, chute: ChuteView, kind: str, victims: Victims, gain:
     return not gain * payback_h < lam * victims.multiplier * t_start
 
 
-def _take(ctx: Context, slot: Slot, kind: str, offer: Offer, budget: RoundBudget) -> Preemption:
+def _take(ctx: RoundState, slot: Slot, kind: str, offer: Offer, budget: RoundBudget) -> Preemption:
     """The preemption for `offer`; its victims and the server's free GPUs are used up."""
     pol = ctx.policy.preemption
     chute, srv, chosen = slot.chute, offer.server, offer.victims.deployments

@@ -120,7 +120,7 @@ class Slot:
 
 
 @dataclass(eq=False)
-class Context:
+class RoundState:
     snapshot: Snapshot
     policy: PlanPolicy
     now: datetime
@@ -149,9 +149,9 @@ def _chute_groups(chute: ChuteView, groups: dict[GroupKey, Group]) -> list[Group
     return out
 
 
-def build_context(
+def build_round_state(
     snapshot: Snapshot, policy: PlanPolicy, now: datetime, rng: random.Random
-) -> Context:
+) -> RoundState:
     backoff = backoff_state(snapshot.failures, now, policy.backoff)
     if policy.value_model == "expected":
         rel = reliability(snapshot.failures, now, policy.reliability, policy.backoff)
@@ -202,7 +202,7 @@ def build_context(
             s.sort_key = (-s.q, s.idx) if by_q else (s.cost, s.idx)
             grp.add(s)
 
-    ctx = Context(
+    ctx = RoundState(
         snapshot=snapshot,
         policy=policy,
         now=now,
@@ -220,7 +220,7 @@ def build_context(
     return ctx
 
 
-def _build_slots(ctx: Context) -> None:
+def _build_slots(ctx: RoundState) -> None:
     snapshot, policy = ctx.snapshot, ctx.policy
     total_free = sum(s.free for s in ctx.servers)
     # Pair evidence grouped once per chute (the ledger may be long).
