@@ -26,6 +26,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.kube_config import KubeConfigLoader
 
 from gepetto_core import kube_objects as ko
+from gepetto_core import node_capacity
 from gepetto_core.errors import (
     ClusterConflictError,
     ClusterError,
@@ -162,9 +163,9 @@ def node_view(obj: Mapping[str, Any]) -> NodeView:
         gpu_count=gpu_count,
         gpu_memory_mib=_int(labels.get("nvidia.com/gpu.memory")),
         is_tee=labels.get("chutes/tee") == "true",
-        cpu_capacity=float(ko.parse_quantity(capacity.get("cpu", "0"))),
-        memory_gib=ko.quantity_gib(capacity.get("memory")),
-        ephemeral_storage_gib=ko.quantity_gib(capacity.get("ephemeral-storage")),
+        cpu_capacity=float(node_capacity.parse_quantity(capacity.get("cpu", "0"))),
+        memory_gib=node_capacity.quantity_gib(capacity.get("memory")),
+        ephemeral_storage_gib=node_capacity.quantity_gib(capacity.get("ephemeral-storage")),
     )
 
 
@@ -291,7 +292,7 @@ class KubeCluster:
         *,
         request_timeout: float = 30.0,
         disk_cache_seconds: float = 300.0,
-        disk_reserve_gib: float = ko.DISK_RESERVE_GIB,
+        disk_reserve_gib: float = node_capacity.DISK_RESERVE_GIB,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api = api
@@ -345,7 +346,7 @@ class KubeCluster:
                 field_selector=f"spec.nodeName={name}",
             )
             capacity = (self._plain(node).get("status") or {}).get("capacity") or {}
-            disk = ko.compute_node_disk(
+            disk = node_capacity.compute_node_disk(
                 name,
                 capacity.get("ephemeral-storage"),
                 [self._plain(p) for p in pods.items],
