@@ -22,7 +22,8 @@ from redis.asyncio import Redis
 
 from gepetto_core.adapters.events_redis import RedisEventSource
 from gepetto_core.adapters.events_socketio import SocketIoEventSource
-from gepetto_core.adapters.kube import KubeCluster, connect_api
+from gepetto_core.adapters.kube import KubeCluster
+from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_core.adapters.pg import create_pool
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.adapters.pg_migrations import upgrade
