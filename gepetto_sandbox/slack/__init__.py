@@ -12,7 +12,8 @@ from gepetto_sandbox.slack.blockkit import (
     slack_len,
     total_block_text,
 )
-from gepetto_sandbox.slack.double import RecordedCall, SlackDouble, SocketAck
+from gepetto_sandbox.slack.double import SlackDouble
+from gepetto_sandbox.slack.recorded import RecordedCall, SocketAck
 from gepetto_sandbox.slack.signing import (
     SignedRequest,
     block_actions_payload,

@@ -15,33 +15,14 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from gepetto_sandbox.slack.blockkit import check_message, check_view
-
-
-@dataclass
-class RecordedCall:
-    method: str
-    args: dict[str, Any]
-    at: float  # time.monotonic() when the call arrived
-    auth_header: str | None = field(default=None, repr=False)  # holds a token: keep out of reprs
-    status: int = 200
-    response: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 200 and bool(self.response.get("ok"))
-
-
-@dataclass(frozen=True)
-class SocketAck:
-    envelope_id: str
-    payload: dict[str, Any] | None
-    latency_seconds: float
+from gepetto_sandbox.slack.call_args import read_call_args
+from gepetto_sandbox.slack.rate_limits import RateRule, retry_after
+from gepetto_sandbox.slack.recorded import RecordedCall, SocketAck
 
 
 class _SlackFail(Exception):
@@ -49,16 +30,6 @@ class _SlackFail(Exception):
         super().__init__(error)
         self.error = error
         self.problems = problems
-
-
-@dataclass
-class _RateRule:
-    method: str
-    channel: str | None
-    remaining: int | None  # None: an interval rule, applied forever
-    retry_after: int
-    interval: float = 0.0
-    last_seen: dict[str, float] = field(default_factory=dict)
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -106,7 +77,7 @@ class SlackDouble:
         self.base_url = ""
         self._root = ""
         self._last_ts = 0.0
-        self._rules: list[_RateRule] = []
+        self._rules: list[RateRule] = []
         self._response_urls: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
         self._changed: asyncio.Condition | None = None
@@ -167,11 +138,11 @@ class SlackDouble:
         self, method: str, *, channel: str | None = None, times: int = 1, retry_after: int = 1
     ) -> None:
         """The next ``times`` calls of ``method`` (to ``channel``, if given) get HTTP 429."""
-        self._rules.append(_RateRule(method, channel, times, retry_after))
+        self._rules.append(RateRule(method, channel, times, retry_after))
 
     def throttle(self, method: str, *, per_seconds: float, retry_after: int = 1) -> None:
         """At most one call of ``method`` per channel every ``per_seconds``; the rest get 429."""
-        self._rules.append(_RateRule(method, None, None, retry_after, interval=per_seconds))
+        self._rules.append(RateRule(method, None, None, retry_after, interval=per_seconds))
 
     def calls_to(self, method: str) -> list[RecordedCall]:
         return [c for c in self.calls if c.method == method]
@@ -249,42 +220,12 @@ class SlackDouble:
         async with self._changed:
             self._changed.notify_all()
 
-    @staticmethod
-    async def _read_args(request: web.Request) -> dict[str, Any]:
-        args: dict[str, Any] = dict(request.query)
-        if request.content_type == "application/json":
-            body = await request.json()
-            if isinstance(body, dict):
-                args.update(body)
-        elif request.can_read_body:
-            form = await request.post()
-            args.update({k: v for k, v in form.items() if isinstance(v, str)})
-        for key in ("blocks", "attachments", "view"):
-            if isinstance(args.get(key), str):
-                with contextlib.suppress(ValueError):
-                    args[key] = json.loads(args[key])
-        return args
-
     def _rate_limited(self, method: str, args: dict[str, Any]) -> int | None:
-        channel = str(args.get("channel", ""))
-        now = time.monotonic()
-        for rule in self._rules:
-            if rule.method != method or (rule.channel is not None and rule.channel != channel):
-                continue
-            if rule.remaining is not None:
-                if rule.remaining > 0:
-                    rule.remaining -= 1
-                    return rule.retry_after
-                continue
-            last = rule.last_seen.get(channel)
-            if last is not None and now - last < rule.interval:
-                return rule.retry_after
-            rule.last_seen[channel] = now
-        return None
+        return retry_after(self._rules, method, str(args.get("channel", "")), time.monotonic())
 
     async def _web_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        args = await self._read_args(request)
+        args = await read_call_args(request)
         body_token = args.pop("token", None)  # a token in the body is kept out of recorded args
         auth = request.headers.get("Authorization") or (
             f"Bearer {body_token}" if body_token else None
@@ -490,7 +431,7 @@ class SlackDouble:
 
     async def _response_url_post(self, request: web.Request) -> web.Response:
         rid = request.match_info["rid"]
-        args = await self._read_args(request)
+        args = await read_call_args(request)
         call = RecordedCall("response_url", {**args, "response_id": rid}, time.monotonic())
         uses = self._response_urls.get(rid)
         if uses is None or uses >= RESPONSE_URL_USES:
