@@ -62,6 +62,12 @@ def values_on(slot: Slot, servers: list[Srv]) -> list[float]:
     return [scale * s.q - cw * s.cost - off for s in servers]
 
 
+# The best server of one free-GPU list of a group, for `search` to choose among: (value minus
+# the server's GPU opportunity cost, free GPUs the server keeps, server, value). A plain tuple:
+# `search` is the planner's hot path (no object built per candidate).
+Candidate = tuple[float, int, Srv, float]
+
+
 def search(
     slot: Slot,
     floor: float,
@@ -72,7 +78,29 @@ def search(
     """The server this slot should take now, and its value there; None if nothing fits.
 
     Servers are compared by value minus their GPU opportunity cost (`Srv.price`); those within
-    `window` of the best are ties, won by the tightest fit."""
+    `window` of the best are ties, won by the tightest fit. `per_group`, when given, receives
+    the slot's best value in each group."""
+    cands: list[Candidate] = []
+    for grp in slot.groups:
+        group_best = _search_group(slot, grp, floor, use_prices, cands)
+        if per_group is not None and group_best > -math.inf:
+            per_group[grp.key] = group_best
+    if not cands:
+        return None
+    top = max(adjusted for adjusted, _, _, _ in cands)
+    tol = window * abs(top)
+    # Ties (within the window) go to the tightest fit, then to the higher adjusted value.
+    pick = min((c for c in cands if c[0] >= top - tol), key=lambda c: (c[1], -c[0]))
+    return pick[2], pick[3]
+
+
+def _search_group(
+    slot: Slot, grp: Group, floor: float, use_prices: bool, cands: list[Candidate]
+) -> float:
+    """Appends to `cands` the best server of each of the group's free-GPU lists that can take
+    the slot; returns the slot's best value in the group (-inf: none). The lists are sorted by
+    cost (or by reliability when cost is sunk), so each is read only while a server further on
+    could still do better."""
     g = slot.chute.gpu_count
     t = slot.terms
     scale, cw, ratio, off = t.scale, t.cost_weight, t.ratio, t.offset
@@ -80,54 +108,45 @@ def search(
     factors = slot.pair_factor
     per_server = bool(blocked or factors)  # server ids only matter with these
     me = id(slot)
-    cands: list[tuple[float, int, Srv, float]] = []
     r_max = slot.r_max
-    for grp in slot.groups:
-        qb = grp.q_max * r_max
-        by_q = grp.by_q
-        min_pg = grp.min_price * g if use_prices and me not in grp.owners else 0.0
-        group_best = -math.inf
-        for free, lst in grp.by_free.items():
-            if free < g:
-                continue
-            lb: Srv | None = None
-            lb_adj = -math.inf
-            lb_v = 0.0
-            for srv in lst:
-                cost = srv.cost
-                if ratio:
-                    bound = scale / (cost if cost > MIN_COST else MIN_COST)
-                elif by_q:  # sorted by q, cost weight 0
-                    bound = scale * srv.q * r_max - off
-                else:
-                    bound = scale * qb - cw * cost - off
-                if bound <= floor or bound - min_pg <= lb_adj:
-                    break  # sorted by cost (or q): nobody further on can do better
-                q = srv.q
-                if per_server:
-                    sid = srv.view.server_id
-                    if blocked and sid in blocked:
-                        continue
-                    if factors:
-                        q *= factors.get(sid, 1.0)
-                v = bound if ratio else scale * q - cw * cost - off
-                if v <= floor:
+    qb = grp.q_max * r_max
+    by_q = grp.by_q
+    min_pg = grp.min_price * g if use_prices and me not in grp.owners else 0.0
+    group_best = -math.inf
+    for free, lst in grp.by_free.items():
+        if free < g:
+            continue
+        lb: Srv | None = None
+        lb_adj = -math.inf
+        lb_v = 0.0
+        for srv in lst:
+            cost = srv.cost
+            if ratio:
+                bound = scale / (cost if cost > MIN_COST else MIN_COST)
+            elif by_q:  # sorted by q, cost weight 0
+                bound = scale * srv.q * r_max - off
+            else:
+                bound = scale * qb - cw * cost - off
+            if bound <= floor or bound - min_pg <= lb_adj:
+                break  # sorted by cost (or q): nobody further on can do better
+            q = srv.q
+            if per_server:
+                sid = srv.view.server_id
+                if blocked and sid in blocked:
                     continue
-                adj = v - srv.price * g if use_prices and srv.price_owner != me else v
-                if adj > lb_adj:
-                    lb, lb_adj, lb_v = srv, adj, v
-                if v > group_best:
-                    group_best = v
-            if lb is not None:
-                cands.append((lb_adj, free - g, lb, lb_v))
-        if per_group is not None and group_best > -math.inf:
-            per_group[grp.key] = group_best
-    if not cands:
-        return None
-    top = max(c[0] for c in cands)
-    tol = window * abs(top)
-    pick = min((c for c in cands if c[0] >= top - tol), key=lambda c: (c[1], -c[0]))
-    return pick[2], pick[3]
+                if factors:
+                    q *= factors.get(sid, 1.0)
+            v = bound if ratio else scale * q - cw * cost - off
+            if v <= floor:
+                continue
+            adj = v - srv.price * g if use_prices and srv.price_owner != me else v
+            if adj > lb_adj:
+                lb, lb_adj, lb_v = srv, adj, v
+            if v > group_best:
+                group_best = v
+        if lb is not None:
+            cands.append((lb_adj, free - g, lb, lb_v))
+    return group_best
 
 
 class State:
