@@ -107,7 +107,7 @@ def _search_group(
     blocked = slot.blocked
     factors = slot.pair_factor
     per_server = bool(blocked or factors)  # server ids only matter with these
-    me = id(slot)
+    me = slot
     r_max = slot.r_max
     qb = grp.q_max * r_max
     by_q = grp.by_q
@@ -139,7 +139,7 @@ def _search_group(
             v = bound if ratio else scale * q - cw * cost - off
             if v <= floor:
                 continue
-            adj = v - srv.price * g if use_prices and srv.price_owner != me else v
+            adj = v - srv.price * g if use_prices and srv.price_owner is not me else v
             if adj > lb_adj:
                 lb, lb_adj, lb_v = srv, adj, v
             if v > group_best:
@@ -154,13 +154,13 @@ class State:
 
     def __init__(self, ctx: RoundState) -> None:
         self.ctx = ctx
-        self.initial = {id(s): (list(s.free_ids), s.pulls_left) for s in ctx.servers}
+        self.initial = {s: (list(s.free_ids), s.pulls_left) for s in ctx.servers}
 
     def reset(self) -> None:
         for grp in self.ctx.groups.values():
             grp.by_free.clear()
         for s in self.ctx.servers:
-            ids, pulls = self.initial[id(s)]
+            ids, pulls = self.initial[s]
             s.set_free_ids(list(ids))
             s.pulls_left = pulls
             assert s.group is not None
@@ -192,27 +192,27 @@ class Book:
 
     def __init__(self, placed: list[Assign]) -> None:
         # Insertion-ordered like the list it came from, with O(1) removal.
-        self._placed: dict[int, Assign] = {id(a): a for a in placed}
-        self.on: dict[int, list[Assign]] = {}
+        self._placed: dict[Assign, None] = dict.fromkeys(placed)
+        self.on: dict[Srv, list[Assign]] = {}
         # How many placements each slot has (0 or 1), for O(1) "is it placed?" checks.
-        self.count: dict[int, int] = {}
+        self.count: dict[Slot, int] = {}
         for a in placed:
-            self.on.setdefault(id(a.srv), []).append(a)
-            self.count[id(a.slot)] = self.count.get(id(a.slot), 0) + 1
+            self.on.setdefault(a.srv, []).append(a)
+            self.count[a.slot] = self.count.get(a.slot, 0) + 1
         self.log: list[tuple[str, Assign]] = []
         # Bumped whenever a server's placements change (invalidates `eviction_cost`).
-        self.version: dict[int, int] = {}
-        self._evict_cache: dict[tuple[int, int], tuple[int, int, float]] = {}
+        self.version: dict[Srv, int] = {}
+        self._evict_cache: dict[tuple[Srv, int], tuple[int, int, float]] = {}
 
     def eviction_cost(self, srv: Srv, g: int) -> tuple[int, float]:
         """(GPUs our new placements hold on `srv`, value lost by evicting the lowest-density
         ones until `g` GPUs are free), cached until the server's placements change."""
-        key = (id(srv), g)
-        version = self.version.get(id(srv), 0)
+        key = (srv, g)
+        version = self.version.get(srv, 0)
         hit = self._evict_cache.get(key)
         if hit is not None and hit[0] == version:
             return hit[1], hit[2]
-        mine = self.on.get(id(srv), [])
+        mine = self.on.get(srv, [])
         held = sum(a.slot.chute.gpu_count for a in mine)
         need = g - srv.free
         lost = 0.0
@@ -226,25 +226,25 @@ class Book:
 
     @property
     def placed(self) -> list[Assign]:
-        return list(self._placed.values())
+        return list(self._placed)
 
     def holds(self, a: Assign) -> bool:
-        return id(a) in self._placed
+        return a in self._placed
 
     def is_placed(self, slot: Slot) -> bool:
-        return self.count.get(id(slot), 0) > 0
+        return self.count.get(slot, 0) > 0
 
     def _index(self, a: Assign) -> None:
-        self.version[id(a.srv)] = self.version.get(id(a.srv), 0) + 1
-        self._placed[id(a)] = a
-        self.on.setdefault(id(a.srv), []).append(a)
-        self.count[id(a.slot)] = self.count.get(id(a.slot), 0) + 1
+        self.version[a.srv] = self.version.get(a.srv, 0) + 1
+        self._placed[a] = None
+        self.on.setdefault(a.srv, []).append(a)
+        self.count[a.slot] = self.count.get(a.slot, 0) + 1
 
     def _unindex(self, a: Assign) -> None:
-        self.version[id(a.srv)] = self.version.get(id(a.srv), 0) + 1
-        del self._placed[id(a)]
-        self.on[id(a.srv)].remove(a)
-        self.count[id(a.slot)] -= 1
+        self.version[a.srv] = self.version.get(a.srv, 0) + 1
+        del self._placed[a]
+        self.on[a.srv].remove(a)
+        self.count[a.slot] -= 1
 
     def add(self, slot: Slot, srv: Srv, value: float) -> Assign:
         a = Assign(slot, srv, value, State.take(srv, slot.chute.gpu_count))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from gepetto_core.scheduling.assignment import slot_value
 from gepetto_core.scheduling.plan import ChuteDecision, Placement
-from gepetto_core.scheduling.round_state import GroupKey, RoundState, Slot, Srv
+from gepetto_core.scheduling.round_state import Group, GroupKey, RoundState, Slot, Srv
 from gepetto_core.scheduling.rules import (
     Reason,
     Rejection,
@@ -23,7 +23,7 @@ class _Diagnoses:
     """What is the same for chutes with the same needs, kept for the rest of the round."""
 
     by_need: dict[tuple[frozenset[str], bool, str], Rejection] = field(default_factory=dict)
-    fitting: dict[tuple[tuple[int, ...], int], list[Srv]] = field(default_factory=dict)
+    fitting: dict[tuple[tuple[Group, ...], int], list[Srv]] = field(default_factory=dict)
     fenced: dict[tuple[frozenset[str], bool, str, int], Rejection | None] = field(
         default_factory=dict
     )
@@ -41,7 +41,7 @@ def _diagnose(ctx: RoundState, slot: Slot, cache: _Diagnoses) -> Rejection:
         if known is None:
             known = cache.by_need[need] = _no_compatible_server(ctx, chute)
         return known
-    key = (tuple(id(grp) for grp in slot.groups), chute.gpu_count)
+    key = (tuple(slot.groups), chute.gpu_count)
     fitting = cache.fitting.get(key)
     if fitting is None:
         fitting = cache.fitting[key] = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from gepetto_core.scheduling.assignment import EPS, Assign, Book, search, slot_value
-from gepetto_core.scheduling.round_state import GroupKey, Slot, Srv
+from gepetto_core.scheduling.round_state import Group, GroupKey, Slot, Srv
 
 # Eviction targets tried per unplaced slot (the cheapest evictions first). Trying the next two
 # as well changed nothing on the benchmark's 80 rounds and cost 2 ms.
@@ -21,7 +21,7 @@ def _try_evict(
     g = u.chute.gpu_count
     need = g - srv.free
     lost = 0.0
-    for a in sorted(book.on.get(id(srv), []), key=lambda a: a.value / a.slot.chute.gpu_count):
+    for a in sorted(book.on.get(srv, []), key=lambda a: a.value / a.slot.chute.gpu_count):
         if need <= 0 and srv.pulls_left > 0:
             break
         if a.slot.tier < u.tier:
@@ -60,14 +60,14 @@ def repair(
     hopeless: set[str] = set()  # chutes whose previous slot found no gainful eviction
     # (groups, gpu_count) -> best value of a slot without pair evidence that found none: a
     # later one like it is worth less everywhere (slots come by density), so it finds none too.
-    hopeless_like: dict[tuple[tuple[int, ...], int], float] = {}
+    hopeless_like: dict[tuple[tuple[Group, ...], int], float] = {}
     for u in unplaced:
         if tried >= budget:
             break
         if book.is_placed(u) or u.chute.chute_id in hopeless:
             continue
         plain = not u.pair_factor and not u.blocked
-        sig = (tuple(id(grp) for grp in u.groups), u.chute.gpu_count)
+        sig = (tuple(u.groups), u.chute.gpu_count)
         if plain and (u.best_value or 0.0) <= hopeless_like.get(sig, -math.inf):
             continue
         g = u.chute.gpu_count

@@ -56,7 +56,7 @@ class Srv:
     # GPU opportunity cost per GPU this pass: what a turned-away slot would have paid here.
     price: float = 0.0
     # The slot whose bid set the price: it does not pay its own bid (as in an auction).
-    price_owner: int = 0
+    price_owner: Slot | None = None
     initial_free: int = 0
     # Order inside a group's free-GPU lists: by cost, or by reliability (best first) when the
     # value does not depend on cost (expected value, sunk cost), so searches stop early.
@@ -81,7 +81,7 @@ class Group:
     # True: lists are sorted by reliability q (descending) instead of cost (see `Srv.sort_key`).
     by_q: bool = False
     min_price: float = 0.0
-    owners: set[int] = field(default_factory=set)
+    owners: set[Slot] = field(default_factory=set)  # slots whose bids set prices here
     # free-GPU count -> servers with exactly that many free (and a pull slot), by cost.
     by_free: dict[int, list[Srv]] = field(default_factory=dict)
 
