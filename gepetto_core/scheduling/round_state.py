@@ -157,27 +157,46 @@ def build_round_state(
         rel = reliability(snapshot.failures, now, policy.reliability, policy.backoff)
     else:
         rel = flat_reliability(policy.reliability)
+    ctx = RoundState(
+        snapshot=snapshot,
+        policy=policy,
+        now=now,
+        backoff=backoff,
+        rel=rel,
+        servers=[],
+        groups={},
+        chute_rejections={},
+        server_rejections={},
+        wanted={},
+        terms={},
+        chute_groups={},
+    )
+    _build_servers(ctx, rng)
+    _build_slots(ctx)
+    return ctx
 
+
+def _build_servers(ctx: RoundState, rng: random.Random) -> None:
+    """The servers that pass the server rules, in random order (ties in cost are broken at
+    random, not by input order), grouped by the static pair rules' key."""
+    snapshot, policy, backoff = ctx.snapshot, ctx.policy, ctx.backoff
     pending_on: dict[str, int] = {}
     for d in snapshot.deployments:
         if d.pending:
             pending_on[d.server_id] = pending_on.get(d.server_id, 0) + 1
-
     order = list(range(len(snapshot.servers)))
-    rng.shuffle(order)  # ties in cost are broken at random, not by input order
-    servers: list[Srv] = []
-    groups: dict[GroupKey, Group] = {}
-    server_rejections: dict[str, Rejection] = {}
+    rng.shuffle(order)
     for rank, i in enumerate(order):
         view = snapshot.servers[i]
         pending = pending_on.get(view.server_id, 0)
         rej = server_rejection(view, policy, backoff, pending)
         if rej is not None:
-            server_rejections[view.server_id] = rej
+            ctx.server_rejections[view.server_id] = rej
             continue
         free_ids = view.free_gpu_ids()
         limit = pull_limit(view, policy, backoff)
-        q = rel.server_factor.get(view.server_id, 1.0) if policy.value_model == "expected" else 1.0
+        expected = policy.value_model == "expected"
+        q = ctx.rel.server_factor.get(view.server_id, 1.0) if expected else 1.0
         srv = Srv(
             view=view,
             idx=rank,
@@ -188,36 +207,19 @@ def build_round_state(
             initial_free=len(free_ids),
         )
         key: GroupKey = (view.gpu_type, view.is_tee, view.validator)
-        grp = groups.get(key)
+        grp = ctx.groups.get(key)
         if grp is None:
-            grp = groups[key] = Group(key=key, servers=[])
+            grp = ctx.groups[key] = Group(key=key, servers=[])
         srv.group = grp
         grp.servers.append(srv)
-        servers.append(srv)
+        ctx.servers.append(srv)
     by_q = policy.value_model == "expected" and policy.cost_weight == 0
-    for grp in groups.values():
+    for grp in ctx.groups.values():
         grp.q_max = max((s.q for s in grp.servers), default=1.0)
         grp.by_q = by_q
         for s in grp.servers:
             s.sort_key = (-s.q, s.idx) if by_q else (s.cost, s.idx)
             grp.add(s)
-
-    ctx = RoundState(
-        snapshot=snapshot,
-        policy=policy,
-        now=now,
-        backoff=backoff,
-        rel=rel,
-        servers=servers,
-        groups=groups,
-        chute_rejections={},
-        server_rejections=server_rejections,
-        wanted={},
-        terms={},
-        chute_groups={},
-    )
-    _build_slots(ctx)
-    return ctx
 
 
 def _build_slots(ctx: RoundState) -> None:
