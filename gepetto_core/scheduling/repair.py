@@ -44,11 +44,9 @@ def _try_evict(
     return gain
 
 
-def repair(
-    placed: list[Assign], unplaced: list[Slot], floor: float, window: float, budget: int
-) -> tuple[list[Assign], list[Slot]]:
-    """Give unplaced slots room by evicting lower-value new placements (which may move)."""
-    book = Book(placed)
+def _min_density(placed: list[Assign]) -> dict[GroupKey, float]:
+    """Per group, the lowest value per GPU among the placements: a slot denser than that may
+    find room there by eviction."""
     min_density: dict[GroupKey, float] = {}
     for a in placed:
         assert a.srv.group is not None
@@ -56,6 +54,44 @@ def repair(
         key = a.srv.group.key
         if d < min_density.get(key, math.inf):
             min_density[key] = d
+    return min_density
+
+
+def _best_eviction(
+    book: Book, u: Slot, groups: list[Group], floor: float, window: float
+) -> tuple[float, Srv, float] | None:
+    """(gain, server, value) of the best eviction that places `u`, or None. Servers are ranked
+    by what eviction would cost before anybody moves; the best few are tried and undone."""
+    g = u.chute.gpu_count
+    options: list[tuple[float, Srv, float]] = []
+    for grp in groups:
+        for srv in grp.servers:
+            if u.blocked and srv.view.server_id in u.blocked:
+                continue
+            held, lost = book.eviction_cost(srv, g)
+            if srv.free + held < g:
+                continue
+            v = slot_value(u, srv)
+            if v <= floor:
+                continue
+            options.append((v - lost, srv, v))
+    options.sort(key=lambda o: -o[0])
+    best: tuple[float, Srv, float] | None = None
+    for _, srv, v in options[:REPAIR_TRIALS]:
+        mark = len(book.log)
+        gain = _try_evict(book, u, srv, v, floor, window)
+        book.undo_to(mark)
+        if gain is not None and gain > EPS and (best is None or gain > best[0]):
+            best = (gain, srv, v)
+    return best
+
+
+def repair(
+    placed: list[Assign], unplaced: list[Slot], floor: float, window: float, budget: int
+) -> tuple[list[Assign], list[Slot]]:
+    """Give unplaced slots room by evicting lower-value new placements (which may move)."""
+    book = Book(placed)
+    min_density = _min_density(placed)
     tried = 0
     hopeless: set[str] = set()  # chutes whose previous slot found no gainful eviction
     # (groups, gpu_count) -> best value of a slot without pair evidence that found none: a
@@ -76,27 +112,7 @@ def repair(
         if not groups:
             continue
         tried += 1
-        # Rank servers by what eviction would cost before anybody moves; try the best few.
-        options: list[tuple[float, Srv, float]] = []
-        for grp in groups:
-            for srv in grp.servers:
-                if u.blocked and srv.view.server_id in u.blocked:
-                    continue
-                held, lost = book.eviction_cost(srv, g)
-                if srv.free + held < g:
-                    continue
-                v = slot_value(u, srv)
-                if v <= floor:
-                    continue
-                options.append((v - lost, srv, v))
-        options.sort(key=lambda o: -o[0])
-        best: tuple[float, Srv, float] | None = None
-        for _, srv, v in options[:REPAIR_TRIALS]:
-            mark = len(book.log)
-            gain = _try_evict(book, u, srv, v, floor, window)
-            book.undo_to(mark)
-            if gain is not None and gain > EPS and (best is None or gain > best[0]):
-                best = (gain, srv, v)
+        best = _best_eviction(book, u, groups, floor, window)
         if best is not None:
             _try_evict(book, u, best[1], best[2], floor, window)
             book.log.clear()
