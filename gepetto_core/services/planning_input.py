@@ -18,6 +18,7 @@ from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.adapters.pg_state import PgState
 from gepetto_core.config import Settings
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
+from gepetto_core.models.validator import ChuteMetrics as ValidatorMetrics
 from gepetto_core.models.validator import ChuteUtilization as ValidatorUtilization
 from gepetto_core.models.validator import ValidatorChute
 from gepetto_core.scheduling import (
@@ -95,17 +96,7 @@ def _chute_view(
     rc = remote.chutes.items.get(chute.chute_id) if remote else None
     util = remote.utilization.items.get(chute.chute_id) if remote else None
     metrics = remote.metrics.items.get(chute.chute_id) if remote else None
-    jobs = (
-        tuple(
-            j.job_id
-            for j in remote.jobs.items.values()
-            if j.chute_id == chute.chute_id
-            and j.instance_id is None
-            and (j.status or "").lower() not in _CLOSED_JOB_STATES
-        )
-        if remote
-        else ()
-    )
+    jobs = _open_jobs(chute.chute_id, remote) if remote else ()
     if util is not None:
         instance_count = util.total_instance_count or util.instance_count
     else:
@@ -126,16 +117,7 @@ def _chute_view(
         chutes_version=chute.chutes_version,
         effective_compute_multiplier=rc.effective_compute_multiplier if rc else 0.0,
         bounty_boost=float(rc.compute_multiplier_factors.get("bounty_boost", 1.0)) if rc else 1.0,
-        metrics=(
-            ChuteMetrics(
-                total_compute_time=metrics.total_compute_time,
-                compute_multiplier=metrics.compute_multiplier,
-                total_invocations=float(metrics.total_invocations),
-                rate_limit_count=float(metrics.rate_limit_count),
-            )
-            if metrics
-            else None
-        ),
+        metrics=_chute_metrics(metrics) if metrics else None,
         utilization=(
             ChuteUtilization(
                 scalable=util.scalable and _private_chute_wanted(rc, util),
@@ -149,6 +131,26 @@ def _chute_view(
         instance_count=instance_count,
         job_ids=jobs,
         startup_minutes=startup_minutes,
+    )
+
+
+def _open_jobs(chute_id: str, remote: ValidatorSnapshot) -> tuple[str, ...]:
+    """The chute's jobs nobody has taken yet and that are still open."""
+    return tuple(
+        j.job_id
+        for j in remote.jobs.items.values()
+        if j.chute_id == chute_id
+        and j.instance_id is None
+        and (j.status or "").lower() not in _CLOSED_JOB_STATES
+    )
+
+
+def _chute_metrics(metrics: ValidatorMetrics) -> ChuteMetrics:
+    return ChuteMetrics(
+        total_compute_time=metrics.total_compute_time,
+        compute_multiplier=metrics.compute_multiplier,
+        total_invocations=float(metrics.total_invocations),
+        rate_limit_count=float(metrics.rate_limit_count),
     )
 
 
