@@ -39,6 +39,8 @@ from gepetto_core.kube_objects import JobPort, LaunchParams, uses_launch_config
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
 from gepetto_core.models.validator import LaunchConfig
 from gepetto_core.ops.metrics import METRICS
+from gepetto_core.scheduling.rules import deploy_rejection
+from gepetto_core.services.planning_input import deploy_views
 from gepetto_core.services.ports import Cluster, ValidatorApi
 
 log = logging.getLogger(__name__)
@@ -317,20 +319,7 @@ class Deployer:
 
 
 def placement_problem(chute: Chute, server: Server, gpus: Sequence[Gpu]) -> str | None:
-    """Why this chute cannot go on this server now, or None. Pure; the autoscaler has its own
-    richer rules, this is the guard every deploy (operator or automatic) passes."""
-    if chute.ban_reason:
-        return f"chute is banned ({chute.ban_reason})"
-    if server.locked:
-        return "server is locked"
-    if chute.tee != server.is_tee:
-        return "TEE chute needs a TEE server" if chute.tee else "server is TEE-only"
-    if chute.validator != server.validator:
-        return "chute and server belong to different validators"
-    free = [g for g in gpus if g.verified and g.deployment_id is None]
-    types = {g.model_short_ref for g in gpus}
-    if chute.supported_gpus and not types & set(chute.supported_gpus):
-        return f"GPU type {', '.join(sorted(types)) or 'unknown'} not supported by the chute"
-    if len(free) < chute.gpu_count:
-        return f"needs {chute.gpu_count} free verified GPU(s), {len(free)} free"
-    return None
+    """Why this chute cannot go on this server now, or None: the guard every deploy (operator
+    or automatic) passes, `scheduling.rules.deploy_rejection` on the inventory rows."""
+    rejection = deploy_rejection(*deploy_views(chute, server, gpus))
+    return rejection.detail if rejection is not None else None

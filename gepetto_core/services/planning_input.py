@@ -163,6 +163,12 @@ def _private_chute_wanted(rc: ValidatorChute | None, util: ValidatorUtilization)
     return bool(util.active_instance_count) or has_bounty
 
 
+def deploy_views(chute: Chute, server: Server, gpus: Sequence[Gpu]) -> tuple[ChuteView, ServerView]:
+    """The planner's views of one chute and one server (with its GPUs), from the inventory
+    alone: what `rules.deploy_rejection` needs to guard a deploy."""
+    return _chute_view(chute, None), _server_view(server, gpus, None)
+
+
 def _server_view(server: Server, gpus: Sequence[Gpu], disk_free_gb: float | None) -> ServerView:
     return ServerView(
         server_id=server.server_id,
