@@ -9,7 +9,8 @@ Upstream bugs fixed on purpose:
   (`ports[3:]`); here every extra port gets its `CHUTES_PORT_{PROTO}_{port}`;
 - `--graval-seed None` was emitted for a server without a seed; the flag is now left out.
 
-Node sizing (quantities, CPU and memory per GPU, free disk) is `node_capacity.py`.
+Node sizing (quantities, CPU and memory per GPU, free disk) is `node_capacity.py`; the Service is
+`kube_service.py`.
 """
 
 from __future__ import annotations
@@ -168,28 +169,6 @@ def normalize_job_ports(raw_ports: Iterable[Mapping[str, Any]]) -> tuple[JobPort
     return tuple(seen.values())
 
 
-def service_ports(chute: Chute, job_ports: Sequence[JobPort]) -> list[dict[str, Any]]:
-    numbers = [PRIMARY_PORT, LOGGING_PORT]
-    if has_attestation_port(chute):
-        numbers.append(ATTESTATION_PORT)
-    ports = [_service_port(n, "TCP", f"chute-{n}") for n in numbers]
-    taken = {(p["protocol"], p["port"]) for p in ports}
-    tcp_numbers = {p.port for p in job_ports if p.proto == "TCP"} | set(numbers)
-    for extra in job_ports:
-        if (extra.proto, extra.port) in taken:
-            continue
-        taken.add((extra.proto, extra.port))
-        # A UDP twin of a TCP port needs its own name: Service port names must be unique.
-        clash = extra.proto == "UDP" and extra.port in tcp_numbers
-        name = f"chute-{extra.port}-udp" if clash else f"chute-{extra.port}"
-        ports.append(_service_port(extra.port, extra.proto, name))
-    return ports
-
-
-def _service_port(number: int, proto: str, name: str) -> dict[str, Any]:
-    return {"name": name, "port": number, "targetPort": number, "protocol": proto}
-
-
 # --------------------------------------------------------------------------- labels
 
 
@@ -207,15 +186,6 @@ def chute_labels(chute: Chute, deployment: Deployment) -> dict[str, str]:
         labels[LABEL_JOB_ID] = deployment.job_id
         labels[LABEL_JOB] = "true"
     return labels
-
-
-def _service_labels(chute: Chute, deployment: Deployment) -> dict[str, str]:
-    return {
-        LABEL_DEPLOYMENT_ID: deployment.deployment_id,
-        LABEL_CHUTE: "true",
-        LABEL_CHUTE_ID: chute.chute_id,
-        LABEL_VERSION: deployment.version,
-    }
 
 
 # --------------------------------------------------------------------------- builders
@@ -236,36 +206,6 @@ def build_code_configmap(chute: Chute, namespace: str) -> dict[str, Any]:
         },
         "data": {chute.filename: chute.code},
     }
-
-
-def build_chute_service(
-    chute: Chute, deployment: Deployment, settings: JobSettings, launch: LaunchParams
-) -> dict[str, Any]:
-    _check_rows(chute, deployment)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": service_name(deployment.deployment_id),
-            "namespace": settings.namespace,
-            "labels": _service_labels(chute, deployment),
-        },
-        "spec": {
-            "type": "NodePort",
-            "externalTrafficPolicy": "Local",
-            "selector": {LABEL_DEPLOYMENT_ID: deployment.deployment_id},
-            "ports": service_ports(chute, launch.job_ports),
-        },
-    }
-
-
-def node_ports_of(service: Mapping[str, Any]) -> dict[tuple[str, int], int]:
-    """(protocol, port) → nodePort of a created Service (as returned by the API)."""
-    result: dict[tuple[str, int], int] = {}
-    for port in service.get("spec", {}).get("ports", []) or []:
-        if port.get("nodePort"):
-            result[(port.get("protocol", "TCP"), int(port["port"]))] = int(port["nodePort"])
-    return result
 
 
 def gpu_device_name(gpu: Gpu) -> str:
@@ -293,7 +233,7 @@ def build_chute_job(
     node_ports: Mapping[tuple[str, int], int],
 ) -> dict[str, Any]:
     """The Job `chute-{deployment_id}`; `node_ports` come from the created Service."""
-    _check_rows(chute, deployment)
+    check_rows(chute, deployment)
     _check_gpus(chute, server, gpus)
     attestation = has_attestation_port(chute)
     required = [PRIMARY_PORT, LOGGING_PORT] + ([ATTESTATION_PORT] if attestation else [])
@@ -473,7 +413,7 @@ def _chute_env(
     return [{"name": k, "value": v} for k, v in env.items()]
 
 
-def _check_rows(chute: Chute, deployment: Deployment) -> None:
+def check_rows(chute: Chute, deployment: Deployment) -> None:
     if deployment.chute_id != chute.chute_id:
         raise InvalidInputError(
             f"deployment {deployment.deployment_id} is for chute {deployment.chute_id}, "

@@ -23,7 +23,7 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from gepetto_core import kube_objects as ko
-from gepetto_core import node_capacity
+from gepetto_core import kube_service, node_capacity
 from gepetto_core.adapters.kube_views import (
     WORKER_LABEL,
     chute_job_view,
@@ -311,7 +311,7 @@ class KubeCluster:
     async def create_service(
         self, chute: Chute, deployment: Deployment, launch: ko.LaunchParams
     ) -> ServiceView:
-        body = ko.build_chute_service(chute, deployment, self.settings, launch)
+        body = kube_service.build_chute_service(chute, deployment, self.settings, launch)
         created = await self._call(
             f"create service {body['metadata']['name']}",
             self._core.create_namespaced_service,

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gepetto_core import kube_objects as ko
-from gepetto_core import node_capacity
+from gepetto_core import kube_service, node_capacity
 from gepetto_core.models.cluster import (
     ChuteJobView,
     ContainerStateView,
@@ -139,7 +139,9 @@ def service_view(obj: Mapping[str, Any]) -> ServiceView:
         namespace=meta.get("namespace", ""),
         deployment_id=labels.get(ko.LABEL_DEPLOYMENT_ID),
         labels=labels,
-        node_ports={f"{proto}/{port}": np for (proto, port), np in ko.node_ports_of(obj).items()},
+        node_ports={
+            f"{proto}/{port}": np for (proto, port), np in kube_service.node_ports_of(obj).items()
+        },
     )
 
 
