@@ -237,24 +237,74 @@ def build_chute_job(
     _check_gpus(chute, server, gpus)
     attestation = has_attestation_port(chute)
     required = [PRIMARY_PORT, LOGGING_PORT] + ([ATTESTATION_PORT] if attestation else [])
-    missing = [p for p in required if ("TCP", p) not in node_ports]
-    missing += [p.port for p in launch.job_ports if (p.proto, p.port) not in node_ports]
-    if missing:
-        raise InvalidInputError(f"service has no node port for port(s) {missing}")
-
+    _check_node_ports(required, launch.job_ports, node_ports)
     disk_gb = launch.disk_gb if launch.disk_gb is not None else settings.default_disk_gb
     devices = ",".join(gpu_device_name(g) for g in gpus)
-    labels = chute_labels(chute, deployment)
-
     env = _chute_env(chute, server, settings, launch, node_ports, devices, attestation)
     container_ports = [{"containerPort": p, "protocol": "TCP"} for p in required]
     container_ports += [{"containerPort": p.port, "protocol": p.proto} for p in launch.job_ports]
-    probe_port = LOGGING_PORT if version_at_least(chute.chutes_version, LOGGING_PROBE_MIN) else 8000
     resources = {
         "cpu": str(server.cpu_per_gpu * chute.gpu_count),
         "memory": f"{server.memory_per_gpu * chute.gpu_count}Gi",
         "ephemeral-storage": f"{disk_gb}Gi",
     }
+    mounts, volumes = _chute_volumes(chute, disk_gb)
+    container = {
+        "name": "chute",
+        "image": f"{registry_ref(server, settings, launch.vm_version)}/{chute.image}",
+        "imagePullPolicy": "Always",
+        "command": _chute_command(chute, server, settings, launch),
+        "env": env,
+        "ports": container_ports,
+        "resources": {"requests": dict(resources), "limits": dict(resources)},
+        "readinessProbe": _readiness_probe(chute),
+        "securityContext": {"capabilities": {"add": ["IPC_LOCK"]}},
+        "volumeMounts": mounts,
+    }
+    pod_spec: dict[str, Any] = {
+        "nodeName": server.name,
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": settings.shutdown_seconds,
+        "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+        "initContainers": [_cache_init_container(chute, server, settings, devices)],
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if settings.runtime_class:
+        pod_spec["runtimeClassName"] = settings.runtime_class
+    return _job(
+        job_name(deployment.deployment_id),
+        settings.namespace,
+        chute_labels(chute, deployment),
+        pod_spec,
+    )
+
+
+def _check_node_ports(
+    required: Sequence[int], job_ports: Sequence[JobPort], node_ports: Mapping[tuple[str, int], int]
+) -> None:
+    missing = [p for p in required if ("TCP", p) not in node_ports]
+    missing += [p.port for p in job_ports if (p.proto, p.port) not in node_ports]
+    if missing:
+        raise InvalidInputError(f"service has no node port for port(s) {missing}")
+
+
+def _readiness_probe(chute: Chute) -> dict[str, Any]:
+    """`/_alive` on the logging port (chutes >= 0.3.3), else on the primary port."""
+    probe_port = LOGGING_PORT if version_at_least(chute.chutes_version, LOGGING_PROBE_MIN) else 8000
+    return {
+        "exec": {"command": ["curl", "-f", f"http://127.0.0.1:{probe_port}/_alive"]},
+        "initialDelaySeconds": 15,
+        "periodSeconds": 15,
+        "timeoutSeconds": 1,
+        "successThreshold": 1,
+        "failureThreshold": 60,
+    }
+
+
+def _chute_volumes(chute: Chute, disk_gb: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The chute container's mounts and the pod's volumes (the code ConfigMap first, when the
+    chute's library version still reads its code from one)."""
     mounts: list[dict[str, Any]] = [
         {"name": "cache", "mountPath": "/cache"},
         {"name": "tmp", "mountPath": "/tmp"},
@@ -284,28 +334,15 @@ def build_chute_job(
                 },
             },
         )
+    return mounts, volumes
 
-    container = {
-        "name": "chute",
-        "image": f"{registry_ref(server, settings, launch.vm_version)}/{chute.image}",
-        "imagePullPolicy": "Always",
-        "command": _chute_command(chute, server, settings, launch),
-        "env": env,
-        "ports": container_ports,
-        "resources": {"requests": dict(resources), "limits": dict(resources)},
-        "readinessProbe": {
-            "exec": {"command": ["curl", "-f", f"http://127.0.0.1:{probe_port}/_alive"]},
-            "initialDelaySeconds": 15,
-            "periodSeconds": 15,
-            "timeoutSeconds": 1,
-            "successThreshold": 1,
-            "failureThreshold": 60,
-        },
-        "securityContext": {"capabilities": {"add": ["IPC_LOCK"]}},
-        "volumeMounts": mounts,
-    }
+
+def _cache_init_container(
+    chute: Chute, server: Server, settings: JobSettings, devices: str
+) -> dict[str, Any]:
+    """Cleans the node's model cache before the chute starts (keeping this chute's files)."""
     cache_size = settings.cache_overrides.get(server.name, settings.cache_max_size_gb)
-    init_container = {
+    return {
         "name": "cache-init",
         "image": settings.cache_cleaner_image,
         "imagePullPolicy": "Always",
@@ -320,25 +357,16 @@ def build_chute_job(
         "securityContext": {"runAsUser": 0},
         "volumeMounts": [{"name": "raw-cache", "mountPath": "/cache"}],
     }
-    pod_spec: dict[str, Any] = {
-        "nodeName": server.name,
-        "restartPolicy": "Never",
-        "terminationGracePeriodSeconds": settings.shutdown_seconds,
-        "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
-        "initContainers": [init_container],
-        "containers": [container],
-        "volumes": volumes,
-    }
-    if settings.runtime_class:
-        pod_spec["runtimeClassName"] = settings.runtime_class
+
+
+def _job(
+    name: str, namespace: str, labels: Mapping[str, str], pod_spec: dict[str, Any]
+) -> dict[str, Any]:
+    """The Job around the pod: one run, no retries, kept 5 minutes after it ends."""
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {
-            "name": job_name(deployment.deployment_id),
-            "namespace": settings.namespace,
-            "labels": dict(labels),
-        },
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
         "spec": {
             "parallelism": 1,
             "completions": 1,
