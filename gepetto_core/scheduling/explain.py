@@ -9,7 +9,7 @@ from typing import Literal
 
 from gepetto_core.errors import NotFoundError
 from gepetto_core.scheduling.assignment import slot_value
-from gepetto_core.scheduling.plan import ChuteDecision, Placement, Plan, Preemption
+from gepetto_core.scheduling.plan import ChuteDecision, Placement, Preemption, RoundPlan
 from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.round_state import RoundState, Slot, Srv, Tier, build_round_state
 from gepetto_core.scheduling.rules import Reason, Rejection, compatibility_rejection, pair_rejection
@@ -64,7 +64,7 @@ class Explanation:
         return "; ".join(parts)
 
 
-def explain(snapshot: Snapshot, plan: Plan, chute_id: str) -> Explanation:
+def explain(snapshot: Snapshot, plan: RoundPlan, chute_id: str) -> Explanation:
     chute = snapshot.chute_by_id.get(chute_id)
     if chute is None:
         raise NotFoundError("chute", chute_id, [c for c in snapshot.chute_by_id if chute_id in c])

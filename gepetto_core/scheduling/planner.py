@@ -32,7 +32,7 @@ from gepetto_core.scheduling.assignment import EPS, Assign, State, search
 from gepetto_core.scheduling.decisions import chute_decisions, mark_round_limit
 from gepetto_core.scheduling.exact_polish import exact_polish
 from gepetto_core.scheduling.local_search import improve
-from gepetto_core.scheduling.plan import Placement, Plan
+from gepetto_core.scheduling.plan import Placement, RoundPlan
 from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.repair import repair
 from gepetto_core.scheduling.round_state import (
@@ -235,7 +235,9 @@ def _reason(a: Assign, ctx: RoundState) -> str:
     )
 
 
-def plan_round(snapshot: Snapshot, policy: PlanPolicy, now: datetime, rng: random.Random) -> Plan:
+def plan_round(
+    snapshot: Snapshot, policy: PlanPolicy, now: datetime, rng: random.Random
+) -> RoundPlan:
     """Plan one round: new placements on free GPUs, then preemptions for what did not fit."""
     from gepetto_core.scheduling.preemption import plan_preemptions
 
@@ -264,7 +266,7 @@ def plan_round(snapshot: Snapshot, policy: PlanPolicy, now: datetime, rng: rando
     decisions = chute_decisions(ctx, placements, unplaced + deferred)
     if deferred:
         decisions = mark_round_limit(decisions, deferred)
-    return Plan(
+    return RoundPlan(
         placements=tuple(placements),
         preemptions=tuple(preemptions),
         decisions=decisions,

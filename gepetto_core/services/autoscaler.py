@@ -25,7 +25,7 @@ from gepetto_core.adapters.pg_state import PgState
 from gepetto_core.clock import utcnow
 from gepetto_core.errors import GepettoError, NoCapacityError
 from gepetto_core.ops.metrics import METRICS
-from gepetto_core.scheduling.plan import Placement, Plan, Preemption
+from gepetto_core.scheduling.plan import Placement, Preemption, RoundPlan
 from gepetto_core.scheduling.planner import plan_round
 from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.snapshot import PreemptionRecord, Snapshot
@@ -49,7 +49,7 @@ class Outcome:
 class RoundReport:
     started_at: datetime
     mode: str
-    plan: Plan | None = None
+    plan: RoundPlan | None = None
     outcomes: list[Outcome] = field(default_factory=list)
     error: str | None = None
     plan_seconds: float = 0.0

@@ -14,9 +14,9 @@ from gepetto_core.scheduling import (
     ChuteMetrics,
     ChuteUtilization,
     FailureRecord,
-    Plan,
     PlanPolicy,
     Reason,
+    RoundPlan,
     Snapshot,
     plan_round,
 )
@@ -27,11 +27,11 @@ from .conftest import NOW, Builder
 B = Builder()
 
 
-def run(snap: Snapshot, policy: PlanPolicy, seed: int = 0) -> Plan:
+def run(snap: Snapshot, policy: PlanPolicy, seed: int = 0) -> RoundPlan:
     return plan_round(snap, policy, NOW, random.Random(seed))
 
 
-def where(plan: Plan) -> dict[str, list[str]]:
+def where(plan: RoundPlan) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for p in plan.placements:
         out.setdefault(p.chute_id, []).append(p.server_id)
