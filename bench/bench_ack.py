@@ -27,7 +27,7 @@ from bittensor_wallet import Keypair
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import build_app
-from bot.context import BotConfig
+from bot.bot_context import BotConfig
 from bot.serve import http_server
 from bot.settings import load_bot_settings
 from gepetto_core.wiring import build_runtime

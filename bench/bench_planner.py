@@ -37,7 +37,7 @@ from bench.fleets import Profile, make_snapshot, make_world
 from bench.simulate import Fork, Gepetto, Official, Result, simulate
 from gepetto_core.scheduling import PlanPolicy, Snapshot, plan_round
 from gepetto_core.scheduling.assignment import slot_value
-from gepetto_core.scheduling.context import Slot, build_context
+from gepetto_core.scheduling.round_state import Slot, build_round_state
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -46,7 +46,7 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 def lp_bound(snap: Snapshot, policy: PlanPolicy) -> tuple[float, int, float]:
     """LP relaxation of the round (HiGHS): max sum v x, per-chute allowance, per-server GPUs.
     Same candidates and values as the planner. Returns (bound, pairs, seconds)."""
-    ctx = build_context(snap, policy, NOW, random.Random(0))
+    ctx = build_round_state(snap, policy, NOW, random.Random(0))
     copies: dict[str, int] = {}
     first: dict[str, Slot] = {}
     for s in ctx.slots:
@@ -88,7 +88,7 @@ def quality(seeds: list[int]) -> dict[str, Any]:
         for prefill in (0.0, 0.3):
             for kappa, mode in ((0.0, "sunk"), (1.0, "elastic")):
                 policy = PlanPolicy(
-                    cost_weight=kappa, max_deploys_per_round=None, max_pending_per_server=None
+                    cost_weight=kappa, max_deploys_per_round=None, max_pulls_per_server=None
                 )
                 for seed in seeds:
                     world = make_world(profile, 500, 100, seed)

@@ -53,9 +53,9 @@ from gepetto_core.scheduling import (
     DeploymentView,
     FailureRecord,
     GpuView,
-    Plan,
     PlanPolicy,
     PreemptionRecord,
+    RoundPlan,
     ServerView,
     Snapshot,
     plan_round,
@@ -462,7 +462,7 @@ class Gepetto:
         self.preempted: set[str] = set()
         self.recent_preemptions: list[PreemptionRecord] = []
         self.proposed: frozenset[tuple[str, str]] = frozenset()
-        self.last_plan: Plan | None = None  # for bench.diagnose: why GPUs stayed free
+        self.last_plan: RoundPlan | None = None  # for bench.diagnose: why GPUs stayed free
 
     def _when(self, minute: int) -> datetime:
         return START + timedelta(minutes=minute)

@@ -34,12 +34,12 @@ from bot.alerts import (
 from bot.approvals import ALERT_TTL, PendingActions
 from bot.cards import build_digest_card, build_failure_alert, build_recycle_card, build_storm_card
 from bot.outbox import SlackOutbox, SlackSendError
+from gepetto_core.clock import utcnow
 from gepetto_core.models.inventory import Chute, Server
 from gepetto_core.models.state import AlertRecord, LedgerEntry
-from gepetto_core.scheduling.reconcile import RemoveDeployment
+from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
 from gepetto_core.services.autoscaler import RoundReport
-from gepetto_core.services.deployer import utcnow
-from gepetto_core.services.reconciler import ReconcileReport
+from gepetto_core.services.reconcile_service import ReconcileReport
 
 log = logging.getLogger(__name__)
 ALERTS_ACTOR = "gepetto-alerts"
@@ -187,70 +187,92 @@ class AlertService:
     async def _apply(
         self, effect: AlertEffect, known: dict[str, AlertRecord], now: datetime
     ) -> None:
+        """Carry out one effect of the alert plan; `known` follows what it posted or changed."""
         assert self.channel is not None
         if isinstance(effect, NewAlert):
             known[effect.failure.key] = await self._post_failure(effect.failure, now, None, None)
         elif isinstance(effect, RepeatAlert):
-            old = known[effect.key]
-            payload = {**old.payload, **effect.failure.to_payload()}
-            payload["buttons"] = old.payload.get("buttons", {})
-            payload["storm"] = old.payload.get("storm")
-            record = old.model_copy(
-                update={"occurrences": effect.occurrences, "last_at": now, "payload": payload}
-            )
-            await self._state.save_alert(record)
-            known[effect.key] = record
-            if record.channel and record.message_ts:
-                card = build_failure_alert(
-                    payload, occurrences=record.occurrences, buttons=payload["buttons"]
-                )
-                self._outbox.update(record.channel, record.message_ts, card)
+            await self._repeat(effect, known, now)
         elif isinstance(effect, StartStorm):
-            earlier = [known[k].payload for k in effect.earlier if k in known]
-            payloads = [*earlier, *(f.to_payload() for f in effect.failures)]
-            started = min([now, *(known[k].first_at for k in effect.earlier if k in known)])
-            card = build_storm_card(summarize_storm(payloads), started)
-            channel, ts = await self._outbox.post(self.channel, card)
-            storm = AlertRecord(
-                alert_key=effect.key,
-                channel=channel,
-                message_ts=ts,
-                state="open",
-                occurrences=len(payloads),
-                first_at=started,
-                last_at=now,
-                payload={"kind": "storm", "failures": payloads[:MAX_STORM_PAYLOADS]},
-            )
-            await self._state.save_alert(storm)
-            known[effect.key] = storm
-            for key in effect.earlier:  # one message for the storm: earlier alerts move in
-                if key in known:
-                    known[key] = await self._move_into_thread(known[key], ts, effect.key)
-            for failure in effect.failures:
-                known[failure.key] = await self._post_failure(failure, now, ts, effect.key)
+            await self._start_storm(effect, known, now)
         elif isinstance(effect, JoinStorm):
-            storm = known[effect.key]
-            payloads = [*storm.payload.get("failures", []), effect.failure.to_payload()]
-            storm = storm.model_copy(
-                update={
-                    "occurrences": storm.occurrences + 1,
-                    "last_at": now,
-                    "payload": {"kind": "storm", "failures": payloads[-MAX_STORM_PAYLOADS:]},
-                }
+            await self._join_storm(effect, known, now)
+
+    async def _repeat(
+        self, effect: RepeatAlert, known: dict[str, AlertRecord], now: datetime
+    ) -> None:
+        """The same failure again: its count goes up and its message is edited."""
+        old = known[effect.key]
+        payload = {**old.payload, **effect.failure.to_payload()}
+        payload["buttons"] = old.payload.get("buttons", {})
+        payload["storm"] = old.payload.get("storm")
+        record = old.model_copy(
+            update={"occurrences": effect.occurrences, "last_at": now, "payload": payload}
+        )
+        await self._state.save_alert(record)
+        known[effect.key] = record
+        if record.channel and record.message_ts:
+            card = build_failure_alert(
+                payload, occurrences=record.occurrences, buttons=payload["buttons"]
             )
-            await self._state.save_alert(storm)
-            known[effect.key] = storm
-            if storm.channel and storm.message_ts:
-                summary = summarize_storm(payloads)
-                summary = type(summary)(
-                    storm.occurrences, summary.chutes, summary.servers, summary.suspects
-                )
-                self._outbox.update(
-                    storm.channel, storm.message_ts, build_storm_card(summary, storm.first_at)
-                )
-            known[effect.failure.key] = await self._post_failure(
-                effect.failure, now, storm.message_ts, effect.key
+            self._outbox.update(record.channel, record.message_ts, card)
+
+    async def _start_storm(
+        self, effect: StartStorm, known: dict[str, AlertRecord], now: datetime
+    ) -> None:
+        """Failures enough for a storm: one message for it, the earlier alerts move into its
+        thread and the new ones are posted there."""
+        assert self.channel is not None
+        earlier = [known[k].payload for k in effect.earlier if k in known]
+        payloads = [*earlier, *(f.to_payload() for f in effect.failures)]
+        started = min([now, *(known[k].first_at for k in effect.earlier if k in known)])
+        card = build_storm_card(summarize_storm(payloads), started)
+        channel, ts = await self._outbox.post(self.channel, card)
+        storm = AlertRecord(
+            alert_key=effect.key,
+            channel=channel,
+            message_ts=ts,
+            state="open",
+            occurrences=len(payloads),
+            first_at=started,
+            last_at=now,
+            payload={"kind": "storm", "failures": payloads[:MAX_STORM_PAYLOADS]},
+        )
+        await self._state.save_alert(storm)
+        known[effect.key] = storm
+        for key in effect.earlier:  # one message for the storm: earlier alerts move in
+            if key in known:
+                known[key] = await self._move_into_thread(known[key], ts, effect.key)
+        for failure in effect.failures:
+            known[failure.key] = await self._post_failure(failure, now, ts, effect.key)
+
+    async def _join_storm(
+        self, effect: JoinStorm, known: dict[str, AlertRecord], now: datetime
+    ) -> None:
+        """One more failure of an open storm: the storm's message is edited, the failure is
+        posted in its thread."""
+        storm = known[effect.key]
+        payloads = [*storm.payload.get("failures", []), effect.failure.to_payload()]
+        storm = storm.model_copy(
+            update={
+                "occurrences": storm.occurrences + 1,
+                "last_at": now,
+                "payload": {"kind": "storm", "failures": payloads[-MAX_STORM_PAYLOADS:]},
+            }
+        )
+        await self._state.save_alert(storm)
+        known[effect.key] = storm
+        if storm.channel and storm.message_ts:
+            summary = summarize_storm(payloads)
+            summary = type(summary)(
+                storm.occurrences, summary.chutes, summary.servers, summary.suspects
             )
+            self._outbox.update(
+                storm.channel, storm.message_ts, build_storm_card(summary, storm.first_at)
+            )
+        known[effect.failure.key] = await self._post_failure(
+            effect.failure, now, storm.message_ts, effect.key
+        )
 
     async def set_state(self, alert_key: str, state: str, note: str) -> bool:
         """Resolve or acknowledge an alert: its message is edited in place (no new post)."""

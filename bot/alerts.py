@@ -145,13 +145,7 @@ def plan_failure_alerts(
     repeats: Counter[str] = Counter()
     for failure in failures:
         existing = known.get(failure.key)
-        repeat = (
-            existing is not None
-            and existing.state in OPEN_STATES
-            and existing.message_ts is not None
-            and now - existing.last_at <= policy.reopen_after
-        )
-        if repeat or failure.key in fresh:
+        if _still_open(existing, now, policy) or failure.key in fresh:
             repeats[failure.key] += 1
             if failure.key in fresh:
                 fresh[failure.key] = failure  # the latest reason wins
@@ -169,18 +163,7 @@ def plan_failure_alerts(
     if storm is not None:
         effects += [JoinStorm(storm.alert_key, f) for f in new]
         return _merge_repeats(effects)
-    recent = sorted(
-        (
-            a
-            for a in known.values()
-            if _kind(a) == "failure"
-            and a.state in OPEN_STATES
-            and a.thread_ts is None
-            and now - a.first_at <= policy.storm_window
-            and a.alert_key not in fresh
-        ),
-        key=lambda a: a.first_at,
-    )
+    recent = _recent_failures(known.values(), now, policy, exclude=fresh)
     if len(recent) + len(new) >= policy.storm_threshold:
         started = min([now, *(a.first_at for a in recent)])
         effects.append(
@@ -193,6 +176,34 @@ def plan_failure_alerts(
         if key in fresh:
             effects.append(RepeatAlert(key, fresh[key], 1 + extra))
     return _merge_repeats(effects)
+
+
+def _still_open(existing: AlertRecord | None, now: datetime, policy: AlertPolicy) -> bool:
+    """An alert for the same key is open, posted and recent: the failure repeats it."""
+    return (
+        existing is not None
+        and existing.state in OPEN_STATES
+        and existing.message_ts is not None
+        and now - existing.last_at <= policy.reopen_after
+    )
+
+
+def _recent_failures(
+    known: Iterable[AlertRecord], now: datetime, policy: AlertPolicy, exclude: Mapping[str, object]
+) -> list[AlertRecord]:
+    """Open failure alerts of the storm window, not in a storm's thread, oldest first."""
+    return sorted(
+        (
+            a
+            for a in known
+            if _kind(a) == "failure"
+            and a.state in OPEN_STATES
+            and a.thread_ts is None
+            and now - a.first_at <= policy.storm_window
+            and a.alert_key not in exclude
+        ),
+        key=lambda a: a.first_at,
+    )
 
 
 def _merge_repeats(effects: list[AlertEffect]) -> list[AlertEffect]:

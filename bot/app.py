@@ -23,14 +23,14 @@ from bot.alert_service import AlertService
 from bot.approvals import PendingActions
 from bot.authz import Authorizer, GroupDirectory, is_group_id
 from bot.background import Background
-from bot.context import BotConfig, BotContext, Executor
+from bot.bot_context import BotConfig, BotContext, Executor
 from bot.listeners import actions, commands, home
 from bot.outbox import SlackOutbox
 from bot.pictures import DailyDigest
 from bot.settings import BotSettings
+from gepetto_core.clock import utcnow
 from gepetto_core.commands import execute as command_execute
 from gepetto_core.errors import ConfigError
-from gepetto_core.services.deployer import utcnow
 from gepetto_core.wiring import Runtime
 
 log = logging.getLogger(__name__)

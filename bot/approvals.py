@@ -16,8 +16,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from gepetto_core.clock import utcnow
 from gepetto_core.models.state import PendingAction, PendingStatus
-from gepetto_core.services.deployer import utcnow
 
 OFFER_TTL = timedelta(hours=1)  # a Deploy button on a table
 VIEW_TTL = timedelta(hours=24)  # paging / sharing a read

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from bot.action_ids import (
     ALERT_BACKOFF_ACTION_ID,
@@ -169,6 +169,25 @@ def _failure_lines(payload: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+# The buttons of an open failure alert, in this order: (action id, label, style).
+_ALERT_BUTTONS: tuple[tuple[str, str, Literal["primary", "danger"] | None], ...] = (
+    (ALERT_RETRY_ACTION_ID, "Retry", "primary"),
+    (ALERT_BACKOFF_ACTION_ID, "Back off", None),
+    (ALERT_UNDEPLOY_ACTION_ID, "Undeploy", "danger"),
+)
+
+
+def _alert_buttons(buttons: Mapping[str, str]) -> list[Block]:
+    """The alert's buttons that have a pending action (`buttons`: action id -> its id)."""
+    return [
+        build_button(
+            RowAction(label=label, action_id=action_id, value=buttons[action_id], style=style)
+        )
+        for action_id, label, style in _ALERT_BUTTONS
+        if action_id in buttons
+    ]
+
+
 def build_failure_alert(
     payload: Mapping[str, Any],
     *,
@@ -197,40 +216,7 @@ def build_failure_alert(
         notes.append(state_note)
     blocks.append(context(" · ".join(notes)))
     if state == "open" and buttons:
-        elements = []
-        if ALERT_RETRY_ACTION_ID in buttons:
-            elements.append(
-                build_button(
-                    RowAction(
-                        label="Retry",
-                        action_id=ALERT_RETRY_ACTION_ID,
-                        value=buttons[ALERT_RETRY_ACTION_ID],
-                        style="primary",
-                    )
-                )
-            )
-        if ALERT_BACKOFF_ACTION_ID in buttons:
-            elements.append(
-                build_button(
-                    RowAction(
-                        label="Back off",
-                        action_id=ALERT_BACKOFF_ACTION_ID,
-                        value=buttons[ALERT_BACKOFF_ACTION_ID],
-                    )
-                )
-            )
-        if ALERT_UNDEPLOY_ACTION_ID in buttons:
-            elements.append(
-                build_button(
-                    RowAction(
-                        label="Undeploy",
-                        action_id=ALERT_UNDEPLOY_ACTION_ID,
-                        value=buttons[ALERT_UNDEPLOY_ACTION_ID],
-                        style="danger",
-                    )
-                )
-            )
-        blocks.append({"type": "actions", "elements": elements})
+        blocks.append({"type": "actions", "elements": _alert_buttons(buttons)})
     return _message(blocks, title)
 
 

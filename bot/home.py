@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.context import BotContext
+from bot.bot_context import BotContext
 from bot.render.kit import Block, context, escape_mrkdwn, plain_text, section
 from gepetto_core.models.history import FleetSnapshot
 from gepetto_core.models.state import AlertRecord, AutoscalerMode, PendingAction

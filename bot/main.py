@@ -33,7 +33,7 @@ from gepetto_core.ops.logging import configure_logging, secret_values
 from gepetto_core.ops.metrics import METRICS
 from gepetto_core.process import GepettoProcess, start_process
 from gepetto_core.services.autoscaler import RoundReport
-from gepetto_core.services.reconciler import ReconcileReport
+from gepetto_core.services.reconcile_service import ReconcileReport
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
+from bot.bot_context import BotContext
 from bot.cards import notice, result_message
-from bot.context import BotContext
 from bot.outbox import SlackSendError
 from bot.render import fallback_text
 from bot.uploads import UploadError, upload_png

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -25,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gepetto_core.errors import ConfigError
+from gepetto_core.scheduling.policy import BackoffPolicy, PlanPolicy
 
 
 class ValidatorEndpoint(BaseModel):
@@ -50,6 +52,10 @@ class ValidatorsConfig(BaseModel):
 
 
 Role = Literal["viewer", "operator", "admin"]
+
+_BACKOFF = BackoffPolicy()
+_PLAN = PlanPolicy()
+_MINUTE = timedelta(minutes=1)
 
 
 def _env(name: str, default: Any = None, **kwargs: Any) -> Any:
@@ -110,18 +116,20 @@ class Settings(BaseSettings):
     sync_interval_seconds: float = Field(default=30.0, gt=0)
     autoscale_interval_seconds: float = Field(default=60.0, gt=0)
     reconcile_interval_seconds: float = Field(default=60.0, gt=0)
-    failure_window_minutes: float = Field(default=16.0, gt=0)
-    failure_cooldown_minutes: float = Field(default=60.0, gt=0)
-    failure_cooldown_max_minutes: float = Field(default=480.0, gt=0)
+    # The planner's knobs default to the pure policy's values (defined once, in
+    # scheduling/policy.py); `services.planning_input.plan_policy` maps them back.
+    failure_window_minutes: float = Field(default=_BACKOFF.failure_window / _MINUTE, gt=0)
+    failure_cooldown_minutes: float = Field(default=_BACKOFF.base_cooldown / _MINUTE, gt=0)
+    failure_cooldown_max_minutes: float = Field(default=_BACKOFF.max_cooldown / _MINUTE, gt=0)
     # Deployments a server in back-off may be starting at once (0 = none until it cools down).
-    failure_server_probes: int = Field(default=1, ge=0)
+    failure_server_probes: int = Field(default=_BACKOFF.fenced_server_probes, ge=0)
     # Deploy calls (launch token, Job, rows) running at once; a round's placements queue for them.
     max_deploys_in_flight: int = Field(default=8, ge=1)
     # Placements per round and pending pulls per server (None = no limit): the defaults are
     # what the 48 h simulation measures (see PlanPolicy). 2 pulls per server cost 8 % there on
     # the TEE fleet; the kubelet already pulls one image at a time per node by default.
-    max_deploys_per_round: int | None = Field(default=24, ge=1)
-    max_pulls_per_server: int | None = Field(default=None, ge=1)
+    max_deploys_per_round: int | None = Field(default=_PLAN.max_deploys_per_round, ge=1)
+    max_pulls_per_server: int | None = Field(default=_PLAN.max_pulls_per_server, ge=1)
     disk_reserve_gb: int = Field(default=20, ge=0)
     # Fleet history (gepetto_fleet_history) older than this is pruned.
     history_retention_days: float = Field(default=14.0, gt=0)

@@ -13,22 +13,22 @@ Upstream bugs fixed on purpose:
 - a UDP job port on the number of a TCP port got the same Service port name, which the API
   refuses; here it is `chute-{port}-udp`, and a job port repeating 8000/8001/8002 is not added
   a second time.
+
+Node sizing (quantities, CPU and memory per GPU, free disk) is `node_capacity.py`; the Service is
+`kube_service.py`.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from pydantic import SecretStr
 
 from gepetto_core.errors import InvalidInputError
-from gepetto_core.models.cluster import NodeDisk
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
 
 # Name prefixes (chutes-miner `api/k8s/constants.py`).
@@ -58,8 +58,6 @@ NO_CODE_VOLUME_MIN: Final = (0, 3, 61)
 ATTESTATION_MIN: Final = (0, 6, 0)
 # TEE VM version gate for the newer Hugging Face download settings.
 XET_VM_MIN: Final = (1, 3, 1)
-
-GIB: Final = 1024**3
 
 
 @dataclass(frozen=True)
@@ -185,28 +183,6 @@ def normalize_job_ports(raw_ports: Iterable[Mapping[str, Any]]) -> tuple[JobPort
     return tuple(seen.values())
 
 
-def service_ports(chute: Chute, job_ports: Sequence[JobPort]) -> list[dict[str, Any]]:
-    numbers = [PRIMARY_PORT, LOGGING_PORT]
-    if has_attestation_port(chute):
-        numbers.append(ATTESTATION_PORT)
-    ports = [_service_port(n, "TCP", f"chute-{n}") for n in numbers]
-    taken = {(p["protocol"], p["port"]) for p in ports}
-    tcp_numbers = {p.port for p in job_ports if p.proto == "TCP"} | set(numbers)
-    for extra in job_ports:
-        if (extra.proto, extra.port) in taken:
-            continue
-        taken.add((extra.proto, extra.port))
-        # A UDP twin of a TCP port needs its own name: Service port names must be unique.
-        clash = extra.proto == "UDP" and extra.port in tcp_numbers
-        name = f"chute-{extra.port}-udp" if clash else f"chute-{extra.port}"
-        ports.append(_service_port(extra.port, extra.proto, name))
-    return ports
-
-
-def _service_port(number: int, proto: str, name: str) -> dict[str, Any]:
-    return {"name": name, "port": number, "targetPort": number, "protocol": proto}
-
-
 # --------------------------------------------------------------------------- labels
 
 
@@ -224,15 +200,6 @@ def chute_labels(chute: Chute, deployment: Deployment) -> dict[str, str]:
         labels[LABEL_JOB_ID] = deployment.job_id
         labels[LABEL_JOB] = "true"
     return labels
-
-
-def _service_labels(chute: Chute, deployment: Deployment) -> dict[str, str]:
-    return {
-        LABEL_DEPLOYMENT_ID: deployment.deployment_id,
-        LABEL_CHUTE: "true",
-        LABEL_CHUTE_ID: chute.chute_id,
-        LABEL_VERSION: deployment.version,
-    }
 
 
 # --------------------------------------------------------------------------- builders
@@ -253,36 +220,6 @@ def build_code_configmap(chute: Chute, namespace: str) -> dict[str, Any]:
         },
         "data": {chute.filename: chute.code},
     }
-
-
-def build_chute_service(
-    chute: Chute, deployment: Deployment, settings: JobSettings, launch: LaunchParams
-) -> dict[str, Any]:
-    _check_rows(chute, deployment)
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": service_name(deployment.deployment_id),
-            "namespace": settings.namespace,
-            "labels": _service_labels(chute, deployment),
-        },
-        "spec": {
-            "type": "NodePort",
-            "externalTrafficPolicy": "Local",
-            "selector": {LABEL_DEPLOYMENT_ID: deployment.deployment_id},
-            "ports": service_ports(chute, launch.job_ports),
-        },
-    }
-
-
-def node_ports_of(service: Mapping[str, Any]) -> dict[tuple[str, int], int]:
-    """(protocol, port) → nodePort of a created Service (as returned by the API)."""
-    result: dict[tuple[str, int], int] = {}
-    for port in service.get("spec", {}).get("ports", []) or []:
-        if port.get("nodePort"):
-            result[(port.get("protocol", "TCP"), int(port["port"]))] = int(port["nodePort"])
-    return result
 
 
 def gpu_device_name(gpu: Gpu) -> str:
@@ -323,19 +260,13 @@ def build_chute_job(
     node_ports: Mapping[tuple[str, int], int],
 ) -> dict[str, Any]:
     """The Job `chute-{deployment_id}`; `node_ports` come from the created Service."""
-    _check_rows(chute, deployment)
+    check_rows(chute, deployment)
     _check_gpus(chute, server, gpus)
     attestation = has_attestation_port(chute)
     required = [PRIMARY_PORT, LOGGING_PORT] + ([ATTESTATION_PORT] if attestation else [])
-    missing = [p for p in required if ("TCP", p) not in node_ports]
-    missing += [p.port for p in launch.job_ports if (p.proto, p.port) not in node_ports]
-    if missing:
-        raise InvalidInputError(f"service has no node port for port(s) {missing}")
-
+    _check_node_ports(required, launch.job_ports, node_ports)
     disk_gb = launch.disk_gb if launch.disk_gb is not None else settings.default_disk_gb
     devices = ",".join(gpu_device_name(g) for g in gpus)
-    labels = chute_labels(chute, deployment)
-
     env = _chute_env(chute, server, settings, launch, node_ports, devices, attestation)
     container_ports = [{"containerPort": p, "protocol": "TCP"} for p in required]
     # A job port that repeats 8000/8001/8002 is already there (the Service skips it too).
@@ -344,12 +275,68 @@ def build_chute_job(
         for p in launch.job_ports
         if not (p.proto == "TCP" and p.port in required)
     ]
-    probe_port = LOGGING_PORT if version_at_least(chute.chutes_version, LOGGING_PROBE_MIN) else 8000
     resources = {
         "cpu": str(server.cpu_per_gpu * chute.gpu_count),
         "memory": f"{server.memory_per_gpu * chute.gpu_count}Gi",
         "ephemeral-storage": f"{disk_gb}Gi",
     }
+    mounts, volumes = _chute_volumes(chute, disk_gb)
+    container = {
+        "name": "chute",
+        "image": f"{registry_ref(server, settings, launch.vm_version)}/{chute.image}",
+        "imagePullPolicy": "Always",
+        "command": _chute_command(chute, server, settings, launch),
+        "env": env,
+        "ports": container_ports,
+        "resources": {"requests": dict(resources), "limits": dict(resources)},
+        "readinessProbe": _readiness_probe(chute),
+        "securityContext": {"capabilities": {"add": ["IPC_LOCK"]}},
+        "volumeMounts": mounts,
+    }
+    pod_spec: dict[str, Any] = {
+        "nodeName": server.name,
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": settings.shutdown_seconds,
+        "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+        "initContainers": [_cache_init_container(chute, server, settings, devices)],
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if settings.runtime_class:
+        pod_spec["runtimeClassName"] = settings.runtime_class
+    return _job(
+        job_name(deployment.deployment_id),
+        settings.namespace,
+        chute_labels(chute, deployment),
+        pod_spec,
+    )
+
+
+def _check_node_ports(
+    required: Sequence[int], job_ports: Sequence[JobPort], node_ports: Mapping[tuple[str, int], int]
+) -> None:
+    missing = [p for p in required if ("TCP", p) not in node_ports]
+    missing += [p.port for p in job_ports if (p.proto, p.port) not in node_ports]
+    if missing:
+        raise InvalidInputError(f"service has no node port for port(s) {missing}")
+
+
+def _readiness_probe(chute: Chute) -> dict[str, Any]:
+    """`/_alive` on the logging port (chutes >= 0.3.3), else on the primary port."""
+    probe_port = LOGGING_PORT if version_at_least(chute.chutes_version, LOGGING_PROBE_MIN) else 8000
+    return {
+        "exec": {"command": ["curl", "-f", f"http://127.0.0.1:{probe_port}/_alive"]},
+        "initialDelaySeconds": 15,
+        "periodSeconds": 15,
+        "timeoutSeconds": 1,
+        "successThreshold": 1,
+        "failureThreshold": 60,
+    }
+
+
+def _chute_volumes(chute: Chute, disk_gb: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The chute container's mounts and the pod's volumes (the code ConfigMap first, when the
+    chute's library version still reads its code from one)."""
     mounts: list[dict[str, Any]] = [
         {"name": "cache", "mountPath": "/cache"},
         {"name": "tmp", "mountPath": "/tmp"},
@@ -379,28 +366,15 @@ def build_chute_job(
                 },
             },
         )
+    return mounts, volumes
 
-    container = {
-        "name": "chute",
-        "image": f"{registry_ref(server, settings, launch.vm_version)}/{chute.image}",
-        "imagePullPolicy": "Always",
-        "command": _chute_command(chute, server, settings, launch),
-        "env": env,
-        "ports": container_ports,
-        "resources": {"requests": dict(resources), "limits": dict(resources)},
-        "readinessProbe": {
-            "exec": {"command": ["curl", "-f", f"http://127.0.0.1:{probe_port}/_alive"]},
-            "initialDelaySeconds": 15,
-            "periodSeconds": 15,
-            "timeoutSeconds": 1,
-            "successThreshold": 1,
-            "failureThreshold": 60,
-        },
-        "securityContext": {"capabilities": {"add": ["IPC_LOCK"]}},
-        "volumeMounts": mounts,
-    }
+
+def _cache_init_container(
+    chute: Chute, server: Server, settings: JobSettings, devices: str
+) -> dict[str, Any]:
+    """Cleans the node's model cache before the chute starts (keeping this chute's files)."""
     cache_size = settings.cache_overrides.get(server.name, settings.cache_max_size_gb)
-    init_container = {
+    return {
         "name": "cache-init",
         "image": settings.cache_cleaner_image,
         "imagePullPolicy": "Always",
@@ -417,25 +391,16 @@ def build_chute_job(
         "securityContext": {"runAsUser": 0, "runAsGroup": 0},
         "volumeMounts": [{"name": "raw-cache", "mountPath": "/cache"}],
     }
-    pod_spec: dict[str, Any] = {
-        "nodeName": server.name,
-        "restartPolicy": "Never",
-        "terminationGracePeriodSeconds": settings.shutdown_seconds,
-        "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
-        "initContainers": [init_container],
-        "containers": [container],
-        "volumes": volumes,
-    }
-    if settings.runtime_class:
-        pod_spec["runtimeClassName"] = settings.runtime_class
+
+
+def _job(
+    name: str, namespace: str, labels: Mapping[str, str], pod_spec: dict[str, Any]
+) -> dict[str, Any]:
+    """The Job around the pod: one run, no retries, kept 5 minutes after it ends."""
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {
-            "name": job_name(deployment.deployment_id),
-            "namespace": settings.namespace,
-            "labels": dict(labels),
-        },
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
         "spec": {
             "parallelism": 1,
             "completions": 1,
@@ -516,7 +481,7 @@ def hf_download_env(chute: Chute, vm_version: str | None) -> dict[str, str]:
     return {"HF_HUB_DISABLE_XET": "1", "HF_HUB_ENABLE_HF_TRANSFER": "1"}
 
 
-def _check_rows(chute: Chute, deployment: Deployment) -> None:
+def check_rows(chute: Chute, deployment: Deployment) -> None:
     if deployment.chute_id != chute.chute_id:
         raise InvalidInputError(
             f"deployment {deployment.deployment_id} is for chute {deployment.chute_id}, "
@@ -530,108 +495,3 @@ def _check_gpus(chute: Chute, server: Server, gpus: Sequence[Gpu]) -> None:
     foreign = [g.gpu_id for g in gpus if g.server_id != server.server_id]
     if foreign:
         raise InvalidInputError(f"GPU(s) {foreign} are not on server {server.name}")
-
-
-# --------------------------------------------------------------------------- quantities
-
-
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
-_SUFFIX = {
-    "": Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3,
-    "K": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-}
-
-
-def parse_quantity(text: str | int | float) -> Decimal:
-    """A Kubernetes resource quantity ("100Gi", "500M", "2", "250m") as a plain number."""
-    if isinstance(text, int | float):
-        return Decimal(str(text))
-    match = _QUANTITY.match(text.strip())
-    if match is None or match.group(2) not in _SUFFIX:
-        raise InvalidInputError(f"not a Kubernetes quantity: {text!r}")
-    try:
-        return Decimal(match.group(1)) * _SUFFIX[match.group(2)]
-    except InvalidOperation as e:
-        raise InvalidInputError(f"not a Kubernetes quantity: {text!r}") from e
-
-
-def quantity_gib(text: str | int | float | None, default: float = 0.0) -> float:
-    """Bytes quantity in GiB; `default` when absent or unparseable."""
-    if text is None:
-        return default
-    try:
-        return float(parse_quantity(text) / GIB)
-    except InvalidInputError:
-        return default
-
-
-# --------------------------------------------------------------------------- node sizing
-
-
-def cpu_per_gpu(cpu_capacity: float, gpu_count: int) -> int:
-    """Two cores stay with the system; each GPU gets up to four of the rest."""
-    if gpu_count <= 0:
-        return 1
-    spare = cpu_capacity - 2
-    if spare <= gpu_count:
-        return 1
-    return min(4, math.floor(spare / gpu_count))
-
-
-def memory_per_gpu(memory_gib: float, gpu_count: int, gpu_memory_mib: int | None) -> int:
-    """6 GiB stay with the system; 80 % of the rest is shared, capped at one GPU's memory."""
-    if gpu_count <= 0:
-        return 1
-    spare = memory_gib - 6
-    if spare <= gpu_count:
-        return 1
-    share = math.floor(spare * 0.8 / gpu_count)
-    if gpu_memory_mib:
-        share = min(share, gpu_memory_mib // 1024)
-    return max(1, share)
-
-
-# --------------------------------------------------------------------------- disk
-
-DISK_RESERVE_GIB: Final = 20.0
-UNKNOWN_CAPACITY_GIB: Final = 100.0
-
-
-def compute_node_disk(
-    node: str,
-    capacity: str | None,
-    pods: Iterable[Mapping[str, Any]],
-    reserve_gib: float = DISK_RESERVE_GIB,
-) -> NodeDisk:
-    """Ephemeral storage left on a node: capacity − requests of its Running and Pending pods
-    (containers and init containers) − a system reserve, never below zero. `pods` are pod
-    objects in the Kubernetes JSON shape."""
-    total = quantity_gib(capacity, default=UNKNOWN_CAPACITY_GIB)
-    requested = 0.0
-    for pod in pods:
-        if (pod.get("status") or {}).get("phase") not in ("Running", "Pending"):
-            continue
-        spec = pod.get("spec") or {}
-        for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
-            wanted = ((container.get("resources") or {}).get("requests") or {}).get(
-                "ephemeral-storage"
-            )
-            requested += quantity_gib(wanted)
-    return NodeDisk(
-        node=node,
-        total_gib=total,
-        requested_gib=requested,
-        reserve_gib=reserve_gib,
-        available_gib=max(0.0, total - requested - reserve_gib),
-    )

@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from gepetto_core.clock import utcnow
 from gepetto_core.config import Settings
 from gepetto_core.errors import GepettoError
 from gepetto_core.scheduling.snapshot import Snapshot
 from gepetto_core.services.activator import LegacyActivator
 from gepetto_core.services.autoscaler import Autoscaler, RoundReport
-from gepetto_core.services.deployer import utcnow
 from gepetto_core.services.fleet_history import MIN_INTERVAL, FleetHistoryRecorder
 from gepetto_core.services.loops import run_loops
 from gepetto_core.services.planning_input import load_snapshot, plan_policy
-from gepetto_core.services.reconciler import ReconcileReport
+from gepetto_core.services.reconcile_service import ReconcileReport
 from gepetto_core.wiring import Runtime, build_runtime
 
 log = logging.getLogger(__name__)

@@ -21,26 +21,23 @@ from gepetto_core.adapters.database import Database
 from gepetto_core.adapters.events_redis import RedisEventSource, connect_redis
 from gepetto_core.adapters.events_socketio import SocketIoEventSource
 from gepetto_core.adapters.host import process_identity
-from gepetto_core.adapters.kube import (
-    DeferredApiClient,
-    KubeCluster,
-    connect_api,
-    kubeconfig_source,
-)
+from gepetto_core.adapters.kube import KubeCluster
+from gepetto_core.adapters.kube_connect import DeferredApiClient, connect_api, kubeconfig_source
 from gepetto_core.adapters.kube_lease import KubeLease
 from gepetto_core.adapters.pg_history import PgHistory
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.adapters.pg_state import PgState
 from gepetto_core.adapters.signing import HotkeySigner
 from gepetto_core.adapters.validator import HttpValidatorApi, open_http_session
+from gepetto_core.clock import utcnow
 from gepetto_core.config import Settings
 from gepetto_core.errors import ConfigError
 from gepetto_core.kube_objects import JobSettings
 from gepetto_core.ops.metrics import Metrics
-from gepetto_core.services.deployer import Deployer, utcnow
+from gepetto_core.services.deployer import Deployer
 from gepetto_core.services.event_handlers import EventHandlers, WakeCallback
 from gepetto_core.services.leader import LeaderElector, elector_from_settings
-from gepetto_core.services.reconciler import Reconciler
+from gepetto_core.services.reconcile_service import Reconciler
 from gepetto_core.services.sync import SyncService
 
 

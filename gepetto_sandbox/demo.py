@@ -30,9 +30,9 @@ from gepetto_core.config import Settings, ValidatorsConfig
 from gepetto_core.errors import GepettoError
 from gepetto_core.process import GepettoProcess, start_process
 from gepetto_core.render_text import render_text
-from gepetto_core.scheduling.reconcile import RemoveDeployment
+from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
 from gepetto_core.services.autoscaler import RoundReport
-from gepetto_core.services.reconciler import ReconcileReport
+from gepetto_core.services.reconcile_service import ReconcileReport
 from gepetto_core.views import PlanView
 from gepetto_sandbox.cluster import PodFault, PodTimings
 from gepetto_sandbox.miner import PodBridge, SandboxMiner, register_fleet, start_sandbox_miner

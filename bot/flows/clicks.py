@@ -9,8 +9,8 @@ from typing import Any
 
 from bot.action_ids import PAGE_NEXT_ACTION_ID, PAGE_PREV_ACTION_ID
 from bot.approvals import APPROVAL_TTL, judge_approval, judge_execute
+from bot.bot_context import BotContext
 from bot.cards import build_approval_card, build_final_card, build_plan_card, notice, result_message
-from bot.context import BotContext
 from bot.flows.common import audit_denied, load_view
 from bot.flows.execution import context_lines, plan_title, run_confirmed
 from bot.render import SlackMessage, parse_page_value

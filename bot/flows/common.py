@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.action_ids import DEPLOY_ACTION_ID
 from bot.approvals import OFFER_TTL, VIEW_TTL
-from bot.context import BotContext
+from bot.bot_context import BotContext
 from gepetto_core.commands import VERBS, Caller
 from gepetto_core.views import Result, RowAction, Table, dump_result, load_result
 

@@ -9,8 +9,8 @@ import logging
 from typing import Any
 
 from bot.alerts import DeployFailure, failure_key
+from bot.bot_context import BotContext
 from bot.cards import build_final_card, build_progress_card, line, step_line
-from bot.context import BotContext
 from bot.outbox import SlackSendError
 from gepetto_core.commands import Caller, parse
 from gepetto_core.errors import GepettoError
@@ -82,6 +82,37 @@ def _deploy_target(action: PendingAction) -> tuple[str, str] | None:
     return str(opts["chute"]), str(opts["server"])
 
 
+class _ProgressReport:
+    """Shows an action's progress: the card is edited, every step passed gets its line in the
+    card's thread, and the first failure its own line."""
+
+    def __init__(
+        self,
+        bot: BotContext,
+        channel: str,
+        card_ts: str,
+        title: str,
+        lines: list[str],
+        thread: ThreadWriter,
+    ) -> None:
+        self._bot, self._channel, self._card_ts = bot, channel, card_ts
+        self._title, self._lines, self._thread = title, lines, thread
+        self._last: Progress | None = None
+
+    async def __call__(self, progress: Progress) -> None:
+        before, self._last = self._last, progress
+        card = build_progress_card(self._title, progress, self._lines)
+        self._bot.outbox.update(self._channel, self._card_ts, card)
+        start = before.current if before is not None else 0
+        for done in range(start, progress.current):
+            detail = (
+                f" — {progress.detail}" if progress.detail and done == progress.current - 1 else ""
+            )
+            self._thread.write(f"✅ {progress.steps[done]}{detail}")
+        if progress.failed and (before is None or not before.failed):
+            self._thread.write(step_line(progress))
+
+
 async def run_confirmed(
     bot: BotContext,
     action: PendingAction,
@@ -108,21 +139,7 @@ async def run_confirmed(
         await bot.outbox.update_now(channel, card_ts, card)
     link = await bot.permalink(channel, card_ts)
     thread = ThreadWriter(bot, channel, card_ts)
-    last: dict[str, Progress] = {}
-
-    async def on_progress(progress: Progress) -> None:
-        before = last.get("p")
-        last["p"] = progress
-        bot.outbox.update(channel, card_ts, build_progress_card(title, progress, lines))
-        start = before.current if before is not None else 0
-        for done in range(start, progress.current):  # every step passed gets its line
-            detail = (
-                f" — {progress.detail}" if progress.detail and done == progress.current - 1 else ""
-            )
-            thread.write(f"✅ {progress.steps[done]}{detail}")
-        if progress.failed and (before is None or not before.failed):
-            thread.write(step_line(progress))
-
+    on_progress = _ProgressReport(bot, channel, card_ts, title, lines, thread)
     ok, error, result = False, "", None
     try:
         result = await bot.execute(

@@ -10,8 +10,8 @@ import logging
 from typing import Any
 
 from bot.approvals import OFFER_TTL
+from bot.bot_context import BotContext
 from bot.cards import build_plan_card, notice, result_message
-from bot.context import BotContext
 from bot.flows.common import audit_denied, store_view, with_deploy_offers
 from bot.pictures import answer_with_picture
 from gepetto_core.commands import parse, spec_for

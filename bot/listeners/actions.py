@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot import action_ids as ids
-from bot.context import BotContext
+from bot.bot_context import BotContext
 from bot.flows import clicks
 from bot.flows.clicks import Click
 from bot.metrics import SLACK_ACK

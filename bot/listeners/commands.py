@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
-from bot.context import BotContext
+from bot.bot_context import BotContext
 from bot.flows.slash import run_slash_command
 from bot.metrics import SLACK_ACK
 from bot.render import escape_mrkdwn

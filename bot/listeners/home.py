@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.authz import decide
-from bot.context import BotContext
+from bot.bot_context import BotContext
 from bot.flows.common import audit_denied
 from bot.home import HOME_COMMANDS, publish_home
 from bot.metrics import SLACK_ACK

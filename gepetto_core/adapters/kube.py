@@ -3,7 +3,8 @@
 Reads nodes, pods, chute Jobs and legacy Deployments as views (`gepetto_core.models.cluster`);
 creates and deletes the objects `gepetto_core.kube_objects` builds. Every library failure leaves
 as one of the project's ClusterError types (`raise ... from e`). One `ApiClient` is passed in
-(see `connect_api`); the adapter never closes it.
+(see `kube_connect.connect_api`); the adapter never closes it. Views of the objects it reads
+are `kube_views.py`.
 """
 
 from __future__ import annotations
@@ -11,34 +12,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-import yaml
-from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.config.kube_config import KubeConfigLoader
 
 from gepetto_core import kube_objects as ko
+from gepetto_core import kube_service, node_capacity
+from gepetto_core.adapters.kube_views import (
+    WORKER_LABEL,
+    chute_job_view,
+    legacy_deployment_view,
+    node_view,
+    pod_view,
+    service_view,
+)
 from gepetto_core.errors import (
     ClusterConflictError,
     ClusterError,
     ClusterForbiddenError,
     ClusterNotFoundError,
     ClusterUnavailableError,
-    ConfigError,
 )
 from gepetto_core.models.cluster import (
     ChuteJobView,
-    ContainerStateView,
     DeployedChute,
-    JobStatusView,
     LegacyDeploymentView,
     NodeDisk,
     NodeView,
@@ -50,92 +53,6 @@ from gepetto_core.ops.metrics import METRICS
 
 T = TypeVar("T")
 Obj = dict[str, Any]
-
-WORKER_LABEL = "chutes/worker"
-
-
-# --------------------------------------------------------------------------- connecting
-
-
-async def connect_api(
-    kubeconfig: str | os.PathLike[str] | Mapping[str, Any] | None = None,
-    *,
-    context: str | None = None,
-    in_cluster: bool = False,
-) -> client.ApiClient:
-    """One ApiClient from a kubeconfig file or dict, or from the pod's service account.
-
-    The caller owns the client and closes it (`await api.close()`)."""
-    configuration = client.Configuration()
-    try:
-        if in_cluster:
-            await asyncio.to_thread(
-                config.load_incluster_config, client_configuration=configuration
-            )
-        elif kubeconfig is None:
-            raise ConfigError("KUBECONFIG", "no kubeconfig given and in_cluster is false")
-        else:
-            if isinstance(kubeconfig, Mapping):
-                data, base = dict(kubeconfig), ""
-            else:
-                path, text = await asyncio.to_thread(_read_kubeconfig, kubeconfig)
-                data, base = yaml.safe_load(text), str(path.parent)
-            loader = KubeConfigLoader(
-                config_dict=data, active_context=context, config_base_path=base
-            )
-            await loader.load_and_set(configuration)
-    except ConfigError:
-        raise
-    except (OSError, yaml.YAMLError, config.ConfigException, KeyError, TypeError) as e:
-        raise ConfigError("KUBECONFIG", f"cannot load the Kubernetes configuration: {e}") from e
-    return client.ApiClient(configuration)
-
-
-def kubeconfig_source(kubeconfig: str | None) -> tuple[str | None, bool]:
-    """Where the Kubernetes configuration comes from: (path, in_cluster). KUBECONFIG, else the
-    pod's service account, else ~/.kube/config."""
-    if kubeconfig:
-        return kubeconfig, False
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return None, True
-    default = Path.home() / ".kube" / "config"
-    if default.exists():
-        return str(default), False
-    raise ConfigError("KUBECONFIG", "is not set, no ~/.kube/config, and not running in a pod")
-
-
-class DeferredApiClient(client.ApiClient):
-    """An ApiClient that connects (`connect()`: loads the configuration) on its first request.
-
-    Building the cluster adapter then costs nothing, so a command that never reads the cluster
-    never needs a kubeconfig. Generated API classes only call `call_api` and a few pure helpers
-    on their client; `call_api` is handed to the real client once it exists."""
-
-    def __init__(self, connect: Callable[[], Awaitable[client.ApiClient]]) -> None:
-        # No super().__init__(): it would open an HTTP session for a configuration not loaded.
-        self.client_side_validation = True
-        self._connect = connect
-        self._client: client.ApiClient | None = None
-        self._connecting = asyncio.Lock()
-
-    async def connected(self) -> client.ApiClient:
-        if self._client is None:
-            async with self._connecting:
-                if self._client is None:
-                    self._client = await self._connect()
-        return self._client
-
-    async def call_api(self, *args: Any, **kwargs: Any) -> Any:
-        return await (await self.connected()).call_api(*args, **kwargs)
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-
-
-def _read_kubeconfig(location: str | os.PathLike[str]) -> tuple[Path, str]:
-    path = Path(location).expanduser()
-    return path, path.read_text()
 
 
 # --------------------------------------------------------------------------- errors
@@ -177,149 +94,6 @@ def _status_message(error: ApiException) -> str:
 _TRANSLATED = (ApiException, aiohttp.ClientError, TimeoutError, OSError)
 
 
-# --------------------------------------------------------------------------- views
-
-
-def node_view(obj: Mapping[str, Any]) -> NodeView:
-    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
-    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
-    capacity = status.get("capacity") or {}
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-    gpu_count = _int(labels.get("nvidia.com/gpu.count"))
-    if gpu_count is None:
-        gpu_count = _int(capacity.get("nvidia.com/gpu")) or 0
-    return NodeView(
-        name=meta.get("name", ""),
-        server_id=meta.get("uid", ""),
-        labels=labels,
-        ready=ready,
-        unschedulable=bool((obj.get("spec") or {}).get("unschedulable")),
-        gpu_short_ref=labels.get("gpu-short-ref"),
-        validator=labels.get("chutes/validator"),
-        worker=WORKER_LABEL in labels,
-        external_ip=labels.get("chutes/external-ip"),
-        gpu_count=gpu_count,
-        gpu_memory_mib=_int(labels.get("nvidia.com/gpu.memory")),
-        is_tee=labels.get("chutes/tee") == "true",
-        cpu_capacity=float(ko.parse_quantity(capacity.get("cpu", "0"))),
-        memory_gib=ko.quantity_gib(capacity.get("memory")),
-        ephemeral_storage_gib=ko.quantity_gib(capacity.get("ephemeral-storage")),
-    )
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _state(raw: Mapping[str, Any] | None) -> ContainerStateView | None:
-    for name in ("running", "waiting", "terminated"):
-        detail = (raw or {}).get(name)
-        if detail is not None:
-            return ContainerStateView(
-                state=name,
-                reason=detail.get("reason"),
-                message=detail.get("message"),
-                exit_code=detail.get("exitCode"),
-                started_at=detail.get("startedAt"),
-                finished_at=detail.get("finishedAt"),
-            )
-    return None
-
-
-def pod_view(obj: Mapping[str, Any]) -> PodView:
-    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
-    containers = status.get("containerStatuses") or []
-    first = containers[0] if containers else {}
-    ready = (
-        status.get("phase") == "Running"
-        and bool(containers)
-        and all(c.get("ready") for c in containers)
-    )
-    return PodView(
-        name=meta.get("name", ""),
-        namespace=meta.get("namespace", ""),
-        uid=meta.get("uid", ""),
-        labels=meta.get("labels") or {},
-        node_name=(obj.get("spec") or {}).get("nodeName"),
-        phase=status.get("phase"),
-        ready=ready,
-        restart_count=int(first.get("restartCount", 0)),
-        state=_state(first.get("state")),
-        last_state=_state(first.get("lastState")),
-        deleting=bool(meta.get("deletionTimestamp")),
-        created_at=meta.get("creationTimestamp"),
-        pod_ip=status.get("podIP"),
-        started_at=status.get("startTime"),
-    )
-
-
-def chute_job_view(obj: Mapping[str, Any], pods: Sequence[PodView]) -> ChuteJobView:
-    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
-    labels = meta.get("labels") or {}
-    template_spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-    return ChuteJobView(
-        name=meta.get("name", ""),
-        namespace=meta.get("namespace", ""),
-        uid=meta.get("uid", ""),
-        deployment_id=labels.get(ko.LABEL_DEPLOYMENT_ID),
-        chute_id=labels.get(ko.LABEL_CHUTE_ID),
-        version=labels.get(ko.LABEL_VERSION),
-        config_id=labels.get(ko.LABEL_CONFIG_ID),
-        job_id=labels.get(ko.LABEL_JOB_ID),
-        labels=labels,
-        node_name=template_spec.get("nodeName"),
-        ready=any(p.ready for p in pods),
-        status=JobStatusView(
-            active=status.get("active") or 0,
-            succeeded=status.get("succeeded") or 0,
-            failed=status.get("failed") or 0,
-            ready=status.get("ready") or 0,
-            start_time=status.get("startTime"),
-            completion_time=status.get("completionTime"),
-        ),
-        pods=list(pods),
-        deleting=bool(meta.get("deletionTimestamp")),
-        created_at=meta.get("creationTimestamp"),
-        resource_version=meta.get("resourceVersion"),
-    )
-
-
-def service_view(obj: Mapping[str, Any]) -> ServiceView:
-    meta = obj.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    return ServiceView(
-        name=meta.get("name", ""),
-        namespace=meta.get("namespace", ""),
-        deployment_id=labels.get(ko.LABEL_DEPLOYMENT_ID),
-        labels=labels,
-        node_ports={f"{proto}/{port}": np for (proto, port), np in ko.node_ports_of(obj).items()},
-    )
-
-
-def legacy_deployment_view(obj: Mapping[str, Any]) -> LegacyDeploymentView:
-    meta, status, spec = obj.get("metadata") or {}, obj.get("status") or {}, obj.get("spec") or {}
-    labels = meta.get("labels") or {}
-    pod_spec = (spec.get("template") or {}).get("spec") or {}
-    return LegacyDeploymentView(
-        name=meta.get("name", ""),
-        namespace=meta.get("namespace", ""),
-        uid=meta.get("uid", ""),
-        deployment_id=labels.get(ko.LABEL_DEPLOYMENT_ID),
-        chute_id=labels.get(ko.LABEL_CHUTE_ID),
-        version=labels.get(ko.LABEL_VERSION),
-        labels=labels,
-        node_name=pod_spec.get("nodeName"),
-        replicas=spec.get("replicas") or 0,
-        ready_replicas=status.get("readyReplicas") or 0,
-    )
-
-
 # --------------------------------------------------------------------------- adapter
 
 
@@ -333,7 +107,7 @@ class KubeCluster:
         *,
         request_timeout: float = 30.0,
         disk_cache_seconds: float = 300.0,
-        disk_reserve_gib: float = ko.DISK_RESERVE_GIB,
+        disk_reserve_gib: float = node_capacity.DISK_RESERVE_GIB,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api = api
@@ -387,7 +161,7 @@ class KubeCluster:
                 field_selector=f"spec.nodeName={name}",
             )
             capacity = (self._plain(node).get("status") or {}).get("capacity") or {}
-            disk = ko.compute_node_disk(
+            disk = node_capacity.compute_node_disk(
                 name,
                 capacity.get("ephemeral-storage"),
                 [self._plain(p) for p in pods.items],
@@ -537,7 +311,7 @@ class KubeCluster:
     async def create_service(
         self, chute: Chute, deployment: Deployment, launch: ko.LaunchParams
     ) -> ServiceView:
-        body = ko.build_chute_service(chute, deployment, self.settings, launch)
+        body = kube_service.build_chute_service(chute, deployment, self.settings, launch)
         created = await self._call(
             f"create service {body['metadata']['name']}",
             self._core.create_namespaced_service,

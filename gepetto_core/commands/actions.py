@@ -23,7 +23,7 @@ from gepetto_core.errors import ClusterNotFoundError, ConflictError, ValidatorEr
 from gepetto_core.models.cluster import ChuteJobView
 from gepetto_core.models.inventory import Deployment
 from gepetto_core.models.validator import ValidatorInstance, is_launch_config_version
-from gepetto_core.scheduling.reconcile import (
+from gepetto_core.scheduling.reconcile_actions import (
     Action,
     DeleteChute,
     DeleteJob,
@@ -36,7 +36,7 @@ from gepetto_core.scheduling.reconcile import (
     SetInstanceId,
 )
 from gepetto_core.services.deployer import DeployRequest, DeployStep, placement_problem
-from gepetto_core.services.reconciler import ReconcileReport
+from gepetto_core.services.reconcile_service import ReconcileReport
 from gepetto_core.services.sync import ListName
 from gepetto_core.views import (
     Cell,

@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
+from gepetto_core.clock import utcnow
 from gepetto_core.commands.arguments import ParsedCommand
 from gepetto_core.commands.registry import Caller
 from gepetto_core.errors import ValidatorUnavailableError
@@ -18,10 +19,6 @@ from gepetto_core.views import Progress
 from gepetto_core.wiring import Runtime
 
 ProgressSink = Callable[[Progress], Awaitable[None]]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

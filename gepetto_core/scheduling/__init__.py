@@ -1,7 +1,7 @@
 """Pure scheduling: rules, value models, back-off, the batch planner, preemption, explanations.
 
 No I/O, no clock, no randomness of its own: `now` and `rng` are arguments. The services layer
-maps inventory, validator and cluster data into a `Snapshot` and applies the returned `Plan`.
+maps inventory, validator and cluster data into a `Snapshot` and applies the returned `RoundPlan`.
 """
 
 from gepetto_core.scheduling.backoff import BackoffState, Cooldown, backoff_state
@@ -13,7 +13,7 @@ from gepetto_core.scheduling.explain import (
     rank_chutes,
     rank_pairs,
 )
-from gepetto_core.scheduling.plan import ChuteDecision, Placement, Plan, Preemption, Step
+from gepetto_core.scheduling.plan import ChuteDecision, Placement, Preemption, RoundPlan, Step
 from gepetto_core.scheduling.planner import plan_round
 from gepetto_core.scheduling.policy import (
     BackoffPolicy,
@@ -50,7 +50,6 @@ __all__ = [
     "GpuView",
     "PairRank",
     "Placement",
-    "Plan",
     "PlanPolicy",
     "Preemption",
     "PreemptionPolicy",
@@ -59,6 +58,7 @@ __all__ = [
     "Reason",
     "Rejection",
     "ReliabilityPolicy",
+    "RoundPlan",
     "ServerView",
     "Snapshot",
     "Step",

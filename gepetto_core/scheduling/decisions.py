@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass, field
 
 from gepetto_core.scheduling.assignment import slot_value
-from gepetto_core.scheduling.context import Context, GroupKey, Slot, Srv
 from gepetto_core.scheduling.plan import ChuteDecision, Placement
+from gepetto_core.scheduling.round_state import Group, GroupKey, RoundState, Slot, Srv
 from gepetto_core.scheduling.rules import (
     Reason,
     Rejection,
@@ -23,13 +23,13 @@ class _Diagnoses:
     """What is the same for chutes with the same needs, kept for the rest of the round."""
 
     by_need: dict[tuple[frozenset[str], bool, str], Rejection] = field(default_factory=dict)
-    fitting: dict[tuple[tuple[int, ...], int], list[Srv]] = field(default_factory=dict)
+    fitting: dict[tuple[tuple[Group, ...], int], list[Srv]] = field(default_factory=dict)
     fenced: dict[tuple[frozenset[str], bool, str, int], Rejection | None] = field(
         default_factory=dict
     )
 
 
-def _diagnose(ctx: Context, slot: Slot, cache: _Diagnoses) -> Rejection:
+def _diagnose(ctx: RoundState, slot: Slot, cache: _Diagnoses) -> Rejection:
     """Why a chute that passed the chute rules had no server at all."""
     chute = slot.chute
     if not slot.groups:
@@ -41,7 +41,7 @@ def _diagnose(ctx: Context, slot: Slot, cache: _Diagnoses) -> Rejection:
         if known is None:
             known = cache.by_need[need] = _no_compatible_server(ctx, chute)
         return known
-    key = (tuple(id(grp) for grp in slot.groups), chute.gpu_count)
+    key = (tuple(slot.groups), chute.gpu_count)
     fitting = cache.fitting.get(key)
     if fitting is None:
         fitting = cache.fitting[key] = [
@@ -71,14 +71,14 @@ def _diagnose(ctx: Context, slot: Slot, cache: _Diagnoses) -> Rejection:
     return last
 
 
-def _cached_fenced(ctx: Context, chute: ChuteView, cache: _Diagnoses) -> Rejection | None:
+def _cached_fenced(ctx: RoundState, chute: ChuteView, cache: _Diagnoses) -> Rejection | None:
     need_key = (chute.supported_gpus, chute.tee, chute.validator, chute.gpu_count)
     if need_key not in cache.fenced:
         cache.fenced[need_key] = _fenced_server_with_room(ctx, chute)
     return cache.fenced[need_key]
 
 
-def _fenced_server_with_room(ctx: Context, chute: ChuteView) -> Rejection | None:
+def _fenced_server_with_room(ctx: RoundState, chute: ChuteView) -> Rejection | None:
     """A compatible server with room that a server rule (lock, disk, back-off) left out of the
     round: the operator should hear about that rule, not that the fleet is full."""
     for server_id, rej in sorted(ctx.server_rejections.items()):
@@ -90,7 +90,7 @@ def _fenced_server_with_room(ctx: Context, chute: ChuteView) -> Rejection | None
     return None
 
 
-def _no_compatible_server(ctx: Context, chute: ChuteView) -> Rejection:
+def _no_compatible_server(ctx: RoundState, chute: ChuteView) -> Rejection:
     if not ctx.servers:
         return Rejection(Reason.NO_SERVER, "no server passes the server rules")
     first = compatibility_rejection(chute, ctx.servers[0].view)
@@ -103,7 +103,7 @@ def _no_compatible_server(ctx: Context, chute: ChuteView) -> Rejection:
 
 
 def chute_decisions(
-    ctx: Context,
+    ctx: RoundState,
     placements: list[Placement],
     unplaced: list[Slot],
 ) -> dict[str, ChuteDecision]:

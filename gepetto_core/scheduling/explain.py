@@ -9,11 +9,11 @@ from typing import Literal
 
 from gepetto_core.errors import NotFoundError
 from gepetto_core.scheduling.assignment import slot_value
-from gepetto_core.scheduling.context import Slot, Srv, build_context
-from gepetto_core.scheduling.plan import Plan
+from gepetto_core.scheduling.plan import ChuteDecision, Placement, Preemption, RoundPlan
 from gepetto_core.scheduling.policy import PlanPolicy
+from gepetto_core.scheduling.round_state import RoundState, Slot, Srv, Tier, build_round_state
 from gepetto_core.scheduling.rules import Reason, Rejection, compatibility_rejection, pair_rejection
-from gepetto_core.scheduling.snapshot import Snapshot
+from gepetto_core.scheduling.snapshot import ChuteView, ServerView, Snapshot
 
 Verdict = Literal["placed", "skipped", "never_eligible"]
 
@@ -65,7 +65,7 @@ class Explanation:
         return "; ".join(parts)
 
 
-def explain(snapshot: Snapshot, plan: Plan, chute_id: str) -> Explanation:
+def explain(snapshot: Snapshot, plan: RoundPlan, chute_id: str) -> Explanation:
     chute = snapshot.chute_by_id.get(chute_id)
     if chute is None:
         raise NotFoundError("chute", chute_id, [c for c in snapshot.chute_by_id if chute_id in c])
@@ -74,59 +74,68 @@ def explain(snapshot: Snapshot, plan: Plan, chute_id: str) -> Explanation:
     preempts = [p for p in plan.preemptions if p.placement.chute_id == chute_id]
     if decision is None:
         return Explanation(
-            chute_id,
-            chute.name,
-            "never_eligible",
-            0,
-            0,
-            None,
-            "not considered by this plan",
-            None,
-            None,
-            None,
+            chute_id=chute_id,
+            name=chute.name,
+            verdict="never_eligible",
+            placed=0,
+            wanted=0,
+            rule=None,
+            detail="not considered by this plan",
+            best_server_id=None,
+            best_value=None,
+            needed_value=None,
         )
-    rej: Rejection | None = decision.rejection
     if placements:
-        detail = placements[0].reason
-        return Explanation(
-            chute_id,
-            chute.name,
-            "placed",
-            len(placements),
-            decision.wanted,
-            rej.reason if rej else None,
-            rej.detail if rej else detail,
-            placements[0].server_id,
-            placements[0].value,
-            decision.needed_value,
-        )
+        return _explain_placed(chute, decision, placements)
     if preempts:
-        p = preempts[0]
-        state = "confirmed" if p.confirmed else "proposed (needs the next round too)"
-        return Explanation(
-            chute_id,
-            chute.name,
-            "placed",
-            0,
-            decision.wanted,
-            None,
-            f"preemption {state}: {p.reason}",
-            p.placement.server_id,
-            p.placement.value,
-            None,
-        )
+        return _explain_preemption(chute, decision, preempts[0])
+    rej = decision.rejection
     verdict: Verdict = "never_eligible" if rej is not None and rej.reason in _NEVER else "skipped"
     return Explanation(
-        chute_id,
-        chute.name,
-        verdict,
-        0,
-        decision.wanted,
-        rej.reason if rej else None,
-        rej.detail if rej else "",
-        decision.best_server_id,
-        decision.best_value,
-        decision.needed_value,
+        chute_id=chute_id,
+        name=chute.name,
+        verdict=verdict,
+        placed=0,
+        wanted=decision.wanted,
+        rule=rej.reason if rej else None,
+        detail=rej.detail if rej else "",
+        best_server_id=decision.best_server_id,
+        best_value=decision.best_value,
+        needed_value=decision.needed_value,
+    )
+
+
+def _explain_placed(
+    chute: ChuteView, decision: ChuteDecision, placements: list[Placement]
+) -> Explanation:
+    rej = decision.rejection  # why not all of the allowance was placed
+    return Explanation(
+        chute_id=chute.chute_id,
+        name=chute.name,
+        verdict="placed",
+        placed=len(placements),
+        wanted=decision.wanted,
+        rule=rej.reason if rej else None,
+        detail=rej.detail if rej else placements[0].reason,
+        best_server_id=placements[0].server_id,
+        best_value=placements[0].value,
+        needed_value=decision.needed_value,
+    )
+
+
+def _explain_preemption(chute: ChuteView, decision: ChuteDecision, p: Preemption) -> Explanation:
+    state = "confirmed" if p.confirmed else "proposed (needs the next round too)"
+    return Explanation(
+        chute_id=chute.chute_id,
+        name=chute.name,
+        verdict="placed",
+        placed=0,
+        wanted=decision.wanted,
+        rule=None,
+        detail=f"preemption {state}: {p.reason}",
+        best_server_id=p.placement.server_id,
+        best_value=p.placement.value,
+        needed_value=None,
     )
 
 
@@ -154,7 +163,7 @@ def rank_pairs(
 ) -> list[PairRank]:
     """Best chute x server combinations for the `scales` view, with value and whether they fit
     now. Chutes the rules reject are listed with the rule as the reason."""
-    ctx = build_context(snapshot, policy, now, random.Random(0))
+    ctx = build_round_state(snapshot, policy, now, random.Random(0))
     firsts: dict[str, Slot] = {}
     for candidate in ctx.slots:
         if candidate.job_id is None:
@@ -172,44 +181,53 @@ def rank_pairs(
         if terms is None:
             continue
         slot = firsts.get(chute.chute_id)
-        chute_rej = ctx.chute_rejections.get(chute.chute_id)
+        probe = (
+            slot
+            if slot is not None
+            else Slot(
+                chute,
+                terms,
+                ctx.chute_groups.get(chute.chute_id, []),
+                {},
+                1.0,
+                frozenset(),
+                Tier.ORDINARY,
+            )
+        )
         for view in servers:
-            if compatibility_rejection(chute, view) is not None:
-                continue
-            srv: Srv | None = usable.get(view.server_id)
-            probe = (
-                slot
-                if slot is not None
-                else Slot(
-                    chute, terms, ctx.chute_groups.get(chute.chute_id, []), {}, 1.0, frozenset(), 2
-                )
-            )
-            if srv is None:
-                q_srv = Srv(view, 0, view.hourly_cost, 1.0, view.free_gpu_ids(), 1)
-                value = slot_value(probe, q_srv)
-                reason: str | None = str(ctx.server_rejections.get(view.server_id, "unusable"))
-            else:
-                value = slot_value(probe, srv)
-                pair = pair_rejection(chute, view, srv.free, ctx.backoff)
-                reason = str(chute_rej) if chute_rej else (str(pair) if pair else None)
-                if reason is None and value <= policy.min_value:
-                    reason = str(Rejection(Reason.UNPROFITABLE, f"value {value:.3f} <= floor"))
-            out.append(
-                PairRank(
-                    chute.chute_id,
-                    chute.name,
-                    view.server_id,
-                    view.name,
-                    view.gpu_type,
-                    chute.gpu_count,
-                    value,
-                    view.hourly_cost * chute.gpu_count,
-                    reason is None,
-                    reason,
-                )
-            )
+            if compatibility_rejection(chute, view) is None:
+                out.append(_pair_rank(ctx, probe, view, usable.get(view.server_id)))
     out.sort(key=lambda r: (not r.fits_now, -r.value))
     return out if limit is None else out[:limit]
+
+
+def _pair_rank(ctx: RoundState, probe: Slot, view: ServerView, srv: Srv | None) -> PairRank:
+    """The chute of `probe` on `view`: its value, and why it does not fit now (None: it does).
+    A server the rules reject (`srv` None) is valued as if it were usable."""
+    chute = probe.chute
+    if srv is None:
+        q_srv = Srv(view, 0, view.hourly_cost, 1.0, view.free_gpu_ids(), 1)
+        value = slot_value(probe, q_srv)
+        reason: str | None = str(ctx.server_rejections.get(view.server_id, "unusable"))
+    else:
+        value = slot_value(probe, srv)
+        chute_rej = ctx.chute_rejections.get(chute.chute_id)
+        pair = pair_rejection(chute, view, srv.free, ctx.backoff)
+        reason = str(chute_rej) if chute_rej else (str(pair) if pair else None)
+        if reason is None and value <= ctx.policy.min_value:
+            reason = str(Rejection(Reason.UNPROFITABLE, f"value {value:.3f} <= floor"))
+    return PairRank(
+        chute.chute_id,
+        chute.name,
+        view.server_id,
+        view.name,
+        view.gpu_type,
+        chute.gpu_count,
+        value,
+        view.hourly_cost * chute.gpu_count,
+        reason is None,
+        reason,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +252,7 @@ def rank_chutes(
     limit: int | None = None,
 ) -> list[ChuteRank]:
     """The `chutes` view: every chute by what one more instance is worth, with its rule."""
-    ctx = build_context(snapshot, policy, now, random.Random(0))
+    ctx = build_round_state(snapshot, policy, now, random.Random(0))
     out: list[ChuteRank] = []
     for chute in snapshot.chutes:
         if gpu_filter is not None and gpu_filter not in chute.supported_gpus:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from gepetto_core.scheduling.assignment import EPS, Assign, Book, slot_value, values_on
-from gepetto_core.scheduling.context import Srv
+from gepetto_core.scheduling.round_state import Group, Srv, Tier
 from gepetto_core.scheduling.value import MIN_COST
 
 
@@ -19,7 +19,7 @@ class _Rankings:
     (`orders`: groups, blocked servers, ratio model) or per chute (`values`: only the best
     `limit` + 1, so every call in a round must pass the same `limit`)."""
 
-    orders: dict[tuple[tuple[int, ...], frozenset[str], bool], list[Srv]]
+    orders: dict[tuple[tuple[Group, ...], frozenset[str], bool], list[Srv]]
     values: dict[str, list[tuple[float, Srv]]]
 
 
@@ -33,7 +33,7 @@ def _targets(a: Assign, limit: int, cache: _Rankings) -> list[tuple[float, Srv]]
     floor = a.value + EPS
     out: list[tuple[float, Srv]] = []
     if not slot.pair_factor and (t.ratio or t.cost_weight == 0):
-        key = (tuple(id(grp) for grp in slot.groups), slot.blocked, t.ratio)
+        key = (tuple(slot.groups), slot.blocked, t.ratio)
         order = cache.orders.get(key)
         if order is None:
             order = [srv for grp in slot.groups for srv in grp.servers]
@@ -86,7 +86,7 @@ def _move(book: Book, a: Assign, target: Srv, v_target: float, floor: float) -> 
         home_group = home.group
         home_id = home.view.server_id
         options: list[tuple[float, float, Assign, float]] = []  # (loss per GPU, loss, b, vb)
-        for b in book.on.get(id(target), ()):
+        for b in book.on.get(target, ()):
             other = b.slot
             gb = other.chute.gpu_count
             if (
@@ -160,13 +160,13 @@ def _swap_boxes(book: Book, floor: float, tries: int = 3) -> int:
     regret moves of `improve` never try this: the big placement already sits on its best
     server. Returns how many moved."""
     moved = 0
-    big = [a for a in book.placed if a.slot.chute.gpu_count > 1 and a.slot.tier == 2]
+    big = [a for a in book.placed if a.slot.chute.gpu_count > 1 and a.slot.tier == Tier.ORDINARY]
     # Servers holding placements of ours, per (groups, blocked servers) of a chute.
-    holding: dict[tuple[tuple[int, ...], frozenset[str]], list[Srv]] = {}
+    holding: dict[tuple[tuple[Group, ...], frozenset[str]], list[Srv]] = {}
     for a in big:
         if not book.holds(a):
             continue  # moved already as somebody's victim
-        key = (tuple(id(grp) for grp in a.slot.groups), a.slot.blocked)
+        key = (tuple(a.slot.groups), a.slot.blocked)
         occupied = holding.get(key)
         if occupied is None:
             blocked = a.slot.blocked
@@ -174,7 +174,7 @@ def _swap_boxes(book: Book, floor: float, tries: int = 3) -> int:
                 srv
                 for grp in a.slot.groups
                 for srv in grp.servers
-                if book.on.get(id(srv)) and not (blocked and srv.view.server_id in blocked)
+                if book.on.get(srv) and not (blocked and srv.view.server_id in blocked)
             ]
         servers = [srv for srv in occupied if srv is not a.srv]
         values = values_on(a.slot, servers)

@@ -64,7 +64,10 @@ class ChuteDecision:
 
 
 @dataclass(frozen=True)
-class Plan:
+class RoundPlan:
+    """What `plan_round` decided for one round (not to be confused with a reconcile pass's
+    `ReconcilePlan` or a command's `ActionPlan`)."""
+
     placements: tuple[Placement, ...]
     preemptions: tuple[Preemption, ...] = ()
     decisions: Mapping[str, ChuteDecision] = field(default_factory=dict)

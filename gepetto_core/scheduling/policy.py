@@ -123,7 +123,7 @@ class PlanPolicy:
     # Concurrent image pulls per server (pending deployments included); None = no limit.
     # Off by default: in the 48 h simulation a limit of 2 spread 1-GPU chutes over every box,
     # leaving no empty box for 8-GPU chutes (-8 % multiplier-hours on the TEE fleet).
-    max_pending_per_server: int | None = None
+    max_pulls_per_server: int | None = None
     whitelist_only: bool = False
 
     # Slot order: density x (1 + size_priority x log2(gpu_count)); 0 = density alone.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from gepetto_core.scheduling.assignment import EPS, Assign, Book, search, slot_value
-from gepetto_core.scheduling.context import GroupKey, Slot, Srv
+from gepetto_core.scheduling.round_state import Group, GroupKey, Slot, Srv
 
 # Eviction targets tried per unplaced slot (the cheapest evictions first). Trying the next two
 # as well changed nothing on the benchmark's 80 rounds and cost 2 ms.
@@ -21,7 +21,7 @@ def _try_evict(
     g = u.chute.gpu_count
     need = g - srv.free
     lost = 0.0
-    for a in sorted(book.on.get(id(srv), []), key=lambda a: a.value / a.slot.chute.gpu_count):
+    for a in sorted(book.on.get(srv, []), key=lambda a: a.value / a.slot.chute.gpu_count):
         if need <= 0 and srv.pulls_left > 0:
             break
         if a.slot.tier < u.tier:
@@ -44,11 +44,9 @@ def _try_evict(
     return gain
 
 
-def repair(
-    placed: list[Assign], unplaced: list[Slot], floor: float, window: float, budget: int
-) -> tuple[list[Assign], list[Slot]]:
-    """Give unplaced slots room by evicting lower-value new placements (which may move)."""
-    book = Book(placed)
+def _min_density(placed: list[Assign]) -> dict[GroupKey, float]:
+    """Per group, the lowest value per GPU among the placements: a slot denser than that may
+    find room there by eviction."""
     min_density: dict[GroupKey, float] = {}
     for a in placed:
         assert a.srv.group is not None
@@ -56,18 +54,56 @@ def repair(
         key = a.srv.group.key
         if d < min_density.get(key, math.inf):
             min_density[key] = d
+    return min_density
+
+
+def _best_eviction(
+    book: Book, u: Slot, groups: list[Group], floor: float, window: float
+) -> tuple[float, Srv, float] | None:
+    """(gain, server, value) of the best eviction that places `u`, or None. Servers are ranked
+    by what eviction would cost before anybody moves; the best few are tried and undone."""
+    g = u.chute.gpu_count
+    options: list[tuple[float, Srv, float]] = []
+    for grp in groups:
+        for srv in grp.servers:
+            if u.blocked and srv.view.server_id in u.blocked:
+                continue
+            held, lost = book.eviction_cost(srv, g)
+            if srv.free + held < g:
+                continue
+            v = slot_value(u, srv)
+            if v <= floor:
+                continue
+            options.append((v - lost, srv, v))
+    options.sort(key=lambda o: -o[0])
+    best: tuple[float, Srv, float] | None = None
+    for _, srv, v in options[:REPAIR_TRIALS]:
+        mark = len(book.log)
+        gain = _try_evict(book, u, srv, v, floor, window)
+        book.undo_to(mark)
+        if gain is not None and gain > EPS and (best is None or gain > best[0]):
+            best = (gain, srv, v)
+    return best
+
+
+def repair(
+    placed: list[Assign], unplaced: list[Slot], floor: float, window: float, budget: int
+) -> tuple[list[Assign], list[Slot]]:
+    """Give unplaced slots room by evicting lower-value new placements (which may move)."""
+    book = Book(placed)
+    min_density = _min_density(placed)
     tried = 0
     hopeless: set[str] = set()  # chutes whose previous slot found no gainful eviction
     # (groups, gpu_count) -> best value of a slot without pair evidence that found none: a
     # later one like it is worth less everywhere (slots come by density), so it finds none too.
-    hopeless_like: dict[tuple[tuple[int, ...], int], float] = {}
+    hopeless_like: dict[tuple[tuple[Group, ...], int], float] = {}
     for u in unplaced:
         if tried >= budget:
             break
         if book.is_placed(u) or u.chute.chute_id in hopeless:
             continue
         plain = not u.pair_factor and not u.blocked
-        sig = (tuple(id(grp) for grp in u.groups), u.chute.gpu_count)
+        sig = (tuple(u.groups), u.chute.gpu_count)
         if plain and (u.best_value or 0.0) <= hopeless_like.get(sig, -math.inf):
             continue
         g = u.chute.gpu_count
@@ -76,27 +112,7 @@ def repair(
         if not groups:
             continue
         tried += 1
-        # Rank servers by what eviction would cost before anybody moves; try the best few.
-        options: list[tuple[float, Srv, float]] = []
-        for grp in groups:
-            for srv in grp.servers:
-                if u.blocked and srv.view.server_id in u.blocked:
-                    continue
-                held, lost = book.eviction_cost(srv, g)
-                if srv.free + held < g:
-                    continue
-                v = slot_value(u, srv)
-                if v <= floor:
-                    continue
-                options.append((v - lost, srv, v))
-        options.sort(key=lambda o: -o[0])
-        best: tuple[float, Srv, float] | None = None
-        for _, srv, v in options[:REPAIR_TRIALS]:
-            mark = len(book.log)
-            gain = _try_evict(book, u, srv, v, floor, window)
-            book.undo_to(mark)
-            if gain is not None and gain > EPS and (best is None or gain > best[0]):
-                best = (gain, srv, v)
+        best = _best_eviction(book, u, groups, floor, window)
         if best is not None:
             _try_evict(book, u, best[1], best[2], floor, window)
             book.log.clear()

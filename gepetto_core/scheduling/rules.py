@@ -138,8 +138,9 @@ def chute_rejection(
     chute: ChuteView, snapshot: Snapshot, policy: PlanPolicy, backoff: BackoffState
 ) -> Rejection | None:
     """Rules for ordinary (non-job) scaling, in the order the official gepetto applies them."""
-    if chute.ban_reason:
-        return Rejection(Reason.BANNED, f"banned: {chute.ban_reason}")
+    banned = ban_rejection(chute)
+    if banned is not None:
+        return banned
     if not chute.at_remote_version:
         return Rejection(
             Reason.STALE_VERSION, f"local {chute.version} != remote {chute.remote_version}"
@@ -176,8 +177,9 @@ def server_rejection(
     backoff: BackoffState,
     pending_on_server: int = 0,
 ) -> Rejection | None:
-    if server.locked:
-        return Rejection(Reason.SERVER_LOCKED, "server is locked")
+    locked = lock_rejection(server)
+    if locked is not None:
+        return locked
     if server.disk_free_gb is not None and server.disk_free_gb < policy.min_disk_gb:
         return Rejection(
             Reason.LOW_DISK, f"{server.disk_free_gb:.0f} GB free < {policy.min_disk_gb:.0f} GB"
@@ -200,7 +202,7 @@ def server_rejection(
 def pull_limit(server: ServerView, policy: PlanPolicy, backoff: BackoffState) -> int | None:
     """How many deployments may be starting on the server at once (None = no limit): the
     policy's pull limit, capped by the probe allowance while the server is in back-off."""
-    limit = policy.max_pending_per_server
+    limit = policy.max_pulls_per_server
     if backoff.server_block(server.server_id) is not None:
         probes = policy.backoff.fenced_server_probes
         return probes if limit is None else min(limit, probes)
@@ -222,14 +224,42 @@ def compatibility_rejection(chute: ChuteView, server: ServerView) -> Rejection |
 def pair_rejection(
     chute: ChuteView, server: ServerView, free_gpus: int, backoff: BackoffState
 ) -> Rejection | None:
-    static = compatibility_rejection(chute, server)
+    static = compatibility_rejection(chute, server) or gpus_rejection(chute, free_gpus)
     if static is not None:
         return static
-    if free_gpus < chute.gpu_count:
-        return Rejection(
-            Reason.NOT_ENOUGH_GPUS, f"{free_gpus} free verified GPUs < {chute.gpu_count}"
-        )
     block = backoff.pair_block(chute.chute_id, server.server_id)
     if block is not None:
         return Rejection(Reason.PAIR_BACKOFF, block.reason)
     return None
+
+
+def ban_rejection(chute: ChuteView) -> Rejection | None:
+    if chute.ban_reason:
+        return Rejection(Reason.BANNED, f"banned: {chute.ban_reason}")
+    return None
+
+
+def lock_rejection(server: ServerView) -> Rejection | None:
+    if server.locked:
+        return Rejection(Reason.SERVER_LOCKED, "server is locked")
+    return None
+
+
+def gpus_rejection(chute: ChuteView, free_gpus: int) -> Rejection | None:
+    if free_gpus < chute.gpu_count:
+        return Rejection(
+            Reason.NOT_ENOUGH_GPUS, f"{free_gpus} free verified GPUs < {chute.gpu_count}"
+        )
+    return None
+
+
+def deploy_rejection(chute: ChuteView, server: ServerView) -> Rejection | None:
+    """The guard every deploy passes, the operator's and the planner's alike: the placement
+    rules that hold whatever the round (ban, lock, validator, TEE, GPU type, free GPUs). Version,
+    allowance, back-off and value are the planner's to weigh; an operator may deploy past them."""
+    return (
+        ban_rejection(chute)
+        or lock_rejection(server)
+        or compatibility_rejection(chute, server)
+        or gpus_rejection(chute, len(server.free_gpu_ids()))
+    )

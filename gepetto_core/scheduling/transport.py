@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # Larger than any path cost (at most 2**40 per hop, 100s of hops): keeps the arithmetic int.
 _INF = 1 << 100
@@ -41,6 +42,36 @@ class Arc:
     value: float
 
 
+@dataclass(slots=True)
+class _Network:
+    """The flow so far and what the next search needs."""
+
+    # worth[c][s]: integer value of one unit of chute c on server s.
+    worth: dict[int, dict[int, int]]
+    # entries[s]: (value, chute) into server s, best first; chutes run out of slots for good
+    # (a path never gives a chute's slot back), so a cursor skips them once.
+    entries: list[list[tuple[int, int]]]
+    cursor: list[int]
+    left: list[int]  # slots each chute still has to place
+    room: list[int]  # GPUs each server still has free
+    # placed[s][c]: units of chute c on server s (the hops out of s, and the answer).
+    placed: list[dict[int, int]]
+    # Potentials (Johnson): the last search's distances keep every reduced cost >= 0, so each
+    # search is a Dijkstra.
+    pot: list[int]
+    pot_end: int
+
+
+class _Path(NamedTuple):
+    """A search's result: distances, predecessors, and the cheapest server with room."""
+
+    dist: list[int]
+    # pred[s]: (previous server, chute moved) for a hop, (-1, chute) for an entry.
+    pred: list[tuple[int, int]]
+    d_end: int
+    end: int  # -1: no server with room is reachable
+
+
 def max_profit_transport(
     supply: Sequence[int], capacity: Sequence[int], arcs: Sequence[Arc]
 ) -> dict[tuple[int, int], int]:
@@ -48,15 +79,31 @@ def max_profit_transport(
 
     `supply[c]`: slots of chute c; `capacity[s]`: GPUs server s can still take; at most one arc
     per (chute, server)."""
+    net = _network(supply, capacity, arcs)
+    if net is None:
+        return {}
+    while True:
+        path = _shortest_path(net)
+        if path.end < 0:
+            break
+        real = path.d_end + net.pot_end  # the path's own cost: a gain when negative
+        _update_potentials(net, path)
+        if real >= 0:
+            break  # no path earns more than nothing
+        _augment(net, path)
+    return {(c, s): f for s, on in enumerate(net.placed) for c, f in on.items()}
+
+
+def _network(
+    supply: Sequence[int], capacity: Sequence[int], arcs: Sequence[Arc]
+) -> _Network | None:
+    """The empty flow over the profitable arcs (None: there are none)."""
     n_s = len(capacity)
     usable = [a for a in arcs if a.value > 0 and supply[a.chute] > 0]
     if not usable:
-        return {}
+        return None
     top = max(a.value for a in usable)
-    # worth[c][s]: integer value of one unit of chute c on server s.
     worth: dict[int, dict[int, int]] = {}
-    # entries[s]: (value, chute) into server s, best first; chutes run out of slots for good
-    # (a path never gives a chute's slot back), so a cursor skips them once.
     entries: list[list[tuple[int, int]]] = [[] for _ in range(n_s)]
     for a in usable:
         w = round(a.value / top * _SCALE)
@@ -64,84 +111,96 @@ def max_profit_transport(
         entries[a.server].append((w, a.chute))
     for lst in entries:
         lst.sort(key=lambda e: (-e[0], e[1]))
-    cursor = [0] * n_s
-    left = list(supply)
     room = list(capacity)
-    # placed[s][c]: units of chute c on server s (the hops out of s, and the answer).
-    placed: list[dict[int, int]] = [{} for _ in range(n_s)]
-    # Potentials (Johnson): the last search's distances keep every reduced cost >= 0, so each
-    # search is a Dijkstra. Before any unit is placed, a server's distance is its best entry.
+    # Before any unit is placed, a server's distance is its best entry.
     pot = [-lst[0][0] if lst else 0 for lst in entries]
     pot_end = min((pot[s] for s in range(n_s) if room[s] > 0 and entries[s]), default=0)
+    return _Network(
+        worth=worth,
+        entries=entries,
+        cursor=[0] * n_s,
+        left=list(supply),
+        room=room,
+        placed=[{} for _ in range(n_s)],
+        pot=pot,
+        pot_end=pot_end,
+    )
 
-    while True:
-        dist = [_INF] * n_s
-        # pred[s]: (previous server, chute moved) for a hop, (-1, chute) for an entry.
-        pred: list[tuple[int, int]] = [(-1, -1)] * n_s
-        heap: list[tuple[int, int]] = []
-        for s in range(n_s):
-            lst = entries[s]
-            i = cursor[s]
-            while i < len(lst) and left[lst[i][1]] == 0:
-                i += 1
-            cursor[s] = i
-            if i < len(lst):
-                d = -lst[i][0] - pot[s]
-                dist[s] = d
-                pred[s] = (-1, lst[i][1])
-                heap.append((d, s))
-        heapq.heapify(heap)
-        # The search ends at a virtual node reached from any server with room, at no cost.
-        d_end, end = _INF, -1
-        while heap:
-            d1, s1 = heapq.heappop(heap)
-            if d1 >= d_end:
-                break
-            if d1 > dist[s1]:
-                continue
-            p1 = pot[s1]
-            if room[s1] > 0:
-                nd = d1 + p1 - pot_end
-                if nd < d_end:
-                    d_end, end = nd, s1
-            for c in placed[s1]:
-                row = worth[c]
-                base = d1 + p1 + row[s1]
-                for s2, w2 in row.items():
-                    nd = base - w2 - pot[s2]
-                    if nd < dist[s2]:
-                        dist[s2] = nd
-                        pred[s2] = (s1, c)
-                        heapq.heappush(heap, (nd, s2))
-        if end < 0:
+
+def _shortest_path(net: _Network) -> _Path:
+    """Dijkstra on reduced costs from every server's best remaining entry to the virtual end
+    node, reached from any server with room at no cost."""
+    n_s = len(net.room)
+    entries, cursor, left, pot, room = net.entries, net.cursor, net.left, net.pot, net.room
+    placed, worth, pot_end = net.placed, net.worth, net.pot_end
+    dist = [_INF] * n_s
+    pred: list[tuple[int, int]] = [(-1, -1)] * n_s
+    heap: list[tuple[int, int]] = []
+    for s in range(n_s):
+        lst = entries[s]
+        i = cursor[s]
+        while i < len(lst) and left[lst[i][1]] == 0:
+            i += 1
+        cursor[s] = i
+        if i < len(lst):
+            d = -lst[i][0] - pot[s]
+            dist[s] = d
+            pred[s] = (-1, lst[i][1])
+            heap.append((d, s))
+    heapq.heapify(heap)
+    d_end, end = _INF, -1
+    while heap:
+        d1, s1 = heapq.heappop(heap)
+        if d1 >= d_end:
             break
-        real = d_end + pot_end  # the path's own cost: a gain when negative
-        for s in range(n_s):
-            ds = dist[s]
-            pot[s] += ds if ds < d_end else d_end
-        pot_end += d_end
-        if real >= 0:
-            break  # no path earns more than nothing
-        # Walk back to the entry; the push is the tightest of supply, room and moved units.
-        hops: list[tuple[int, int, int]] = []  # (from server, chute, to server)
-        s = end
-        push = room[end]
-        while True:
-            prev, c = pred[s]
-            if prev < 0:
-                entry_chute, first = c, s
-                push = min(push, left[c])
-                break
-            hops.append((prev, c, s))
-            push = min(push, placed[prev][c])
-            s = prev
-        left[entry_chute] -= push
-        _move(placed[first], entry_chute, push)
-        for prev, c, nxt in hops:
-            _move(placed[prev], c, -push)
-            _move(placed[nxt], c, push)
-        room[end] -= push
-    return {(c, s): f for s, on in enumerate(placed) for c, f in on.items()}
+        if d1 > dist[s1]:
+            continue
+        p1 = pot[s1]
+        if room[s1] > 0:
+            nd = d1 + p1 - pot_end
+            if nd < d_end:
+                d_end, end = nd, s1
+        for c in placed[s1]:
+            row = worth[c]
+            base = d1 + p1 + row[s1]
+            for s2, w2 in row.items():
+                nd = base - w2 - pot[s2]
+                if nd < dist[s2]:
+                    dist[s2] = nd
+                    pred[s2] = (s1, c)
+                    heapq.heappush(heap, (nd, s2))
+    return _Path(dist, pred, d_end, end)
+
+
+def _update_potentials(net: _Network, path: _Path) -> None:
+    pot, dist, d_end = net.pot, path.dist, path.d_end
+    for s in range(len(pot)):
+        ds = dist[s]
+        pot[s] += ds if ds < d_end else d_end
+    net.pot_end += d_end
+
+
+def _augment(net: _Network, path: _Path) -> None:
+    """Walk back to the entry; the push is the tightest of supply, room and moved units."""
+    pred, end, placed = path.pred, path.end, net.placed
+    hops: list[tuple[int, int, int]] = []  # (from server, chute, to server)
+    s = end
+    push = net.room[end]
+    while True:
+        prev, c = pred[s]
+        if prev < 0:
+            entry_chute, first = c, s
+            push = min(push, net.left[c])
+            break
+        hops.append((prev, c, s))
+        push = min(push, placed[prev][c])
+        s = prev
+    net.left[entry_chute] -= push
+    _move(placed[first], entry_chute, push)
+    for prev, c, nxt in hops:
+        _move(placed[prev], c, -push)
+        _move(placed[nxt], c, push)
+    net.room[end] -= push
 
 
 def _move(on: dict[int, int], c: int, units: int) -> None:

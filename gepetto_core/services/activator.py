@@ -8,9 +8,9 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+from gepetto_core.clock import utcnow
 from gepetto_core.errors import ClusterError, ValidatorError
 from gepetto_core.kube_objects import uses_launch_config
-from gepetto_core.services.deployer import utcnow
 from gepetto_core.services.ports import Cluster, Inventory, ValidatorApi
 
 log = logging.getLogger(__name__)

@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from gepetto_core.clock import utcnow
 from gepetto_core.errors import GepettoError, NoCapacityError, ValidatorError
 from gepetto_core.ops.metrics import METRICS
-from gepetto_core.scheduling.plan import Placement, Plan, Preemption
+from gepetto_core.scheduling.plan import Placement, Preemption, RoundPlan
 from gepetto_core.scheduling.planner import plan_round
 from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.snapshot import PreemptionRecord, Snapshot
-from gepetto_core.services.deployer import Deployer, DeployRequest, refuses_launch, utcnow
+from gepetto_core.services.deployer import Deployer, DeployRequest, refuses_launch
 from gepetto_core.services.ports import StateStore, ValidatorApi
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class Outcome:
 class RoundReport:
     started_at: datetime
     mode: str
-    plan: Plan | None = None
+    plan: RoundPlan | None = None
     outcomes: list[Outcome] = field(default_factory=list)
     error: str | None = None
     plan_seconds: float = 0.0

@@ -21,10 +21,11 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import SecretStr
 
+from gepetto_core.clock import utcnow
 from gepetto_core.errors import (
     ClusterError,
     ConflictError,
@@ -38,6 +39,8 @@ from gepetto_core.models.state import LedgerEntry
 from gepetto_core.models.validator import LaunchConfig
 from gepetto_core.ops.metrics import METRICS
 from gepetto_core.scheduling.backoff import refusal_reason
+from gepetto_core.scheduling.rules import deploy_rejection
+from gepetto_core.services.planning_input import deploy_views
 from gepetto_core.services.ports import Cluster, Inventory, StateStore, ValidatorApi
 
 log = logging.getLogger(__name__)
@@ -87,8 +90,17 @@ class UndeployResult:
         return self.removed is not None
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+class _Progress:
+    """The steps a deploy has taken, reported as they happen."""
+
+    def __init__(self, on_progress: ProgressCallback | None) -> None:
+        self.steps: list[DeployStep] = []
+        self._on_progress = on_progress
+
+    async def advance(self, step: DeployStep, detail: str) -> None:
+        self.steps.append(step)
+        if self._on_progress is not None:
+            await self._on_progress(step, detail)
 
 
 class Deployer:
@@ -142,13 +154,7 @@ class Deployer:
     ) -> DeployResult:
         chute, server = await self._load(request)
         validator = self._validator(server.validator)
-        steps: list[DeployStep] = []
-
-        async def advance(step: DeployStep, detail: str) -> None:
-            steps.append(step)
-            if on_progress is not None:
-                await on_progress(step, detail)
-
+        progress = _Progress(on_progress)
         deployment = Deployment(
             deployment_id=str(uuid.uuid4()),
             validator=server.validator,
@@ -160,30 +166,14 @@ class Deployer:
             preemptible=chute.preemptible,
         )
         gpus = await self._inventory.create_deployment(deployment, chute.gpu_count)
-        await advance(DeployStep.CLAIMED, f"{len(gpus)} GPU(s) on {server.name}")
+        await progress.advance(DeployStep.CLAIMED, f"{len(gpus)} GPU(s) on {server.name}")
         objects_made = False
         try:
             token: SecretStr | None = None
             if uses_launch_config(chute):
-                try:
-                    config = request.prepared or await validator.launch_config(
-                        chute.chute_id, request.job_id
-                    )
-                except ValidatorError as refusal:
-                    if refuses_launch(refusal):
-                        await self.record_launch_refusal(
-                            chute.chute_id,
-                            server.server_id,
-                            refusal,
-                            job_id=request.job_id,
-                            deployment_id=deployment.deployment_id,
-                        )
-                    raise
-                token = SecretStr(config.token)
-                deployment = await self._update(
-                    deployment.deployment_id, config_id=config.config_id
+                deployment, token = await self._launch_config(
+                    deployment, request, validator, progress
                 )
-                await advance(DeployStep.LAUNCH_CONFIG, f"config {config.config_id}")
             launch = LaunchParams(
                 launch_token=token,
                 job_ports=request.job_ports,
@@ -191,40 +181,96 @@ class Deployer:
                 vm_version=self._vm_version(request, server),
             )
             objects_made = True
-            made = await self._cluster.deploy_chute(chute, server, gpus, deployment, launch)
-            await advance(DeployStep.SERVICE_AND_JOB, f"job {made.job_name}")
-            deployment = await self._update(
-                deployment.deployment_id,
-                host=server.ip_address,
-                port=made.primary_port,
-                stub=False,
+            deployment, port = await self._make_objects(
+                deployment, chute, server, gpus, launch, progress
             )
-            await self._state.record_deployment_start(
-                LedgerEntry(
-                    deployment_id=deployment.deployment_id,
-                    chute_id=chute.chute_id,
-                    server_id=server.server_id,
-                    gpu_type=gpus[0].model_short_ref,
-                    validator=server.validator,
-                    created_at=self._clock(),
-                )
-            )
-            await advance(DeployStep.RECORDED, f"{server.ip_address}:{made.primary_port}")
             if not uses_launch_config(chute):
-                instance = await validator.announce_instance(
-                    chute.chute_id,
-                    [g.gpu_id for g in gpus],
-                    server.ip_address or "",
-                    made.primary_port,
+                deployment = await self._announce(
+                    deployment, server, port, gpus, validator, progress
                 )
-                deployment = await self._update(
-                    deployment.deployment_id, instance_id=instance.instance_id
-                )
-                await advance(DeployStep.ANNOUNCED, f"instance {instance.instance_id}")
         except BaseException as error:
             await self._roll_back(deployment, objects_made, error)
             raise
-        return DeployResult(deployment=deployment, gpus=gpus, steps=steps)
+        return DeployResult(deployment=deployment, gpus=gpus, steps=progress.steps)
+
+    async def _launch_config(
+        self,
+        deployment: Deployment,
+        request: DeployRequest,
+        validator: ValidatorApi,
+        progress: _Progress,
+    ) -> tuple[Deployment, SecretStr]:
+        """The launch config (prepared by the caller, or asked for now) and its token. A 403 is
+        kept in the ledger as a refusal before it goes up, so the planner holds the chute."""
+        try:
+            config = request.prepared or await validator.launch_config(
+                deployment.chute_id, request.job_id
+            )
+        except ValidatorError as refusal:
+            if refuses_launch(refusal):
+                await self.record_launch_refusal(
+                    deployment.chute_id,
+                    deployment.server_id,
+                    refusal,
+                    job_id=request.job_id,
+                    deployment_id=deployment.deployment_id,
+                )
+            raise
+        deployment = await self._update(deployment.deployment_id, config_id=config.config_id)
+        await progress.advance(DeployStep.LAUNCH_CONFIG, f"config {config.config_id}")
+        return deployment, SecretStr(config.token)
+
+    async def _make_objects(
+        self,
+        deployment: Deployment,
+        chute: Chute,
+        server: Server,
+        gpus: list[Gpu],
+        launch: LaunchParams,
+        progress: _Progress,
+    ) -> tuple[Deployment, int]:
+        """The Service and Job, then the row (no longer a stub) and the ledger's start.
+        Returns the row and the primary port's node port."""
+        made = await self._cluster.deploy_chute(chute, server, gpus, deployment, launch)
+        await progress.advance(DeployStep.SERVICE_AND_JOB, f"job {made.job_name}")
+        deployment = await self._update(
+            deployment.deployment_id,
+            host=server.ip_address,
+            port=made.primary_port,
+            stub=False,
+        )
+        await self._state.record_deployment_start(
+            LedgerEntry(
+                deployment_id=deployment.deployment_id,
+                chute_id=chute.chute_id,
+                server_id=server.server_id,
+                gpu_type=gpus[0].model_short_ref,
+                validator=server.validator,
+                created_at=self._clock(),
+            )
+        )
+        await progress.advance(DeployStep.RECORDED, f"{server.ip_address}:{made.primary_port}")
+        return deployment, made.primary_port
+
+    async def _announce(
+        self,
+        deployment: Deployment,
+        server: Server,
+        port: int,
+        gpus: list[Gpu],
+        validator: ValidatorApi,
+        progress: _Progress,
+    ) -> Deployment:
+        """[legacy chutes] tell the validator about the instance ourselves."""
+        instance = await validator.announce_instance(
+            deployment.chute_id,
+            [g.gpu_id for g in gpus],
+            server.ip_address or "",
+            port,
+        )
+        deployment = await self._update(deployment.deployment_id, instance_id=instance.instance_id)
+        await progress.advance(DeployStep.ANNOUNCED, f"instance {instance.instance_id}")
+        return deployment
 
     def _vm_version(self, request: DeployRequest, server: Server) -> str | None:
         """The server's TEE VM version, which picks the image registry and a TEE chute's
@@ -335,20 +381,7 @@ def refuses_launch(error: ValidatorError) -> bool:
 
 
 def placement_problem(chute: Chute, server: Server, gpus: Sequence[Gpu]) -> str | None:
-    """Why this chute cannot go on this server now, or None. Pure; the autoscaler has its own
-    richer rules, this is the guard every deploy (operator or automatic) passes."""
-    if chute.ban_reason:
-        return f"chute is banned ({chute.ban_reason})"
-    if server.locked:
-        return "server is locked"
-    if chute.tee != server.is_tee:
-        return "TEE chute needs a TEE server" if chute.tee else "server is TEE-only"
-    if chute.validator != server.validator:
-        return "chute and server belong to different validators"
-    free = [g for g in gpus if g.verified and g.deployment_id is None]
-    types = {g.model_short_ref for g in gpus}
-    if chute.supported_gpus and not types & set(chute.supported_gpus):
-        return f"GPU type {', '.join(sorted(types)) or 'unknown'} not supported by the chute"
-    if len(free) < chute.gpu_count:
-        return f"needs {chute.gpu_count} free verified GPU(s), {len(free)} free"
-    return None
+    """Why this chute cannot go on this server now, or None: the guard every deploy (operator
+    or automatic) passes, `scheduling.rules.deploy_rejection` on the inventory rows."""
+    rejection = deploy_rejection(*deploy_views(chute, server, gpus))
+    return rejection.detail if rejection is not None else None

@@ -19,12 +19,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from gepetto_core.clock import utcnow
 from gepetto_core.errors import GepettoError, InvalidInputError
 from gepetto_core.kube_objects import normalize_job_ports
 from gepetto_core.models.events import EventReason, MinerEvent
 from gepetto_core.models.inventory import Deployment
-from gepetto_core.scheduling.reconcile import chute_row_from_remote
-from gepetto_core.services.deployer import Deployer, DeployRequest, placement_problem, utcnow
+from gepetto_core.scheduling.chute_drift import chute_row_from_remote
+from gepetto_core.services.deployer import Deployer, DeployRequest, placement_problem
 from gepetto_core.services.ports import Cluster, Inventory, ValidatorApi
 
 log = logging.getLogger(__name__)

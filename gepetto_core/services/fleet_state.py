@@ -21,7 +21,7 @@ from datetime import datetime
 
 from gepetto_core.models.history import FleetSnapshot, ServerSlots, SlotRun, SlotState
 from gepetto_core.scheduling.backoff import BackoffState, backoff_state
-from gepetto_core.scheduling.plan import Plan
+from gepetto_core.scheduling.plan import RoundPlan as Plan
 from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.rules import Reason
 from gepetto_core.scheduling.snapshot import DeploymentView, ServerView, Snapshot

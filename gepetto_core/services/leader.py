@@ -33,9 +33,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from gepetto_core.clock import utcnow
 from gepetto_core.config import Settings
 from gepetto_core.errors import (
     ClusterConflictError,
@@ -116,10 +117,6 @@ def released(record: LeaseRecord, now: datetime) -> LeaseRecord:
 # --------------------------------------------------------------------------- the elector
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class LeaderElector:
     def __init__(
         self,
@@ -133,7 +130,7 @@ class LeaderElector:
         renew_deadline: float | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], datetime] = _utcnow,
+        wall: Callable[[], datetime] = utcnow,
     ) -> None:
         deadline = renew_deadline if renew_deadline is not None else lease_seconds * 2 / 3
         if not 0 < renew_seconds < deadline < lease_seconds:

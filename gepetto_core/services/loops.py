@@ -13,7 +13,7 @@ from gepetto_core.errors import GepettoError
 from gepetto_core.ops.metrics import METRICS
 from gepetto_core.services.activator import LegacyActivator
 from gepetto_core.services.autoscaler import Autoscaler
-from gepetto_core.services.reconciler import Reconciler, ReconcileReport
+from gepetto_core.services.reconcile_service import Reconciler, ReconcileReport
 from gepetto_core.services.sync import SyncService
 
 log = logging.getLogger(__name__)

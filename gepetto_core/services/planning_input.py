@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from gepetto_core.config import Settings
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
+from gepetto_core.models.validator import ChuteMetrics as ValidatorMetrics
 from gepetto_core.models.validator import ChuteUtilization as ValidatorUtilization
 from gepetto_core.models.validator import ValidatorChute
 from gepetto_core.scheduling import (
@@ -58,7 +59,7 @@ def plan_policy(settings: Settings) -> PlanPolicy:
     return PlanPolicy(
         backoff=backoff,
         max_deploys_per_round=settings.max_deploys_per_round,
-        max_pending_per_server=settings.max_pulls_per_server,
+        max_pulls_per_server=settings.max_pulls_per_server,
         min_disk_gb=float(settings.disk_reserve_gb),
     )
 
@@ -99,18 +100,7 @@ def _chute_view(
     rc = remote.chutes.items.get(chute.chute_id) if remote else None
     util = remote.utilization.items.get(chute.chute_id) if remote else None
     metrics = remote.metrics.items.get(chute.chute_id) if remote else None
-    jobs = (
-        tuple(
-            j.job_id
-            for j in remote.jobs.items.values()
-            if j.chute_id == chute.chute_id
-            and j.instance_id is None
-            and (j.status or "").lower() not in _CLOSED_JOB_STATES
-            and j.job_id not in refused_jobs  # the validator refuses a job we already tried
-        )
-        if remote
-        else ()
-    )
+    jobs = _open_jobs(chute.chute_id, remote, refused_jobs) if remote else ()
     if util is not None:
         instance_count = util.total_instance_count or util.instance_count
     else:
@@ -131,16 +121,7 @@ def _chute_view(
         chutes_version=chute.chutes_version,
         effective_compute_multiplier=rc.effective_compute_multiplier if rc else 0.0,
         bounty_boost=float(rc.compute_multiplier_factors.get("bounty_boost", 1.0)) if rc else 1.0,
-        metrics=(
-            ChuteMetrics(
-                total_compute_time=metrics.total_compute_time,
-                compute_multiplier=metrics.compute_multiplier,
-                total_invocations=float(metrics.total_invocations),
-                rate_limit_count=float(metrics.rate_limit_count),
-            )
-            if metrics
-            else None
-        ),
+        metrics=_chute_metrics(metrics) if metrics else None,
         utilization=(
             ChuteUtilization(
                 scalable=util.scalable and _private_chute_wanted(rc, util),
@@ -154,6 +135,30 @@ def _chute_view(
         instance_count=instance_count,
         job_ids=jobs,
         startup_minutes=startup_minutes,
+    )
+
+
+def _open_jobs(
+    chute_id: str, remote: ValidatorSnapshot, refused: frozenset[str]
+) -> tuple[str, ...]:
+    """The chute's jobs nobody has taken yet, still open, and not refused to us before (the
+    validator refuses a job we already tried)."""
+    return tuple(
+        j.job_id
+        for j in remote.jobs.items.values()
+        if j.chute_id == chute_id
+        and j.instance_id is None
+        and (j.status or "").lower() not in _CLOSED_JOB_STATES
+        and j.job_id not in refused
+    )
+
+
+def _chute_metrics(metrics: ValidatorMetrics) -> ChuteMetrics:
+    return ChuteMetrics(
+        total_compute_time=metrics.total_compute_time,
+        compute_multiplier=metrics.compute_multiplier,
+        total_invocations=float(metrics.total_invocations),
+        rate_limit_count=float(metrics.rate_limit_count),
     )
 
 
@@ -178,6 +183,12 @@ def public_footprint(validator: str, remote: ValidatorSnapshot) -> PublicFootpri
             instances += 1
             gpus += chute.gpu_count
     return PublicFootprint(validator, instances, gpus)
+
+
+def deploy_views(chute: Chute, server: Server, gpus: Sequence[Gpu]) -> tuple[ChuteView, ServerView]:
+    """The planner's views of one chute and one server (with its GPUs), from the inventory
+    alone: what `rules.deploy_rejection` needs to guard a deploy."""
+    return _chute_view(chute, None), _server_view(server, gpus, None)
 
 
 def _server_view(server: Server, gpus: Sequence[Gpu], disk_free_gb: float | None) -> ServerView:

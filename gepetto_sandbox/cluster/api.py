@@ -18,7 +18,7 @@ from gepetto_sandbox.cluster import resources, tables
 from gepetto_sandbox.cluster.core import ClusterCore
 from gepetto_sandbox.cluster.resources import BY_PATH, ResourceType
 from gepetto_sandbox.cluster.selectors import object_matcher
-from gepetto_sandbox.cluster.store import Event, Obj, StatusError
+from gepetto_sandbox.cluster.store import Event, Obj, StatusError, Store
 
 VERSION_INFO = {
     "major": "1",
@@ -194,36 +194,49 @@ async def _dispatch(
         return _json(listing)
     core = request.app[STATE_KEY].core
     rt, namespace, name, sub = _resolve(group, version, parts)
+    if name is None:
+        return await _on_collection(request, core, rt, namespace)
+    return await _on_object(request, core, rt, namespace or "", name, sub)
+
+
+async def _on_collection(
+    request: web.Request, core: ClusterCore, rt: ResourceType, namespace: str | None
+) -> web.StreamResponse:
+    """GET (list or watch), POST (create) or DELETE (deletecollection) on a resource type."""
     q = request.query
     method = request.method
-    if name is None:
-        if method == "GET":
-            if q.get("watch") in TRUE_VALUES:
-                return await _watch(request, rt, namespace)
-            items, rv = core.select(rt, namespace, q.get("labelSelector"), q.get("fieldSelector"))
-            if tables.wants_table(request.headers.get("Accept", "")):
-                return _json(tables.table(rt.plural, items, rv))
-            return _json(
-                {
-                    "kind": f"{rt.kind}List",
-                    "apiVersion": rt.group_version,
-                    "metadata": {"resourceVersion": str(rv)},
-                    "items": items,
-                }
-            )
-        if method == "POST":
-            created = core.create(rt, namespace, await _body(request))
-            return _json(created, status=201)
-        if method == "DELETE":
-            propagation, grace = _delete_options(q, await _optional_body(request))
-            core.delete_collection(
-                rt, namespace, q.get("labelSelector"), q.get("fieldSelector"), propagation, grace
-            )
-            return _json(
-                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
-            )
-        raise StatusError(405, "MethodNotAllowed", f"{method} is not allowed on a collection")
-    ns = namespace or ""
+    if method == "GET":
+        if q.get("watch") in TRUE_VALUES:
+            return await _watch(request, rt, namespace)
+        items, rv = core.select(rt, namespace, q.get("labelSelector"), q.get("fieldSelector"))
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return _json(tables.table(rt.plural, items, rv))
+        return _json(
+            {
+                "kind": f"{rt.kind}List",
+                "apiVersion": rt.group_version,
+                "metadata": {"resourceVersion": str(rv)},
+                "items": items,
+            }
+        )
+    if method == "POST":
+        created = core.create(rt, namespace, await _body(request))
+        return _json(created, status=201)
+    if method == "DELETE":
+        propagation, grace = _delete_options(q, await _optional_body(request))
+        core.delete_collection(
+            rt, namespace, q.get("labelSelector"), q.get("fieldSelector"), propagation, grace
+        )
+        return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+    raise StatusError(405, "MethodNotAllowed", f"{method} is not allowed on a collection")
+
+
+async def _on_object(
+    request: web.Request, core: ClusterCore, rt: ResourceType, ns: str, name: str, sub: str | None
+) -> web.StreamResponse:
+    """GET, PUT, PATCH or DELETE on one object (or its subresource)."""
+    q = request.query
+    method = request.method
     if method == "GET":
         obj = core.get(rt, ns, name)
         if sub == "log":
@@ -323,11 +336,33 @@ def _event_to_send(event: Event, matches: Callable[[Obj], bool]) -> str | None:
     return "DELETED" if before else None
 
 
+@dataclass
+class _WatchStream:
+    """One watch's chunked response: events as JSON lines, objects or table rows."""
+
+    response: web.StreamResponse
+    plural: str
+    as_table: bool
+    matches: Callable[[Obj], bool]
+
+    async def send(self, kind: str, obj: Obj) -> None:
+        shown = (
+            tables.table(self.plural, [obj], int(obj["metadata"]["resourceVersion"]))
+            if self.as_table
+            else obj
+        )
+        await self.response.write(json.dumps({"type": kind, "object": shown}).encode() + b"\n")
+
+    async def send_event(self, event: Event) -> None:
+        kind = _event_to_send(event, self.matches)
+        if kind:
+            await self.send(kind, event.obj)
+
+
 async def _watch(
     request: web.Request, rt: ResourceType, namespace: str | None
 ) -> web.StreamResponse:
-    core = request.app[STATE_KEY].core
-    store = core.store
+    store = request.app[STATE_KEY].core.store
     q = request.query
     selector = object_matcher(q.get("labelSelector"), q.get("fieldSelector"))
 
@@ -336,60 +371,18 @@ async def _watch(
             return False
         return selector(obj)
 
-    as_table = tables.wants_table(request.headers.get("Accept", ""))
     timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else None
     deadline = time.monotonic() + timeout if timeout else None
-    since = q.get("resourceVersion")
     queue = store.subscribe()
     floor = store.resource_version
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
     await response.prepare(request)
-
-    async def send(kind: str, obj: Obj) -> None:
-        shown = (
-            tables.table(rt.plural, [obj], int(obj["metadata"]["resourceVersion"]))
-            if (as_table)
-            else obj
-        )
-        await response.write(json.dumps({"type": kind, "object": shown}).encode() + b"\n")
-
+    as_table = tables.wants_table(request.headers.get("Accept", ""))
+    stream = _WatchStream(response, rt.plural, as_table, matches)
     try:
-        if not since or since == "0":
-            for obj in store.list(rt, namespace, matches):
-                await send("ADDED", obj)
-        else:
-            try:
-                start = int(since)
-            except ValueError:
-                start = -1
-            if start < store.oldest_resumable_rv():
-                expired = StatusError(
-                    410, "Expired", f"too old resource version: {since} ({floor})"
-                )
-                await response.write(
-                    json.dumps({"type": "ERROR", "object": expired.status()}).encode() + b"\n"
-                )
-                return response
-            for event in store.events_since(start, rt.plural):
-                kind = _event_to_send(event, matches)
-                if kind:
-                    await send(kind, event.obj)
-        while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            try:
-                queued = await asyncio.wait_for(queue.get(), remaining)
-            except TimeoutError:
-                break
-            if queued is None:
-                break
-            if queued.rv <= floor or queued.plural != rt.plural:
-                continue
-            kind = _event_to_send(queued, matches)
-            if kind:
-                await send(kind, queued.obj)
+        if await _replay(stream, store, rt, namespace, q.get("resourceVersion"), floor):
+            await _follow(stream, queue, deadline, floor)
     except ConnectionResetError:
         pass
     finally:
@@ -397,3 +390,51 @@ async def _watch(
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response
+
+
+async def _replay(
+    stream: _WatchStream,
+    store: Store,
+    rt: ResourceType,
+    namespace: str | None,
+    since: str | None,
+    floor: int,
+) -> bool:
+    """What the watch starts with: every object (no resourceVersion, or "0"), or the events
+    after `since`. False when `since` is too old to resume (a 410 ERROR event was sent)."""
+    if not since or since == "0":
+        for obj in store.list(rt, namespace, stream.matches):
+            await stream.send("ADDED", obj)
+        return True
+    try:
+        start = int(since)
+    except ValueError:
+        start = -1
+    if start < store.oldest_resumable_rv():
+        expired = StatusError(410, "Expired", f"too old resource version: {since} ({floor})")
+        await stream.response.write(
+            json.dumps({"type": "ERROR", "object": expired.status()}).encode() + b"\n"
+        )
+        return False
+    for event in store.events_since(start, stream.plural):
+        await stream.send_event(event)
+    return True
+
+
+async def _follow(
+    stream: _WatchStream, queue: asyncio.Queue[Event | None], deadline: float | None, floor: int
+) -> None:
+    """Live events after the watch started, until the deadline or the store shuts down."""
+    while True:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            break
+        try:
+            queued = await asyncio.wait_for(queue.get(), remaining)
+        except TimeoutError:
+            break
+        if queued is None:
+            break
+        if queued.rv <= floor or queued.plural != stream.plural:
+            continue
+        await stream.send_event(queued)

@@ -13,7 +13,8 @@ from gepetto_sandbox.slack.blockkit import (
     slack_len,
     total_block_text,
 )
-from gepetto_sandbox.slack.double import RecordedCall, SlackDouble, SocketAck, UploadedFile
+from gepetto_sandbox.slack.double import SlackDouble
+from gepetto_sandbox.slack.recorded import RecordedCall, SocketAck
 from gepetto_sandbox.slack.signing import (
     SignedRequest,
     block_actions_payload,
@@ -27,6 +28,7 @@ from gepetto_sandbox.slack.signing import (
     slash_command_payload,
     stale,
 )
+from gepetto_sandbox.slack.uploads import UploadedFile
 
 __all__ = [
     "RecordedCall",

@@ -15,51 +15,16 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from gepetto_sandbox.slack.blockkit import check_message, check_view
-
-
-@dataclass
-class RecordedCall:
-    method: str
-    args: dict[str, Any]
-    at: float  # time.monotonic() when the call arrived
-    auth_header: str | None = field(default=None, repr=False)  # holds a token: keep out of reprs
-    status: int = 200
-    response: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 200 and bool(self.response.get("ok"))
-
-
-@dataclass(frozen=True)
-class SocketAck:
-    envelope_id: str
-    payload: dict[str, Any] | None
-    latency_seconds: float
-
-
-class _SlackFail(Exception):
-    def __init__(self, error: str, problems: tuple[str, ...] = ()) -> None:
-        super().__init__(error)
-        self.error = error
-        self.problems = problems
-
-
-@dataclass
-class _RateRule:
-    method: str
-    channel: str | None
-    remaining: int | None  # None: an interval rule, applied forever
-    retry_after: int
-    interval: float = 0.0
-    last_seen: dict[str, float] = field(default_factory=dict)
-
+from gepetto_sandbox.slack.blockkit import check_message
+from gepetto_sandbox.slack.call_args import SlackFail, read_call_args
+from gepetto_sandbox.slack.rate_limits import RateRule, retry_after
+from gepetto_sandbox.slack.recorded import RecordedCall, SocketAck
+from gepetto_sandbox.slack.uploads import FileUploads, UploadedFile
+from gepetto_sandbox.slack.views import ViewSurfaces
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -71,29 +36,12 @@ METHOD_SCOPES = {
     "files.getUploadURLExternal": "files:write",
     "files.completeUploadExternal": "files:write",
 }
-MAX_UPLOAD_BYTES = 1_000_000_000  # Slack's file size limit (1 GB)
-
-
-@dataclass
-class UploadedFile:
-    """A file going through the two-step external upload (files.getUploadURLExternal, a POST of
-    the bytes to its upload_url, files.completeUploadExternal)."""
-
-    file_id: str
-    filename: str
-    length: int
-    alt_txt: str | None = None
-    content: bytes | None = None  # None until the bytes are POSTed to the upload_url
-    title: str | None = None
-    channel: str | None = None  # set by completeUploadExternal (None: uploaded, not shared)
-    thread_ts: str | None = None
-    completed: bool = False
 
 
 RESPONSE_URL_USES = 5  # "up to 5 times within 30 minutes"
 
 
-class SlackDouble:
+class SlackDouble(FileUploads, ViewSurfaces):
     """Fake Slack for tests and the demo. ``await start()`` returns the Web API base URL."""
 
     def __init__(
@@ -137,7 +85,7 @@ class SlackDouble:
         self.base_url = ""
         self._root = ""
         self._last_ts = 0.0
-        self._rules: list[_RateRule] = []
+        self._rules: list[RateRule] = []
         self._response_urls: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
         self._changed: asyncio.Condition | None = None
@@ -202,11 +150,11 @@ class SlackDouble:
         self, method: str, *, channel: str | None = None, times: int = 1, retry_after: int = 1
     ) -> None:
         """The next ``times`` calls of ``method`` (to ``channel``, if given) get HTTP 429."""
-        self._rules.append(_RateRule(method, channel, times, retry_after))
+        self._rules.append(RateRule(method, channel, times, retry_after))
 
     def throttle(self, method: str, *, per_seconds: float, retry_after: int = 1) -> None:
         """At most one call of ``method`` per channel every ``per_seconds``; the rest get 429."""
-        self._rules.append(_RateRule(method, None, None, retry_after, interval=per_seconds))
+        self._rules.append(RateRule(method, None, None, retry_after, interval=per_seconds))
 
     def calls_to(self, method: str) -> list[RecordedCall]:
         return [c for c in self.calls if c.method == method]
@@ -284,42 +232,12 @@ class SlackDouble:
         async with self._changed:
             self._changed.notify_all()
 
-    @staticmethod
-    async def _read_args(request: web.Request) -> dict[str, Any]:
-        args: dict[str, Any] = dict(request.query)
-        if request.content_type == "application/json":
-            body = await request.json()
-            if isinstance(body, dict):
-                args.update(body)
-        elif request.can_read_body:
-            form = await request.post()
-            args.update({k: v for k, v in form.items() if isinstance(v, str)})
-        for key in ("blocks", "attachments", "view"):
-            if isinstance(args.get(key), str):
-                with contextlib.suppress(ValueError):
-                    args[key] = json.loads(args[key])
-        return args
-
     def _rate_limited(self, method: str, args: dict[str, Any]) -> int | None:
-        channel = str(args.get("channel", ""))
-        now = time.monotonic()
-        for rule in self._rules:
-            if rule.method != method or (rule.channel is not None and rule.channel != channel):
-                continue
-            if rule.remaining is not None:
-                if rule.remaining > 0:
-                    rule.remaining -= 1
-                    return rule.retry_after
-                continue
-            last = rule.last_seen.get(channel)
-            if last is not None and now - last < rule.interval:
-                return rule.retry_after
-            rule.last_seen[channel] = now
-        return None
+        return retry_after(self._rules, method, str(args.get("channel", "")), time.monotonic())
 
     async def _web_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        args = await self._read_args(request)
+        args = await read_call_args(request)
         body_token = args.pop("token", None)  # a token in the body is kept out of recorded args
         auth = request.headers.get("Authorization") or (
             f"Bearer {body_token}" if body_token else None
@@ -335,7 +253,7 @@ class SlackDouble:
         try:
             token = auth.removeprefix("Bearer ").strip() if auth else None
             call.response = await self._dispatch(method, token, args)
-        except _SlackFail as fail:
+        except SlackFail as fail:
             call.response = {"ok": False, "error": fail.error}
             if fail.problems:
                 call.response["response_metadata"] = {"messages": list(fail.problems)}
@@ -346,23 +264,23 @@ class SlackDouble:
         self, method: str, token: str | None, args: dict[str, Any]
     ) -> dict[str, Any]:
         if not token:
-            raise _SlackFail("not_authed")
+            raise SlackFail("not_authed")
         if method == "apps.connections.open":
             if token.startswith("xoxb-"):
-                raise _SlackFail("not_allowed_token_type")
+                raise SlackFail("not_allowed_token_type")
             if token != self._app_token:
-                raise _SlackFail("invalid_auth")
+                raise SlackFail("invalid_auth")
             ticket = uuid.uuid4().hex
             ws_root = self._root.replace("http://", "ws://", 1)
             return {"ok": True, "url": f"{ws_root}/link/?ticket={ticket}&app_id=A0GEPETTO"}
         if token != self._bot_token:
-            raise _SlackFail("invalid_auth")
+            raise SlackFail("invalid_auth")
         handler = self._methods.get(method)
         if handler is None:
-            raise _SlackFail("unknown_method")
+            raise SlackFail("unknown_method")
         needed = METHOD_SCOPES.get(method)
         if needed is not None and needed not in self.bot_scopes:
-            raise _SlackFail("missing_scope", (f"needed: {needed}",))
+            raise SlackFail("missing_scope", (f"needed: {needed}",))
         return await handler(args)
 
     # -- Web API methods --------------------------------------------------------------------
@@ -375,7 +293,7 @@ class SlackDouble:
     def _channel_id(self, args: dict[str, Any]) -> str:
         raw = args.get("channel")
         if not isinstance(raw, str) or not raw:
-            raise _SlackFail("channel_not_found")
+            raise SlackFail("channel_not_found")
         if raw[0] in "CGD" and raw[1:].isalnum() and raw.isupper():
             return raw
         if raw[0] == "U" and raw in self.users:
@@ -384,13 +302,13 @@ class SlackDouble:
         for cid, cname in self.channels.items():
             if cname == name:
                 return cid
-        raise _SlackFail("channel_not_found")
+        raise SlackFail("channel_not_found")
 
     @staticmethod
     def _judge(args: dict[str, Any]) -> None:
         verdict = check_message(args.get("text"), args.get("blocks"))
         if verdict.error is not None:
-            raise _SlackFail(verdict.error, verdict.problems)
+            raise SlackFail(verdict.error, verdict.problems)
 
     def _message(self, args: dict[str, Any], ts: str) -> dict[str, Any]:
         msg: dict[str, Any] = {
@@ -430,7 +348,7 @@ class SlackDouble:
     async def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         self._channel_id(args)
         if args.get("user") not in self.users:
-            raise _SlackFail("user_not_in_channel")
+            raise SlackFail("user_not_in_channel")
         self._judge(args)
         return {"ok": True, "message_ts": self._next_ts()}
 
@@ -438,7 +356,7 @@ class SlackDouble:
         channel = self._channel_id(args)
         ts = str(args.get("ts", ""))
         if (channel, ts) not in self.messages:
-            raise _SlackFail("message_not_found")
+            raise SlackFail("message_not_found")
         return channel, ts
 
     async def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -459,138 +377,6 @@ class SlackDouble:
         del self.messages[(channel, ts)]
         return {"ok": True, "channel": channel, "ts": ts}
 
-    def _view_answer(self, view: Any, view_id: str) -> dict[str, Any]:
-        verdict = check_view(view)
-        if verdict.error is not None:
-            raise _SlackFail(verdict.error, verdict.problems)
-        return {
-            "ok": True,
-            "view": {
-                **view,
-                "id": view_id,
-                "team_id": self.team_id,
-                "hash": f"{int(time.time())}.{uuid.uuid4().hex[:8]}",
-            },
-        }
-
-    async def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        if not args.get("trigger_id"):
-            raise _SlackFail("invalid_trigger_id")
-        return self._view_answer(args.get("view"), "V" + uuid.uuid4().hex[:10].upper())
-
-    async def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
-        view_id = args.get("view_id") or args.get("external_id")
-        if not view_id:
-            raise _SlackFail("not_found")
-        return self._view_answer(args.get("view"), str(view_id))
-
-    async def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
-        user_id = str(args.get("user_id") or "")
-        if user_id not in self.users:
-            raise _SlackFail("user_not_found")
-        view = args.get("view")
-        if not isinstance(view, dict) or view.get("type") != "home":
-            raise _SlackFail("invalid_arguments", ("views.publish takes a home view",))
-        answer = self._view_answer(view, "V" + uuid.uuid4().hex[:10].upper())
-        self.home_views[user_id] = answer["view"]
-        return answer
-
-    # -- files: the two-step external upload ------------------------------------------------
-
-    async def _files_get_upload_url_external(self, args: dict[str, Any]) -> dict[str, Any]:
-        filename = args.get("filename")
-        raw_length = args.get("length")
-        if not isinstance(filename, str) or not filename:
-            raise _SlackFail("invalid_arguments", ("filename is required",))
-        try:
-            length = int(str(raw_length))
-        except ValueError:
-            raise _SlackFail("invalid_arguments", ("length must be an integer",)) from None
-        if length <= 0 or length > MAX_UPLOAD_BYTES:
-            raise _SlackFail("invalid_arguments", (f"length {length} out of range",))
-        file_id = "F" + uuid.uuid4().hex[:10].upper()
-        alt = args.get("alt_txt")
-        self.files[file_id] = UploadedFile(
-            file_id, filename, length, alt_txt=alt if isinstance(alt, str) else None
-        )
-        return {"ok": True, "upload_url": f"{self._root}/upload/v1/{file_id}", "file_id": file_id}
-
-    async def _upload_post(self, request: web.Request) -> web.Response:
-        """The upload_url: takes the bytes as the raw body or a multipart `file` part."""
-        file_id = request.match_info["file_id"]
-        upload = self.files.get(file_id)
-        if request.content_type.startswith("multipart/"):
-            form = await request.post()
-            part = form.get("file")
-            data = part.file.read() if isinstance(part, web.FileField) else b""
-        else:
-            data = await request.read()
-        call = RecordedCall(
-            "upload_url", {"file_id": file_id, "bytes": len(data)}, time.monotonic()
-        )
-        if upload is None or upload.completed:
-            call.status = 404
-        elif len(data) != upload.length:
-            call.status = 400  # stricter than Slack is documented to be: the length must match
-        else:
-            upload.content = data
-        call.response = {"ok": call.status == 200}
-        await self._record(call)
-        if call.status != 200:
-            return web.Response(status=call.status, text="upload failed")
-        return web.Response(text=f"OK - {len(data)}")
-
-    async def _files_complete_upload_external(self, args: dict[str, Any]) -> dict[str, Any]:
-        try:
-            items = json.loads(str(args.get("files") or ""))
-        except ValueError:
-            raise _SlackFail("invalid_arguments", ("files must be a JSON array",)) from None
-        if not isinstance(items, list) or not items:
-            raise _SlackFail("invalid_arguments", ("files must be a non-empty array",))
-        uploads: list[tuple[UploadedFile, str]] = []
-        for item in items:
-            upload = self.files.get(str(item.get("id"))) if isinstance(item, dict) else None
-            if upload is None or upload.completed:
-                raise _SlackFail("file_not_found")
-            if upload.content is None:
-                raise _SlackFail("file_upload_failed", ("no bytes were posted to the upload_url",))
-            uploads.append((upload, str(item.get("title") or upload.filename)))
-        channel = args.get("channel_id")
-        thread_ts = args.get("thread_ts")
-        if thread_ts and not channel:
-            raise _SlackFail("invalid_arguments", ("thread_ts needs channel_id",))
-        if channel:
-            channel = self._channel_id({"channel": channel})
-            if thread_ts and (channel, str(thread_ts)) not in self.messages:
-                raise _SlackFail("invalid_thread_ts")
-        shared: list[dict[str, Any]] = []
-        for upload, title in uploads:
-            upload.completed = True
-            upload.title = title
-            upload.channel = channel or None
-            upload.thread_ts = str(thread_ts) if thread_ts else None
-            shared.append(
-                {
-                    "id": upload.file_id,
-                    "name": upload.filename,
-                    "title": title,
-                    "size": upload.length,
-                }
-            )
-        if channel:
-            # Sharing posts a message with the files (in the thread, when one is given).
-            ts = self._next_ts()
-            message = self._message(
-                {"text": str(args.get("initial_comment") or ""), "thread_ts": thread_ts}, ts
-            )
-            message["files"] = shared
-            self.messages[(channel, ts)] = message
-        return {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in shared]}
-
-    def files_in_thread(self, channel: str, thread_ts: str) -> list[UploadedFile]:
-        """Files completed into a thread, in upload order (a test's view of what users see)."""
-        return [f for f in self.files.values() if f.channel == channel and f.thread_ts == thread_ts]
-
     async def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel_id(args)
         name = self.channels.get(channel, channel.lower())
@@ -609,13 +395,13 @@ class SlackDouble:
     async def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         group = str(args.get("usergroup"))
         if group not in self.usergroups:
-            raise _SlackFail("no_such_subteam")
+            raise SlackFail("no_such_subteam")
         return {"ok": True, "users": list(self.usergroups[group])}
 
     async def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user_id = str(args.get("user"))
         if user_id not in self.users:
-            raise _SlackFail("user_not_found")
+            raise SlackFail("user_not_found")
         info = self.users[user_id]
         return {
             "ok": True,
@@ -635,7 +421,7 @@ class SlackDouble:
 
     async def _response_url_post(self, request: web.Request) -> web.Response:
         rid = request.match_info["rid"]
-        args = await self._read_args(request)
+        args = await read_call_args(request)
         call = RecordedCall("response_url", {**args, "response_id": rid}, time.monotonic())
         uses = self._response_urls.get(rid)
         if uses is None or uses >= RESPONSE_URL_USES:

@@ -8,11 +8,12 @@ chutes are small vLLM/diffusion templates with a few KB of code; a few carry >10
 
 from __future__ import annotations
 
+import copy
 import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from gepetto_sandbox.validator.gpus import GPU_TYPES, full_selector
 
@@ -129,6 +130,28 @@ def _cords(template: str | None) -> list[dict[str, Any]]:
     ]
 
 
+class ImageDraw(NamedTuple):
+    """One chute's image as drawn: its row for the image list and what the chute row reuses."""
+
+    row: dict[str, Any]
+    ref: str  # what the chute's `image` field says (with the patch suffix)
+    name: str  # the chute's name
+    family: str
+    username: str
+    chutes_version: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class Shares:
+    """Fractions of the catalog that are TEE, legacy, private and job-only chutes."""
+
+    tee: float
+    legacy: float
+    private: float
+    job_only: float
+
+
 def generate_catalog(
     rng: random.Random,
     n_chutes: int,
@@ -140,154 +163,191 @@ def generate_catalog(
     private_share: float = 0.08,
     job_only_share: float = 0.03,
 ) -> Catalog:
+    """`n_chutes` chutes with their images, targets, other miners' instances, capacity logs and
+    (for most) metrics. Each step draws from `rng` in a fixed order: one seed, one catalog."""
     now = now or datetime.now(UTC)
+    shares = Shares(tee_share, legacy_share, private_share, job_only_share)
     catalog = Catalog()
     hotkeys = [fake_hotkey(rng) for _ in range(other_miners)]
     for index in range(n_chutes):
-        owner, family, sizes = rng.choice(_FAMILIES)
-        name = f"chutes/{owner}/{family}-{rng.choice(sizes)}-{index:05d}"
-        username = "chutes" if rng.random() < 0.8 else f"user{rng.randrange(500)}"
-        legacy = rng.random() < legacy_share
-        chutes_version = f"0.2.{rng.randint(40, 60)}" if legacy else f"0.3.{rng.randint(0, 61)}"
-        tag = f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}"
-        image_name = f"{family.lower()}-{index:05d}"
-        image_id = _uuid5(f"{username.lower()}/{image_name}:{tag}")
-        patch = "initial" if rng.random() < 0.7 else f"{rng.getrandbits(48):012x}"
-        created = now - timedelta(hours=rng.uniform(4, 24 * 120))
-        catalog.images.append(
-            {
-                "image_id": image_id,
-                "user_id": _uuid5(username),
-                "username": username,
-                "name": image_name,
-                "tag": tag,
-                "readme": "",
-                "logo_id": None,
-                "public": True,
-                "status": "built and pushed",
-                "created_at": iso(created),
-                "chutes_version": chutes_version,
-                "patch_version": patch,
-                "build_started_at": iso(created),
-                "build_completed_at": iso(created + timedelta(minutes=rng.uniform(3, 40))),
-            }
-        )
-        image_ref = f"{username}/{image_name}:{tag}" + ("" if patch == "initial" else f"-{patch}")
-        selector = full_selector(_weighted(rng, _SELECTORS))
-        template = _weighted(rng, _TEMPLATES)
-        job_only = rng.random() < job_only_share
-        public = rng.random() >= private_share
-        code = make_code(rng, name, code_size(rng))
-        chute_id = _uuid5(f"{username}::chute::{name}")
-        chute = {
-            "chute_id": chute_id,
-            "user_id": _uuid5(username),
-            "name": name,
-            "tagline": f"{family} served by chutes",
-            "readme": "",
-            "tool_description": None,
-            "image_id": image_id,
-            "image": image_ref,
-            "logo_id": None,
-            "public": public,
-            "standard_template": template,
-            "cords": [] if job_only else _cords(template),
-            "jobs": (
-                [
-                    {
-                        "name": "train",
-                        "upload": False,
-                        "timeout": 3600,
-                        "disk_gb": 100,
-                        "ports": [{"name": "ssh", "port": 2202, "default": True, "proto": "tcp"}],
-                    }
-                ]
-                if job_only
-                else None
-            ),
-            "node_selector": selector,
-            "slug": name.split("/")[-1].lower(),
-            "code": code,
-            "filename": "chute.py",
-            "ref_str": "chute:chute",
-            "version": _uuid5(f"{image_id}:{code}"),
-            "concurrency": rng.choice((8, 16, 32, 64, 128)),
-            "boost": rng.choice((None,) * 8 + (1.5, 3.0)),
-            "chutes_version": chutes_version,
-            "revision": f"{rng.getrandbits(160):040x}",
-            "openrouter": rng.random() < 0.2,
-            "discount": 0.0,
-            "created_at": iso(created),
-            "updated_at": iso(created + timedelta(hours=rng.uniform(0, 3))),
-            "max_instances": None if public else rng.randint(1, 5),
-            "scaling_threshold": 0.75,
-            "shutdown_after_seconds": 300 if public else 3600,
-            "invocation_count": int(rng.lognormvariate(9, 2.5)),
-            "supported_gpus": selector["supported_gpus"],
-            "preemptible": public,
-            "tee": rng.random() < tee_share,
-        }
+        image = _draw_image(rng, index, now, shares)
+        catalog.images.append(image.row)
+        chute = _draw_chute(rng, image, shares)
         catalog.chutes.append(chute)
+        chute_id = chute["chute_id"]
+        public = chute["public"]
         target = rng.choice((1, 2, 3, 5, 5, 8, 10, 15, 25)) if public else rng.randint(0, 2)
         catalog.targets[chute_id] = target
         others = min(target, max(0, int(rng.gauss(target * 0.8, 2))))
+        job_only = chute["jobs"] is not None
         for _ in range(0 if job_only else others):
-            activated = now - timedelta(minutes=rng.uniform(5, 60 * 48))
-            catalog.other_instances.append(
-                {
-                    "instance_id": _uuid4(rng),
-                    "chute_id": chute_id,
-                    "version": chute["version"],
-                    "miner_hotkey": rng.choice(hotkeys),
-                    "active": True,
-                    "verified": True,
-                    "activated_at": iso(activated),
-                    "last_verified_at": iso(activated - timedelta(minutes=2)),
-                    "created_at": iso(activated - timedelta(minutes=5)),
-                }
-            )
+            catalog.other_instances.append(_draw_other_instance(rng, chute, hotkeys, now))
         if job_only:
             continue
-        util = rng.betavariate(2, 3)
-        requests = rng.lognormvariate(6, 2)
-        rate_limited = requests * max(0.0, rng.gauss(0.01, 0.03))
-        catalog.capacity_logs[chute_id] = {
-            "timestamp": iso(now - timedelta(minutes=rng.uniform(0, 30))),
-            "utilization_current": util,
-            "utilization_5m": util,
-            "utilization_15m": util,
-            "utilization_1h": util,
-            "rate_limit_ratio_5m": rate_limited / (requests + rate_limited),
-            "rate_limit_ratio_15m": rate_limited / (requests + rate_limited),
-            "rate_limit_ratio_1h": rate_limited / (requests + rate_limited),
-            "total_requests_5m": requests / 12,
-            "total_requests_15m": requests / 4,
-            "total_requests_1h": requests,
-            "completed_requests_5m": requests / 12,
-            "completed_requests_15m": requests / 4,
-            "completed_requests_1h": requests,
-            "rate_limited_requests_5m": rate_limited / 12,
-            "rate_limited_requests_15m": rate_limited / 4,
-            "rate_limited_requests_1h": rate_limited,
-            "action_taken": "scale_up_candidate" if util > 0.6 else "no_action",
-        }
+        log = _draw_capacity_log(rng, now)
+        catalog.capacity_logs[chute_id] = log
         if rng.random() < 0.7:
-            invocations = int(requests)
-            multiplier = float(selector["compute_multiplier"])
-            catalog.metrics[chute_id] = {
-                "chute_id": chute_id,
-                "start_date": iso(now - timedelta(hours=1)),
-                "end_date": iso(now),
-                "compute_multiplier": multiplier,
-                "total_invocations": invocations,
-                "total_compute_time": invocations * rng.uniform(0.5, 40),
-                "error_count": int(invocations * rng.uniform(0, 0.02)),
-                "rate_limit_count": int(rate_limited),
-                "instance_count": others,
-                "per_second_price_usd": multiplier * 4.5 / 3600,
-                "total_usage_usd": invocations * rng.uniform(0.0001, 0.01),
-            }
+            selector = chute["node_selector"]
+            catalog.metrics[chute_id] = _draw_metrics(rng, chute_id, selector, log, others, now)
     return catalog
+
+
+def _draw_image(rng: random.Random, index: int, now: datetime, shares: Shares) -> ImageDraw:
+    owner, family, sizes = rng.choice(_FAMILIES)
+    name = f"chutes/{owner}/{family}-{rng.choice(sizes)}-{index:05d}"
+    username = "chutes" if rng.random() < 0.8 else f"user{rng.randrange(500)}"
+    legacy = rng.random() < shares.legacy
+    chutes_version = f"0.2.{rng.randint(40, 60)}" if legacy else f"0.3.{rng.randint(0, 61)}"
+    tag = f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}"
+    image_name = f"{family.lower()}-{index:05d}"
+    image_id = _uuid5(f"{username.lower()}/{image_name}:{tag}")
+    patch = "initial" if rng.random() < 0.7 else f"{rng.getrandbits(48):012x}"
+    created = now - timedelta(hours=rng.uniform(4, 24 * 120))
+    row = {
+        "image_id": image_id,
+        "user_id": _uuid5(username),
+        "username": username,
+        "name": image_name,
+        "tag": tag,
+        "readme": "",
+        "logo_id": None,
+        "public": True,
+        "status": "built and pushed",
+        "created_at": iso(created),
+        "chutes_version": chutes_version,
+        "patch_version": patch,
+        "build_started_at": iso(created),
+        "build_completed_at": iso(created + timedelta(minutes=rng.uniform(3, 40))),
+    }
+    ref = f"{username}/{image_name}:{tag}" + ("" if patch == "initial" else f"-{patch}")
+    return ImageDraw(row, ref, name, family, username, chutes_version, created)
+
+
+# The job a job-only chute declares (and nothing else).
+_TRAIN_JOB: dict[str, Any] = {
+    "name": "train",
+    "upload": False,
+    "timeout": 3600,
+    "disk_gb": 100,
+    "ports": [{"name": "ssh", "port": 2202, "default": True, "proto": "tcp"}],
+}
+
+
+def _draw_chute(rng: random.Random, image: ImageDraw, shares: Shares) -> dict[str, Any]:
+    selector = full_selector(_weighted(rng, _SELECTORS))
+    template = _weighted(rng, _TEMPLATES)
+    job_only = rng.random() < shares.job_only
+    public = rng.random() >= shares.private
+    name, username, created = image.name, image.username, image.created
+    image_id = image.row["image_id"]
+    code = make_code(rng, name, code_size(rng))
+    return {
+        "chute_id": _uuid5(f"{username}::chute::{name}"),
+        "user_id": _uuid5(username),
+        "name": name,
+        "tagline": f"{image.family} served by chutes",
+        "readme": "",
+        "tool_description": None,
+        "image_id": image_id,
+        "image": image.ref,
+        "logo_id": None,
+        "public": public,
+        "standard_template": template,
+        "cords": [] if job_only else _cords(template),
+        "jobs": [copy.deepcopy(_TRAIN_JOB)] if job_only else None,
+        "node_selector": selector,
+        "slug": name.split("/")[-1].lower(),
+        "code": code,
+        "filename": "chute.py",
+        "ref_str": "chute:chute",
+        "version": _uuid5(f"{image_id}:{code}"),
+        "concurrency": rng.choice((8, 16, 32, 64, 128)),
+        "boost": rng.choice((None,) * 8 + (1.5, 3.0)),
+        "chutes_version": image.chutes_version,
+        "revision": f"{rng.getrandbits(160):040x}",
+        "openrouter": rng.random() < 0.2,
+        "discount": 0.0,
+        "created_at": iso(created),
+        "updated_at": iso(created + timedelta(hours=rng.uniform(0, 3))),
+        "max_instances": None if public else rng.randint(1, 5),
+        "scaling_threshold": 0.75,
+        "shutdown_after_seconds": 300 if public else 3600,
+        "invocation_count": int(rng.lognormvariate(9, 2.5)),
+        "supported_gpus": selector["supported_gpus"],
+        "preemptible": public,
+        "tee": rng.random() < shares.tee,
+    }
+
+
+def _draw_other_instance(
+    rng: random.Random, chute: dict[str, Any], hotkeys: list[str], now: datetime
+) -> dict[str, Any]:
+    """An instance of `chute` held by another miner, active for up to two days."""
+    activated = now - timedelta(minutes=rng.uniform(5, 60 * 48))
+    return {
+        "instance_id": _uuid4(rng),
+        "chute_id": chute["chute_id"],
+        "version": chute["version"],
+        "miner_hotkey": rng.choice(hotkeys),
+        "active": True,
+        "verified": True,
+        "activated_at": iso(activated),
+        "last_verified_at": iso(activated - timedelta(minutes=2)),
+        "created_at": iso(activated - timedelta(minutes=5)),
+    }
+
+
+def _draw_capacity_log(rng: random.Random, now: datetime) -> dict[str, Any]:
+    util = rng.betavariate(2, 3)
+    requests = rng.lognormvariate(6, 2)
+    rate_limited = requests * max(0.0, rng.gauss(0.01, 0.03))
+    return {
+        "timestamp": iso(now - timedelta(minutes=rng.uniform(0, 30))),
+        "utilization_current": util,
+        "utilization_5m": util,
+        "utilization_15m": util,
+        "utilization_1h": util,
+        "rate_limit_ratio_5m": rate_limited / (requests + rate_limited),
+        "rate_limit_ratio_15m": rate_limited / (requests + rate_limited),
+        "rate_limit_ratio_1h": rate_limited / (requests + rate_limited),
+        "total_requests_5m": requests / 12,
+        "total_requests_15m": requests / 4,
+        "total_requests_1h": requests,
+        "completed_requests_5m": requests / 12,
+        "completed_requests_15m": requests / 4,
+        "completed_requests_1h": requests,
+        "rate_limited_requests_5m": rate_limited / 12,
+        "rate_limited_requests_15m": rate_limited / 4,
+        "rate_limited_requests_1h": rate_limited,
+        "action_taken": "scale_up_candidate" if util > 0.6 else "no_action",
+    }
+
+
+def _draw_metrics(
+    rng: random.Random,
+    chute_id: str,
+    selector: dict[str, Any],
+    log: dict[str, Any],
+    others: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """The last hour's invocation metrics, consistent with the chute's capacity log."""
+    invocations = int(log["total_requests_1h"])
+    rate_limited = log["rate_limited_requests_1h"]
+    multiplier = float(selector["compute_multiplier"])
+    return {
+        "chute_id": chute_id,
+        "start_date": iso(now - timedelta(hours=1)),
+        "end_date": iso(now),
+        "compute_multiplier": multiplier,
+        "total_invocations": invocations,
+        "total_compute_time": invocations * rng.uniform(0.5, 40),
+        "error_count": int(invocations * rng.uniform(0, 0.02)),
+        "rate_limit_count": int(rate_limited),
+        "instance_count": others,
+        "per_second_price_usd": multiplier * 4.5 / 3600,
+        "total_usage_usd": invocations * rng.uniform(0.0001, 0.01),
+    }
 
 
 def gpu_type_names() -> list[str]:

@@ -43,25 +43,29 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return value
 
 
-def add_control_routes(app: web.Application, sandbox: SandboxValidator) -> None:
-    r = app.router
-    s = sandbox
+class _Control:
+    """One handler per control route, all on one sandbox."""
 
-    async def load_catalog(request: web.Request) -> web.StreamResponse:
+    def __init__(self, sandbox: SandboxValidator) -> None:
+        self._sandbox = sandbox
+
+    async def load_catalog(self, request: web.Request) -> web.StreamResponse:
         args = await _body(request)
-        loaded = s.load_generated(int(args.get("chutes", 100)), seed=int(args.get("seed", 0)))
+        loaded = self._sandbox.load_generated(
+            int(args.get("chutes", 100)), seed=int(args.get("seed", 0))
+        )
         return _reply(loaded)
 
-    async def state(request: web.Request) -> web.StreamResponse:
-        return _reply(s.summary())
+    async def state(self, request: web.Request) -> web.StreamResponse:
+        return _reply(self._sandbox.summary())
 
-    async def miners(request: web.Request) -> web.StreamResponse:
-        s.register_miner(str((await _body(request))["hotkey"]))
+    async def miners(self, request: web.Request) -> web.StreamResponse:
+        self._sandbox.register_miner(str((await _body(request))["hotkey"]))
         return _reply({"ok": True})
 
-    async def servers(request: web.Request) -> web.StreamResponse:
+    async def servers(self, request: web.Request) -> web.StreamResponse:
         a = await _body(request)
-        server = s.add_server(
+        server = self._sandbox.add_server(
             str(a["hotkey"]),
             name=str(a["name"]),
             gpu_identifier=str(a["gpu_identifier"]),
@@ -72,89 +76,96 @@ def add_control_routes(app: web.Application, sandbox: SandboxValidator) -> None:
         )
         return _reply(server, 201)
 
-    async def target(request: web.Request) -> web.StreamResponse:
-        s.set_target(request.match_info["chute_id"], int((await _body(request))["target"]))
+    async def target(self, request: web.Request) -> web.StreamResponse:
+        self._sandbox.set_target(
+            request.match_info["chute_id"], int((await _body(request))["target"])
+        )
         return _reply({"ok": True})
 
-    async def claim(request: web.Request) -> web.StreamResponse:
+    async def claim(self, request: web.Request) -> web.StreamResponse:
         a = await _body(request)
-        result = s.claim(
+        result = self._sandbox.claim(
             request.match_info["config_id"], list(a["gpus"]), str(a["host"]), int(a["port"])
         )
         return _reply(result)
 
-    async def verify(request: web.Request) -> web.StreamResponse:
-        return _reply(s.verify(request.match_info["config_id"]))
+    async def verify(self, request: web.Request) -> web.StreamResponse:
+        return _reply(self._sandbox.verify(request.match_info["config_id"]))
 
-    async def activate(request: web.Request) -> web.StreamResponse:
-        return _reply(s.activate(request.match_info["config_id"]))
+    async def activate(self, request: web.Request) -> web.StreamResponse:
+        return _reply(self._sandbox.activate(request.match_info["config_id"]))
 
-    async def delete_instance(request: web.Request) -> web.StreamResponse:
-        s.delete_instance(request.match_info["instance_id"])
+    async def delete_instance(self, request: web.Request) -> web.StreamResponse:
+        self._sandbox.delete_instance(request.match_info["instance_id"])
         return _reply({"deleted": True})
 
-    async def set_fault(request: web.Request) -> web.StreamResponse:
-        s.inject_fault(request.match_info["route"], Fault.from_json(await _body(request)))
+    async def set_fault(self, request: web.Request) -> web.StreamResponse:
+        self._sandbox.inject_fault(
+            request.match_info["route"], Fault.from_json(await _body(request))
+        )
         return _reply({"ok": True})
 
-    async def clear_faults(request: web.Request) -> web.StreamResponse:
-        s.clear_faults(request.match_info.get("route"))
+    async def clear_faults(self, request: web.Request) -> web.StreamResponse:
+        self._sandbox.clear_faults(request.match_info.get("route"))
         return _reply({"ok": True})
 
-    async def create_job(request: web.Request) -> web.StreamResponse:
+    async def create_job(self, request: web.Request) -> web.StreamResponse:
         a = await _body(request)
-        job = s.create_job(
+        job = self._sandbox.create_job(
             str(a["chute_id"]),
             method=str(a.get("method", "run")),
             disk_gb=int(a.get("disk_gb", 10)),
         )
         return _reply(job, 201)
 
-    async def finish_job(request: web.Request) -> web.StreamResponse:
-        s.finish_job(request.match_info["job_id"])
+    async def finish_job(self, request: web.Request) -> web.StreamResponse:
+        self._sandbox.finish_job(request.match_info["job_id"])
         return _reply({"ok": True})
 
-    async def bounty(request: web.Request) -> web.StreamResponse:
-        return _reply({"bounty": s.create_bounty(request.match_info["chute_id"])})
+    async def bounty(self, request: web.Request) -> web.StreamResponse:
+        return _reply({"bounty": self._sandbox.create_bounty(request.match_info["chute_id"])})
 
-    async def update_chute(request: web.Request) -> web.StreamResponse:
-        return _reply({"version": s.update_chute(request.match_info["chute_id"])})
+    async def update_chute(self, request: web.Request) -> web.StreamResponse:
+        return _reply({"version": self._sandbox.update_chute(request.match_info["chute_id"])})
 
-    async def delete_chute(request: web.Request) -> web.StreamResponse:
-        s.delete_chute(request.match_info["chute_id"])
+    async def delete_chute(self, request: web.Request) -> web.StreamResponse:
+        self._sandbox.delete_chute(request.match_info["chute_id"])
         return _reply({"ok": True})
 
-    async def finish_rolling(request: web.Request) -> web.StreamResponse:
-        s.finish_rolling_update(request.match_info["chute_id"])
+    async def finish_rolling(self, request: web.Request) -> web.StreamResponse:
+        self._sandbox.finish_rolling_update(request.match_info["chute_id"])
         return _reply({"ok": True})
 
-    async def broadcast(request: web.Request) -> web.StreamResponse:
+    async def broadcast(self, request: web.Request) -> web.StreamResponse:
         a = await _body(request)
-        s.broadcast(
+        self._sandbox.broadcast(
             str(a["reason"]), dict(a.get("data", {})), recipients=a.get("filter_recipients")
         )
         return _reply({"ok": True})
 
+
+def add_control_routes(app: web.Application, sandbox: SandboxValidator) -> None:
+    c = _Control(sandbox)
     routes: list[tuple[str, str, Handler]] = [
-        ("POST", "/_sandbox/catalog", load_catalog),
-        ("GET", "/_sandbox/state", state),
-        ("POST", "/_sandbox/miners", miners),
-        ("POST", "/_sandbox/servers", servers),
-        ("PUT", "/_sandbox/targets/{chute_id}", target),
-        ("POST", "/_sandbox/launch_configs/{config_id}/claim", claim),
-        ("POST", "/_sandbox/launch_configs/{config_id}/verify", verify),
-        ("POST", "/_sandbox/launch_configs/{config_id}/activate", activate),
-        ("DELETE", "/_sandbox/instances/{instance_id}", delete_instance),
-        ("POST", "/_sandbox/faults/{route}", set_fault),
-        ("DELETE", "/_sandbox/faults", clear_faults),
-        ("DELETE", "/_sandbox/faults/{route}", clear_faults),
-        ("POST", "/_sandbox/jobs", create_job),
-        ("POST", "/_sandbox/jobs/{job_id}/finish", finish_job),
-        ("POST", "/_sandbox/bounties/{chute_id}", bounty),
-        ("POST", "/_sandbox/chutes/{chute_id}/update", update_chute),
-        ("DELETE", "/_sandbox/chutes/{chute_id}", delete_chute),
-        ("POST", "/_sandbox/rolling_updates/{chute_id}/finish", finish_rolling),
-        ("POST", "/_sandbox/broadcast", broadcast),
+        ("POST", "/_sandbox/catalog", c.load_catalog),
+        ("GET", "/_sandbox/state", c.state),
+        ("POST", "/_sandbox/miners", c.miners),
+        ("POST", "/_sandbox/servers", c.servers),
+        ("PUT", "/_sandbox/targets/{chute_id}", c.target),
+        ("POST", "/_sandbox/launch_configs/{config_id}/claim", c.claim),
+        ("POST", "/_sandbox/launch_configs/{config_id}/verify", c.verify),
+        ("POST", "/_sandbox/launch_configs/{config_id}/activate", c.activate),
+        ("DELETE", "/_sandbox/instances/{instance_id}", c.delete_instance),
+        ("POST", "/_sandbox/faults/{route}", c.set_fault),
+        ("DELETE", "/_sandbox/faults", c.clear_faults),
+        ("DELETE", "/_sandbox/faults/{route}", c.clear_faults),
+        ("POST", "/_sandbox/jobs", c.create_job),
+        ("POST", "/_sandbox/jobs/{job_id}/finish", c.finish_job),
+        ("POST", "/_sandbox/bounties/{chute_id}", c.bounty),
+        ("POST", "/_sandbox/chutes/{chute_id}/update", c.update_chute),
+        ("DELETE", "/_sandbox/chutes/{chute_id}", c.delete_chute),
+        ("POST", "/_sandbox/rolling_updates/{chute_id}/finish", c.finish_rolling),
+        ("POST", "/_sandbox/broadcast", c.broadcast),
     ]
     for method, path, handler in routes:
-        r.add_route(method, path, _guard(handler))
+        app.router.add_route(method, path, _guard(handler))

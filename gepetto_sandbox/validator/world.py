@@ -22,6 +22,15 @@ import jwt
 from gepetto_core.models.validator import is_launch_config_version
 from gepetto_sandbox.validator.catalog import Catalog, iso
 from gepetto_sandbox.validator.gpus import GPU_TYPES
+from gepetto_sandbox.validator.rows import (
+    GpuPlace,
+    instance_row,
+    launch_claims,
+    launch_config_row,
+    node_row,
+    server_gpu_row,
+    server_row,
+)
 from gepetto_sandbox.validator.rules import (
     Refusal,
     check_private_capacity,
@@ -168,41 +177,11 @@ class ValidatorWorld:
         gpus = []
         for index in range(gpu_count):
             gpu_uuid = "GPU-" + self._new_id()
-            self.nodes[gpu_uuid] = {
-                "uuid": gpu_uuid,
-                "name": gpu.model_name,
-                "memory": gpu.memory_gb * 1024**3,
-                "gpu_identifier": gpu_identifier,
-                "device_index": index,
-                "server_id": server_id,
-                "miner_hotkey": hotkey,
-                "verification_host": host,
-                "verification_port": 30443,
-                "verified_at": created if verified else None,
-                "verification_error": None,
-                "created_at": created,
-            }
-            gpus.append(
-                {
-                    "uuid": gpu_uuid,
-                    "gpu_identifier": gpu_identifier,
-                    "device_index": index,
-                    "verified_at": created if verified else None,
-                    "verification_error": None,
-                }
-            )
-        server = {
-            "server_id": server_id,
-            "name": name,
-            "ip": host,
-            "is_tee": is_tee,
-            "version": "0.1.0" if is_tee else None,
-            "maintenance_pending": False,
-            "created_at": created,
-            "updated_at": created,
-            "gpus": gpus,
-            "miner_hotkey": hotkey,
-        }
+            where = GpuPlace(server_id, index, hotkey, host)
+            node = node_row(gpu_uuid, gpu, gpu_identifier, where, created, verified=verified)
+            self.nodes[gpu_uuid] = node
+            gpus.append(server_gpu_row(node))
+        server = server_row(server_id, name, host, hotkey, gpus, created, is_tee=is_tee)
         self.servers[server_id] = server
         return server
 
@@ -232,26 +211,11 @@ class ValidatorWorld:
             history.append(hotkey)
         config_id = self._new_id()
         now = self.now()
-        self.launch_configs[config_id] = {
-            "config_id": config_id,
-            "chute_id": chute_id,
-            "job_id": job_id,
-            "miner_hotkey": hotkey,
-            "env_key": secrets.token_hex(16),
-            "seed": self.rng.randrange(1 << 32),
-            "created_at": now,
-            "retrieved_at": None,
-            "instance_id": None,
-            "failed_at": None,
-        }
-        claims: dict[str, Any] = {
-            "exp": int((now + JWT_LIFETIME).timestamp()),
-            "iat": int(now.timestamp()),
-            "sub": config_id,
-            "iss": "chutes",
-            "url": f"{self.base_url}/instances/launch_config/{config_id}",
-            "env_key": self.launch_configs[config_id]["env_key"],
-        }
+        config = launch_config_row(
+            config_id, chute_id, job_id, hotkey, seed=self.rng.randrange(1 << 32), now=now
+        )
+        self.launch_configs[config_id] = config
+        claims = launch_claims(config, self.base_url, JWT_LIFETIME)
         if job_id is not None:
             claims["job_id"] = job_id
             claims["disk_gb"] = self.jobs[job_id]["job_args"].get("_disk_gb", 10)
@@ -528,39 +492,7 @@ class ValidatorWorld:
         return instance
 
     def _instance_row(self, chute_id: str, hotkey: str, *, host: str, port: int) -> dict[str, Any]:
-        chute = self.chutes[chute_id]
         now = iso(self.now())
-        gpu_count = chute["node_selector"]["gpu_count"]
-        cheapest = min(
-            (GPU_TYPES[g].hourly_rate for g in chute["node_selector"]["supported_gpus"]),
-            default=0.0,
+        return instance_row(
+            self.chutes[chute_id], hotkey, host=host, port=port, instance_id=self._new_id(), now=now
         )
-        return {
-            "instance_id": self._new_id(),
-            "host": host,
-            "port": port,
-            "chute_id": chute_id,
-            "version": chute["version"],
-            "miner_uid": int(hashlib.sha256(hotkey.encode()).hexdigest(), 16) % 256,
-            "miner_hotkey": hotkey,
-            "miner_coldkey": hotkey,
-            "region": "n/a",
-            "active": False,
-            "verified": False,
-            "last_queried_at": None,
-            "created_at": now,
-            "updated_at": now,
-            "activated_at": None,
-            "last_verified_at": None,
-            "stop_billing_at": None,
-            "billed_to": None,
-            "verification_error": None,
-            "consecutive_failures": 0,
-            "chutes_version": chute.get("chutes_version"),
-            "symmetric_key": secrets.token_hex(16),
-            "config_id": None,
-            "cacert": None,
-            "port_mappings": [],
-            "hourly_rate": gpu_count * cheapest,
-            "compute_multiplier": float(chute["node_selector"]["compute_multiplier"]),
-        }

@@ -19,7 +19,7 @@ from gepetto_core.scheduling.snapshot import Snapshot
 from gepetto_core.services.autoscaler import Autoscaler
 from gepetto_core.services.deployer import Deployer
 from gepetto_core.services.planning_input import load_snapshot, plan_policy
-from gepetto_core.services.reconciler import Reconciler
+from gepetto_core.services.reconcile_service import Reconciler
 from gepetto_core.wiring import Runtime
 
 from .world import ChaosWorld

@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.action_ids import APPROVE_ACTION_ID, CONFIRM_ACTION_ID, DEPLOY_ACTION_ID
 from bot.alerts import AlertPolicy
 from bot.app import SlackBot, build_app
-from bot.context import BotConfig
+from bot.bot_context import BotConfig
 from bot.serve import http_server
 from bot.settings import load_bot_settings
 from gepetto_core.commands.execute import execute

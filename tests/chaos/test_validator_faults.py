@@ -15,7 +15,7 @@ from gepetto_core.commands.execute import execute
 from gepetto_core.commands.registry import Caller
 from gepetto_core.process import start_process
 from gepetto_core.render_text import render_text
-from gepetto_core.scheduling.reconcile import RemoveDeployment
+from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
 from gepetto_core.views import Table
 from gepetto_sandbox.validator import Fault
 from gepetto_sandbox.validator.faults import ROUTES

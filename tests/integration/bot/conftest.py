@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts import AlertPolicy
 from bot.app import SlackBot, build_app
-from bot.context import BotConfig
+from bot.bot_context import BotConfig
 from bot.serve import http_server
 from bot.settings import BotSettings, load_bot_settings
 from gepetto_core.models.validator import is_launch_config_version

@@ -39,7 +39,7 @@ def autoscaler(m: Miner, **policy_changes: object) -> Autoscaler:
 
 
 async def test_one_round_fills_an_empty_fleet(miner: Miner) -> None:
-    scaler = autoscaler(miner, max_deploys_per_round=None, max_pending_per_server=None)
+    scaler = autoscaler(miner, max_deploys_per_round=None, max_pulls_per_server=None)
     report = await scaler.run_round()
     assert report.error is None and report.plan is not None
     assert report.count("deployed") >= 4, report.outcomes

@@ -36,7 +36,7 @@ def autoscaler(m: Miner, chute_ids: set[str]) -> Autoscaler:
         return replace(snap, chutes=tuple(c for c in snap.chutes if c.chute_id in chute_ids))
 
     policy: PlanPolicy = replace(
-        plan_policy(m.settings), max_deploys_per_round=None, max_pending_per_server=None
+        plan_policy(m.settings), max_deploys_per_round=None, max_pulls_per_server=None
     )
     return Autoscaler(rt.state, rt.deployer, rt.validators, build, policy=policy, clock=m.clock)
 

@@ -8,7 +8,7 @@ import pytest
 
 from gepetto_core.scheduling.backoff import backoff_state
 from gepetto_core.scheduling.policy import BackoffPolicy
-from gepetto_core.scheduling.reconcile import RemoveDeployment
+from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
 from gepetto_core.services.deployer import DeployRequest
 from gepetto_core.services.ledger import load_failure_records
 from gepetto_sandbox.cluster import PodFault

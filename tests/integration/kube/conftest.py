@@ -13,7 +13,8 @@ import pytest_asyncio
 from kubernetes_asyncio import client
 
 from gepetto_core import kube_objects as ko
-from gepetto_core.adapters.kube import KubeCluster, connect_api
+from gepetto_core.adapters.kube import KubeCluster
+from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
 from gepetto_sandbox.cluster import FleetNode, PodTimings, SandboxCluster, build_fleet
 

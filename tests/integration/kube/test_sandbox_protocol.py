@@ -14,7 +14,7 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.leaderelection import electionconfig, leaderelection
 from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 
-from gepetto_core.adapters.kube import connect_api
+from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_sandbox.cluster import SandboxCluster, build_fleet
 
 

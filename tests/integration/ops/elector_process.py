@@ -12,7 +12,7 @@ import asyncio
 import signal
 import sys
 
-from gepetto_core.adapters.kube import connect_api
+from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_core.adapters.kube_lease import KubeLease
 from gepetto_core.services.leader import LeaderElector
 

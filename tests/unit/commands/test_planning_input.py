@@ -153,11 +153,11 @@ def test_policy_takes_the_back_off_settings() -> None:
     policy = plan_policy(settings)
     assert policy.backoff.failure_window == timedelta(minutes=20)
     assert policy.backoff.base_cooldown == timedelta(minutes=30)
-    assert policy.max_pending_per_server is None and policy.max_deploys_per_round == 24
+    assert policy.max_pulls_per_server is None and policy.max_deploys_per_round == 24
     capped = plan_policy(
         load_settings({"GEPETTO_MAX_PULLS_PER_SERVER": "2", "GEPETTO_MAX_DEPLOYS_PER_ROUND": "6"})
     )
-    assert capped.max_pending_per_server == 2 and capped.max_deploys_per_round == 6
+    assert capped.max_pulls_per_server == 2 and capped.max_deploys_per_round == 6
 
 
 def test_start_up_minutes_come_from_our_own_deployments() -> None:

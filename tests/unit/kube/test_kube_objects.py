@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from gepetto_core import kube_objects as ko
+from gepetto_core import kube_service
 from gepetto_core.errors import InvalidInputError
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
 
@@ -289,7 +290,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_service_shape(case: Case) -> None:
-    svc = ko.build_chute_service(case.chute, case.deployment, SETTINGS, case.launch)
+    svc = kube_service.build_chute_service(case.chute, case.deployment, SETTINGS, case.launch)
     assert svc["apiVersion"] == "v1" and svc["kind"] == "Service"
     assert svc["metadata"] == {
         "name": "chute-service-dep-1",

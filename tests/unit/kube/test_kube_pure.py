@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from gepetto_core import kube_objects as ko
-from gepetto_core.adapters.kube import node_view, pod_view, translate_error
+from gepetto_core import node_capacity
+from gepetto_core.adapters.kube import translate_error
+from gepetto_core.adapters.kube_views import node_view, pod_view
 from gepetto_core.errors import (
     ClusterConflictError,
     ClusterError,
@@ -36,12 +37,12 @@ from gepetto_sandbox.cluster.selectors import field_matcher, label_matcher
     ],
 )
 def test_parse_quantity(text: str, expected: Decimal) -> None:
-    assert ko.parse_quantity(text) == expected
+    assert node_capacity.parse_quantity(text) == expected
 
 
 def test_parse_quantity_rejects_nonsense() -> None:
     with pytest.raises(InvalidInputError):
-        ko.parse_quantity("12 parsecs")
+        node_capacity.parse_quantity("12 parsecs")
 
 
 def _pod(phase: str, *requests: str, init: str | None = None) -> dict[str, object]:
@@ -64,28 +65,31 @@ def test_node_disk_counts_running_and_pending_pods_only() -> None:
         _pod("Succeeded", "400Gi"),
         _pod("Failed", "400Gi"),
     ]
-    disk = ko.compute_node_disk("n1", "200Gi", pods)
+    disk = node_capacity.compute_node_disk("n1", "200Gi", pods)
     assert disk.total_gib == 200
     assert disk.requested_gib == 66
     assert disk.available_gib == 200 - 66 - 20
 
 
 def test_node_disk_clamps_at_zero_and_defaults_unknown_capacity() -> None:
-    assert ko.compute_node_disk("n1", "30Gi", [_pod("Running", "20Gi")]).available_gib == 0
-    assert ko.compute_node_disk("n1", "garbage", []).total_gib == 100
+    assert (
+        node_capacity.compute_node_disk("n1", "30Gi", [_pod("Running", "20Gi")]).available_gib == 0
+    )
+    assert node_capacity.compute_node_disk("n1", "garbage", []).total_gib == 100
 
 
 @pytest.mark.parametrize(
     ("cpu", "gpus", "expected"), [(128, 8, 4), (34, 8, 4), (20, 8, 2), (8, 8, 1), (10, 8, 1)]
 )
 def test_cpu_per_gpu(cpu: float, gpus: int, expected: int) -> None:
-    assert ko.cpu_per_gpu(cpu, gpus) == expected
+    assert node_capacity.cpu_per_gpu(cpu, gpus) == expected
 
 
 def test_memory_per_gpu_caps_at_gpu_memory_and_ignores_a_missing_label() -> None:
-    assert ko.memory_per_gpu(1024, 8, 81559) == 79  # floor(1018*.8/8)=101, capped at 79 GiB
-    assert ko.memory_per_gpu(1024, 8, None) == 101  # upstream gave 0 here
-    assert ko.memory_per_gpu(10, 8, 81559) == 1
+    # floor(1018 * .8 / 8) = 101, capped at 79 GiB
+    assert node_capacity.memory_per_gpu(1024, 8, 81559) == 79
+    assert node_capacity.memory_per_gpu(1024, 8, None) == 101  # upstream gave 0 here
+    assert node_capacity.memory_per_gpu(10, 8, 81559) == 1
 
 
 def test_node_view_from_fleet_node() -> None:

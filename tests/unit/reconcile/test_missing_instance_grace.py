@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from gepetto_core.scheduling.reconcile import RemoveDeployment, missing_instances, plan_reconcile
+from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
+from gepetto_core.scheduling.reconcile_plan import missing_instances, plan_reconcile
 
 from .test_plan_reconcile import NOW, dep, inputs, job
 

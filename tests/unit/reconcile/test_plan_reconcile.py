@@ -23,20 +23,18 @@ from gepetto_core.models.validator import (
     ValidatorImage,
     ValidatorInstance,
 )
-from gepetto_core.scheduling.reconcile import (
+from gepetto_core.scheduling.reconcile_actions import (
     DeleteChute,
     DeleteJob,
     DeleteService,
     MirrorState,
     PurgeInstance,
-    ReconcileInputs,
-    RemoteView,
     RemoveDeployment,
     RemoveServer,
     SaveChute,
     SetInstanceId,
-    plan_reconcile,
 )
+from gepetto_core.scheduling.reconcile_plan import ReconcileInputs, RemoteView, plan_reconcile
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 V = "5Validator"

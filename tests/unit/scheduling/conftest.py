@@ -122,4 +122,4 @@ def b() -> Builder:
 @pytest.fixture
 def policy() -> PlanPolicy:
     # Sunk cost, no per-round limits: the tests look at decisions, not at actuation pacing.
-    return PlanPolicy(cost_weight=0.0, max_deploys_per_round=None, max_pending_per_server=None)
+    return PlanPolicy(cost_weight=0.0, max_deploys_per_round=None, max_pulls_per_server=None)

@@ -14,9 +14,9 @@ from gepetto_core.scheduling import (
     ChuteMetrics,
     ChuteUtilization,
     FailureRecord,
-    Plan,
     PlanPolicy,
     Reason,
+    RoundPlan,
     Snapshot,
     plan_round,
 )
@@ -27,11 +27,11 @@ from .conftest import NOW, Builder
 B = Builder()
 
 
-def run(snap: Snapshot, policy: PlanPolicy, seed: int = 0) -> Plan:
+def run(snap: Snapshot, policy: PlanPolicy, seed: int = 0) -> RoundPlan:
     return plan_round(snap, policy, NOW, random.Random(seed))
 
 
-def where(plan: Plan) -> dict[str, list[str]]:
+def where(plan: RoundPlan) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for p in plan.placements:
         out.setdefault(p.chute_id, []).append(p.server_id)
@@ -251,7 +251,7 @@ def test_plan_never_overallocates_and_respects_allowances(
 ) -> None:
     from gepetto_core.scheduling.rules import allowance
 
-    policy = PlanPolicy(cost_weight=kappa, max_pending_per_server=limit, value_model=model)
+    policy = PlanPolicy(cost_weight=kappa, max_pulls_per_server=limit, value_model=model)
     plan = run(snap, policy)
     used = Counter(g for p in plan.placements for g in p.gpu_ids)
     assert all(n == 1 for n in used.values()), "a GPU was given out twice"

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from gepetto_core.scheduling import (
-    Plan,
     PlanPolicy,
     PreemptionRecord,
+    RoundPlan,
     Snapshot,
     Step,
     plan_round,
@@ -41,7 +41,7 @@ def scenario(
     )
 
 
-def run(snap: Snapshot, policy: PlanPolicy = POLICY) -> Plan:
+def run(snap: Snapshot, policy: PlanPolicy = POLICY) -> RoundPlan:
     return plan_round(snap, policy, NOW, random.Random(0))
 
 

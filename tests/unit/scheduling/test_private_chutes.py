@@ -38,7 +38,7 @@ from gepetto_core.scheduling.rules import (
 from .conftest import NOW, VAL, Builder
 
 B = Builder()
-POLICY = PlanPolicy(cost_weight=0.0, max_deploys_per_round=None, max_pending_per_server=None)
+POLICY = PlanPolicy(cost_weight=0.0, max_deploys_per_round=None, max_pulls_per_server=None)
 # A private chute billed per instance, on the launch-config flow: the validator's gate covers it.
 PRIVATE = B.chute("priv", preemptible=False, chutes_version="0.3.12", multiplier=5.0)
 PUBLIC = B.chute("pub", chutes_version="0.3.12")

@@ -10,10 +10,10 @@ from datetime import timedelta
 
 from gepetto_core.scheduling import (
     FailureRecord,
-    Plan,
     PlanPolicy,
     Reason,
     ReliabilityPolicy,
+    RoundPlan,
     Snapshot,
     plan_round,
 )
@@ -133,7 +133,7 @@ def test_a_chute_failing_again_and_again_is_excluded(policy: PlanPolicy) -> None
     # so only the survival estimate (about 0.59 < 0.65) keeps the chute out.
     failures = tuple(record("flaky", f"s{i}", i, failed=True, hours_ago=3 + i) for i in range(3))
 
-    def plan_with(records: tuple[FailureRecord, ...], pol: PlanPolicy = policy) -> Plan:
+    def plan_with(records: tuple[FailureRecord, ...], pol: PlanPolicy = policy) -> RoundPlan:
         snap = Snapshot(chutes=(chute,), servers=servers, failures=records)
         return plan_round(snap, pol, NOW, random.Random(0))
 

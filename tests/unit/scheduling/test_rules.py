@@ -22,6 +22,7 @@ from gepetto_core.scheduling.backoff import EMPTY_BACKOFF
 from gepetto_core.scheduling.rules import (
     allowance,
     chute_rejection,
+    deploy_rejection,
     pair_rejection,
     server_rejection,
 )
@@ -157,7 +158,7 @@ SERVER_CASES: list[tuple[str, Callable[[Any], Any], int, Reason | None]] = [
 def test_server_rules(
     name: str, change: Callable[[Any], Any], pending: int, expected: Reason | None
 ) -> None:
-    two_pulls = replace(POLICY, max_pending_per_server=2)
+    two_pulls = replace(POLICY, max_pulls_per_server=2)
     rej = server_rejection(change(B.server("s1")), two_pulls, EMPTY_BACKOFF, pending)
     assert (rej.reason if rej else None) is expected
 
@@ -203,6 +204,33 @@ def test_pair_rules(
     chute = replace(B.chute("c1"), **chute_kw)
     server = replace(B.server("s1"), **server_kw)
     rej = pair_rejection(chute, server, free, EMPTY_BACKOFF)
+    assert (rej.reason if rej else None) is expected
+
+
+DEPLOY_CASES = [
+    *[(name, c, s, 8 - free, r) for name, c, s, free, r in PAIR_CASES],
+    ("banned chute", {"ban_reason": "abuse"}, {}, 0, Reason.BANNED),
+    ("locked server", {}, {"locked": True}, 0, Reason.SERVER_LOCKED),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "chute_kw", "server_kw", "used", "expected"),
+    DEPLOY_CASES,
+    ids=[c[0] for c in DEPLOY_CASES],
+)
+def test_the_deploy_guard_applies_the_planner_rules(
+    name: str,
+    chute_kw: dict[str, Any],
+    server_kw: dict[str, Any],
+    used: int,
+    expected: Reason | None,
+) -> None:
+    """An operator's deploy is refused by the same rules (and with the same reasons) as the
+    planner's candidates: ban, lock, the pair rules and free GPUs."""
+    chute = replace(B.chute("c1"), **chute_kw)
+    server = replace(B.server("s1", used={i: f"d{i}" for i in range(used)}), **server_kw)
+    rej = deploy_rejection(chute, server)
     assert (rej.reason if rej else None) is expected
 
 

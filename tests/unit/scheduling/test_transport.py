@@ -10,7 +10,7 @@ from dataclasses import replace
 from bench.fleets import make_snapshot, make_world
 from gepetto_core.scheduling import PlanPolicy, Snapshot, plan_round
 from gepetto_core.scheduling.assignment import group_bound, slot_value
-from gepetto_core.scheduling.context import Slot, build_context
+from gepetto_core.scheduling.round_state import Slot, build_round_state
 from gepetto_core.scheduling.transport import Arc, max_profit_transport
 
 from .conftest import NOW, Builder
@@ -170,7 +170,7 @@ def test_flow_reroutes_a_chain_that_a_greedy_misses() -> None:
 
 def test_planner_is_exact_on_small_single_gpu_rounds() -> None:
     """With only 1-GPU chutes and a small fleet, the plan equals the brute-force optimum."""
-    policy = PlanPolicy(cost_weight=1.0, max_deploys_per_round=None, max_pending_per_server=None)
+    policy = PlanPolicy(cost_weight=1.0, max_deploys_per_round=None, max_pulls_per_server=None)
     types = ("a100", "h100", "l40s")
     for seed in range(12):
         rng = random.Random(seed)
@@ -191,7 +191,9 @@ def test_planner_is_exact_on_small_single_gpu_rounds() -> None:
         )
         plan = plan_round(Snapshot(chutes=chutes, servers=servers), policy, NOW, random.Random(0))
         # Brute force over the very values the planner uses.
-        ctx = build_context(Snapshot(chutes=chutes, servers=servers), policy, NOW, random.Random(0))
+        ctx = build_round_state(
+            Snapshot(chutes=chutes, servers=servers), policy, NOW, random.Random(0)
+        )
         index = {s.view.server_id: j for j, s in enumerate(ctx.servers)}
         firsts: dict[str, Slot] = {}
         for slot in ctx.slots:
@@ -220,7 +222,7 @@ def test_planner_gives_the_only_compatible_gpu_to_the_chute_that_needs_it() -> N
         B.server("h", gpu_type="h100", gpus=1, cost=1.05),
     )
     snap = Snapshot(chutes=chutes, servers=servers)
-    base = PlanPolicy(cost_weight=1.0, max_deploys_per_round=None, max_pending_per_server=None)
+    base = PlanPolicy(cost_weight=1.0, max_deploys_per_round=None, max_pulls_per_server=None)
     exact = plan_round(snap, base, NOW, random.Random(0))
     placed = {p.chute_id: p.server_id for p in exact.placements}
     assert placed == {"wide": "h", "narrow": "a"}
@@ -240,7 +242,7 @@ def test_group_bound_is_never_below_a_servers_value() -> None:
         world = make_world(profile, 60, 20, 3)
         snap = make_snapshot(world, NOW, 3, prefill=0.3, history=300)
         for policy in policies:
-            ctx = build_context(snap, policy, NOW, random.Random(0))
+            ctx = build_round_state(snap, policy, NOW, random.Random(0))
             checked = 0
             for slot in ctx.slots:
                 for grp in slot.groups:

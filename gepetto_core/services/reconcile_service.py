@@ -1,7 +1,7 @@
 """Reconcile (recycle): gather the three views, plan with the pure planner, apply the plan.
 
 Reading order matters and is fixed here: the cluster and the validator first, the database
-last (see `scheduling/reconcile.py`). Every action is applied on its own; one that fails is
+last (see `scheduling/reconcile_plan.py`). Every action is applied on its own; one that fails is
 reported and the rest go on — the next pass retries what is still wrong.
 """
 
@@ -14,28 +14,31 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
+from gepetto_core.clock import utcnow
 from gepetto_core.errors import ClusterError, GepettoError
 from gepetto_core.ops.metrics import METRICS
-from gepetto_core.scheduling.reconcile import (
+from gepetto_core.scheduling.chute_drift import chute_row_from_remote
+from gepetto_core.scheduling.reconcile_actions import (
     Action,
     DeleteChute,
     DeleteJob,
     DeleteService,
     MirrorState,
     PurgeInstance,
-    ReconcileInputs,
     ReconcilePlan,
-    ReconcilePolicy,
-    RemoteView,
     RemoveDeployment,
     RemoveServer,
     SaveChute,
     SetInstanceId,
-    chute_row_from_remote,
+)
+from gepetto_core.scheduling.reconcile_plan import (
+    ReconcileInputs,
+    ReconcilePolicy,
+    RemoteView,
     missing_instances,
     plan_reconcile,
 )
-from gepetto_core.services.deployer import Deployer, utcnow
+from gepetto_core.services.deployer import Deployer
 from gepetto_core.services.ports import Cluster, Inventory, ValidatorApi
 from gepetto_core.services.sync import ListState, SyncService, ValidatorSnapshot
 

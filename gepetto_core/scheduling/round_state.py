@@ -13,6 +13,7 @@ import bisect
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import IntEnum
 from operator import attrgetter
 
 from gepetto_core.scheduling.backoff import BackoffState, backoff_state
@@ -34,6 +35,15 @@ NO_LIMIT = 1 << 30
 _SORT_KEY = attrgetter("sort_key")  # C-level key for the free-GPU lists' bisects
 
 
+class Tier(IntEnum):
+    """Placement priority of a slot, lowest first: the planner places jobs, then whitelisted
+    chutes, then the rest, and never displaces a slot of a lower tier for one of a higher."""
+
+    JOB = 0
+    WHITELISTED = 1
+    ORDINARY = 2
+
+
 @dataclass(eq=False, slots=True)
 class Srv:
     view: ServerView
@@ -46,7 +56,7 @@ class Srv:
     # GPU opportunity cost per GPU this pass: what a turned-away slot would have paid here.
     price: float = 0.0
     # The slot whose bid set the price: it does not pay its own bid (as in an auction).
-    price_owner: int = 0
+    price_owner: Slot | None = None
     initial_free: int = 0
     # Order inside a group's free-GPU lists: by cost, or by reliability (best first) when the
     # value does not depend on cost (expected value, sunk cost), so searches stop early.
@@ -71,7 +81,7 @@ class Group:
     # True: lists are sorted by reliability q (descending) instead of cost (see `Srv.sort_key`).
     by_q: bool = False
     min_price: float = 0.0
-    owners: set[int] = field(default_factory=set)
+    owners: set[Slot] = field(default_factory=set)  # slots whose bids set prices here
     # free-GPU count -> servers with exactly that many free (and a pull slot), by cost.
     by_free: dict[int, list[Srv]] = field(default_factory=dict)
 
@@ -102,7 +112,7 @@ class Slot:
     pair_factor: dict[str, float]
     r_max: float
     blocked: frozenset[str]
-    tier: int  # 0 jobs, 1 whitelisted, 2 the rest
+    tier: Tier
     job_id: str | None = None
     density: float = 0.0
     best_value: float | None = None
@@ -110,7 +120,7 @@ class Slot:
 
 
 @dataclass(eq=False)
-class Context:
+class RoundState:
     snapshot: Snapshot
     policy: PlanPolicy
     now: datetime
@@ -139,35 +149,54 @@ def _chute_groups(chute: ChuteView, groups: dict[GroupKey, Group]) -> list[Group
     return out
 
 
-def build_context(
+def build_round_state(
     snapshot: Snapshot, policy: PlanPolicy, now: datetime, rng: random.Random
-) -> Context:
+) -> RoundState:
     backoff = backoff_state(snapshot.failures, now, policy.backoff)
     if policy.value_model == "expected":
         rel = reliability(snapshot.failures, now, policy.reliability, policy.backoff)
     else:
         rel = flat_reliability(policy.reliability)
+    ctx = RoundState(
+        snapshot=snapshot,
+        policy=policy,
+        now=now,
+        backoff=backoff,
+        rel=rel,
+        servers=[],
+        groups={},
+        chute_rejections={},
+        server_rejections={},
+        wanted={},
+        terms={},
+        chute_groups={},
+    )
+    _build_servers(ctx, rng)
+    _build_slots(ctx)
+    return ctx
 
+
+def _build_servers(ctx: RoundState, rng: random.Random) -> None:
+    """The servers that pass the server rules, in random order (ties in cost are broken at
+    random, not by input order), grouped by the static pair rules' key."""
+    snapshot, policy, backoff = ctx.snapshot, ctx.policy, ctx.backoff
     pending_on: dict[str, int] = {}
     for d in snapshot.deployments:
         if d.pending:
             pending_on[d.server_id] = pending_on.get(d.server_id, 0) + 1
-
     order = list(range(len(snapshot.servers)))
-    rng.shuffle(order)  # ties in cost are broken at random, not by input order
-    servers: list[Srv] = []
-    groups: dict[GroupKey, Group] = {}
-    server_rejections: dict[str, Rejection] = {}
+    rng.shuffle(order)
     for rank, i in enumerate(order):
         view = snapshot.servers[i]
         pending = pending_on.get(view.server_id, 0)
         rej = server_rejection(view, policy, backoff, pending)
         if rej is not None:
-            server_rejections[view.server_id] = rej
+            ctx.server_rejections[view.server_id] = rej
             continue
         free_ids = view.free_gpu_ids()
         limit = pull_limit(view, policy, backoff)
-        q = rel.server_factor.get(view.server_id, 1.0) if policy.value_model == "expected" else 1.0
+        expected = policy.value_model == "expected"
+        q = ctx.rel.server_factor.get(view.server_id, 1.0) if expected else 1.0
         srv = Srv(
             view=view,
             idx=rank,
@@ -178,39 +207,22 @@ def build_context(
             initial_free=len(free_ids),
         )
         key: GroupKey = (view.gpu_type, view.is_tee, view.validator)
-        grp = groups.get(key)
+        grp = ctx.groups.get(key)
         if grp is None:
-            grp = groups[key] = Group(key=key, servers=[])
+            grp = ctx.groups[key] = Group(key=key, servers=[])
         srv.group = grp
         grp.servers.append(srv)
-        servers.append(srv)
+        ctx.servers.append(srv)
     by_q = policy.value_model == "expected" and policy.cost_weight == 0
-    for grp in groups.values():
+    for grp in ctx.groups.values():
         grp.q_max = max((s.q for s in grp.servers), default=1.0)
         grp.by_q = by_q
         for s in grp.servers:
             s.sort_key = (-s.q, s.idx) if by_q else (s.cost, s.idx)
             grp.add(s)
 
-    ctx = Context(
-        snapshot=snapshot,
-        policy=policy,
-        now=now,
-        backoff=backoff,
-        rel=rel,
-        servers=servers,
-        groups=groups,
-        chute_rejections={},
-        server_rejections=server_rejections,
-        wanted={},
-        terms={},
-        chute_groups={},
-    )
-    _build_slots(ctx)
-    return ctx
 
-
-def _build_slots(ctx: Context) -> None:
+def _build_slots(ctx: RoundState) -> None:
     snapshot, policy = ctx.snapshot, ctx.policy
     total_free = sum(s.free for s in ctx.servers)
     # Pair evidence grouped once per chute (the ledger may be long).
@@ -238,7 +250,7 @@ def _build_slots(ctx: Context) -> None:
         if chute.job_ids and terms is not None and not chute.ban_reason and chute.at_remote_version:
             for job_id in chute.job_ids:
                 ctx.slots.append(
-                    Slot(chute, terms, groups, factors, r_max, blocked, tier=0, job_id=job_id)
+                    Slot(chute, terms, groups, factors, r_max, blocked, Tier.JOB, job_id=job_id)
                 )
         rej = chute_rejection(chute, snapshot, policy, ctx.backoff)
         if rej is None and terms is None:
@@ -267,6 +279,6 @@ def _build_slots(ctx: Context) -> None:
         # More slots than the free GPUs could hold are pointless; keep one for preemption.
         copies = min(free, max(1, total_free // max(1, chute.gpu_count)))
         ctx.wanted[chute.chute_id] = free
-        tier = 1 if chute.chute_id in snapshot.whitelist else 2
+        tier = Tier.WHITELISTED if chute.chute_id in snapshot.whitelist else Tier.ORDINARY
         for _ in range(copies):
-            ctx.slots.append(Slot(chute, terms, groups, factors, r_max, blocked, tier=tier))
+            ctx.slots.append(Slot(chute, terms, groups, factors, r_max, blocked, tier))
