@@ -117,10 +117,12 @@ def build_app(
     )
     commands.register(app, ctx)
     actions.register(app, ctx)
-    home.register(app, ctx)  # #26: App Home tab
-    digest = (
-        DailyDigest(ctx, settings.digest_hour, settings.slack_alert_channel)
-        if settings.digest_hour is not None and settings.slack_alert_channel
-        else None
-    )
-    return SlackBot(app, ctx, digest)
+    home.register(app, ctx)
+    return SlackBot(app, ctx, _daily_digest(ctx, settings))
+
+
+def _daily_digest(ctx: BotContext, settings: BotSettings) -> DailyDigest | None:
+    """The daily fleet report in the alert channel, when an hour and a channel are set."""
+    if settings.digest_hour is None or not settings.slack_alert_channel:
+        return None
+    return DailyDigest(ctx, settings.digest_hour, settings.slack_alert_channel)

@@ -222,91 +222,81 @@ def render_report_png(report: FleetReport, *, title: str = "gepetto report") -> 
     fig.suptitle(f"{title} · last {report.window} · {when}", fontsize=12, weight="bold")
     # x in hours since the window's start (ticks labelled with the clock below).
     times = [(b.start - report.start).total_seconds() / 3600 for b in report.buckets]
-    bucket_hours = times[1] - times[0] if len(times) > 1 else 1.0
-
-    def per_bucket(of: Callable[[ReportBucket], float]) -> list[float]:
-        # A bucket without history is a gap in the line, not a zero.
-        return [of(b) if b.snapshots else math.nan for b in report.buckets]
-
     occ = fig.add_subplot(grid[0, 0])
-    series: Sequence[tuple[str, SlotState, list[float]]] = (
-        ("running", SlotState.RUNNING, per_bucket(lambda b: b.running)),
-        ("starting", SlotState.STARTING, per_bucket(lambda b: b.starting)),
-        ("crashing", SlotState.CRASHING, per_bucket(lambda b: b.crashing)),
-        ("idle", SlotState.IDLE, per_bucket(lambda b: b.idle)),
-    )
-    occ.stackplot(
-        times,
-        *[v for _, _, v in series],
-        labels=[name for name, _, _ in series],
-        colors=[STATE_COLOURS[state] for _, state, _ in series],
-        step="post",
-    )
-    occ.set_title(f"GPU occupancy ({report.occupancy:.0%} busy)", fontsize=10)
-    occ.set_ylabel("GPUs")
-    occ.legend(loc="lower left", fontsize=7, ncols=4)
-
+    _occupancy_chart(occ, report, times)
     money = fig.add_subplot(grid[0, 1])
-    money.step(
-        times,
-        per_bucket(lambda b: b.earning_per_hour),
-        where="post",
-        color=STATE_COLOURS[SlotState.RUNNING],
-        label="estimated earnings",
-    )
-    money.step(
-        times,
-        per_bucket(lambda b: b.cost_per_hour),
-        where="post",
-        color=STATE_COLOURS[SlotState.CRASHING],
-        label="GPU cost",
-    )
-    money.set_title(
-        f"$ per hour (earned ${report.earnings:,.0f}, cost ${report.cost:,.0f})", fontsize=10
-    )
-    money.set_ylabel("$ / h")
-    money.legend(loc="lower left", fontsize=7)
-
+    _money_chart(money, report, times)
     dep = fig.add_subplot(grid[1, 0])
-    bar_width = bucket_hours * 0.8
-    ok = [b.deploys - b.failed_deploys for b in report.buckets]
-    bad = [b.failed_deploys for b in report.buckets]
-    dep.bar(
-        times,
-        ok,
-        width=bar_width,
-        align="edge",
-        color=STATE_COLOURS[SlotState.STARTING],
-        label="deploys",
-    )
-    dep.bar(
-        times,
-        bad,
-        width=bar_width,
-        align="edge",
-        bottom=ok,
-        color=STATE_COLOURS[SlotState.CRASHING],
-        label="failed",
-    )
-    dep.set_title(f"deploys ({report.deploys}, {report.failed_deploys} failed)", fontsize=10)
-    dep.legend(loc="upper left", fontsize=7)
-
-    idle = fig.add_subplot(grid[1, 1])
-    reasons = list(report.idle_gpu_hours.items())[:8][::-1]
-    idle.barh(
-        [why for why, _ in reasons] or ["none"],
-        [hours for _, hours in reasons] or [0.0],
-        color=STATE_COLOURS[SlotState.BACKED_OFF],
-    )
-    idle.set_title("idle GPU-hours by reason", fontsize=10)
-    idle.tick_params(axis="y", labelsize=7)
-    money.set_ylim(bottom=0)
+    _deploys_chart(dep, report, times)
+    _idle_chart(fig.add_subplot(grid[1, 1]), report)
     hours, ticks, labels = _time_axis(report)
     for ax in (occ, money, dep):
         ax.set_xlim(0, hours)
         ax.set_xticks(ticks, labels, fontsize=7)
         ax.grid(alpha=0.3)
     return _png(fig)
+
+
+def _per_bucket(report: FleetReport, of: Callable[[ReportBucket], float]) -> list[float]:
+    # A bucket without history is a gap in the line, not a zero.
+    return [of(b) if b.snapshots else math.nan for b in report.buckets]
+
+
+def _occupancy_chart(ax: Axes, report: FleetReport, times: list[float]) -> None:
+    series: Sequence[tuple[str, SlotState, list[float]]] = (
+        ("running", SlotState.RUNNING, _per_bucket(report, lambda b: b.running)),
+        ("starting", SlotState.STARTING, _per_bucket(report, lambda b: b.starting)),
+        ("crashing", SlotState.CRASHING, _per_bucket(report, lambda b: b.crashing)),
+        ("idle", SlotState.IDLE, _per_bucket(report, lambda b: b.idle)),
+    )
+    ax.stackplot(
+        times,
+        *[v for _, _, v in series],
+        labels=[name for name, _, _ in series],
+        colors=[STATE_COLOURS[state] for _, state, _ in series],
+        step="post",
+    )
+    ax.set_title(f"GPU occupancy ({report.occupancy:.0%} busy)", fontsize=10)
+    ax.set_ylabel("GPUs")
+    ax.legend(loc="lower left", fontsize=7, ncols=4)
+
+
+def _money_chart(ax: Axes, report: FleetReport, times: list[float]) -> None:
+    for label, of, state in (
+        ("estimated earnings", lambda b: b.earning_per_hour, SlotState.RUNNING),
+        ("GPU cost", lambda b: b.cost_per_hour, SlotState.CRASHING),
+    ):
+        ax.step(
+            times, _per_bucket(report, of), where="post", color=STATE_COLOURS[state], label=label
+        )
+    ax.set_title(
+        f"$ per hour (earned ${report.earnings:,.0f}, cost ${report.cost:,.0f})", fontsize=10
+    )
+    ax.set_ylabel("$ / h")
+    ax.legend(loc="lower left", fontsize=7)
+    ax.set_ylim(bottom=0)
+
+
+def _deploys_chart(ax: Axes, report: FleetReport, times: list[float]) -> None:
+    bucket_hours = times[1] - times[0] if len(times) > 1 else 1.0
+    ok = [b.deploys - b.failed_deploys for b in report.buckets]
+    bad = [b.failed_deploys for b in report.buckets]
+    common: dict[str, Any] = {"width": bucket_hours * 0.8, "align": "edge"}
+    ax.bar(times, ok, color=STATE_COLOURS[SlotState.STARTING], label="deploys", **common)
+    ax.bar(times, bad, bottom=ok, color=STATE_COLOURS[SlotState.CRASHING], label="failed", **common)
+    ax.set_title(f"deploys ({report.deploys}, {report.failed_deploys} failed)", fontsize=10)
+    ax.legend(loc="upper left", fontsize=7)
+
+
+def _idle_chart(ax: Axes, report: FleetReport) -> None:
+    reasons = list(report.idle_gpu_hours.items())[:8][::-1]
+    ax.barh(
+        [why for why, _ in reasons] or ["none"],
+        [hours for _, hours in reasons] or [0.0],
+        color=STATE_COLOURS[SlotState.BACKED_OFF],
+    )
+    ax.set_title("idle GPU-hours by reason", fontsize=10)
+    ax.tick_params(axis="y", labelsize=7)
 
 
 def _time_axis(report: FleetReport) -> tuple[float, list[float], list[str]]:

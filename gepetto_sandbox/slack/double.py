@@ -92,7 +92,11 @@ class SlackDouble(FileUploads, ViewSurfaces):
         self._sockets: list[web.WebSocketResponse] = []
         self._socket_open: asyncio.Event | None = None
         self._pending_acks: dict[str, tuple[float, asyncio.Future[SocketAck]]] = {}
-        self._methods: dict[str, Handler] = {
+        self._methods = self._method_table()
+
+    def _method_table(self) -> dict[str, Handler]:
+        """Web API method name -> handler."""
+        return {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.postEphemeral": self._chat_post_ephemeral,
