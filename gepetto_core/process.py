@@ -123,6 +123,7 @@ async def start_process(
         clock=clock,
         on_round=autoscaled,
         history=history,
+        synced=lambda: rt.sync.snapshots,
     )
     waker.autoscaler = autoscaler
     activator = LegacyActivator(rt.inventory, rt.cluster, rt.validators, clock=clock)

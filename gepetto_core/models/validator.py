@@ -156,6 +156,12 @@ class ValidatorJob(_Wire):
     compute_multiplier: float | None = None
     job_args: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def requested_disk_gb(self) -> object:
+        """The disk the job asked for (`job_args._disk_gb`, as the validator sets it), unparsed;
+        None when the row does not say."""
+        return self.job_args.get("_disk_gb")
+
 
 class ActiveInstance(_Wire):
     """Any miner's active and verified instance (``/miner/active_instances/``), for preemption."""

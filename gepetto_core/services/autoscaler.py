@@ -8,6 +8,10 @@ placements per round and, when configured, the pending pulls per server.
 
 Preemption is carried out in the order the plan gives: the launch token first (so a 423 or a
 job another miner claimed costs us nothing), then the victims, then the deploy.
+
+A validator job gets its extra ports and disk from the validator's synced lists (the chute's
+job definitions and the job's row), through `services.job_launch` as the `job_created`
+handler does, so a job runs the same whichever path started it.
 """
 
 from __future__ import annotations
@@ -31,11 +35,15 @@ from gepetto_core.scheduling.planner import plan_round
 from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.snapshot import PreemptionRecord, Snapshot
 from gepetto_core.services.deployer import Deployer, DeployRequest, refuses_launch
+from gepetto_core.services.job_launch import JobLaunch, synced_job_launch
 from gepetto_core.services.ports import StateStore, ValidatorApi
+from gepetto_core.services.sync import ValidatorSnapshot
 
 log = logging.getLogger(__name__)
 
 SnapshotBuilder = Callable[[], Awaitable[Snapshot]]
+# The validators' latest synced lists by hotkey (`SyncService.snapshots`), read when placing.
+SyncedLists = Callable[[], Mapping[str, ValidatorSnapshot]]
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class Autoscaler:
         seed: int | None = None,
         on_round: RoundCallback | None = None,
         history: RoundHistory | None = None,
+        synced: SyncedLists | None = None,
     ) -> None:
         self._state = state
         self._deployer = deployer
@@ -97,6 +106,7 @@ class Autoscaler:
         self._rng = random.Random(seed)
         self._on_round = on_round
         self._history = history
+        self._synced = synced
         self._wake = asyncio.Event()
         self._round_lock = asyncio.Lock()
         # The planner's stabilisation state: preemptions proposed last round, and recent ones
@@ -180,13 +190,33 @@ class Autoscaler:
 
     async def _place(self, placement: Placement) -> Outcome:
         async with self._in_flight:
-            request = DeployRequest(
-                placement.chute_id,
-                placement.server_id,
-                job_id=placement.job_id,
-                requested_by="autoscaler",
-            )
+            try:
+                request = await self._request(placement)
+            except GepettoError as e:
+                return Outcome(placement, "failed", f"not started: {e}")
             return await self._deploy(request, placement, "deployed")
+
+    async def _request(self, placement: Placement) -> DeployRequest:
+        """The deploy request for a placement; a job's carries its ports and disk."""
+        if not placement.job_id:
+            return DeployRequest(placement.chute_id, placement.server_id, requested_by="autoscaler")
+        launch = await self._job_launch(placement, placement.job_id)
+        return DeployRequest(
+            placement.chute_id,
+            placement.server_id,
+            job_id=placement.job_id,
+            job_ports=launch.ports,
+            disk_gb=launch.disk_gb,
+            requested_by="autoscaler",
+        )
+
+    async def _job_launch(self, placement: Placement, job_id: str) -> JobLaunch:
+        if self._synced is None:
+            log.warning("job %s: no synced validator lists; no extra ports, default disk", job_id)
+            return JobLaunch()
+        server = await self._deployer.server(placement.server_id)
+        remote = self._synced().get(server.validator)
+        return synced_job_launch(remote, placement.chute_id, job_id)
 
     async def _deploy(self, request: DeployRequest, placement: Placement, ok: str) -> Outcome:
         audit_id = await self._state.add_audit(
@@ -224,6 +254,10 @@ class Autoscaler:
         async with self._in_flight:
             validator = await self._validator_for(placement)
             try:
+                request = await self._request(placement)
+            except GepettoError as e:
+                return Outcome(placement, "failed", f"preemption not started: {e}")
+            try:
                 # The token first: if the validator says no, nothing is removed.
                 prepared = await validator.launch_config(placement.chute_id, placement.job_id)
             except GepettoError as e:
@@ -235,17 +269,8 @@ class Autoscaler:
             for victim in preemption.victims:
                 await self._deployer.undeploy(victim, f"preempted: {preemption.reason}")
             self._recent.append(PreemptionRecord(placement.server_id, self._clock()))
-            return await self._deploy(
-                DeployRequest(
-                    placement.chute_id,
-                    placement.server_id,
-                    job_id=placement.job_id,
-                    prepared=prepared,
-                    requested_by="autoscaler",
-                ),
-                placement,
-                "preempted and deployed",
-            )
+            request = dataclasses.replace(request, prepared=prepared)
+            return await self._deploy(request, placement, "preempted and deployed")
 
     async def _validator_for(self, placement: Placement) -> ValidatorApi:
         server = await self._deployer.server(placement.server_id)

@@ -2,7 +2,8 @@
 
 - `gpu_verified` really marks the GPU verified (upstream compared server_id with the gpu id);
 - `instance_activated` checks the miner hotkey and matches by config id or instance id;
-- `job_created` reads the validator's `exclude` key (upstream read `excluded`) and defaults
+- `job_created` reads the validator's `exclude` key (upstream read `excluded`) and takes the
+  job's ports and disk from `services.job_launch` (shared with the autoscaler), which fills in
   `disk_gb` when a re-published job lacks it (upstream raised KeyError);
 - `server_deleted` undeploys each deployment from the cluster before the row goes (upstream
   relied on the cascade and left Jobs running);
@@ -21,16 +22,14 @@ from typing import Any
 
 from gepetto_core.clock import utcnow
 from gepetto_core.errors import GepettoError, InvalidInputError
-from gepetto_core.kube_objects import normalize_job_ports
 from gepetto_core.models.events import EventReason, MinerEvent
 from gepetto_core.models.inventory import Deployment
 from gepetto_core.scheduling.chute_drift import chute_row_from_remote
 from gepetto_core.services.deployer import Deployer, DeployRequest, placement_problem
+from gepetto_core.services.job_launch import job_launch
 from gepetto_core.services.ports import Cluster, Inventory, ValidatorApi
 
 log = logging.getLogger(__name__)
-
-DEFAULT_JOB_DISK_GB = 10
 
 # Called when an event may make a new placement worthwhile (the autoscaler's wake-up).
 WakeCallback = Callable[[str], Awaitable[None]]
@@ -237,11 +236,10 @@ class EventHandlers:
         chute = await self._inventory.get_chute(chute_id)
         if chute is None:
             return
-        disk_gb = int(event.data.get("disk_gb") or DEFAULT_JOB_DISK_GB)
         api = self._api(event)
         remote = await api.get_chute(chute_id, chute.version)
-        ports = normalize_job_ports(
-            port for job in remote.jobs or () for port in job.get("ports") or ()
+        launch = job_launch(
+            remote.jobs, method=event.data.get("method"), disk_gb=event.data.get("disk_gb")
         )
         servers = sorted(await self._inventory.list_servers(), key=lambda s: s.hourly_cost)
         for server in servers:
@@ -250,7 +248,11 @@ class EventHandlers:
             try:
                 await self._deployer.deploy(
                     DeployRequest(
-                        chute_id, server.server_id, job_id=job_id, job_ports=ports, disk_gb=disk_gb
+                        chute_id,
+                        server.server_id,
+                        job_id=job_id,
+                        job_ports=launch.ports,
+                        disk_gb=launch.disk_gb,
                     )
                 )
                 return

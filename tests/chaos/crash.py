@@ -110,4 +110,5 @@ class DoomedProcess:
             max_in_flight=4,
             clock=clock,
             seed=seed,
+            synced=lambda: rt.sync.snapshots,
         )
