@@ -93,7 +93,7 @@ class Autoscaler:
         seed: int | None = None,
         on_round: RoundCallback | None = None,
         history: RoundHistory | None = None,
-        synced: SyncedLists | None = None,
+        synced: SyncedLists,
     ) -> None:
         self._state = state
         self._deployer = deployer
@@ -211,9 +211,6 @@ class Autoscaler:
         )
 
     async def _job_launch(self, placement: Placement, job_id: str) -> JobLaunch:
-        if self._synced is None:
-            log.warning("job %s: no synced validator lists; no extra ports, default disk", job_id)
-            return JobLaunch()
         server = await self._deployer.server(placement.server_id)
         remote = self._synced().get(server.validator)
         return synced_job_launch(remote, placement.chute_id, job_id)

@@ -35,6 +35,7 @@ def autoscaler(m: Miner, **policy_changes: object) -> Autoscaler:
         interval=0.2,
         clock=m.clock,
         seed=1,
+        synced=lambda: rt.sync.snapshots,
     )
 
 

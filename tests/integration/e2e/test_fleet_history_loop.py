@@ -30,7 +30,7 @@ async def test_rounds_leave_a_history_the_report_can_read(miner: Miner) -> None:
     recorder = FleetHistoryRecorder(history, policy, build_snapshot=build)
     scaler = Autoscaler(
         rt.state, rt.deployer, rt.validators, build, policy=policy, clock=miner.clock,
-        seed=1, history=recorder,
+        seed=1, history=recorder, synced=lambda: rt.sync.snapshots,
     )  # fmt: skip
     start = miner.clock()
     first = await scaler.run_round()

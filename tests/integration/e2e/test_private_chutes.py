@@ -38,7 +38,15 @@ def autoscaler(m: Miner, chute_ids: set[str]) -> Autoscaler:
     policy: PlanPolicy = replace(
         plan_policy(m.settings), max_deploys_per_round=None, max_pulls_per_server=None
     )
-    return Autoscaler(rt.state, rt.deployer, rt.validators, build, policy=policy, clock=m.clock)
+    return Autoscaler(
+        rt.state,
+        rt.deployer,
+        rt.validators,
+        build,
+        policy=policy,
+        clock=m.clock,
+        synced=lambda: rt.sync.snapshots,
+    )
 
 
 def add_chute(m: Miner, template: dict[str, Any], suffix: str, **changes: Any) -> str:
