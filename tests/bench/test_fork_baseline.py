@@ -3,12 +3,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/ is not an installed package: import it from the repository root.
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-
 from bench.simulate import Fork
 
 
