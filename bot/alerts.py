@@ -1,7 +1,7 @@
 """Alert decisions, pure: what to post, edit or thread for a batch of events, and when.
 
 Nothing here talks to Slack or the database; ``bot.alert_service`` loads the known alerts,
-asks these functions what to do, and does it. Rules (chatops spec rows 16, 19, 26 and idea 10):
+asks these functions what to do, and does it. Rules:
 
 - **Dedupe** by key ``(chute, server)``: a repeat of an open alert edits its message
   ("seen 3 times") instead of posting a new one; a resolved alert is edited to ✅.

@@ -1,4 +1,4 @@
-"""Wire models of the validator's miner-facing API (see specs/validator-api.md §4-§9, §13).
+"""Wire models of the validator's miner-facing API (`docs/protocol.md#read-endpoints`).
 
 Every model tolerates unknown fields (``extra="allow"``: the validator adds columns over time and
 a newer field must never break a sync) and fills defaults for fields an older validator lacks.
@@ -245,7 +245,7 @@ class StreamResult(Generic[T]):
         return self.status is not StreamStatus.NO_INFORMATION
 
 
-# The id field the validator keys each stream by (spec §3).
+# The id field the validator keys each stream by (`docs/protocol.md#streams`).
 STREAM_ID_FIELDS: dict[type[BaseModel], str] = {
     ValidatorChute: "chute_id",
     ValidatorImage: "image_id",

@@ -2,8 +2,8 @@
 and capacity logs, target counts, and other miners' instances.
 
 Everything comes from the ``random.Random`` passed in, so a seed gives the same fleet every time.
-Shapes follow validator-api.md §5; magnitudes are modelled on the public chutes.ai fleet (most
-chutes are small vLLM/diffusion templates with a few KB of code; a few carry >100 KB).
+Shapes follow `docs/protocol.md#read-endpoints`; magnitudes are modelled on the public chutes.ai
+fleet (most chutes are small vLLM/diffusion templates with a few KB of code; a few carry >100 KB).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The benchmark's community-fork baseline follows the fork's failure-trace rules
-(spec `chutes-miner.md` §5.10): pure bookkeeping, no simulation run needed."""
+(`docs/scheduling.md#benchmark`): pure bookkeeping, no simulation run needed."""
 
 from __future__ import annotations
 
