@@ -19,11 +19,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from gepetto_core.adapters.pg_state import AlertRecord
 
-AlertKind = Literal["failure", "storm", "recycle", "digest"]
 OPEN_STATES = frozenset({"open", "acknowledged"})
 
 
@@ -35,7 +34,6 @@ class AlertPolicy:
     reopen_after: timedelta = timedelta(hours=1)
     post_interval: float = 1.0  # chat.postMessage is ~1 msg/s per channel
     edit_interval: float = 2.0  # at most one chat.update per message every 2 s
-    max_log_lines: int = 10
 
 
 @dataclass(frozen=True)

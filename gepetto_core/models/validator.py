@@ -212,11 +212,6 @@ class LaunchConfig(_Wire):
     config_id: str
 
 
-class DeletedInstance(_Wire):
-    instance_id: str
-    deleted: bool = True
-
-
 # ---- stream results -----------------------------------------------------------------------
 
 
@@ -243,14 +238,3 @@ class StreamResult(Generic[T]):
     @property
     def authoritative(self) -> bool:
         return self.status is not StreamStatus.NO_INFORMATION
-
-
-# The id field the validator keys each stream by (`docs/protocol.md#streams`).
-STREAM_ID_FIELDS: dict[type[BaseModel], str] = {
-    ValidatorChute: "chute_id",
-    ValidatorImage: "image_id",
-    ValidatorNode: "uuid",
-    ValidatorInstance: "instance_id",
-    ChuteMetrics: "chute_id",
-    ValidatorJob: "job_id",
-}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gepetto_sandbox.validator.gpus import GPU_TYPES, full_selector
+from gepetto_sandbox.validator.gpus import full_selector
 
 MAX_CODE_CHARS = 150_000
 
@@ -288,7 +288,3 @@ def generate_catalog(
                 "total_usage_usd": invocations * rng.uniform(0.0001, 0.01),
             }
     return catalog
-
-
-def gpu_type_names() -> list[str]:
-    return list(GPU_TYPES)

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-UNDERUTILIZED_CAP = 5
 MAX_BOUNTY = 86_400
 # Factors of the 2026 effective multiplier. The validator names them; private and integrated-subnet
 # values are documented, the bounty and TEE bonuses are the sandbox's own choice.
