@@ -37,6 +37,7 @@ class Preemption:
 
     placement: Placement
     victims: tuple[str, ...]  # deployment ids
+    victims_value: float
     kind: str  # "job" | "bounty" | "better_work"
     reason: str
     # False: proposed in this round, to be carried out only if the next round proposes it too.
@@ -68,6 +69,8 @@ class Plan:
     preemptions: tuple[Preemption, ...] = ()
     decisions: Mapping[str, ChuteDecision] = field(default_factory=dict)
     server_rejections: Mapping[str, Rejection] = field(default_factory=dict)
+    # GPU opportunity cost per GPU by server id (value units per hour); absent = 0.
+    gpu_prices: Mapping[str, float] = field(default_factory=dict)
     value_model: str = "expected"
 
     @property

@@ -234,5 +234,6 @@ def plan_round(snapshot: Snapshot, policy: PlanPolicy, now: datetime, rng: rando
         preemptions=tuple(preemptions),
         decisions=decisions,
         server_rejections=dict(ctx.server_rejections),
+        gpu_prices={s.view.server_id: s.price for s in ctx.servers if s.price > 0},
         value_model=policy.value_model,
     )

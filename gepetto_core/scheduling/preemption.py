@@ -220,6 +220,7 @@ def plan_preemptions(
             Preemption(
                 placement=placement,
                 victims=tuple(d.deployment_id for d in chosen),
+                victims_value=keep_value,
                 kind=kind,
                 reason=(
                     f"{chute.name}: {kind}; removes {len(chosen)} instance(s) worth "

@@ -158,6 +158,9 @@ class Snapshot:
     # Indexes built once; excluded from equality and repr.
     chute_by_id: Mapping[str, ChuteView] = field(init=False, repr=False, compare=False)
     server_by_id: Mapping[str, ServerView] = field(init=False, repr=False, compare=False)
+    deployments_by_chute: Mapping[str, tuple[DeploymentView, ...]] = field(
+        init=False, repr=False, compare=False
+    )
     # chute_id -> (ours, pending non-job, uncounted non-job): the allowance asks per chute.
     _counts: Mapping[str, tuple[int, int, int]] = field(init=False, repr=False, compare=False)
 
@@ -170,6 +173,11 @@ class Snapshot:
         )
         object.__setattr__(
             self, "server_by_id", MappingProxyType({s.server_id: s for s in self.servers})
+        )
+        object.__setattr__(
+            self,
+            "deployments_by_chute",
+            MappingProxyType({k: tuple(v) for k, v in by_chute.items()}),
         )
         counts = {
             cid: (
