@@ -63,3 +63,27 @@ def test_no_comment_cites_documents_outside_the_repository() -> None:
         if OUTSIDE.search(line)
     ]
     assert offenders == []
+
+
+# A path in backticks that starts at a top-level folder, e.g. `gepetto_core/services/sync.py`.
+REPO_PATH = re.compile(r"`((?:gepetto_core|bot|gepetto_sandbox|bench|tests|docs|k8s)/[\w./-]*)`")
+
+
+def _doc_paths() -> list[tuple[str, str]]:
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [
+        (doc.name, match.group(1))
+        for doc in docs
+        for match in REPO_PATH.finditer(doc.read_text())
+        if "NNNN" not in match.group(1)  # a file-name pattern, not a file
+    ]
+
+
+def test_the_docs_name_repository_paths() -> None:
+    assert len(_doc_paths()) > 50
+
+
+@pytest.mark.parametrize(("doc", "path"), _doc_paths())
+def test_each_path_the_docs_name_exists(doc: str, path: str) -> None:
+    """Modules move: the docs must move with them."""
+    assert (ROOT / path).exists(), f"{doc} names {path}, which does not exist"
