@@ -13,7 +13,7 @@ pytest.importorskip("scipy")
 
 from bench.diagnose import held_bound, parse_fleet
 from bench.fleets import Truth, World
-from tests.unit.scheduling.builders import Builder
+from tests.unit.gepetto_core.scheduling.builders import Builder
 
 B = Builder()
 

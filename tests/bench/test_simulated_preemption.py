@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bench.fleets import Truth, World
 from bench.simulate import Gepetto, Result, Sim
-from tests.unit.scheduling.builders import Builder
+from tests.unit.gepetto_core.scheduling.builders import Builder
 
 B = Builder()
 
