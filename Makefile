@@ -19,6 +19,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
+	$(BIN)/vulture
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check gepetto_core gepetto_sandbox bot tests bench
 	$(BIN)/mypy

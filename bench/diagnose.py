@@ -131,7 +131,7 @@ def steady(profile: Profile, seed: int) -> None:
         )
 
 
-def _fleet(name: str) -> tuple[Profile, int]:
+def parse_fleet(name: str) -> tuple[Profile, int]:
     """Parse a fleet name: legacy4 is the legacy profile with seed 4."""
     match = re.fullmatch(r"(tee|legacy)(\d+)", name)
     if match is None:
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("profile", choices=("tee", "legacy"))
     s.add_argument("seed", type=int)
     h = sub.add_parser("holdout", help="official vs gepetto on other fleet seeds")
-    h.add_argument("fleets", nargs="+", type=_fleet, help="profile and seed, e.g. legacy4")
+    h.add_argument("fleets", nargs="+", type=parse_fleet, help="profile and seed, e.g. legacy4")
     args = parser.parse_args(argv)
     if args.what == "steady":
         steady(args.profile, args.seed)

@@ -1,4 +1,4 @@
-"""Synthetic fleets and chute catalogs, following the recipe of `specs/scheduling.md` §5.
+"""Synthetic fleets and chute catalogs, described in `docs/scheduling.md#benchmark`.
 
 `make_world(profile, n_chutes, n_servers, seed)` returns the servers, the catalog and the hidden
 truth the simulator needs (failure probabilities, start-up times); `make_snapshot` turns a world

@@ -1,6 +1,6 @@
 """48 hours from an empty fleet, one-minute ticks, three placement policies on the same world.
 
-World rules (spec `scheduling.md` §2 and §4.5):
+World rules (`docs/scheduling.md#benchmark`):
 - an instance starts in U(5-20) / U(12-35) / U(25-60) minutes for 1-2 / 4 / 8 GPUs;
 - it fails with the hidden chute x server x pair probability, dying at a random moment before
   the end of its first hour after activation (or before activating at all);
@@ -8,16 +8,17 @@ World rules (spec `scheduling.md` §2 and §4.5):
   it is still alive at the end, lived >= 1 h after activation, or was removed by the validator;
 - the validator keeps a target instance count per chute (other miners hold some, all of them
   active) and gates each launch config with `check_public_capacity` of the validator sandbox
-  (validator-api.md §9.3): allowed while the chute has no active instance and total <= target + 2,
+  (`docs/protocol.md#capacity`): allowed while the chute has no active instance and
+  total <= target + 2,
   else 423 once total >= target, or to a miner holding every instance once <= 2 slots remain;
-- an instance counts for the validator once its pod claims the launch config (§6.2), a quarter
+- an instance counts for the validator once its pod claims the launch config, a quarter
   of the way into its start-up (image pull and container start; an assumption); the claim
   re-checks the gate, and a refused claim ends the pod (a failed deploy, its GPUs idle till then);
 - `/chutes/utilization` reports `scale_allowance = max(0, target - total)` over claimed instances
-  (§9.2), so launches not yet claimed are for each policy to subtract;
+  (`docs/protocol.md#read-endpoints`), so launches not yet claimed are for each policy to subtract;
 - established instances (>= 63 min) are removed at random, hazard 1/24 h (validator downscale).
 
-Policies (re-implemented from their published rules, spec §1):
+Policies (re-implemented from their published rules):
 - `fork`: every 5 min one (chute, server) pair with the best metrics gain / (cost x gpus);
   utilisation and metrics cached for 4 min; a chute whose deployment died (or whose launch was
   refused) within 16 min of its last creation is skipped for 1 h (see `Fork` for every rule).
@@ -140,11 +141,11 @@ class Sim:
         return self.world.others[chute_id] + self.claimed.get(chute_id, 0)
 
     def scale_allowance(self, chute_id: str) -> int:
-        """`/chutes/utilization`'s `scale_allowance` (§9.2): target - total, floored at 0."""
+        """`/chutes/utilization`'s `scale_allowance`: target - total, floored at 0."""
         return max(0, self.world.targets[chute_id] - self.total(chute_id))
 
     def accepts(self, chute_id: str) -> bool:
-        """The launch-config gate (§9.3), the same function the validator sandbox applies."""
+        """The launch-config gate, the same function the validator sandbox applies."""
         refusal = check_public_capacity(
             chute_id,
             hotkey=HOTKEY,
@@ -231,7 +232,7 @@ class Sim:
         self.ended.append(inst)
 
     def _claim(self, inst: Inst) -> bool:
-        """The pod claims its launch config; the validator re-checks capacity first (§6.2)."""
+        """The pod claims its launch config; the validator re-checks capacity first."""
         if not self.accepts(inst.chute_id):
             inst.refused_at_claim = True
             self.result.refused_at_claim += 1
@@ -344,7 +345,7 @@ class Official:
 
 
 class Fork:
-    """The community fork (hualiu312/chutes-dev, spec `chutes-miner.md` §5.10), rule by rule:
+    """The community fork (hualiu312/chutes-dev), rule by rule:
 
     - RemoteSynchro every 4 min caches utilisation (`scalable`) and metrics (`instance_count`,
       which divides the gain); the Autoscaler uses that cache every 5 min and deploys exactly one

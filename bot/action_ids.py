@@ -23,18 +23,3 @@ REJECT_ACTION_ID = "gepetto_reject"
 ALERT_RETRY_ACTION_ID = "gepetto_alert_retry"
 ALERT_BACKOFF_ACTION_ID = "gepetto_alert_backoff"
 ALERT_UNDEPLOY_ACTION_ID = "gepetto_alert_undeploy"
-# `help` lists one button per verb the caller may run.
-HELP_VERB_ACTION_ID = "gepetto_help_verb"
-
-# Actions whose click starts or decides a mutation (authorization is checked on each click).
-MUTATING_ACTION_IDS = frozenset(
-    {
-        DEPLOY_ACTION_ID,
-        CONFIRM_ACTION_ID,
-        APPROVE_ACTION_ID,
-        REJECT_ACTION_ID,
-        ALERT_RETRY_ACTION_ID,
-        ALERT_BACKOFF_ACTION_ID,
-        ALERT_UNDEPLOY_ACTION_ID,
-    }
-)

@@ -1,7 +1,7 @@
 """Alert decisions, pure: what to post, edit or thread for a batch of events, and when.
 
 Nothing here talks to Slack or the database; ``bot.alert_service`` loads the known alerts,
-asks these functions what to do, and does it. Rules (chatops spec rows 16, 19, 26 and idea 10):
+asks these functions what to do, and does it. Rules:
 
 - **Dedupe** by key ``(chute, server)``: a repeat of an open alert edits its message
   ("seen 3 times") instead of posting a new one; a resolved alert is edited to ✅.
@@ -19,11 +19,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from gepetto_core.models.state import AlertRecord
 
-AlertKind = Literal["failure", "storm", "recycle", "digest"]
 OPEN_STATES = frozenset({"open", "acknowledged"})
 
 
@@ -35,7 +34,6 @@ class AlertPolicy:
     reopen_after: timedelta = timedelta(hours=1)
     post_interval: float = 1.0  # chat.postMessage is ~1 msg/s per channel
     edit_interval: float = 2.0  # at most one chat.update per message every 2 s
-    max_log_lines: int = 10
 
 
 @dataclass(frozen=True)

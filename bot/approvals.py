@@ -4,7 +4,7 @@ A button's value is only an opaque id (``pa_…``) of a row in ``gepetto_pending
 verb, its arguments and the plan stay server-side. Executing is a compare-and-set
 (``pending → executing``), so double clicks, Slack retries and replayed payloads run once.
 
-Approval (chatops spec, "two-person flow"): the approver is not the requester, holds the
+Approval (the two-person rule): the approver is not the requester, holds the
 verb's role (checked by ``bot.authz`` on the click), and the request has not expired (15 min);
 the plan is re-checked before it runs. The judges below are pure; ``PendingActions`` does I/O.
 """

@@ -34,10 +34,6 @@ class Background:
             self.failures += 1
             log.error("background %s failed", task.get_name(), exc_info=error)
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._tasks)
-
     async def drain(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Wait until nothing is in flight (work may spawn more work; that is waited for too)."""
         async with asyncio.timeout(timeout):

@@ -6,7 +6,6 @@ Bolt verifies every request's ``v0`` signature and refuses ones older than five 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -60,21 +59,3 @@ async def socket_mode(
         yield handler
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
-
-
-async def serve_slack(
-    slack: SlackBot, settings: BotSettings, stop: asyncio.Event, *, http_port: int | None = None
-) -> None:
-    """Run the bot in the configured mode until ``stop`` is set. In HTTP mode it listens on
-    ``http_port`` (default ``settings.http_port``); to share the ops server's port instead,
-    mount ``add_http_routes`` there."""
-    try:
-        if settings.slack_mode == "http":
-            port = settings.http_port if http_port is None else http_port
-            async with http_server(slack.app, settings.http_host, port):
-                await stop.wait()
-        else:
-            async with socket_mode(slack, settings):
-                await stop.wait()
-    finally:
-        await slack.close()

@@ -125,9 +125,8 @@ class Settings(BaseSettings):
     failure_server_probes: int = Field(default=_BACKOFF.fenced_server_probes, ge=0)
     # Deploy calls (launch token, Job, rows) running at once; a round's placements queue for them.
     max_deploys_in_flight: int = Field(default=8, ge=1)
-    # Placements per round and pending pulls per server (None = no limit): the defaults are
-    # what the 48 h simulation measures (see PlanPolicy). 2 pulls per server cost 8 % there on
-    # the TEE fleet; the kubelet already pulls one image at a time per node by default.
+    # Placements per round and pending pulls per server (None = no limit). No pull limit by
+    # default: the kubelet already pulls one image at a time per node (docs/scheduling.md#defaults).
     max_deploys_per_round: int | None = Field(default=_PLAN.max_deploys_per_round, ge=1)
     max_pulls_per_server: int | None = Field(default=_PLAN.max_pulls_per_server, ge=1)
     disk_reserve_gb: int = Field(default=20, ge=0)

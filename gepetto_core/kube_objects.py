@@ -1,4 +1,5 @@
-"""Pure builders of the Kubernetes objects a chute deployment is made of (chutes-miner spec §2).
+"""Pure builders of the Kubernetes objects a chute deployment is made of
+(`docs/protocol.md#kubernetes-objects`).
 
 Inputs are inventory rows (`Chute`, `Server`, `Gpu`, `Deployment`) plus `JobSettings` (fixed per
 process) and `LaunchParams` (per deployment); outputs are plain dicts in the Kubernetes JSON shape,

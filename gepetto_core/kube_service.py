@@ -1,4 +1,4 @@
-"""The chute's NodePort Service (chutes-miner spec §2): its ports and labels, and the node ports
+"""The chute's NodePort Service (`docs/protocol.md#kubernetes-objects`): its ports and labels, and the node ports
 Kubernetes gave it (which the Job's environment then carries). Pure, like `kube_objects.py`."""
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.action_ids import PAGE_NEXT_ACTION_ID, PAGE_PREV_ACTION_ID
 from bot.approvals import APPROVAL_TTL, judge_approval, judge_execute
 from bot.bot_context import BotContext
 from bot.cards import build_approval_card, build_final_card, build_plan_card, notice, result_message
@@ -342,6 +341,3 @@ async def share(bot: BotContext, click: Click) -> None:
     await bot.outbox.post(
         click.channel, result_message(result, lines=lines, page_context=click.value)
     )
-
-
-PAGE_ACTION_IDS = (PAGE_PREV_ACTION_ID, PAGE_NEXT_ACTION_ID)

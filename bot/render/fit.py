@@ -1,9 +1,10 @@
 """``fit_message``: the one place that makes any block list postable on Slack.
 
-Every limit of the chatops spec §b is enforced here (block count, text lengths per block type,
-buttons, confirm dialogs, table rows and columns, one table per message, total block text,
-message text), by cutting with a visible "… n more" notice rather than letting Slack refuse the
-message. Lengths are counted in UTF-16 units, the safe reading of Slack's "characters".
+Every Slack limit in `docs/protocol.md#slack-limits` is enforced here (block count, text
+lengths per block type, buttons, confirm dialogs, table rows and columns, one table per
+message, total block text, message text), by cutting with a visible "… n more" notice rather
+than letting Slack refuse the message. Lengths are counted in UTF-16 units, the safe reading of
+Slack's "characters".
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from tabulate import tabulate
 
 from bot.render.kit import Block, context, escape_mrkdwn, mrkdwn, plain_text, section
 
-# Slack limits (chatops spec §b). Conservative where Slack's docs are vague: one table per
-# message, 2,000 chars per table cell, 12,000 chars of block text in all.
+# Slack limits (`docs/protocol.md#slack-limits`). Conservative where Slack's docs are vague:
+# one table per message, 2,000 chars per table cell, 12,000 chars of block text in all.
 MAX_BLOCKS = 50
 MAX_MESSAGE_TEXT = 40_000
 MAX_TOTAL_TEXT = 12_000  # msg_blocks_too_long observed at ~12-13 k

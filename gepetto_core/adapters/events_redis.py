@@ -1,5 +1,6 @@
 """Event intake from the chutes-miner relay: Redis channel ``miner_events`` carrying
-``{"event_type": reason, "event_data": {..., "validator": hotkey}}`` (chutes-miner.md §3).
+``{"event_type": reason, "event_data": {..., "validator": hotkey}}``
+(`docs/protocol.md#event-feed`).
 
 Events are handed to the dispatcher one at a time, in order. A malformed message is logged and
 skipped; a failing handler is logged and the intake goes on; a lost Redis connection is retried

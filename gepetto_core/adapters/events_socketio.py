@@ -1,4 +1,4 @@
-"""Event intake straight from a validator's socket.io feed (validator-api.md §11).
+"""Event intake straight from a validator's socket.io feed (`docs/protocol.md#event-feed`).
 
 Connects over WebSocket, emits ``authenticate`` with headers signed for purpose ``sockets``,
 then receives ``miner_broadcast`` envelopes. Only reasons a validator may send are forwarded,

@@ -1,4 +1,4 @@
-"""HTTP client for one validator's miner-facing API (specs/validator-api.md, chutes-miner.md §4).
+"""HTTP client for one validator's miner-facing API (`docs/protocol.md`).
 
 One ``HttpValidatorApi`` per validator; all of them share the process's ``aiohttp.ClientSession``.
 Every call is signed with the miner hotkey (purpose or body hash, as the route expects), has a

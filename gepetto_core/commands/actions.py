@@ -62,10 +62,6 @@ class ActionPlan:
     # Resolved ids the apply step acts on (also what the audit log records).
     arguments: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def empty(self) -> bool:
-        return not self.view.steps
-
 
 # --- deploy --------------------------------------------------------------------------------
 

@@ -1,6 +1,5 @@
 """Miner events: what the validator broadcasts (socket.io ``miner_broadcast``) and what the
-chutes-miner API relays on Redis ``miner_events`` (specs/validator-api.md §11,
-chutes-miner.md §3).
+chutes-miner API relays on Redis ``miner_events`` (`docs/protocol.md#event-feed`).
 
 Both intakes turn what they receive into one ``MinerEvent(reason, validator, data)``. The parse
 functions here are pure; they raise ``InvalidInputError`` for malformed input and return ``None``

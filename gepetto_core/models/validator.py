@@ -1,4 +1,4 @@
-"""Wire models of the validator's miner-facing API (see specs/validator-api.md §4-§9, §13).
+"""Wire models of the validator's miner-facing API (`docs/protocol.md#read-endpoints`).
 
 Every model tolerates unknown fields (``extra="allow"``: the validator adds columns over time and
 a newer field must never break a sync) and fills defaults for fields an older validator lacks.
@@ -218,11 +218,6 @@ class LaunchConfig(_Wire):
     config_id: str
 
 
-class DeletedInstance(_Wire):
-    instance_id: str
-    deleted: bool = True
-
-
 # ---- stream results -----------------------------------------------------------------------
 
 
@@ -249,14 +244,3 @@ class StreamResult(Generic[T]):
     @property
     def authoritative(self) -> bool:
         return self.status is not StreamStatus.NO_INFORMATION
-
-
-# The id field the validator keys each stream by (spec §3).
-STREAM_ID_FIELDS: dict[type[BaseModel], str] = {
-    ValidatorChute: "chute_id",
-    ValidatorImage: "image_id",
-    ValidatorNode: "uuid",
-    ValidatorInstance: "instance_id",
-    ChuteMetrics: "chute_id",
-    ValidatorJob: "job_id",
-}

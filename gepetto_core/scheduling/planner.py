@@ -1,6 +1,6 @@
 """The batch planner: one round places as many instances as are worth placing, fleet-wide.
 
-Algorithm (spec `scheduling.md` §4.2, measured against the LP bound by `bench/bench_planner.py`):
+Algorithm (the model: `docs/scheduling.md`; `make bench` measures it against an LP bound):
 
 1. Every chute that passes the rules gets one slot per instance its allowance permits; each
    slot's density is its best value per GPU. Jobs go first, then whitelisted chutes, then the

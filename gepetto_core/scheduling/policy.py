@@ -1,12 +1,10 @@
 """Tunable knobs of the pure scheduler, passed in explicitly (never read from the environment).
 
-Defaults follow `specs/scheduling.md` §4: the 65-minute dwell, hysteresis of 25 % with a 2-hour
-pay-back, a budget of one preemption per server per 6 h and four per hour fleet-wide, and the
-failure back-off of the issue (16-minute window, 1 h doubling to at most 8 h). Where the 48 h
-simulation (`bench/simulate.py`) showed the spec's first proposal losing to the official policy,
-the reliability knobs differ (issue 6): a failure is charged as lost time plus a per-deploy
-cost instead of as a lost life, the Beta prior is weaker and a chute whose estimate falls below
-`ReliabilityPolicy.exclude_below` is not scaled.
+The rules these knobs tune are in `docs/scheduling.md`: the 65-minute dwell, hysteresis of 25 %
+with a 2-hour pay-back, a budget of one preemption per server per 6 h and four per hour
+fleet-wide, and the failure back-off (16-minute window, 1 h doubling to at most 8 h). What the
+benchmark measured for each default is in `docs/scheduling.md#defaults`; re-measure with
+`make bench` before changing one.
 """
 
 from __future__ import annotations
@@ -35,10 +33,7 @@ class BackoffPolicy:
     server_window: timedelta = timedelta(hours=2)
     # A server in back-off still takes this many starting deployments at a time (half-open,
     # like a chute on probation): a box whose failures were bad luck proves itself instead of
-    # idling its free GPUs for hours. 0 = a fenced server takes nothing. In the 48 h
-    # simulation 1 vs 0 moved multiplier-hours by -0.3 % (tee 1) to +0.14 % on the six
-    # fleets, within noise, and failed deploys by -0.02 to +0.02x official; no fence at all
-    # cost the TEE fleet more failed deploys.
+    # idling its free GPUs for hours. 0 = a fenced server takes nothing.
     fenced_server_probes: int = 1
     # Ledger reasons that are never failures, whatever `counted` says.
     never_failure_reasons: frozenset[str] = frozenset({"no_capacity", "423"})
@@ -53,10 +48,9 @@ class ReliabilityPolicy:
     survival, each a Beta posterior; an early death is blamed on the three causes by how likely
     each is to have caused it (`reliability.reliability`)."""
 
-    # Beta priors (successes, failures) per cause. Their means multiply to the spec's 0.9
-    # (0.95 x 0.97 x 0.98); each is worth 5 observations instead of the spec's 10, so two early
-    # deaths say more than the prior (48 h simulation: fewer failed deploys at the same
-    # multiplier-hours). A chute is likelier to be broken than a box, a box than one pair.
+    # Beta priors (successes, failures) per cause. Their means multiply to about 0.9
+    # (0.95 x 0.97 x 0.98); each is worth 5 observations, so two early deaths say more than the
+    # prior. A chute is likelier to be broken than a box, a box than one pair.
     chute_prior: tuple[float, float] = (4.75, 0.25)
     server_prior: tuple[float, float] = (4.85, 0.15)
     pair_prior: tuple[float, float] = (4.9, 0.1)
@@ -103,26 +97,21 @@ class PlanPolicy:
     # expected life; the chute's, the server's and the pair's record all enter P.
     failed_deploy_cost: float = 10.0
     # ... but never more than this many hours of what the instance would earn (lambda x its
-    # multiplier): a flat $10 is 28 h of a 4090 chute's pay, so one failure of a cheap chute
-    # outweighed its paying 12 % more than a spotless one. None = the flat cost whatever the
-    # pay. 48 h simulation, 3 policy seeds: 7 h took legacy fleet 2 from 1.018x to 1.021x
-    # official multiplier-hours; 3 h reached 1.023x there but let legacy fleet 3's failed
-    # deploys rise from 0.68x to 0.85x official for no gain (7 h: 0.76x). TEE chutes earn
-    # $10 well within 7 h, so the cap leaves the TEE fleets alone.
+    # multiplier), so one failure of a cheap chute does not outweigh a lasting difference in
+    # its pay. None = the flat cost whatever the pay.
     failed_deploy_cap_hours: float | None = 7.0
     # A bounty's boost is only guaranteed this long after activation.
     bounty_guarantee: timedelta = timedelta(hours=2)
-    # Start-up minutes by gpu_count when the chute gives none (spec §4.5 mid-points).
+    # Start-up minutes by gpu_count when the chute gives none (mid-points of typical ranges).
     startup_minutes_by_gpus: tuple[tuple[int, float], ...] = ((2, 12.0), (4, 24.0), (8, 42.0))
     # Validator rules for private chutes in the fork model.
     fork_private_multiplier: float = 16.0
     min_disk_gb: float = 10.0
-    # Placements per round (the spec's N); None = as many as are worth placing. In the 48 h
-    # simulation no cap moved multiplier-hours by -1.0 % to +0.4 % across the six fleets.
+    # Placements per round; None = as many as are worth placing.
     max_deploys_per_round: int | None = 24
     # Concurrent image pulls per server (pending deployments included); None = no limit.
-    # Off by default: in the 48 h simulation a limit of 2 spread 1-GPU chutes over every box,
-    # leaving no empty box for 8-GPU chutes (-8 % multiplier-hours on the TEE fleet).
+    # Off by default: a limit spreads 1-GPU chutes over every box, leaving no empty box for
+    # 8-GPU chutes.
     max_pulls_per_server: int | None = None
     whitelist_only: bool = False
 

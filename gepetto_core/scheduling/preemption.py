@@ -1,6 +1,6 @@
 """Preemption: remove running instances to make room for a job, a bounty or clearly better work.
 
-Guardrails (official gepetto and spec §4.4), checked per victim:
+Guardrails (upstream's, and `docs/scheduling.md#preemption`), checked per victim:
 - never a private (non-preemptible) instance, a job, an instance not yet activated, or one
   younger than the dwell time since activation (it would earn nothing);
 - never the only instance of its chute network-wide;

@@ -11,7 +11,7 @@ The caller must read Kubernetes and the validator BEFORE the database: a deploym
 written before its Job and before its validator instance exists, so anything seen in the
 cluster or at the validator is then guaranteed to have its row in the later database read.
 
-Upstream behaviours changed on purpose (specs/chutes-miner.md §5.8, §7):
+Upstream behaviours changed on purpose (`docs/protocol.md#upstream-differences`):
 - a missing validator instance gets a grace period instead of an immediate undeploy;
 - an empty or failed pod scan never counts as "no pods" (R's mass-deletion risk);
 - chute drift compares fields, and an image patched by image sync is expected

@@ -1,6 +1,7 @@
 """Activation of legacy chutes (chutes library < 0.3.0): they cannot activate themselves with a
-launch JWT, so once their Job is ready gepetto tells the validator (specs §5.7). Newer chutes
-activate themselves and the validator's `instance_activated` event reports it."""
+launch JWT, so once their Job is ready gepetto tells the validator
+(`docs/protocol.md#launch-configs`). Newer chutes activate themselves and the validator's
+`instance_activated` event reports it."""
 
 from __future__ import annotations
 

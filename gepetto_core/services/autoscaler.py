@@ -119,10 +119,6 @@ class Autoscaler:
         log.debug("autoscaler woken: %s", why)
         self._wake.set()
 
-    async def wake_async(self, why: str) -> None:
-        """The event handlers' wake-up callback."""
-        self.wake(why)
-
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             report = await self.run_round()

@@ -1,4 +1,4 @@
-"""What each miner event does (specs/chutes-miner.md §3.2), with the upstream bugs fixed:
+"""What each miner event does (`docs/protocol.md#event-feed`), with the upstream bugs fixed:
 
 - `gpu_verified` really marks the GPU verified (upstream compared server_id with the gpu id);
 - `instance_activated` checks the miner hotkey and matches by config id or instance id;

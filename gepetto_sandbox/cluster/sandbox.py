@@ -148,9 +148,6 @@ class SandboxCluster:
         self.state.faults.append(fault)
         return fault
 
-    def set_pod_timings(self, timings: PodTimings) -> None:
-        self.core.controllers.timings = timings
-
     # -- control API: inspection -----------------------------------------------------
     @property
     def requests(self) -> list[RequestRecord]:

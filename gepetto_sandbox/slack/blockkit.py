@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# Block Kit limits (chatops spec §b). Conservative where Slack's docs are vague: one table per
-# message, 2,000 chars per table cell, and a 12,000-char total block text (msg_blocks_too_long
-# was observed at ~12-13 k).
+# Block Kit limits (`docs/protocol.md#slack-limits`). Conservative where Slack's docs are vague:
+# one table per message, 2,000 chars per table cell, and a 12,000-char total block text
+# (msg_blocks_too_long was observed at ~12-13 k).
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100

@@ -1,4 +1,4 @@
-"""The sandbox validator's miner-facing HTTP routes (validator-api.md §3-§8, §13): signature
+"""The sandbox validator's miner-facing HTTP routes (`docs/protocol.md`): signature
 checks with the validator's rules and texts, the ``data:`` stream format, launch configs and the
 pod's claim/prove/activate calls, and the injectable faults."""
 

@@ -1,4 +1,4 @@
-"""The validator's hotkey-signature check (validator-api.md §2.1, §12), with its exact 401 texts."""
+"""The validator's hotkey-signature check (`docs/protocol.md#signing`), with its exact 401 texts."""
 
 from __future__ import annotations
 

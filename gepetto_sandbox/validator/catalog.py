@@ -2,8 +2,8 @@
 and capacity logs, target counts, and other miners' instances.
 
 Everything comes from the ``random.Random`` passed in, so a seed gives the same fleet every time.
-Shapes follow validator-api.md §5; magnitudes are modelled on the public chutes.ai fleet (most
-chutes are small vLLM/diffusion templates with a few KB of code; a few carry >100 KB).
+Shapes follow `docs/protocol.md#read-endpoints`; magnitudes are modelled on the public chutes.ai
+fleet (most chutes are small vLLM/diffusion templates with a few KB of code; a few carry >100 KB).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from gepetto_sandbox.validator.gpus import GPU_TYPES, full_selector
+from gepetto_sandbox.validator.gpus import full_selector
 
 MAX_CODE_CHARS = 150_000
 
@@ -348,7 +348,3 @@ def _draw_metrics(
         "per_second_price_usd": multiplier * 4.5 / 3600,
         "total_usage_usd": invocations * rng.uniform(0.0001, 0.01),
     }
-
-
-def gpu_type_names() -> list[str]:
-    return list(GPU_TYPES)

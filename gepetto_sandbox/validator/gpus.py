@@ -1,5 +1,5 @@
 """The validator's GPU price table and the node-selector arithmetic built on it
-(validator-api.md §5.2). Pure."""
+(`docs/protocol.md#multipliers`). Pure."""
 
 from __future__ import annotations
 

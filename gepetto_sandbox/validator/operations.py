@@ -1,5 +1,5 @@
 """Validator-side happenings the sandbox can stage: jobs, bounties, chute life cycle and rolling
-updates (validator-api.md §9.4-§9.6). Each one changes the world and broadcasts what the real
+updates (`docs/protocol.md`). Each one changes the world and broadcasts what the real
 validator broadcasts."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The validator's capacity and pricing rules, as pure functions (validator-api.md §9, §10).
+"""The validator's capacity and pricing rules, as pure functions (`docs/protocol.md#capacity`,
+`#multipliers`).
 
 They decide the 423s a miner sees, the ``scalable`` flag of ``/chutes/utilization`` and the
 ``effective_compute_multiplier`` of a chute, so scheduler decisions tested against the sandbox
@@ -11,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-UNDERUTILIZED_CAP = 5
 MAX_BOUNTY = 86_400
-# Factors of the 2026 effective multiplier. The spec names them; private and integrated-subnet
+# Factors of the 2026 effective multiplier. The validator names them; private and integrated-subnet
 # values are documented, the bounty and TEE bonuses are the sandbox's own choice.
 PRIVATE_FACTOR = 2.0
 BOUNTY_FACTOR = 1.5
@@ -39,7 +39,8 @@ def check_public_capacity(
     target: int,
     rolling_permitted: Mapping[str, int] | None,
 ) -> Refusal | None:
-    """The public-chute gate behind ``/instances/launch_config`` (§9.3), rules in order."""
+    """The public-chute gate behind ``/instances/launch_config``, rules in order
+    (`docs/protocol.md#capacity`)."""
     if total <= target + 2 and active == 0:
         return None  # nothing routable yet: any miner may try
     if rolling_permitted is not None and total >= target - 2 and rolling_permitted:
@@ -64,7 +65,7 @@ def check_public_capacity(
 def check_private_capacity(
     chute_id: str, *, active: int, target: int, has_bounty: bool, public_footprint_ok: bool
 ) -> Refusal | None:
-    """The private-chute gate (§9.3)."""
+    """The private-chute gate (`docs/protocol.md#capacity`)."""
     if active == 0 and not has_bounty:
         return Refusal(423, f"Private chute {chute_id} has no pending requests.")
     if target > 0 and active >= target:
@@ -113,8 +114,9 @@ def utilization_row(
     active: int,
     update_in_progress: bool,
 ) -> dict[str, Any]:
-    """One element of ``GET /chutes/utilization`` (§9.2): the latest capacity-log row plus the
-    derived fields miners read (``scalable`` compares the total instance count with target)."""
+    """One element of ``GET /chutes/utilization`` (`docs/protocol.md#read-endpoints`): the latest
+    capacity-log row plus the derived fields miners read (``scalable`` compares the total
+    instance count with target)."""
     row = dict(log)
     row.update(
         chute_id=chute["chute_id"],

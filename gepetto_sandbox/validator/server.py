@@ -127,7 +127,7 @@ class SandboxValidator:
         self.world.chute(chute_id)
         self.world.targets[chute_id] = target
 
-    # ---- what the pod does (§6), as control calls ---------------------------------------
+    # ---- what the pod does (docs/protocol.md#launch-configs), as control calls ----------------
 
     def claim(self, config_id: str, gpus: list[str], host: str, port: int) -> dict[str, Any]:
         mappings = [

@@ -1,6 +1,7 @@
-"""The sandbox validator's socket.io feed (validator-api.md §11): clients ``authenticate`` with
-headers signed for purpose ``sockets``; every broadcast is emitted as ``miner_broadcast``, only to
-the ``filter_recipients`` hotkeys' latest sessions when the envelope names them."""
+"""The sandbox validator's socket.io feed (`docs/protocol.md#event-feed`): clients
+``authenticate`` with headers signed for purpose ``sockets``; every broadcast is emitted as
+``miner_broadcast``, only to the ``filter_recipients`` hotkeys' latest sessions when the envelope
+names them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""What the sandbox validator's read endpoints return, built from the world (validator-api.md
-§4, §5, §9.2, §13)."""
+"""What the sandbox validator's read endpoints return, built from the world
+(`docs/protocol.md#read-endpoints`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from gepetto_sandbox.validator.rules import (
 )
 from gepetto_sandbox.validator.world import ValidatorWorld
 
-# Fields the 2026 validator strips from instances it streams (§13) are kept: the Oct-2025
+# Fields the 2026 validator strips from instances it streams are kept: the Oct-2025
 # contract the sandbox follows still sends them.
 
 

@@ -185,7 +185,7 @@ class ValidatorWorld:
         self.servers[server_id] = server
         return server
 
-    # ---- launch configs (§6) ---------------------------------------------------------------
+    # ---- launch configs (docs/protocol.md#launch-configs) -------------------------------------
 
     def issue_launch_config(
         self, hotkey: str, chute_id: str, job_id: str | None = None

@@ -119,9 +119,6 @@ def rows() -> type[Rows]:
     return Rows
 
 
-Poll = Callable[[Callable[[], Awaitable[T | None]]], Awaitable[T]]
-
-
 @pytest.fixture(scope="session")
 def eventually() -> Callable[..., Awaitable[object]]:
     return _eventually

@@ -26,12 +26,6 @@ async def db_pool(pg_server: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
     async with http.get(url) as response:
         body = await response.json() if response.content_type == "application/json" else None

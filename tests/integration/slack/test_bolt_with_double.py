@@ -20,9 +20,7 @@ from gepetto_sandbox.slack import (
     stale,
 )
 
-# The same values the conftest gives the double and the app (test modules cannot import it).
-SIGNING_SECRET = "test-signing-secret"
-APP_TOKEN = "xapp-1-test-token"
+from .conftest import APP_TOKEN, SIGNING_SECRET
 
 
 async def _post(url: str, request: SignedRequest) -> tuple[int, str]:

@@ -32,12 +32,6 @@ async def sandbox(miner: HotkeySigner) -> AsyncIterator[SandboxValidator]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 def api(
     http: aiohttp.ClientSession, miner: HotkeySigner, sandbox: SandboxValidator
 ) -> HttpValidatorApi:

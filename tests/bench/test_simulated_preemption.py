@@ -3,16 +3,9 @@ service does: launch token first, victims removed, their ends never counted as f
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/ is not an installed package: import it from the repository root.
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-
 from bench.fleets import Truth, World
 from bench.simulate import Gepetto, Result, Sim
-
-from .conftest import Builder
+from tests.unit.gepetto_core.scheduling.builders import Builder
 
 B = Builder()
 

@@ -4,18 +4,16 @@ hand, and its fleet-name parsing."""
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import pytest
 
-# bench/ is not an installed package: import it from the repository root.
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+# The diagnostic solves an LP: it needs the bench extra (numpy, scipy), as `make bench` does.
+pytest.importorskip("numpy")
+pytest.importorskip("scipy")
 
-from bench.diagnose import _fleet, held_bound
+from bench.diagnose import held_bound, parse_fleet
 from bench.fleets import Truth, World
-
-from .conftest import Builder
+from tests.unit.gepetto_core.scheduling.builders import Builder
 
 B = Builder()
 
@@ -46,7 +44,7 @@ def test_the_bound_counts_only_our_share_of_each_target() -> None:
 
 
 def test_fleet_names_parse_and_bad_ones_say_what_is_expected() -> None:
-    assert _fleet("legacy12") == ("legacy", 12)
-    assert _fleet("tee4") == ("tee", 4)
+    assert parse_fleet("legacy12") == ("legacy", 12)
+    assert parse_fleet("tee4") == ("tee", 4)
     with pytest.raises(argparse.ArgumentTypeError, match="expected tee<seed> or legacy<seed>"):
-        _fleet("mixed4")
+        parse_fleet("mixed4")

@@ -1,11 +1,10 @@
-"""Small builders for planner snapshots (pure-logic unit tests: no I/O involved)."""
+"""Small builders for planner snapshots (pure-logic tests: no I/O involved). Shared by the
+scheduling unit tests and the benchmark's tests."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from gepetto_core.scheduling import (
     ChuteUtilization,
@@ -13,7 +12,6 @@ from gepetto_core.scheduling import (
     DeploymentView,
     FailureRecord,
     GpuView,
-    PlanPolicy,
     ServerView,
 )
 
@@ -112,14 +110,3 @@ class Builder:
             )
             for i in range(chutes)
         )
-
-
-@pytest.fixture
-def b() -> Builder:
-    return Builder()
-
-
-@pytest.fixture
-def policy() -> PlanPolicy:
-    # Sunk cost, no per-round limits: the tests look at decisions, not at actuation pacing.
-    return PlanPolicy(cost_weight=0.0, max_deploys_per_round=None, max_pulls_per_server=None)

@@ -26,7 +26,7 @@ from gepetto_core.config import Settings
 ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILE = ROOT / "Dockerfile"
 LOCK = ROOT / "requirements.lock"
-REGENERATE = "regenerate it as tests/unit/ops/lockfile_tool.py describes"
+REGENERATE = "regenerate it as tests/unit/packaging/lockfile_tool.py describes"
 
 
 @dataclass(frozen=True)

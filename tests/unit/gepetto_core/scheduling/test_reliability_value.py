@@ -1,4 +1,4 @@
-"""How failures enter the value and the rules (issue 6): a failed start costs the GPU time it
+"""How failures enter the value and the rules: a failed start costs the GPU time it
 held plus a per-deploy charge, not a whole life; a chute that keeps failing is excluded; sunk-cost
 searches take the most reliable server first."""
 

@@ -1,5 +1,5 @@
 """Object-shape tests: for fixed inventory rows the Service and Job carry exactly the documented
-names, labels, env, ports, probes, resources and volumes (chutes-miner spec §2)."""
+names, labels, env, ports, probes, resources and volumes (`docs/protocol.md#kubernetes-objects`)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,7 @@
 """The benchmark's community-fork baseline follows the fork's failure-trace rules
-(spec `chutes-miner.md` §5.10): pure bookkeeping, no simulation run needed."""
+(`docs/scheduling.md#benchmark`): pure bookkeeping, no simulation run needed."""
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# bench/ is not an installed package: import it from the repository root.
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from bench.simulate import Fork
 

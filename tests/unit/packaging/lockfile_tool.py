@@ -1,14 +1,14 @@
 """The runtime dependency closure of the installed `gepetto` distribution, and the tool that
 writes `requirements.lock` from it (exact pins + hashes, for the Docker image).
 
-    .venv/bin/python tests/unit/ops/lockfile_tool.py > /tmp/runtime.in
+    .venv/bin/python tests/unit/packaging/lockfile_tool.py > /tmp/runtime.in
     pip-compile --generate-hashes --allow-unsafe --strip-extras --no-annotate --no-header \\
         --no-emit-index-url --no-emit-find-links -o requirements.lock /tmp/runtime.in
 
 (pip-compile in a scratch venv: `python3 -m venv /tmp/lock && /tmp/lock/bin/pip install
 pip-tools`.) The input pins every package of the closure at the version installed in the venv
-the tests ran in, so pip-compile only adds the hashes; tests/unit/ops/test_dockerfile.py checks
-that the lock still equals that closure.
+the tests ran in, so pip-compile only adds the hashes; tests/unit/packaging/test_dockerfile.py
+checks that the lock still equals that closure.
 """
 
 from __future__ import annotations
