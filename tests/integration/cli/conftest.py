@@ -45,6 +45,7 @@ class CliRun:
     err: str
 
     def json(self) -> Any:
+        assert self.out, f"no output (exit {self.code}): {self.err}"
         return json.loads(self.out)
 
     @property
