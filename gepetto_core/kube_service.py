@@ -1,5 +1,6 @@
-"""The chute's NodePort Service (`docs/protocol.md#kubernetes-objects`): its ports and labels, and the node ports
-Kubernetes gave it (which the Job's environment then carries). Pure, like `kube_objects.py`."""
+"""The chute's NodePort Service (`docs/protocol.md#kubernetes-objects`): its ports and labels,
+and the node ports Kubernetes gave it (which the Job's environment then carries). Pure, like
+`kube_objects.py`."""
 
 from __future__ import annotations
 
