@@ -31,7 +31,8 @@ COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    GEPETTO_DATA_DIR=/tmp/gepetto
+    GEPETTO_DATA_DIR=/tmp/gepetto \
+    MPLCONFIGDIR=/tmp/matplotlib
 # The root filesystem is read-only in the pod; /tmp is a writable emptyDir there.
 WORKDIR /tmp
 USER 10001:10001
