@@ -85,7 +85,7 @@ class Front:
 
     async def answer(self, rid: str) -> str:
         call = await self.slack.wait_for_call(
-            "response_url", lambda c: c.args.get("response_id") == rid, timeout=20
+            "response_url", lambda c: c.args.get("response_id") == rid, timeout=60
         )
         return json.dumps(call.args)
 

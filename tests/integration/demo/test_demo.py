@@ -33,7 +33,6 @@ def leftovers(data_dir: Path) -> list[str]:
 
 
 async def test_a_scripted_demo_places_chutes_and_stops_cleanly(tmp_path: Path) -> None:
-    script = "nodes\nwait 15\nscales -g h100\ninsts\nautoscaler status\nquit\n"
     proc = await asyncio.create_subprocess_exec(
         *GEPETTO,
         env=demo_env(tmp_path),
@@ -41,8 +40,21 @@ async def test_a_scripted_demo_places_chutes_and_stops_cleanly(tmp_path: Path) -
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await asyncio.wait_for(proc.communicate(script.encode()), timeout=180)
-    text = out.decode()
+    assert proc.stdin is not None and proc.stdout is not None
+    seen: list[str] = []
+    async with asyncio.timeout(180):  # a hang detector
+        # The script goes on once the autoscaler has placed chutes (was `wait 15`: a loaded
+        # machine may take longer to start the demo and finish a round).
+        while not (seen and "[autoscaler] active round:" in seen[-1] and " deployed" in seen[-1]):
+            line = await proc.stdout.readline()
+            assert line, "".join(seen)
+            seen.append(line.decode())
+        proc.stdin.write(b"nodes\nscales -g h100\ninsts\nautoscaler status\nquit\n")
+        await proc.stdin.drain()
+        proc.stdin.close()
+        rest = await proc.stdout.read()
+        await proc.wait()
+    text = "".join(seen) + rest.decode()
     assert proc.returncode == 0, text
     assert "gepetto demo is running." in text and "KUBECONFIG=" in text
     assert "[autoscaler] active round:" in text and " deployed" in text, text
