@@ -132,7 +132,7 @@ async def front(fresh_db: str, tmp_path: Path) -> AsyncIterator[Front]:
         try:
             async with http_server(bot.app, "127.0.0.1", 0) as url:
                 yield Front(world, rt, slack, bot, url)
-                await bot.ctx.background.drain(timeout=30)
+                await bot.ctx.background.drain(timeout=60)
         finally:
             await bot.close()
             await rt.close()

@@ -202,7 +202,7 @@ async def world(fresh_db: str, tmp_path: Path) -> AsyncIterator[World]:
     try:
         async with http_server(bot.app, "127.0.0.1", 0) as url:
             yield World(miner, rt, settings, slack, bot, url, clock)
-            await bot.ctx.background.drain(timeout=30)
+            await bot.ctx.background.drain(timeout=60)
     finally:
         await bot.close()
         await bridge.stop()
