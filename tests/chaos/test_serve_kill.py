@@ -27,6 +27,7 @@ pytestmark = pytest.mark.chaos
 
 RUNS = int(os.environ.get("GEPETTO_CHAOS_SERVE_RUNS", "5"))
 LEASE_SECONDS = 5
+JOB_CREATION_SECONDS = 2.0
 
 
 @pytest.fixture
@@ -127,6 +128,13 @@ async def test_leader_killed_mid_round_standby_takes_over(
         )
         replicas[name] = Serve(env, tmp_path / f"{name}.log")
     leaders_seen: list[set[str]] = []
+    # Every Job creation takes a while, so the leader's deploys are surely in flight when the
+    # test looks for one (otherwise a slow look could come after the first round filled the
+    # fleet, and then no deploy might ever be in flight again). As for a real SIGKILL, the
+    # calls it had made still land afterwards.
+    world.sandbox.cluster.inject_api_error(
+        "/namespaces/chutes/jobs$", method="POST", status=None, delay=JOB_CREATION_SECONDS
+    )
     try:
         async with aiohttp.ClientSession() as http:
             for serve in replicas.values():
@@ -158,6 +166,7 @@ async def test_leader_killed_mid_round_standby_takes_over(
                 protected = await healthy(world, rt)
             before = lease(world)
             await replicas[leader].kill()
+            world.sandbox.cluster.clear_faults()
             tally.fault("leader: SIGKILL mid-round (deploy in flight)")
             killed_at = asyncio.get_running_loop().time()
 
