@@ -108,8 +108,10 @@ async def test_kubernetes_flaps_under_the_loops(world: ChaosWorld, tally: ChaosT
         await process.close()
 
 
-async def test_postgres_restarts_under_load(tmp_path: Path, tally: ChaosTally) -> None:
-    pg = EmbeddedPostgres(tmp_path / "pgdata", database="gepetto")
+async def test_postgres_restarts_under_load(
+    tmp_path: Path, service_tmp_path: Path, tally: ChaosTally
+) -> None:
+    pg = EmbeddedPostgres(service_tmp_path / "pgdata", database="gepetto")
     await asyncio.to_thread(pg.start)
     try:
         async with chaos_world(pg.dsn, tmp_path, seed=19, nodes=3, chutes=40, **FAST_LOOPS) as w:

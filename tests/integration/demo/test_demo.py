@@ -32,10 +32,10 @@ def leftovers(data_dir: Path) -> list[str]:
     return found
 
 
-async def test_a_scripted_demo_places_chutes_and_stops_cleanly(tmp_path: Path) -> None:
+async def test_a_scripted_demo_places_chutes_and_stops_cleanly(service_tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         *GEPETTO,
-        env=demo_env(tmp_path),
+        env=demo_env(service_tmp_path),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -61,14 +61,14 @@ async def test_a_scripted_demo_places_chutes_and_stops_cleanly(tmp_path: Path) -
     assert "Best chute x server combinations" in text  # scales answered
     assert "Chute instances" in text and "autoscaler: active" in text
     assert "demo stopped" in text
-    assert leftovers(tmp_path) == []
-    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+    assert leftovers(service_tmp_path) == []
+    assert not (service_tmp_path / "pgdata" / "postmaster.pid").exists()
 
 
-async def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
+async def test_ctrl_c_stops_everything(service_tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         *GEPETTO,
-        env=demo_env(tmp_path),
+        env=demo_env(service_tmp_path),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -81,7 +81,7 @@ async def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     out = await asyncio.wait_for(proc.stdout.read(), timeout=60)
     assert await proc.wait() == 0, out.decode()
     assert b"demo stopped" in out
-    assert leftovers(tmp_path) == []
+    assert leftovers(service_tmp_path) == []
 
 
 @pytest.fixture(autouse=True)
@@ -89,13 +89,13 @@ def _no_slack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEPETTO_SLACK_BOT_TOKEN", raising=False)
 
 
-async def test_with_slack_tokens_the_demo_connects_the_bot(tmp_path: Path) -> None:
+async def test_with_slack_tokens_the_demo_connects_the_bot(service_tmp_path: Path) -> None:
     from gepetto_sandbox.slack import SlackDouble
     from gepetto_sandbox.slack.signing import slash_command_payload
 
     slack = SlackDouble(bot_token="xoxb-demo-secret", app_token="xapp-1-demo-secret")
     base_url = await slack.start()
-    env = demo_env(tmp_path)
+    env = demo_env(service_tmp_path)
     env.update(
         GEPETTO_SLACK_BOT_TOKEN="xoxb-demo-secret",
         GEPETTO_SLACK_APP_TOKEN="xapp-1-demo-secret",
@@ -129,7 +129,7 @@ async def test_with_slack_tokens_the_demo_connects_the_bot(tmp_path: Path) -> No
     assert "demo-secret" not in text  # tokens never printed
 
 
-async def test_the_readme_demo_command_works_as_written(tmp_path: Path) -> None:
+async def test_the_readme_demo_command_works_as_written(service_tmp_path: Path) -> None:
     """`make demo` from the README, run in this checkout (the test run already built .venv)."""
     root = REPO_ROOT
     readme = (root / "README.md").read_text()
@@ -139,7 +139,7 @@ async def test_the_readme_demo_command_works_as_written(tmp_path: Path) -> None:
         "--no-print-directory",
         "demo",
         cwd=root,
-        env=demo_env(tmp_path),
+        env=demo_env(service_tmp_path),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -148,4 +148,4 @@ async def test_the_readme_demo_command_works_as_written(tmp_path: Path) -> None:
     text = out.decode()
     assert proc.returncode == 0, text
     assert "Servers (6)" in text and "demo stopped" in text
-    assert leftovers(tmp_path) == []
+    assert leftovers(service_tmp_path) == []
