@@ -7,6 +7,8 @@ answers there, a private embedded server is started for the session instead.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -35,19 +37,39 @@ def _server_answers(dsn: str) -> bool:
     return asyncio.run(probe())
 
 
+def _service_folder() -> Path:
+    """A folder for a server that runs as another system user (the embedded PostgreSQL, when
+    we are root): outside pytest's own temporary root, which every pytest session starting on
+    the machine makes private again (mode 0700), cutting that user off from its data mid-test
+    when two suites run side by side."""
+    return Path(tempfile.mkdtemp(prefix="gepetto-test-"))
+
+
+@pytest.fixture
+def service_tmp_path() -> Iterator[Path]:
+    """Like `tmp_path`, for the data of a server run as another user (see `_service_folder`)."""
+    path = _service_folder()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server() -> Iterator[str]:
     """DSN of a PostgreSQL server's maintenance database."""
     dsn = os.environ.get("GEPETTO_TEST_POSTGRES", DEFAULT_TEST_SERVER)
     if _server_answers(dsn):
         yield dsn
         return
-    embedded = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")) / "data", database="postgres")
+    folder = _service_folder()
+    embedded = EmbeddedPostgres(folder / "data", database="postgres")
     embedded.start()
     try:
         yield embedded.dsn
     finally:
         embedded.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _with_database(server_dsn: str, database: str) -> str:

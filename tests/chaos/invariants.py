@@ -40,7 +40,7 @@ async def check_invariants(
         return not world.untracked_objects(set(rows))
 
     with contextlib.suppress(TimeoutError):
-        await eventually(none_untracked, seconds=10)
+        await eventually(none_untracked)
     tally.expect(
         not world.untracked_objects(set(rows)),
         f"{label}: untracked cluster objects {world.untracked_objects(set(rows))}",

@@ -86,7 +86,7 @@ class Front:
 
     async def answer(self, rid: str) -> str:
         call = await self.slack.wait_for_call(
-            "response_url", lambda c: c.args.get("response_id") == rid, timeout=20
+            "response_url", lambda c: c.args.get("response_id") == rid, timeout=60
         )
         return json.dumps(call.args)
 
@@ -133,7 +133,7 @@ async def front(fresh_db: str, tmp_path: Path) -> AsyncIterator[Front]:
         try:
             async with http_server(bot.app, "127.0.0.1", 0) as url:
                 yield Front(world, rt, slack, bot, url)
-                await bot.ctx.background.drain(timeout=30)
+                await bot.ctx.background.drain(timeout=60)
         finally:
             await bot.close()
             await rt.close()

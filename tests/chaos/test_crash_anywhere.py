@@ -20,12 +20,20 @@ import pytest
 from gepetto_core.errors import GepettoError
 from gepetto_core.process import start_process
 from gepetto_core.services.deployer import Deployer
-from gepetto_core.wiring import Runtime, build_runtime
+from gepetto_core.wiring import build_runtime
 
 from .conftest import ChaosTally
 from .crash import DoomedProcess, ProcessDied
 from .invariants import check_invariants, healthy
-from .world import ChaosWorld, chaos_world, free_pair, runtime_of, settle
+from .world import (
+    SAFETY_NET_SECONDS,
+    ChaosWorld,
+    chaos_world,
+    free_pair,
+    reconcile_until_quiet,
+    runtime_of,
+    settle,
+)
 
 pytestmark = pytest.mark.chaos
 
@@ -40,18 +48,6 @@ async def world(fresh_db: str, tmp_path: Path) -> AsyncIterator[ChaosWorld]:
         yield w
 
 
-async def recover(world: ChaosWorld, rt: Runtime, passes: int = 5) -> None:
-    """Reconcile passes until one finds nothing to do and the cluster holds nothing untracked.
-    (A Service whose Job was mid-deletion at the crash is only removed by the pass after the Job
-    is gone, as the loop's next turn would.)"""
-    for _ in range(passes):
-        report = await rt.reconciler.run_once()
-        rows = {d.deployment_id for d in await rt.inventory.list_deployments()}
-        if report.plan.complete and not report.plan.actions and not world.untracked_objects(rows):
-            return
-        await asyncio.sleep(0.2)
-
-
 async def one_run(world: ChaosWorld, tally: ChaosTally, seed: int, guarded: list[int]) -> str:
     rng = random.Random(seed)
     # Each run's recovery moves the clock 31 min on; rows get their created_at from the
@@ -63,7 +59,7 @@ async def one_run(world: ChaosWorld, tally: ChaosTally, seed: int, guarded: list
     try:
         await process.rt.sync.sync_all()
         await process.autoscaler.run_round()
-        await settle(process.rt, seconds=5)
+        await settle(process.rt)
         protected = await healthy(world, process.rt)
         rows = [d.deployment_id for d in await process.rt.inventory.list_deployments()]
     finally:
@@ -114,7 +110,7 @@ async def one_run(world: ChaosWorld, tally: ChaosTally, seed: int, guarded: list
         task.add_done_callback(lambda t: alive_when_done.setdefault(t, not doomed.wire.tripped))
     tally.run("crash: operations in flight", len(tasks))
     if tasks:
-        await asyncio.wait(tasks, timeout=30)
+        await asyncio.wait(tasks, timeout=SAFETY_NET_SECONDS)
     where = doomed.wire.where
     if where is None:  # the seeded point lay past the work: the process dies idle
         doomed.wire.where = "idle"
@@ -141,7 +137,7 @@ async def one_run(world: ChaosWorld, tally: ChaosTally, seed: int, guarded: list
     # restart on the same database; past the stub deadline, reconcile converges
     world.clock.advance(minutes=31)
     async with runtime_of(world) as fresh:
-        await recover(world, fresh)
+        await reconcile_until_quiet(world, fresh)
         await check_invariants(
             tally, world, fresh, protected - removed_on_purpose, f"seed {seed} ({where})"
         )

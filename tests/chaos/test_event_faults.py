@@ -17,7 +17,15 @@ from gepetto_core.models.events import EventReason, MinerEvent
 
 from .conftest import ChaosTally
 from .invariants import check_invariants
-from .world import MINER, ChaosWorld, chaos_world, eventually, healthy_fleet, runtime_of
+from .world import (
+    MINER,
+    SAFETY_NET_SECONDS,
+    ChaosWorld,
+    chaos_world,
+    eventually,
+    healthy_fleet,
+    runtime_of,
+)
 
 pytestmark = pytest.mark.chaos
 
@@ -60,7 +68,7 @@ async def test_disconnects_duplicates_and_out_of_order_events(
         stop = asyncio.Event()
         intake = asyncio.create_task(source.run(stop))
         try:
-            await asyncio.wait_for(source.ready.wait(), 10)
+            await asyncio.wait_for(source.ready.wait(), SAFETY_NET_SECONDS)
             [keep, doomed] = await healthy_fleet(rt, 2, world)
 
             async def send(*events: MinerEvent) -> None:

@@ -1,8 +1,8 @@
 """Crash anywhere (real processes): `gepetto serve` is SIGKILLed at a seeded moment while its
 loops deploy and reconcile, restarted, left to run, stopped; then (time injected past the stub
 deadline) a reconcile pass and the invariants. And leader failover: two `serve` replicas under a
-Lease; the leader is SIGKILLed while a deploy is in flight; the standby takes over within the
-lease duration and nothing is done twice."""
+Lease; the leader is SIGKILLed while a deploy is in flight; the standby takes over the lease in
+the next term and nothing is done twice."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -20,12 +21,13 @@ import pytest
 from .conftest import ChaosTally
 from .invariants import check_invariants, healthy
 from .serve_process import Serve, free_port, serve_env
-from .world import SEED, ChaosWorld, chaos_world, eventually, runtime_of
+from .world import SEED, ChaosWorld, chaos_world, eventually, reconcile_until_quiet, runtime_of
 
 pytestmark = pytest.mark.chaos
 
 RUNS = int(os.environ.get("GEPETTO_CHAOS_SERVE_RUNS", "5"))
 LEASE_SECONDS = 5
+JOB_CREATION_SECONDS = 2.0
 
 
 @pytest.fixture
@@ -40,13 +42,7 @@ async def _recover_and_check(
 ) -> None:
     world.clock.advance(minutes=31)
     async with runtime_of(world) as rt:
-        for _ in range(5):
-            report = await rt.reconciler.run_once()
-            rows = {d.deployment_id for d in await rt.inventory.list_deployments()}
-            quiet = report.plan.complete and not report.plan.actions
-            if quiet and not world.untracked_objects(rows):
-                break
-            await asyncio.sleep(0.2)
+        await reconcile_until_quiet(world, rt)
         ended = {
             e.deployment_id
             for e in await rt.state.list_ledger()
@@ -61,6 +57,17 @@ async def _recover_and_check(
             all(n == 1 for n in (*configs.values(), *jobs.values())),
             f"{label}: a launch config or job used twice",
         )
+
+
+def lease(world: ChaosWorld) -> dict[str, Any]:
+    """The leader Lease's spec, as the cluster sandbox holds it."""
+    [found] = [
+        o
+        for o in world.sandbox.cluster.objects("leases", "chutes")
+        if o["metadata"]["name"] == "gepetto-leader"
+    ]
+    spec: dict[str, Any] = found["spec"]
+    return spec
 
 
 async def test_serve_sigkill_at_seeded_moments(
@@ -89,6 +96,13 @@ async def test_serve_sigkill_at_seeded_moments(
             try:
                 await serve.wait_answering(http)
                 await asyncio.sleep(2.0)  # a few loop turns: reconcile picks up the pieces
+                # and, however slow the machine, not before the loops have something healthy
+                async with runtime_of(world) as rt:
+
+                    async def deployed() -> bool:
+                        return bool(await healthy(world, rt))
+
+                    await eventually(deployed)
             finally:
                 code = await serve.terminate()
             tally.expect(code == 0, f"serve run {run}: SIGTERM exit code {code}")
@@ -114,6 +128,13 @@ async def test_leader_killed_mid_round_standby_takes_over(
         )
         replicas[name] = Serve(env, tmp_path / f"{name}.log")
     leaders_seen: list[set[str]] = []
+    # Every Job creation takes a while, so the leader's deploys are surely in flight when the
+    # test looks for one (otherwise a slow look could come after the first round filled the
+    # fleet, and then no deploy might ever be in flight again). As for a real SIGKILL, the
+    # calls it had made still land afterwards.
+    world.sandbox.cluster.inject_api_error(
+        "/namespaces/chutes/jobs$", method="POST", status=None, delay=JOB_CREATION_SECONDS
+    )
     try:
         async with aiohttp.ClientSession() as http:
             for serve in replicas.values():
@@ -143,19 +164,28 @@ async def test_leader_killed_mid_round_standby_takes_over(
 
                 await eventually(deploy_in_flight, 60, poll=0.01)
                 protected = await healthy(world, rt)
+            before = lease(world)
             await replicas[leader].kill()
+            world.sandbox.cluster.clear_faults()
             tally.fault("leader: SIGKILL mid-round (deploy in flight)")
             killed_at = asyncio.get_running_loop().time()
 
             async def standby_leads() -> bool:
                 return await leaders() == {standby}
 
-            await eventually(standby_leads, LEASE_SECONDS * 4, poll=0.2)
+            await eventually(standby_leads, poll=0.2)
             took = asyncio.get_running_loop().time() - killed_at
             print(f"standby took over {took:.1f} s after the kill (lease {LEASE_SECONDS} s)")
-            # the lease must expire first; then one renew period (plus polling) at most
-            # a bound (lease + renew + margin for a loaded 2-core machine), not a benchmark
-            tally.expect(took <= 2 * LEASE_SECONDS, f"takeover after {took:.1f} s")
+            # How soon is the pure rule's business (tests/unit/ops/test_leader_plan.py, with
+            # `now` given); a wall-clock bound here would only measure the machine's load.
+            # Here: the standby holds the lease, in the term after the killed leader's (nobody
+            # held it in between).
+            taken = lease(world)
+            term = before["leaseTransitions"] + (before["holderIdentity"] != standby)
+            tally.expect(
+                (taken["holderIdentity"], taken["leaseTransitions"]) == (standby, term),
+                f"lease after the takeover: {taken} (before the kill: {before})",
+            )
             await asyncio.sleep(3.0)  # the new leader's loops run
             tally.expect(
                 all(len(found) <= 1 for found in leaders_seen), "two leaders at the same time"

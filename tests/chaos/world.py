@@ -186,8 +186,13 @@ async def runtime_of(world: ChaosWorld) -> AsyncIterator[Runtime]:
         await rt.close()
 
 
+# A hang detector, not a budget: far above what any wait here needs on a loaded machine (the
+# suite must pass with a second copy of itself running beside it on two cores).
+SAFETY_NET_SECONDS = 60.0
+
+
 async def eventually(
-    check: Callable[[], Awaitable[T]], seconds: float = 15.0, *, poll: float = 0.05
+    check: Callable[[], Awaitable[T]], seconds: float = SAFETY_NET_SECONDS, *, poll: float = 0.05
 ) -> T:
     """Poll until `check` returns something truthy; fail (not time) after `seconds`. (What is
     polled lives in other processes or sandboxes: there is no event to await.)"""
@@ -221,8 +226,9 @@ async def free_pair(
     return None
 
 
-async def settle(rt: Runtime, seconds: float = 10.0) -> None:
-    """Reconcile until every deployment is verified and active (or `seconds` pass)."""
+async def settle(rt: Runtime, seconds: float = SAFETY_NET_SECONDS) -> None:
+    """Reconcile until every deployment is verified and active (or `seconds` pass: callers
+    check the state they need, so a slow machine only makes this take longer)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while loop.time() < deadline:
@@ -231,6 +237,25 @@ async def settle(rt: Runtime, seconds: float = 10.0) -> None:
         if all(d.verified_at and d.active for d in rows):
             return
         await asyncio.sleep(0.1)
+
+
+async def reconcile_until_quiet(
+    world: ChaosWorld, rt: Runtime, seconds: float = SAFETY_NET_SECONDS
+) -> None:
+    """Reconcile passes until one finds nothing to do and the cluster holds nothing untracked
+    (a Service whose Job was mid-deletion is only removed by the pass after the Job is gone,
+    as the loop's next turn would). Usually one or two passes; how many depends on how fast
+    the sandbox finishes deletions, so the bound is not a pass count. Past it, the caller's
+    invariant checks say what is still wrong."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while True:
+                report = await rt.reconciler.run_once()
+                rows = {d.deployment_id for d in await rt.inventory.list_deployments()}
+                quiet = report.plan.complete and not report.plan.actions
+                if quiet and not world.untracked_objects(rows):
+                    return
+                await asyncio.sleep(0.2)
 
 
 async def healthy_fleet(rt: Runtime, n: int, world: ChaosWorld) -> list[str]:

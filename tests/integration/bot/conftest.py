@@ -120,7 +120,7 @@ class World:
         status, _ = await self.post(signed_block_actions(SIGNING_SECRET, payload))
         return status, url.rsplit("/", 1)[1]
 
-    async def answer(self, rid: str, timeout: float = 20.0) -> RecordedCall:  # noqa: ASYNC109
+    async def answer(self, rid: str, timeout: float = 60.0) -> RecordedCall:  # noqa: ASYNC109
         """The (first) response_url message sent back for the request with this id."""
         return await self.slack.wait_for_call(
             "response_url", lambda c: c.args.get("response_id") == rid, timeout=timeout
@@ -141,7 +141,7 @@ def text_of(call: RecordedCall) -> str:
     return json.dumps(call.args.get("blocks") or []) + str(call.args.get("text", ""))
 
 
-async def eventually(check: Callable[[], Awaitable[T]], seconds: float = 20.0) -> T:
+async def eventually(check: Callable[[], Awaitable[T]], seconds: float = 60.0) -> T:
     async with asyncio.timeout(seconds):
         while True:
             result = await check()
@@ -202,7 +202,7 @@ async def world(fresh_db: str, tmp_path: Path) -> AsyncIterator[World]:
     try:
         async with http_server(bot.app, "127.0.0.1", 0) as url:
             yield World(miner, rt, settings, slack, bot, url, clock)
-            await bot.ctx.background.drain(timeout=30)
+            await bot.ctx.background.drain(timeout=60)
     finally:
         await bot.close()
         await bridge.stop()

@@ -24,6 +24,6 @@ async def test_socket_mode_command_is_acked_then_answered(world: World) -> None:
             assert ack.payload is not None and "nodes" in ack.payload["text"]
             answer = await world.answer(url.rsplit("/", 1)[1])
             assert answer.ok and "h100" in text_of(answer)
-            await bot.ctx.background.drain(timeout=30)
+            await bot.ctx.background.drain(timeout=60)
     finally:
         await bot.close()

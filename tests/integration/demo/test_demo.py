@@ -32,17 +32,29 @@ def leftovers(data_dir: Path) -> list[str]:
     return found
 
 
-async def test_a_scripted_demo_places_chutes_and_stops_cleanly(tmp_path: Path) -> None:
-    script = "nodes\nwait 15\nscales -g h100\ninsts\nautoscaler status\nquit\n"
+async def test_a_scripted_demo_places_chutes_and_stops_cleanly(service_tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         *GEPETTO,
-        env=demo_env(tmp_path),
+        env=demo_env(service_tmp_path),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await asyncio.wait_for(proc.communicate(script.encode()), timeout=180)
-    text = out.decode()
+    assert proc.stdin is not None and proc.stdout is not None
+    seen: list[str] = []
+    async with asyncio.timeout(180):  # a hang detector
+        # The script goes on once the autoscaler has placed chutes (was `wait 15`: a loaded
+        # machine may take longer to start the demo and finish a round).
+        while not (seen and "[autoscaler] active round:" in seen[-1] and " deployed" in seen[-1]):
+            line = await proc.stdout.readline()
+            assert line, "".join(seen)
+            seen.append(line.decode())
+        proc.stdin.write(b"nodes\nscales -g h100\ninsts\nautoscaler status\nquit\n")
+        await proc.stdin.drain()
+        proc.stdin.close()
+        rest = await proc.stdout.read()
+        await proc.wait()
+    text = "".join(seen) + rest.decode()
     assert proc.returncode == 0, text
     assert "gepetto demo is running." in text and "KUBECONFIG=" in text
     assert "[autoscaler] active round:" in text and " deployed" in text, text
@@ -50,24 +62,26 @@ async def test_a_scripted_demo_places_chutes_and_stops_cleanly(tmp_path: Path) -
     assert "Chute instances" in text and "autoscaler: active" in text
     assert "demo stopped" in text
     assert "end of input" not in text  # `quit` is an ordinary stop, not the end of the script
-    assert leftovers(tmp_path) == []
-    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+    assert leftovers(service_tmp_path) == []
+    assert not (service_tmp_path / "pgdata" / "postmaster.pid").exists()
 
 
 @pytest.mark.parametrize("script", [None, "nodes\n"], ids=["dev-null", "script-without-quit"])
-async def test_the_end_of_a_script_ends_the_demo(tmp_path: Path, script: str | None) -> None:
+async def test_the_end_of_a_script_ends_the_demo(
+    service_tmp_path: Path, script: str | None
+) -> None:
     """A script that ends without `quit` ends the demo, as the end of a shell script does.
     /dev/null is a device the event loop cannot poll: it used to leave the demo waiting forever.
     The timeout is only a safety net; the assertions are the exit status and the output."""
     if script is None:
         stdin_path = Path(os.devnull)
     else:
-        stdin_path = tmp_path / "script.txt"
+        stdin_path = service_tmp_path / "script.txt"
         stdin_path.write_text(script)
     with stdin_path.open("rb") as stdin:
         proc = await asyncio.create_subprocess_exec(
             *GEPETTO,
-            env=demo_env(tmp_path / "data"),
+            env=demo_env(service_tmp_path / "data"),
             stdin=stdin,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -84,13 +98,13 @@ async def test_the_end_of_a_script_ends_the_demo(tmp_path: Path, script: str | N
     assert "demo stopped" in text
     if script is not None:
         assert "Servers (6)" in text  # the script's command ran before the end
-    assert leftovers(tmp_path / "data") == []
+    assert leftovers(service_tmp_path / "data") == []
 
 
-async def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
+async def test_ctrl_c_stops_everything(service_tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         *GEPETTO,
-        env=demo_env(tmp_path),
+        env=demo_env(service_tmp_path),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -103,7 +117,7 @@ async def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     out = await asyncio.wait_for(proc.stdout.read(), timeout=60)
     assert await proc.wait() == 0, out.decode()
     assert b"demo stopped" in out
-    assert leftovers(tmp_path) == []
+    assert leftovers(service_tmp_path) == []
 
 
 @pytest.fixture(autouse=True)
@@ -111,13 +125,13 @@ def _no_slack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GEPETTO_SLACK_BOT_TOKEN", raising=False)
 
 
-async def test_with_slack_tokens_the_demo_connects_the_bot(tmp_path: Path) -> None:
+async def test_with_slack_tokens_the_demo_connects_the_bot(service_tmp_path: Path) -> None:
     from gepetto_sandbox.slack import SlackDouble
     from gepetto_sandbox.slack.signing import slash_command_payload
 
     slack = SlackDouble(bot_token="xoxb-demo-secret", app_token="xapp-1-demo-secret")
     base_url = await slack.start()
-    env = demo_env(tmp_path)
+    env = demo_env(service_tmp_path)
     env.update(
         GEPETTO_SLACK_BOT_TOKEN="xoxb-demo-secret",
         GEPETTO_SLACK_APP_TOKEN="xapp-1-demo-secret",
@@ -151,7 +165,7 @@ async def test_with_slack_tokens_the_demo_connects_the_bot(tmp_path: Path) -> No
     assert "demo-secret" not in text  # tokens never printed
 
 
-async def test_the_readme_demo_command_works_as_written(tmp_path: Path) -> None:
+async def test_the_readme_demo_command_works_as_written(service_tmp_path: Path) -> None:
     """`make demo` from the README, run in this checkout (the test run already built .venv)."""
     root = REPO_ROOT
     readme = (root / "README.md").read_text()
@@ -161,7 +175,7 @@ async def test_the_readme_demo_command_works_as_written(tmp_path: Path) -> None:
         "--no-print-directory",
         "demo",
         cwd=root,
-        env=demo_env(tmp_path),
+        env=demo_env(service_tmp_path),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -170,20 +184,20 @@ async def test_the_readme_demo_command_works_as_written(tmp_path: Path) -> None:
     text = out.decode()
     assert proc.returncode == 0, text
     assert "Servers (6)" in text and "demo stopped" in text
-    assert leftovers(tmp_path) == []
+    assert leftovers(service_tmp_path) == []
 
 
-async def test_fleet_and_report_work_on_the_sandbox_fleet(tmp_path: Path) -> None:
+async def test_fleet_and_report_work_on_the_sandbox_fleet(service_tmp_path: Path) -> None:
     """#26: the grid, the report over the history the demo records (every 10 s), and both
     PNGs written with --png."""
-    fleet_png, report_png = tmp_path / "fleet.png", tmp_path / "report.png"
+    fleet_png, report_png = service_tmp_path / "fleet.png", service_tmp_path / "report.png"
     script = (
         f"wait 35\nfleet\nreport 24h\nfleet --png {fleet_png}\nreport 24h --png {report_png}\n"
         "quit\n"
     )
     proc = await asyncio.create_subprocess_exec(
         *GEPETTO,
-        env=demo_env(tmp_path),
+        env=demo_env(service_tmp_path),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -198,4 +212,4 @@ async def test_fleet_and_report_work_on_the_sandbox_fleet(tmp_path: Path) -> Non
     for path in (fleet_png, report_png):
         assert f"wrote {path}" in text
         assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
-    assert leftovers(tmp_path) == []
+    assert leftovers(service_tmp_path) == []

@@ -139,7 +139,12 @@ async def _ready(sources: list[Any]) -> bool:
     return all(s.ready.is_set() for s in sources)
 
 
-async def eventually(check: Callable[[], Awaitable[T]], seconds: float = 15.0) -> T:
+# A hang detector, not a budget: far above what any wait here needs on a loaded machine (the
+# suite must pass with a second copy of itself running beside it on two cores).
+SAFETY_NET_SECONDS = 60.0
+
+
+async def eventually(check: Callable[[], Awaitable[T]], seconds: float = SAFETY_NET_SECONDS) -> T:
     """Poll until `check` returns something truthy; fail (not time) after `seconds`."""
     async with asyncio.timeout(seconds):
         while True:

@@ -85,9 +85,10 @@ async def test_pause_stops_the_loop_and_an_expired_pause_resumes_it(miner: Miner
     stop = asyncio.Event()
     loop = asyncio.create_task(scaler.run(stop))
     try:
-        await eventually(lambda: _rounds_done(scaler))
-        scaler.wake("test")
-        await asyncio.sleep(0.5)  # several intervals of the loop
+        # several rounds while paused (counted, not waited for: a loaded machine runs fewer
+        # rounds in a given time)
+        for _ in range(3):
+            await _next_round(scaler)
         assert await miner.rt.inventory.list_deployments() == []
         assert scaler.last_report is not None and scaler.last_report.mode == "paused"
 
@@ -104,5 +105,12 @@ async def test_pause_stops_the_loop_and_an_expired_pause_resumes_it(miner: Miner
         await loop
 
 
-async def _rounds_done(scaler: Autoscaler) -> bool:
-    return scaler.last_report is not None
+async def _next_round(scaler: Autoscaler) -> None:
+    """Wake the loop and wait for its next report (of the round in progress, if any)."""
+    previous = scaler.last_report
+    scaler.wake("test")
+
+    async def reported() -> bool:
+        return scaler.last_report is not previous
+
+    await eventually(reported)

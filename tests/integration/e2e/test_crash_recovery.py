@@ -66,7 +66,7 @@ async def assert_converged(m: Miner, keep: Deployment) -> None:
     async def none_untracked() -> bool:
         return not await untracked()
 
-    await eventually(none_untracked, seconds=10)
+    await eventually(none_untracked)
     # every row has its Job (no row points at nothing)
     jobs = {
         j["metadata"]["labels"]["chutes/deployment-id"]

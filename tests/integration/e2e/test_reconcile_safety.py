@@ -24,7 +24,7 @@ async def two_deployments_one_broken(m: Miner) -> tuple[str, str]:
     server_id = m.server_for(chute)
     ok = await m.rt.deployer.deploy(DeployRequest(chute["chute_id"], server_id))
     broken = await m.rt.deployer.deploy(DeployRequest(chute["chute_id"], server_id))
-    await m.rt.cluster.undeploy(broken.deployment.deployment_id, wait_seconds=5)
+    await m.rt.cluster.undeploy(broken.deployment.deployment_id, wait_seconds=60)
 
     async def instance_up() -> bool:  # so the validator's instance stream is not empty
         return any(

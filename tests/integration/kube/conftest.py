@@ -124,7 +124,7 @@ def eventually() -> Callable[..., Awaitable[object]]:
     return _eventually
 
 
-async def _eventually(check: Callable[[], Awaitable[T | None]], seconds: float = 10.0) -> T:
+async def _eventually(check: Callable[[], Awaitable[T | None]], seconds: float = 60.0) -> T:
     """Poll until `check` returns something truthy; fail (not time) after `seconds`."""
     async with asyncio.timeout(seconds):
         while True:

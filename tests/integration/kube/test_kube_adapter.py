@@ -87,7 +87,7 @@ async def test_deploy_reads_back_and_undeploy_waits_for_pods(
     services = {s.deployment_id for s in await cluster.list_chute_services()}
     assert dep_id in services
 
-    assert await cluster.undeploy(dep_id, wait_seconds=10) is True
+    assert await cluster.undeploy(dep_id, wait_seconds=60) is True
     assert await cluster.list_pods("chutes", f"chutes/deployment-id={dep_id}") == []
     with pytest.raises(ClusterNotFoundError):
         await cluster.get_chute_job(dep_id)
@@ -172,7 +172,7 @@ async def test_node_disk_arithmetic_and_cache(
     cluster.invalidate_disk(node.name)
     assert (await cluster.node_disk(node.name)).requested_gib == 180
 
-    assert await cluster.undeploy(deployment.deployment_id, wait_seconds=10)
+    assert await cluster.undeploy(deployment.deployment_id, wait_seconds=60)
     assert (await cluster.node_disk(node.name)).requested_gib == 30
 
 
@@ -192,7 +192,7 @@ async def test_code_configmap_for_old_chutes(
     await cluster.ensure_code_configmap(changed, replace=True)
     cm = await client.CoreV1Api(api).read_namespaced_config_map(name, "chutes")
     assert cm.data == {"chute_file.py": "print('v2')"}
-    await cluster.undeploy(deployment.deployment_id, wait_seconds=10)
+    await cluster.undeploy(deployment.deployment_id, wait_seconds=60)
     await cluster.delete_code_configmap(chute.chute_id, chute.version)
     await cluster.delete_code_configmap(chute.chute_id, chute.version)  # gone is fine
     with pytest.raises(client.ApiException):
@@ -249,7 +249,7 @@ async def test_scripted_faults_show_in_job_views(
     assert pod.state.state == "terminated" and pod.state.exit_code == 3
     assert job.status.active == 0 and not job.ready
     for dep in (pull, crash):
-        assert await cluster.undeploy(dep.deployment_id, wait_seconds=10)
+        assert await cluster.undeploy(dep.deployment_id, wait_seconds=60)
 
 
 async def test_node_not_ready(
@@ -282,7 +282,7 @@ async def test_legacy_deployments_listed_and_undeployed(
     legacy = {d.deployment_id: d for d in await cluster.list_legacy_deployments()}
     assert legacy[dep_id].is_legacy and legacy[dep_id].node_name == "h100-0"
     assert legacy[dep_id].chute_id == "old"
-    assert await cluster.undeploy(dep_id, wait_seconds=5)
+    assert await cluster.undeploy(dep_id, wait_seconds=60)
     assert dep_id not in {d.deployment_id for d in await cluster.list_legacy_deployments()}
 
 

@@ -98,10 +98,10 @@ async def test_kubectl_sees_and_deletes_a_chute(
     assert f'job.batch "chute-{dep_id}" deleted' in out
     assert sandbox.objects("jobs", "chutes", f"chutes/deployment-id={dep_id}") == []
     # kubectl asks for background propagation: the pods follow the Job shortly after.
-    assert await cluster.wait_pods_gone(dep_id, wait_seconds=10)
+    assert await cluster.wait_pods_gone(dep_id, wait_seconds=60)
 
     code, out, err = await kubectl(
         kubeconfig_path, "delete", "job", f"chute-{dep_id}", "-n", "chutes"
     )
     assert code != 0 and "NotFound" in err
-    assert await cluster.undeploy(dep_id, wait_seconds=5)
+    assert await cluster.undeploy(dep_id, wait_seconds=60)

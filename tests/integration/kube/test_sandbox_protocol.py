@@ -52,7 +52,7 @@ async def test_watch_resumes_from_a_resource_version(api: client.ApiClient) -> N
                 "default",
                 label_selector="proto=watch",
                 resource_version=rv,
-                timeout_seconds=5,
+                timeout_seconds=60,
             ),
             3,
         )
@@ -63,9 +63,11 @@ async def test_watch_resumes_from_a_resource_version(api: client.ApiClient) -> N
 async def test_watch_sees_objects_leaving_the_selection_as_deleted(api: client.ApiClient) -> None:
     core = client.CoreV1Api(api)
     body = {"metadata": {"name": "sel", "labels": {"tier": "a"}}, "data": {}}
+    # The watch starts from this version: however late it connects (the change may be over
+    # by then), it sees the change, replayed or live.
+    listed = await core.list_namespaced_config_map("default", label_selector="tier=a")
 
     async def change() -> None:
-        await asyncio.sleep(0.05)
         await core.create_namespaced_config_map("default", body)
         await core.patch_namespaced_config_map(
             "sel", "default", {"metadata": {"labels": {"tier": "b"}}}
@@ -78,7 +80,8 @@ async def test_watch_sees_objects_leaving_the_selection_as_deleted(api: client.A
                 core.list_namespaced_config_map,
                 "default",
                 label_selector="tier=a",
-                timeout_seconds=5,
+                resource_version=listed.metadata.resource_version,
+                timeout_seconds=60,
             ),
             2,
         )
@@ -229,7 +232,7 @@ async def test_leader_election_over_leases(api: client.ApiClient) -> None:
     )
     election = asyncio.create_task(leaderelection.LeaderElection(config).run())
     try:
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(60):  # a hang detector
             await became_leader.wait()
     finally:
         election.cancel()
@@ -276,7 +279,7 @@ async def test_job_status_follows_pods_and_succeeds(
         },
     }
     await batch.create_namespaced_job("default", body)
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(60):  # a hang detector
         while True:
             job = await batch.read_namespaced_job("ok-job", "default")
             if job.status.succeeded:

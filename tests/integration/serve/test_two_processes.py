@@ -1,6 +1,6 @@
 """Two real `gepetto serve` processes against the same cluster sandbox, validator sandbox and
-database: exactly one runs the loops (it deploys), the standby takes over within the lease
-duration when the leader is killed, and SIGTERM stops a process cleanly."""
+database: exactly one runs the loops (it deploys), the standby takes over the lease when the
+leader is killed, and SIGTERM stops a process cleanly."""
 
 from __future__ import annotations
 
@@ -168,21 +168,28 @@ async def test_one_leader_runs_the_loops_and_the_standby_takes_over(
 
             await until(metrics_recorded, 60)
 
+            [before] = w.cluster.objects("leases", "chutes")
             procs[leader].send_signal(signal.SIGKILL)
             await procs[leader].wait()
-            killed_at = asyncio.get_running_loop().time()
 
             async def standby_leads() -> bool:
                 return await leaders(http, {standby: ports[standby]}) == {standby}
 
-            await until(standby_leads, LEASE_SECONDS * 4)
-            took = asyncio.get_running_loop().time() - killed_at
-            # The lease must expire (5 s) before anyone may take it, then one renew period;
-            # the margin absorbs a loaded 2-core machine (this is a bound, not a benchmark).
-            assert took <= 2 * LEASE_SECONDS, f"takeover after {took:.1f}s"
+            # How soon the standby may take over is the pure rule's business, tested with `now`
+            # given (tests/unit/ops/test_leader_plan.py); a wall-clock bound here would measure
+            # the machine's load. Here: it takes the lease, in the term after the leader's.
+            await until(standby_leads, 60)
+            [after] = w.cluster.objects("leases", "chutes")
+            term = before["spec"]["leaseTransitions"] + (
+                before["spec"]["holderIdentity"] != standby
+            )
+            assert (after["spec"]["holderIdentity"], after["spec"]["leaseTransitions"]) == (
+                standby,
+                term,
+            ), (before["spec"], after["spec"])
 
             procs[standby].send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(procs[standby].wait(), 30) == 0
+            assert await asyncio.wait_for(procs[standby].wait(), 60) == 0
     finally:
         for p in procs.values():
             if p.returncode is None:

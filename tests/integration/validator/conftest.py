@@ -40,8 +40,11 @@ def api(
         miner,
         sandbox.base_url,
         sandbox.hotkey,
-        timeout=1.0,
-        read_timeout=0.5,
+        # Far above what a request to the sandbox needs, however loaded the machine: the
+        # sandbox answers in this very event loop, so any stall of the test process counts.
+        # (Tests of what a timeout does bring their own, with a fault that outlasts it.)
+        timeout=10.0,
+        read_timeout=5.0,
         backoff_base=0.01,
         backoff_cap=0.02,
     )
@@ -94,6 +97,6 @@ class Recorder:
             raise RuntimeError("handler bug")
 
     async def wait_for(self, count: int) -> list[MinerEvent]:
-        async with asyncio.timeout(10), self.arrived:
+        async with asyncio.timeout(60), self.arrived:  # a hang detector
             await self.arrived.wait_for(lambda: len(self.events) >= count)
         return self.events

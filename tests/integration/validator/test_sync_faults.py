@@ -13,6 +13,27 @@ from gepetto_sandbox.validator import Fault, SandboxValidator
 
 from .conftest import make_room, pick_chute, server_for
 
+# Timeouts the faults below must trip: a hang outlasts them by far, and they stay well above
+# what a healthy request to the sandbox needs on a loaded machine.
+HASTY_TIMEOUT, HASTY_READ_TIMEOUT = 3.0, 1.5
+HANG = Fault(delay=10.0)
+
+
+@pytest.fixture
+def api(
+    http: aiohttp.ClientSession, miner: HotkeySigner, sandbox: SandboxValidator
+) -> HttpValidatorApi:
+    return HttpValidatorApi(
+        http,
+        miner,
+        sandbox.base_url,
+        sandbox.hotkey,
+        timeout=HASTY_TIMEOUT,
+        read_timeout=HASTY_READ_TIMEOUT,
+        backoff_base=0.01,
+        backoff_cap=0.02,
+    )
+
 
 @pytest.fixture
 async def synced(api: HttpValidatorApi) -> SyncService:
@@ -27,7 +48,7 @@ async def synced(api: HttpValidatorApi) -> SyncService:
     ("fault", "expected_error"),
     [
         (Fault(status=503), "HTTP 503"),
-        (Fault(delay=1.5), "timed out"),
+        (HANG, "timed out"),
         (Fault(truncate_after=5), "cut short"),
         (Fault(bad_line_after=5), "bad stream item"),
     ],
@@ -60,7 +81,7 @@ async def test_json_list_failures_keep_previous_state(
 ) -> None:
     before = synced.snapshot(sandbox.hotkey)
     sandbox.inject_fault("utilization", Fault(status=500))
-    sandbox.inject_fault("active_instances", Fault(delay=1.5))
+    sandbox.inject_fault("active_instances", HANG)
     after = await synced.sync_validator(sandbox.hotkey)
     assert after.utilization.items == before.utilization.items
     assert after.active_instances.items == before.active_instances.items
@@ -103,7 +124,7 @@ async def test_several_validators_sync_independently(
     try:
         apis = [
             HttpValidatorApi(
-                http, miner, sb.base_url, sb.hotkey, timeout=2, read_timeout=1, backoff_base=0.01
+                http, miner, sb.base_url, sb.hotkey, timeout=10, read_timeout=5, backoff_base=0.01
             )
             for sb in (sandbox, second)
         ]

@@ -159,7 +159,7 @@ def test_random_argument_lists_raise_only_usage_errors(tokens: list[str], as_tex
     assert spec_for(parsed).key in SPECS
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(sorted(VERBS)), st.lists(st.text(max_size=20), max_size=6))
 def test_random_arguments_after_a_real_verb(verb: str, rest: list[str]) -> None:
     with contextlib.suppress(UsageError):

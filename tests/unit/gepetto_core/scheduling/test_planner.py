@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gepetto_core.scheduling import (
@@ -239,7 +239,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
     return Snapshot(chutes=tuple(chutes), servers=tuple(servers), deployments=tuple(deployments))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     snap=snapshots(),
     kappa=st.sampled_from([0.0, 1.0]),
