@@ -51,10 +51,10 @@ from bench.fleets import World
 from gepetto_core.config import load_settings
 from gepetto_core.scheduling import (
     ChuteUtilization,
+    ChuteView,
     DeploymentView,
     FailureRecord,
     GpuView,
-    PlanPolicy,
     PreemptionRecord,
     RoundPlan,
     ServerView,
@@ -344,6 +344,24 @@ class Official:
         return any(sim.launch(cid, sid) == "ok" for _, cid, sid in ranked)
 
 
+# The fork values a private chute (no metrics of its own) at 3600 x its multiplier x this.
+FORK_PRIVATE_MULTIPLIER = 16.0
+
+
+def fork_gain(chute: ChuteView) -> float | None:
+    """The fork's `potential_gain`: metered compute plus rate-limited demand, split over the
+    instances that would exist. None when there are no metrics (the fork skips such chutes)."""
+    if not chute.preemptible:
+        return 3600.0 * chute.effective_compute_multiplier * FORK_PRIVATE_MULTIPLIER
+    m = chute.metrics
+    if m is None:
+        return None
+    consumed = m.total_compute_time * m.compute_multiplier
+    rate_limited = m.rate_limit_count / 5.0 if chute.instance_count >= 5 else m.rate_limit_count
+    per_invocation = consumed / m.total_invocations if m.total_invocations > 0 else 0.0
+    return (consumed + per_invocation * rate_limited) / (chute.instance_count + 1)
+
+
 class Fork:
     """The community fork (hualiu312/chutes-dev), rule by rule:
 
@@ -401,9 +419,6 @@ class Fork:
             self.seen_ended = len(sim.ended)
         if sim.now % self.scale_every != 0:
             return
-        from gepetto_core.scheduling.value import fork_gain
-
-        policy = PlanPolicy()
         unfailed: list[tuple[float, str, str]] = []
         failed: list[tuple[int, float, str, str]] = []
         for chute in sim.world.chutes:
@@ -411,7 +426,7 @@ class Fork:
             if not self.cached_scalable.get(cid, False):
                 continue
             count = self.cached_count.get(cid, 0)
-            gain = fork_gain(replace(chute, instance_count=count), policy)
+            gain = fork_gain(replace(chute, instance_count=count))
             if gain is None:
                 continue
             is_failed = self.is_failed(cid, sim.now)
