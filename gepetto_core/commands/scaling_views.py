@@ -45,17 +45,8 @@ CHUTE_COLUMNS = [
 
 
 def value_unit(policy: PlanPolicy) -> tuple[str, str]:
-    """The `value` column's title (with its unit) and what the number is, for the footer.
-    The unit is the value model's (`scheduling/value.py`): money for `expected`, a ranking
-    score for the others."""
-    if policy.value_model == "official":
-        return "value mult/($/h)", (
-            "value is the chute's compute multiplier per $/h of its GPUs (a ranking, not money)"
-        )
-    if policy.value_model == "fork":
-        return "value gain/($/h)", (
-            "value is the fork's potential gain per $/h of the chute's GPUs (a ranking, not money)"
-        )
+    """The `value` column's title (with its unit) and what the number is, for the footer
+    (the expected value of `scheduling/value.py`, in $/h)."""
     # kappa (cost_weight): 1 deducts the GPUs' cost, 0 treats it as sunk.
     if policy.cost_weight == 0:
         gpu_cost = "nothing for its GPUs (their cost is sunk)"
@@ -132,7 +123,7 @@ async def chutes_view(ctx: CommandContext) -> Table:
         columns=CHUTE_COLUMNS,
         rows=rows,
         data_age_seconds=age,
-        note=f"value model: {ctx.policy.value_model}; gain is $/h per instance before GPU cost",
+        note="value model: expected; gain is $/h per instance before GPU cost",
     )
 
 
@@ -171,8 +162,7 @@ def scales_table(pairs: Sequence[PairRank], policy: PlanPolicy, age: float | Non
         columns=scale_columns(policy),
         rows=rows,
         data_age_seconds=age,
-        note=f"value model: {policy.value_model}; {value_unit(policy)[1]}; "
-        "cost is $/h for the chute's GPUs",
+        note=f"value model: expected; {value_unit(policy)[1]}; cost is $/h for the chute's GPUs",
     )
 
 

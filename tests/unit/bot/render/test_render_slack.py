@@ -87,7 +87,7 @@ def test_small_table_is_a_native_table_with_age_footer() -> None:
     ("policy", "header", "footer"),
     [
         (PlanPolicy(), "value $/h", "value is the $/h one more instance is expected to earn"),
-        (PlanPolicy(value_model="official"), "value mult/($/h)", "(a ranking, not money)"),
+        (PlanPolicy(cost_weight=0.0), "value $/h", "less nothing for its GPUs"),
     ],
 )
 def test_scales_names_the_unit_of_value(policy: PlanPolicy, header: str, footer: str) -> None:
