@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 
 from gepetto_core.scheduling.round_state import Group, GroupKey, RoundState, Slot, Srv
-from gepetto_core.scheduling.value import MIN_COST
 
 EPS = 1e-9
 
@@ -26,8 +25,6 @@ class Assign:
 
 def slot_value(slot: Slot, srv: Srv) -> float:
     t = slot.terms
-    if t.ratio:
-        return t.scale / max(srv.cost, MIN_COST)
     q = srv.q
     if slot.pair_factor:
         q *= slot.pair_factor.get(srv.view.server_id, 1.0)
@@ -39,8 +36,6 @@ def group_bound(slot: Slot, grp: Group, cheapest: float) -> float:
     `cheapest`): a pass can skip a group whose bound is below the floor without valuing each
     server."""
     t = slot.terms
-    if t.ratio:
-        return t.scale / max(cheapest, MIN_COST)
     if t.scale < 0 or t.cost_weight < 0:
         return math.inf
     # EPS: q * factor may round a hair above q_max * r_max.
@@ -52,8 +47,6 @@ def values_on(slot: Slot, servers: list[Srv]) -> list[float]:
     local search)."""
     t = slot.terms
     scale, cw, off = t.scale, t.cost_weight, t.offset
-    if t.ratio:
-        return [scale / max(s.cost, MIN_COST) for s in servers]
     factors = slot.pair_factor
     if factors:
         return [
@@ -103,7 +96,7 @@ def _search_group(
     could still do better."""
     g = slot.chute.gpu_count
     t = slot.terms
-    scale, cw, ratio, off = t.scale, t.cost_weight, t.ratio, t.offset
+    scale, cw, off = t.scale, t.cost_weight, t.offset
     blocked = slot.blocked
     factors = slot.pair_factor
     per_server = bool(blocked or factors)  # server ids only matter with these
@@ -121,12 +114,8 @@ def _search_group(
         lb_v = 0.0
         for srv in lst:
             cost = srv.cost
-            if ratio:
-                bound = scale / (cost if cost > MIN_COST else MIN_COST)
-            elif by_q:  # sorted by q, cost weight 0
-                bound = scale * srv.q * r_max - off
-            else:
-                bound = scale * qb - cw * cost - off
+            # by_q: sorted by q, cost weight 0.
+            bound = scale * srv.q * r_max - off if by_q else scale * qb - cw * cost - off
             if bound <= floor or bound - min_pg <= lb_adj:
                 break  # sorted by cost (or q): nobody further on can do better
             q = srv.q
@@ -136,7 +125,7 @@ def _search_group(
                     continue
                 if factors:
                     q *= factors.get(sid, 1.0)
-            v = bound if ratio else scale * q - cw * cost - off
+            v = scale * q - cw * cost - off
             if v <= floor:
                 continue
             adj = v - srv.price * g if use_prices and srv.price_owner is not me else v

@@ -25,7 +25,6 @@ _NEVER = {
     Reason.UPDATE_IN_PROGRESS,
     Reason.STALE_VERSION,
     Reason.NO_MULTIPLIER,
-    Reason.NO_METRICS,
     Reason.NOT_WHITELISTED,
     Reason.NO_ALLOWANCE,
     Reason.PUBLIC_FOOTPRINT,
@@ -177,9 +176,7 @@ def rank_pairs(
     usable = {s.view.server_id: s for s in ctx.servers}
     out: list[PairRank] = []
     for chute in snapshot.chutes:
-        terms = ctx.terms.get(chute.chute_id)
-        if terms is None:
-            continue
+        terms = ctx.terms[chute.chute_id]
         slot = firsts.get(chute.chute_id)
         probe = (
             slot
@@ -238,7 +235,7 @@ class ChuteRank:
     multiplier: float
     expected_multiplier: float
     p_survive: float
-    # Value model score per instance before server cost ($/h for "expected").
+    # What one instance is worth before server cost, $/h.
     score: float
     eligible: bool
     reason: str | None
@@ -257,18 +254,17 @@ def rank_chutes(
     for chute in snapshot.chutes:
         if gpu_filter is not None and gpu_filter not in chute.supported_gpus:
             continue
-        terms = ctx.terms.get(chute.chute_id)
+        terms = ctx.terms[chute.chute_id]
         rej = ctx.chute_rejections.get(chute.chute_id)
-        score = 0.0 if terms is None else terms.scale * (chute.gpu_count if terms.ratio else 1)
         out.append(
             ChuteRank(
                 chute.chute_id,
                 chute.name,
                 chute.gpu_count,
                 chute.effective_compute_multiplier,
-                terms.expected_multiplier if terms else chute.effective_compute_multiplier,
-                terms.p_survive if terms else 0.0,
-                score,
+                terms.expected_multiplier,
+                terms.p_survive,
+                terms.scale,
                 rej is None,
                 str(rej) if rej else None,
             )

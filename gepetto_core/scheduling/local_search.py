@@ -10,43 +10,39 @@ from operator import itemgetter
 
 from gepetto_core.scheduling.assignment import EPS, Assign, Book, slot_value, values_on
 from gepetto_core.scheduling.round_state import Group, Srv, Tier
-from gepetto_core.scheduling.value import MIN_COST
 
 
 @dataclass(slots=True)
 class _Rankings:
     """Servers ranked by a slot's value, computed once per round: shared by chute class
-    (`orders`: groups, blocked servers, ratio model) or per chute (`values`: only the best
+    (`orders`: groups and blocked servers) or per chute (`values`: only the best
     `limit` + 1, so every call in a round must pass the same `limit`)."""
 
-    orders: dict[tuple[tuple[Group, ...], frozenset[str], bool], list[Srv]]
+    orders: dict[tuple[tuple[Group, ...], frozenset[str]], list[Srv]]
     values: dict[str, list[tuple[float, Srv]]]
 
 
 def _targets(a: Assign, limit: int, cache: _Rankings) -> list[tuple[float, Srv]]:
     """Servers where `a` would be worth more than where it is, best first (ties in server
     order). A chute's values do not change during a round, so its servers are ranked once;
-    when the value only rises with reliability or only falls with cost (no pair evidence), that
-    ranking is the same for every chute with the same groups and is shared."""
+    when the value only rises with reliability (sunk cost, no pair evidence), that ranking is the
+    same for every chute with the same groups and is shared."""
     slot = a.slot
     t = slot.terms
     floor = a.value + EPS
     out: list[tuple[float, Srv]] = []
-    if not slot.pair_factor and (t.ratio or t.cost_weight == 0):
-        key = (tuple(slot.groups), slot.blocked, t.ratio)
+    if not slot.pair_factor and t.cost_weight == 0:
+        key = (tuple(slot.groups), slot.blocked)
         order = cache.orders.get(key)
         if order is None:
             order = [srv for grp in slot.groups for srv in grp.servers]
             if slot.blocked:
                 order = [srv for srv in order if srv.view.server_id not in slot.blocked]
-            if t.ratio:
-                order.sort(key=lambda srv: max(srv.cost, MIN_COST))
-            else:
-                order.sort(key=lambda srv: -srv.q)
+            order.sort(key=lambda srv: -srv.q)
             cache.orders[key] = order
         scale, off = t.scale, t.offset
         for srv in order:
-            v = scale / max(srv.cost, MIN_COST) if t.ratio else scale * srv.q - off
+            v = scale * srv.q - off
             if v <= floor or len(out) >= limit:
                 break
             if srv is not a.srv:

@@ -74,7 +74,6 @@ class RoundPlan:
     server_rejections: Mapping[str, Rejection] = field(default_factory=dict)
     # GPU opportunity cost per GPU by server id (value units per hour); absent = 0.
     gpu_prices: Mapping[str, float] = field(default_factory=dict)
-    value_model: str = "expected"
 
     @property
     def total_value(self) -> float:

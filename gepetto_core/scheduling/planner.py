@@ -219,7 +219,7 @@ def _best_greedy_pass(
     return best_placed, best_unplaced, best_prices
 
 
-def _reason(a: Assign, ctx: RoundState) -> str:
+def _reason(a: Assign) -> str:
     t = a.slot.terms
     view = a.srv.view
     if a.slot.job_id is not None:
@@ -228,9 +228,8 @@ def _reason(a: Assign, ctx: RoundState) -> str:
         head = "whitelisted"
     else:
         head = "best value"
-    model = ctx.policy.value_model
     return (
-        f"{head}: {model} value {a.value:.3f} on {view.name} ({view.gpu_type}, "
+        f"{head}: expected value {a.value:.3f} on {view.name} ({view.gpu_type}, "
         f"${view.hourly_cost:.2f}/GPU-h), m={t.expected_multiplier:.3f}, p={t.p_survive:.2f}"
     )
 
@@ -257,7 +256,7 @@ def plan_round(
             server_id=a.srv.view.server_id,
             gpu_ids=tuple(a.gpu_ids),
             value=a.value,
-            reason=_reason(a, ctx),
+            reason=_reason(a),
             job_id=a.slot.job_id,
         )
         for a in assigns
@@ -272,5 +271,4 @@ def plan_round(
         decisions=decisions,
         server_rejections=dict(ctx.server_rejections),
         gpu_prices={s.view.server_id: s.price for s in ctx.servers if s.price > 0},
-        value_model=policy.value_model,
     )

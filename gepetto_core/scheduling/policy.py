@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
-ValueModelName = Literal["expected", "official", "fork"]
-
 
 @dataclass(frozen=True, slots=True)
 class BackoffPolicy:
@@ -84,7 +82,6 @@ class PreemptionPolicy:
 
 @dataclass(frozen=True, slots=True)
 class PlanPolicy:
-    value_model: ValueModelName = "expected"
     # lambda: dollars earned per multiplier-hour (estimate from emissions).
     dollars_per_multiplier_hour: float = 4.0
     # kappa: 1 when idle GPUs are avoidable cost (rentals), 0 when the cost is sunk.
@@ -104,8 +101,6 @@ class PlanPolicy:
     bounty_guarantee: timedelta = timedelta(hours=2)
     # Start-up minutes by gpu_count when the chute gives none (mid-points of typical ranges).
     startup_minutes_by_gpus: tuple[tuple[int, float], ...] = ((2, 12.0), (4, 24.0), (8, 42.0))
-    # Validator rules for private chutes in the fork model.
-    fork_private_multiplier: float = 16.0
     min_disk_gb: float = 10.0
     # Placements per round; None = as many as are worth placing.
     max_deploys_per_round: int | None = 24

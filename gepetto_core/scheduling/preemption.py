@@ -75,11 +75,7 @@ def _keep_value(d: DeploymentView, ctx: RoundState) -> tuple[float, float]:
 
 
 def _new_value(chute: ChuteView, ctx: RoundState, srv: Srv) -> float:
-    p = (
-        ctx.rel.p(chute.chute_id, srv.view.server_id)
-        if ctx.policy.value_model == "expected"
-        else 1.0
-    )
+    p = ctx.rel.p(chute.chute_id, srv.view.server_id)
     pol = ctx.policy
     gross = pol.dollars_per_multiplier_hour * success_share(p, chute, pol)
     m_bar = expected_multiplier(chute, pol)

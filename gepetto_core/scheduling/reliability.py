@@ -151,8 +151,3 @@ def _blame(
 
 def _posterior(prior: tuple[float, float], n: float, survived: float) -> float:
     return (prior[0] + survived) / (prior[0] + prior[1] + n)
-
-
-def flat_reliability(policy: ReliabilityPolicy) -> Reliability:
-    chute, server, pair = _typical(policy)
-    return Reliability(chute * server * pair, {}, {}, {})

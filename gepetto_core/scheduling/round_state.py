@@ -3,7 +3,7 @@
 Servers that pass the server rules are grouped by (gpu_type, is_tee, validator), the key of every
 static pair rule. Inside a group, servers are kept in lists by free-GPU count, each sorted by
 cost (or by reliability when cost is sunk), so the best server for a chute is found by looking
-at a few list heads instead of every server (the value models fall with cost and rise with
+at a few list heads instead of every server (the value falls with cost and rises with
 reliability: see `assignment.search`).
 """
 
@@ -18,7 +18,7 @@ from operator import attrgetter
 
 from gepetto_core.scheduling.backoff import BackoffState, backoff_state
 from gepetto_core.scheduling.policy import PlanPolicy
-from gepetto_core.scheduling.reliability import Reliability, flat_reliability, reliability
+from gepetto_core.scheduling.reliability import Reliability, reliability
 from gepetto_core.scheduling.rules import (
     Reason,
     Rejection,
@@ -59,7 +59,7 @@ class Srv:
     price_owner: Slot | None = None
     initial_free: int = 0
     # Order inside a group's free-GPU lists: by cost, or by reliability (best first) when the
-    # value does not depend on cost (expected value, sunk cost), so searches stop early.
+    # value does not depend on cost (sunk cost), so searches stop early.
     sort_key: tuple[float, int] = (0.0, 0)
 
     # len(free_ids), read in every inner loop of the planner: change both with `set_free_ids`.
@@ -153,10 +153,7 @@ def build_round_state(
     snapshot: Snapshot, policy: PlanPolicy, now: datetime, rng: random.Random
 ) -> RoundState:
     backoff = backoff_state(snapshot.failures, now, policy.backoff)
-    if policy.value_model == "expected":
-        rel = reliability(snapshot.failures, now, policy.reliability, policy.backoff)
-    else:
-        rel = flat_reliability(policy.reliability)
+    rel = reliability(snapshot.failures, now, policy.reliability, policy.backoff)
     ctx = RoundState(
         snapshot=snapshot,
         policy=policy,
@@ -195,8 +192,7 @@ def _build_servers(ctx: RoundState, rng: random.Random) -> None:
             continue
         free_ids = view.free_gpu_ids()
         limit = pull_limit(view, policy, backoff)
-        expected = policy.value_model == "expected"
-        q = ctx.rel.server_factor.get(view.server_id, 1.0) if expected else 1.0
+        q = ctx.rel.server_factor.get(view.server_id, 1.0)
         srv = Srv(
             view=view,
             idx=rank,
@@ -213,7 +209,7 @@ def _build_servers(ctx: RoundState, rng: random.Random) -> None:
         srv.group = grp
         grp.servers.append(srv)
         ctx.servers.append(srv)
-    by_q = policy.value_model == "expected" and policy.cost_weight == 0
+    by_q = policy.cost_weight == 0
     for grp in ctx.groups.values():
         grp.q_max = max((s.q for s in grp.servers), default=1.0)
         grp.by_q = by_q
@@ -227,9 +223,8 @@ def _build_slots(ctx: RoundState) -> None:
     total_free = sum(s.free for s in ctx.servers)
     # Pair evidence grouped once per chute (the ledger may be long).
     factors_by_chute: dict[str, dict[str, float]] = {}
-    if policy.value_model == "expected":
-        for (chute_id, server_id), f in ctx.rel.pair_factor.items():
-            factors_by_chute.setdefault(chute_id, {})[server_id] = f
+    for (chute_id, server_id), f in ctx.rel.pair_factor.items():
+        factors_by_chute.setdefault(chute_id, {})[server_id] = f
     blocked_by_chute: dict[str, set[str]] = {}
     for chute_id, server_id in ctx.backoff.pairs:
         blocked_by_chute.setdefault(chute_id, set()).add(server_id)
@@ -241,21 +236,18 @@ def _build_slots(ctx: RoundState) -> None:
         if groups is None:
             groups = groups_by_need[need] = _chute_groups(chute, ctx.groups)
         ctx.chute_groups[chute.chute_id] = groups
-        if terms is not None:
-            ctx.terms[chute.chute_id] = terms
+        ctx.terms[chute.chute_id] = terms
         factors = factors_by_chute.get(chute.chute_id, {})
         r_max = max(1.0, *factors.values()) if factors else 1.0
         blocked = frozenset(blocked_by_chute.get(chute.chute_id, ()))
         # Jobs: the validator asked for them; only a ban or a stale version stops them.
-        if chute.job_ids and terms is not None and not chute.ban_reason and chute.at_remote_version:
+        if chute.job_ids and not chute.ban_reason and chute.at_remote_version:
             for job_id in chute.job_ids:
                 ctx.slots.append(
                     Slot(chute, terms, groups, factors, r_max, blocked, Tier.JOB, job_id=job_id)
                 )
         rej = chute_rejection(chute, snapshot, policy, ctx.backoff)
-        if rej is None and terms is None:
-            rej = Rejection(Reason.NO_METRICS, "the value model cannot value this chute")
-        if rej is None and policy.value_model == "expected":
+        if rej is None:
             p = ctx.rel.chute_p(chute.chute_id)
             if p < policy.reliability.exclude_below:
                 rej = Rejection(
@@ -266,7 +258,6 @@ def _build_slots(ctx: RoundState) -> None:
             ctx.chute_rejections[chute.chute_id] = rej
             ctx.wanted[chute.chute_id] = 0
             continue
-        assert terms is not None
         free = allowance_free(chute, snapshot)
         if chute.chute_id in ctx.backoff.suspects:
             free = min(free, 1 - snapshot.our_pending(chute.chute_id))  # probation

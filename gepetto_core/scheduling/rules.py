@@ -29,7 +29,6 @@ class Reason(StrEnum):
     UPDATE_IN_PROGRESS = "update_in_progress"
     STALE_VERSION = "stale_version"
     NO_MULTIPLIER = "no_multiplier"
-    NO_METRICS = "no_metrics"
     NOT_WHITELISTED = "not_whitelisted"
     NO_ALLOWANCE = "no_allowance"
     CHUTE_BACKOFF = "chute_backoff"
@@ -153,8 +152,6 @@ def chute_rejection(
         return Rejection(Reason.NOT_SCALABLE, "validator says not scalable")
     if chute.effective_compute_multiplier <= 0:
         return Rejection(Reason.NO_MULTIPLIER, "effective_compute_multiplier <= 0")
-    if policy.value_model == "fork" and chute.preemptible and chute.metrics is None:
-        return Rejection(Reason.NO_METRICS, "no validator metrics (fork model)")
     if policy.whitelist_only and snapshot.whitelist and chute.chute_id not in snapshot.whitelist:
         return Rejection(Reason.NOT_WHITELISTED, "not in the candidate whitelist")
     if allowance_free(chute, snapshot) <= 0:

@@ -16,7 +16,8 @@ from types import MappingProxyType
 
 @dataclass(frozen=True, slots=True)
 class ChuteMetrics:
-    """Validator metrics, used only by the community fork's metrics-based value model."""
+    """Validator metrics. The planner does not read them; the benchmark's community-fork
+    baseline values chutes by them (`bench/simulate.py` `fork_gain`)."""
 
     total_compute_time: float = 0.0
     compute_multiplier: float = 1.0

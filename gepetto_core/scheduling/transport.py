@@ -16,7 +16,7 @@ stops at the first server with room. Used by the planner on small rounds only
 (`PlanPolicy.exact_pairs_limit`).
 
 Costs are integers (values scaled so the largest is 2**40): with floats, rounding made
-zero-cost cycles of tied values (the fork model's large, equal scores) slightly negative, and a
+zero-cost cycles of tied values (large, equal scores) slightly negative, and a
 shortest-path search then relaxed around such a cycle for ever (the planner hung).
 """
 

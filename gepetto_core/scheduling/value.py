@@ -1,23 +1,17 @@
-"""Value models: what one more instance of a chute on a server is worth.
+"""The value model: what one more instance of a chute on a server is worth.
 
-Three selectable models (`PlanPolicy.value_model`):
+$ per hour over the instance's expected life,
+``lambda * share(p) * m_bar * startup_factor * q - kappa * gpu_count * hourly_cost
+- charge(p * q)``, where ``share`` is the part of the GPUs' occupied time that earns (a failed
+start loses its start-up plus the time to notice, not a whole life: see `success_share`),
+``q`` the server's and pair's reliability factor, ``charge`` the per-deploy cost of a failure
+of this placement (`failure_charge`, capped at a few hours of the instance's pay; an
+unreliable server makes every deploy on it likelier to fail, so there one big instance beats
+many small ones), ``m_bar`` keeps a bounty's boost only for the 2 h the validator guarantees
+it and ``startup_factor`` charges the start-up time minus its 0.3x credit. Only placements
+worth more than ``min_value`` are made, so a loss-making placement never happens.
 
-- ``"expected"`` (gepetto's own): $ per hour over the instance's expected life,
-  ``lambda * share(p) * m_bar * startup_factor * q - kappa * gpu_count * hourly_cost
-  - charge(p * q)``, where ``share`` is the part of the GPUs' occupied time that earns (a failed
-  start loses its start-up plus the time to notice, not a whole life: see `success_share`),
-  ``q`` the server's and pair's reliability factor, ``charge`` the per-deploy cost of a failure
-  of this placement (`failure_charge`, capped at a few hours of the instance's pay; an
-  unreliable server makes every deploy on it likelier to fail, so there one big instance beats
-  many small ones), ``m_bar`` keeps a bounty's boost only for the 2 h the validator guarantees
-  it and ``startup_factor`` charges the start-up time minus its 0.3x credit. Only placements
-  worth more than ``min_value`` are made, so a loss-making placement never happens.
-- ``"official"``: ``effective_compute_multiplier / (hourly_cost * gpu_count)`` (chutes-miner 2026).
-- ``"fork"``: the community fork's metrics gain ``potential_gain / (hourly_cost * gpu_count)``
-  (private chutes: ``3600 * m * 16 / (cost * g)``).
-
-The official and fork scores are rankings, not money; they ignore reliability.
-Every model is split into per-chute terms computed once and a cheap per-server evaluation.
+The value is split into per-chute terms computed once and a cheap per-server evaluation.
 """
 
 from __future__ import annotations
@@ -28,20 +22,16 @@ from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.reliability import Reliability
 from gepetto_core.scheduling.snapshot import ChuteView
 
-# Declared costs at or below this are treated as this (a zero cost would divide by zero).
-MIN_COST = 0.01
-
 
 @dataclass(frozen=True, slots=True)
 class ChuteTerms:
-    """Per-chute part of a value model. Pair value: ``scale * q - cost_weight * cost - offset``
-    for linear models, ``scale / cost`` for ratio models (q = server and pair reliability
-    factors). In the expected model the failed-deploy charge ``C (1 - p q)`` is folded in:
-    ``C p`` is part of ``scale`` and ``offset`` is ``C``, so the value stays linear in q."""
+    """Per-chute part of the value. Pair value: ``scale * q - cost_weight * cost - offset``
+    (q = server and pair reliability factors). The failed-deploy charge ``C (1 - p q)`` is
+    folded in: ``C p`` is part of ``scale`` and ``offset`` is ``C``, so the value stays linear
+    in q."""
 
     scale: float
     cost_weight: float
-    ratio: bool
     expected_multiplier: float
     p_survive: float
     offset: float = 0.0
@@ -85,31 +75,8 @@ def success_share(p: float, chute: ChuteView, policy: PlanPolicy) -> float:
     return earning / (earning + lost) if earning + lost > 0 else 0.0
 
 
-def fork_gain(chute: ChuteView, policy: PlanPolicy) -> float | None:
-    """The fork's `potential_gain`: metered compute plus rate-limited demand, split over the
-    instances that would exist. None when there are no metrics (the fork skips such chutes)."""
-    if not chute.preemptible:
-        return 3600.0 * chute.effective_compute_multiplier * policy.fork_private_multiplier
-    m = chute.metrics
-    if m is None:
-        return None
-    consumed = m.total_compute_time * m.compute_multiplier
-    rate_limited = m.rate_limit_count / 5.0 if chute.instance_count >= 5 else m.rate_limit_count
-    per_invocation = consumed / m.total_invocations if m.total_invocations > 0 else 0.0
-    return (consumed + per_invocation * rate_limited) / (chute.instance_count + 1)
-
-
-def chute_terms(chute: ChuteView, policy: PlanPolicy, rel: Reliability) -> ChuteTerms | None:
-    """None when the model cannot value this chute (no metrics for the fork model)."""
+def chute_terms(chute: ChuteView, policy: PlanPolicy, rel: Reliability) -> ChuteTerms:
     g = max(1, chute.gpu_count)
-    m = chute.effective_compute_multiplier
-    if policy.value_model == "official":
-        return ChuteTerms(m / g, 0.0, True, m, 1.0)
-    if policy.value_model == "fork":
-        gain = fork_gain(chute, policy)
-        if gain is None:
-            return None
-        return ChuteTerms(gain / g, 0.0, True, m, 1.0)
     p = rel.chute_p(chute.chute_id)
     m_bar = expected_multiplier(chute, policy)
     share = success_share(p, chute, policy)
@@ -117,7 +84,7 @@ def chute_terms(chute: ChuteView, policy: PlanPolicy, rel: Reliability) -> Chute
     # The failure charge is for this placement's failure, whose probability is the chute's
     # times the server's and the pair's factor q: C (1 - p q) = C p q - C, linear in q.
     c = failed_deploy_rate(policy, m_bar)
-    return ChuteTerms(scale + c * p, policy.cost_weight * g, False, m_bar, p, c)
+    return ChuteTerms(scale + c * p, policy.cost_weight * g, m_bar, p, c)
 
 
 def failed_deploy_rate(policy: PlanPolicy, m_bar: float) -> float:

@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gepetto_core.scheduling import (
-    ChuteMetrics,
     ChuteUtilization,
     FailureRecord,
     PlanPolicy,
@@ -20,7 +19,6 @@ from gepetto_core.scheduling import (
     Snapshot,
     plan_round,
 )
-from gepetto_core.scheduling.policy import ValueModelName
 
 from .conftest import NOW, Builder
 
@@ -223,17 +221,6 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
                 allowance=draw(st.integers(0, 4)),
                 instance_count=draw(st.integers(0, 6)),
                 tee=draw(st.booleans()) and draw(st.booleans()),
-                # Only the fork's value model reads these; without them it places nothing.
-                metrics=draw(
-                    st.none()
-                    | st.builds(
-                        ChuteMetrics,
-                        total_compute_time=st.floats(0.0, 5000.0),
-                        compute_multiplier=st.floats(0.1, 5.0),
-                        total_invocations=st.floats(0.0, 500.0),
-                        rate_limit_count=st.floats(0.0, 50.0),
-                    )
-                ),
             )
         )
     return Snapshot(chutes=tuple(chutes), servers=tuple(servers), deployments=tuple(deployments))
@@ -244,14 +231,13 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
     snap=snapshots(),
     kappa=st.sampled_from([0.0, 1.0]),
     limit=st.sampled_from([None, 2]),
-    model=st.sampled_from(["expected", "official", "fork"]),
 )
 def test_plan_never_overallocates_and_respects_allowances(
-    snap: Snapshot, kappa: float, limit: int | None, model: ValueModelName
+    snap: Snapshot, kappa: float, limit: int | None
 ) -> None:
     from gepetto_core.scheduling.rules import allowance
 
-    policy = PlanPolicy(cost_weight=kappa, max_pulls_per_server=limit, value_model=model)
+    policy = PlanPolicy(cost_weight=kappa, max_pulls_per_server=limit)
     plan = run(snap, policy)
     used = Counter(g for p in plan.placements for g in p.gpu_ids)
     assert all(n == 1 for n in used.values()), "a GPU was given out twice"

@@ -70,14 +70,6 @@ def test_chute_rules(name: str, change: Callable[[Any], Any], expected: Reason |
     assert (rej.reason if rej else None) is expected
 
 
-def test_fork_model_needs_metrics() -> None:
-    chute = B.chute("c1")
-    snap = Snapshot(chutes=(chute,), servers=())
-    rej = chute_rejection(chute, snap, replace(POLICY, value_model="fork"), EMPTY_BACKOFF)
-    assert rej is not None and rej.reason is Reason.NO_METRICS
-    assert chute_rejection(chute, snap, POLICY, EMPTY_BACKOFF) is None
-
-
 def test_whitelist_only_rejects_others() -> None:
     chute = B.chute("c1")
     snap = Snapshot(chutes=(chute,), servers=(), whitelist=frozenset({"c2"}))
