@@ -1,4 +1,4 @@
-"""Pure scheduling: rules, value models, back-off, the batch planner, preemption, explanations.
+"""Pure scheduling: rules, the value model, back-off, the batch planner, preemption, explanations.
 
 No I/O, no clock, no randomness of its own: `now` and `rng` are arguments. The services layer
 maps inventory, validator and cluster data into a `Snapshot` and applies the returned `RoundPlan`.
