@@ -65,6 +65,7 @@ class SandboxAgent:
         self._api: client.ApiClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._restart: asyncio.Task[None] | None = None
+        self._listed: dict[str, asyncio.Event] = {}
         self.events_forwarded = 0
 
     # -- the agent's routes ---------------------------------------------------------------
@@ -171,8 +172,16 @@ class SandboxAgent:
     # -- tasks ----------------------------------------------------------------------------
     def _start_tasks(self) -> None:
         self._spawn(self._heartbeats(), "heartbeat")
-        for resource_type, ns, lister, reader in self._listers():
+        listers = self._listers()
+        self._listed = {f"{t}/{ns}": asyncio.Event() for t, ns, _, _ in listers}
+        for resource_type, ns, lister, reader in listers:
             self._spawn(self._watch(resource_type, ns, lister, reader), f"watch-{resource_type}")
+
+    async def watching(self) -> None:
+        """Wait until every watcher has its resourceVersion: from then on no change is missed
+        (the official agent has a gap between its snapshot and its watchers' first list; a
+        change inside it reaches the cache only with the next resync)."""
+        await asyncio.gather(*(e.wait() for e in self._listed.values()))
 
     def _spawn(self, coro: Any, what: str) -> None:
         task = asyncio.create_task(coro, name=f"agent-{self.name}-{what}")
@@ -243,6 +252,7 @@ class SandboxAgent:
                 if resource_version is None:
                     listed = await lister(*args, _request_timeout=timeout)
                     resource_version = listed.metadata.resource_version
+                    self._listed[f"{resource_type}/{ns}"].set()
                 stream = watch.Watch().stream(
                     lister,
                     *args,
@@ -264,7 +274,8 @@ class SandboxAgent:
                     resource_version = None
                     continue
                 failures += 1
-            except Exception:
+            except Exception as e:
+                log.debug("agent %s: %s watch failed: %r", self.name, resource_type, e)
                 failures += 1
             if failures >= self.timings.list_attempts:
                 log.info("agent %s: %s watch gave up; restarting", self.name, resource_type)

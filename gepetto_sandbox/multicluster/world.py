@@ -61,7 +61,8 @@ class MonitoredClusters:
         clusters.recovery_hooks.append(self._agent_returns)
 
     async def start(self, concurrency: int = 16) -> None:
-        """Every agent registers (`POST /monitor/start`); then the monitor's loops run."""
+        """Every agent registers (`POST /monitor/start`) and its watchers are listening; then
+        the monitor's loops run."""
         gate = asyncio.Semaphore(concurrency)
 
         async def start_one(agent: SandboxAgent) -> None:
@@ -69,6 +70,7 @@ class MonitoredClusters:
                 code = await agent.start(register=True)
                 if code != 200:
                     raise RuntimeError(f"agent {agent.name} did not start: {code}")
+                await agent.watching()
 
         await asyncio.gather(*(start_one(a) for a in self.agents.values()))
         if self._loops:

@@ -151,10 +151,11 @@ class Channels:
 
     async def drain(self) -> list[tuple[str, str]]:
         while True:
-            message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.05)
+            message = await self.pubsub.get_message(timeout=0.05)
             if message is None:
                 return self.received
-            self.received.append((message["channel"], message["data"]))
+            if message["type"] in ("message", "pmessage"):
+                self.received.append((message["channel"], message["data"]))
 
     async def wait_for(
         self, predicate: Callable[[list[tuple[str, str]]], bool], seconds: float = 15.0
