@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from gepetto_sandbox.multicluster.agent import AgentTimings, SandboxAgent
 from gepetto_sandbox.multicluster.clusters import MultiClusterSandbox
@@ -33,10 +33,16 @@ class MonitoredClusters:
         agent_clock: Clock | None = None,
         server_names: ServerNames | None = None,
         loops: bool = True,
+        redis_connections: int = 16,
     ) -> None:
         self.clusters = clusters
         self.timings = timings or AgentTimings()
-        self.redis: Redis = Redis.from_url(redis_url, decode_responses=True)
+        # Agents write concurrently; a blocking pool makes them queue for a connection rather
+        # than fail with "Too many connections" (the official monitor has one sync client).
+        pool = BlockingConnectionPool.from_url(
+            redis_url, decode_responses=True, max_connections=redis_connections, timeout=None
+        )
+        self.redis: Redis = Redis.from_pool(pool)
         self.monitor = SandboxMonitor(
             self.redis,
             clock=clock,

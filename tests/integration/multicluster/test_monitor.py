@@ -249,7 +249,6 @@ async def test_unregister_clears_everything_and_publishes_deleted(
     assert await world.redis.keys(f"clusters:{name}:*") == []
     received = await channels.wait_for(lambda r: bool(r))
     stamp = world.monitor_clock().isoformat()
-    assert received == [
-        ("clusters:all", f'{{"cluster": "{name}", "event_type": "DELETED", "timestamp": "{stamp}"}}')
-    ]
+    deleted = f'{{"cluster": "{name}", "event_type": "DELETED", "timestamp": "{stamp}"}}'
+    assert received == [("clusters:all", deleted)]
     assert await world.monitored.agents[name].stop() == 409  # the agent forgot the monitor
