@@ -9,7 +9,6 @@ still readable is reported TERMINATING until it is gone."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,8 +40,13 @@ class _Watch(watch.Watch):
 
     async def close(self) -> None:
         if self.resp is not None:
-            self.resp.release()
+            self.resp.close()  # drop the connection: an abandoned stream is never read to EOF
             self.resp = None
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class SandboxAgent:
         self._tasks: set[asyncio.Task[None]] = set()
         self._restart: asyncio.Task[None] | None = None
         self._listed: dict[str, asyncio.Event] = {}
+        self._generation = 0  # bumped on every (re)start: older watchers must not forward
         self.events_forwarded = 0
 
     # -- the agent's routes ---------------------------------------------------------------
@@ -189,6 +194,7 @@ class SandboxAgent:
 
     # -- tasks ----------------------------------------------------------------------------
     def _start_tasks(self) -> None:
+        self._generation += 1
         self._spawn(self._heartbeats(), "heartbeat")
         listers = self._listers()
         self._listed = {f"{t}/{ns}": asyncio.Event() for t, ns, _, _ in listers}
@@ -214,9 +220,10 @@ class SandboxAgent:
             self._restart = None
         for task in pending:
             task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if pending:
+            _, stuck = await asyncio.wait(pending, timeout=5.0)
+            for task in stuck:  # never seen to happen; logged rather than hanging a shutdown
+                log.warning("agent %s: task %s ignored its cancellation", self.name, task)
         self._tasks.clear()
 
     # -- heartbeat ------------------------------------------------------------------------
@@ -226,7 +233,10 @@ class SandboxAgent:
             await self.heartbeat_once()
 
     async def heartbeat_once(self) -> int:
-        """`PUT /api/v1/clusters/{name}/health` with the agent's clock; a failure restarts."""
+        """`PUT /api/v1/clusters/{name}/health` with the agent's clock; a failure restarts.
+        Only a running agent heartbeats: otherwise nothing is sent and the answer is 0."""
+        if self.state != "running":
+            return 0
         body = {"state": "active", "timestamp": cache.timestamp(self.clock())}
         code = await self.monitor.heartbeat(self.name, body)
         if code != 200 and self.state == "running":
@@ -265,7 +275,8 @@ class SandboxAgent:
         timeout = self.timings.request_timeout
         resource_version: str | None = None
         failures = 0
-        while True:
+        generation = self._generation
+        while generation == self._generation:
             try:
                 if resource_version is None:
                     listed = await lister(*args, _request_timeout=timeout)
@@ -280,6 +291,8 @@ class SandboxAgent:
                 )
                 async with stream:
                     async for event in stream:
+                        if generation != self._generation or _cancelling():
+                            return
                         failures = 0
                         obj = event["object"]
                         resource_version = obj.metadata.resource_version
@@ -287,6 +300,8 @@ class SandboxAgent:
             except asyncio.CancelledError:
                 raise
             except ApiException as e:
+                if _cancelling():
+                    raise asyncio.CancelledError from e
                 if e.status == 410:
                     # Only a fresh resourceVersion: changes in between are lost until the next
                     # resync, as with the official agent.
@@ -294,6 +309,8 @@ class SandboxAgent:
                     continue
                 failures += 1
             except Exception as e:
+                if _cancelling():  # a library turned our cancellation into an error
+                    raise asyncio.CancelledError from e
                 log.debug("agent %s: %s watch failed: %r", self.name, resource_type, e)
                 failures += 1
             if failures >= self.timings.list_attempts:
