@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import ssl
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -47,13 +48,16 @@ class SandboxCluster:
         history_size: int = 2000,
         kubeconfig_path: str | os.PathLike[str] | None = None,
         tokens: Iterable[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        """`tokens`: bearer tokens the API accepts (others get 401); None: no authentication."""
+        """`tokens`: bearer tokens the API accepts (others get 401); None: no authentication.
+        `ssl_context`: serve HTTPS with it (kubectl sends tokens only over TLS)."""
         self.core = ClusterCore(seed=seed, timings=timings, history=history_size)
         self.state = ApiState(self.core, tokens=set(tokens) if tokens is not None else None)
         self.fleet = list(nodes) if nodes is not None else build_fleet(seed=seed)
         self._namespaces = tuple(namespaces)
         self._kubeconfig_path = kubeconfig_path
+        self._ssl = ssl_context
         self._runner: web.AppRunner | None = None
         self._address: tuple[str, int] | None = None
         self.url: str | None = None
@@ -74,11 +78,11 @@ class SandboxCluster:
     async def _serve(self, host: str, port: int) -> None:
         self._runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=self._ssl)
         await site.start()
         bound_port = self._runner.addresses[0][1]
         self._address = (host, bound_port)
-        self.url = f"http://{host}:{bound_port}"
+        self.url = f"{'https' if self._ssl else 'http'}://{host}:{bound_port}"
 
     async def stop(self) -> None:
         self.state.open.set()

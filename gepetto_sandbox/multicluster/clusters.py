@@ -23,6 +23,7 @@ from gepetto_sandbox.multicluster.kubeconfig import (
     stored_kubeconfig,
     stored_kubeconfig_text,
 )
+from gepetto_sandbox.multicluster.tls import sandbox_tls, tls_available
 
 # k3s labels its own nodes so; the official operator picks the multi-cluster layout when the
 # control-plane cluster has such a node.
@@ -52,6 +53,7 @@ class MemberCluster:
     sandbox: SandboxCluster
     miner_token: str
     agent_token: str
+    ca_data: str | None = None
 
     @property
     def name(self) -> str:
@@ -70,13 +72,13 @@ class MemberCluster:
         return f"http://{self.node.external_ip}:{AGENT_PORT}"
 
     def kubeconfig(self) -> dict[str, Any]:
-        return stored_kubeconfig(self.name, self.url, self.miner_token)
+        return stored_kubeconfig(self.name, self.url, self.miner_token, self.ca_data)
 
     def kubeconfig_text(self) -> str:
-        return stored_kubeconfig_text(self.name, self.url, self.miner_token)
+        return stored_kubeconfig_text(self.name, self.url, self.miner_token, self.ca_data)
 
     def agent_kubeconfig(self) -> dict[str, Any]:
-        return stored_kubeconfig(self.name, self.url, self.agent_token) | {
+        return stored_kubeconfig(self.name, self.url, self.agent_token, self.ca_data) | {
             "current-context": self.name
         }
 
@@ -122,7 +124,14 @@ class MultiClusterSandbox:
         timings: PodTimings | None = None,
         history_size: int = 2000,
         control_plane_name: str = CONTROL_PLANE_NAME,
+        tls: bool | None = None,
     ) -> None:
+        """`tls`: serve HTTPS (needs the openssl CLI; None: when openssl is there). Over plain
+        HTTP kubectl sends no token, so `kubectl --context` works only with TLS."""
+        use_tls = tls_available() if tls is None else tls
+        self.tls = sandbox_tls() if use_tls else None
+        server_ssl = self.tls.server_context() if self.tls else None
+        ca_data = self.tls.ca_data if self.tls else None
         self.members: dict[str, MemberCluster] = {}
         for i, node in enumerate(nodes):
             if node.name in self.members:
@@ -135,8 +144,11 @@ class MultiClusterSandbox:
                 timings=timings,
                 history_size=history_size,
                 tokens={miner_token, agent_token},
+                ssl_context=server_ssl,
             )
-            self.members[node.name] = MemberCluster(member, sandbox, miner_token, agent_token)
+            self.members[node.name] = MemberCluster(
+                member, sandbox, miner_token, agent_token, ca_data
+            )
         self.control_plane_name = control_plane_name
         self.control_plane_token = _token("control", control_plane_name)
         self.control_plane = SandboxCluster(
@@ -144,6 +156,7 @@ class MultiClusterSandbox:
             nodes=[],
             timings=timings,
             tokens={self.control_plane_token},
+            ssl_context=server_ssl,
         )
         self.control_plane.add_node(control_plane_node(control_plane_name))
         self.loss_hooks: list[LossHook] = []
@@ -189,8 +202,9 @@ class MultiClusterSandbox:
     def control_plane_kubeconfig(self) -> dict[str, Any]:
         if self.control_plane.url is None:
             raise RuntimeError("start the sandbox first")
+        ca_data = self.tls.ca_data if self.tls else None
         return stored_kubeconfig(
-            self.control_plane_name, self.control_plane.url, self.control_plane_token
+            self.control_plane_name, self.control_plane.url, self.control_plane_token, ca_data
         ) | {"current-context": self.control_plane_name}
 
     def merged_kubeconfig(self, namespace: str = "chutes") -> dict[str, Any]:

@@ -13,14 +13,19 @@ from typing import Any
 STORED_CURRENT_CONTEXT = "miner"
 
 
-def stored_kubeconfig(name: str, server_url: str, token: str) -> dict[str, Any]:
+def stored_kubeconfig(
+    name: str, server_url: str, token: str, ca_data: str | None = None
+) -> dict[str, Any]:
     """A server's kubeconfig after the miner's round trip (`json.loads(servers.kubeconfig)`):
     cluster, user and context all named after the server, context namespace `default`, and
-    only the fields the miner keeps (server, token)."""
+    only the fields the miner keeps (server, certificate-authority-data, token)."""
+    cluster: dict[str, Any] = {"server": server_url}
+    if ca_data is not None:
+        cluster["certificate-authority-data"] = ca_data
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": server_url}}],
+        "clusters": [{"name": name, "cluster": cluster}],
         "users": [{"name": name, "user": {"token": token}}],
         "contexts": [
             {"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}}
@@ -29,9 +34,11 @@ def stored_kubeconfig(name: str, server_url: str, token: str) -> dict[str, Any]:
     }
 
 
-def stored_kubeconfig_text(name: str, server_url: str, token: str) -> str:
+def stored_kubeconfig_text(
+    name: str, server_url: str, token: str, ca_data: str | None = None
+) -> str:
     """`servers.kubeconfig` exactly as registration writes it: JSON text, default separators."""
-    return json.dumps(stored_kubeconfig(name, server_url, token))
+    return json.dumps(stored_kubeconfig(name, server_url, token, ca_data))
 
 
 def merged_kubeconfig(

@@ -90,6 +90,9 @@ async def test_the_stored_kubeconfig_has_the_official_shape(
             {"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}}
         ]
         assert set(config["users"][0]["user"]) == {"token"}
+        cluster = config["clusters"][0]["cluster"]
+        assert cluster["server"].startswith("https://127.0.0.1:")
+        assert set(cluster) == {"server", "certificate-authority-data"}
 
 
 async def test_registration_stores_kubeconfig_and_agent_api_in_the_servers_row(
