@@ -19,7 +19,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from gepetto_core.adapters.kube import connect_api
 from gepetto_sandbox.multicluster import cache
-from gepetto_sandbox.multicluster.monitor import Clock, SandboxMonitor, utc_now
+from gepetto_sandbox.multicluster.monitor import Clock, SandboxMonitor, cancelling, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,6 @@ class _Watch(watch.Watch):
         if self.resp is not None:
             self.resp.close()  # drop the connection: an abandoned stream is never read to EOF
             self.resp = None
-
-
-def _cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 @dataclass(frozen=True)
@@ -228,7 +223,7 @@ class SandboxAgent:
 
     # -- heartbeat ------------------------------------------------------------------------
     async def _heartbeats(self) -> None:
-        while True:
+        while not cancelling():
             await asyncio.sleep(self.timings.heartbeat_interval)
             await self.heartbeat_once()
 
@@ -255,6 +250,8 @@ class SandboxAgent:
             self.state = "degraded"
             delay = self.timings.backoff_base
             for _ in range(self.timings.restart_attempts):
+                if cancelling():
+                    return
                 if await self._sync(register=False) == 200:
                     self._start_tasks()
                     self.state = "running"
@@ -291,7 +288,7 @@ class SandboxAgent:
                 )
                 async with stream:
                     async for event in stream:
-                        if generation != self._generation or _cancelling():
+                        if generation != self._generation or cancelling():
                             return
                         failures = 0
                         obj = event["object"]
@@ -300,7 +297,7 @@ class SandboxAgent:
             except asyncio.CancelledError:
                 raise
             except ApiException as e:
-                if _cancelling():
+                if cancelling():
                     raise asyncio.CancelledError from e
                 if e.status == 410:
                     # Only a fresh resourceVersion: changes in between are lost until the next
@@ -309,7 +306,7 @@ class SandboxAgent:
                     continue
                 failures += 1
             except Exception as e:
-                if _cancelling():  # a library turned our cancellation into an error
+                if cancelling():  # a library turned our cancellation into an error
                     raise asyncio.CancelledError from e
                 log.debug("agent %s: %s watch failed: %r", self.name, resource_type, e)
                 failures += 1
@@ -333,10 +330,12 @@ class SandboxAgent:
 
     async def _await_gone(self, reader: Lister, ns: str | None, wire: dict[str, Any]) -> None:
         name = wire["metadata"]["name"]
-        while True:  # the official agent polls: there is no event for "now really gone"
+        while not cancelling():  # the official agent polls: there is no event for "now really gone"
             if not await self._readable(reader, ns, name):
                 break
             await asyncio.sleep(self.timings.deletion_poll)
+        else:
+            return  # stopped while the object was still there
         await self._send("DELETED", wire)
 
     async def _readable(self, reader: Lister, ns: str | None, name: str) -> bool:

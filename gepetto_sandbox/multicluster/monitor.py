@@ -33,6 +33,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def cancelling() -> bool:
+    """True once the current task was asked to stop. redis-py and aiohttp can turn a
+    cancellation that lands inside a request into an ordinary error, which a retrying loop
+    would then swallow and run forever; such loops check this instead."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class SandboxMonitor:
     """`server_names`: names of `servers` rows with an `agent_api` (None: every cluster is
     known). `start_agent`: what the reconciler's `POST {agent_api}/monitor/start` reaches."""
@@ -264,10 +272,12 @@ class SandboxMonitor:
     ) -> None:
         if not first:
             await asyncio.sleep(seconds)
-        while True:
+        while not cancelling():
             try:
                 await step()
             except Exception as e:  # the official loops log and carry on
+                if cancelling():
+                    break
                 log.warning("monitor: %s failed: %s", getattr(step, "__name__", step), e)
             await asyncio.sleep(seconds)
 

@@ -78,7 +78,12 @@ class MonitoredClusters:
                     raise RuntimeError(f"agent {agent.name} did not start: {code}")
                 await agent.watching()
 
-        await asyncio.gather(*(start_one(a) for a in self.agents.values()))
+        outcomes = await asyncio.gather(
+            *(start_one(a) for a in self.agents.values()), return_exceptions=True
+        )  # every start has finished, failed or not, before anything is reported
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            raise failures[0]
         if self._loops:
             self.monitor.start()
 

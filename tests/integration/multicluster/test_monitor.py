@@ -11,9 +11,18 @@ from kubernetes_asyncio import client
 
 from gepetto_core.adapters.kube import connect_api
 from gepetto_sandbox.cluster.resources import BY_PATH
-from gepetto_sandbox.multicluster import MonitoredClusters, MultiClusterSandbox
+from gepetto_sandbox.multicluster import AgentTimings, MonitoredClusters, MultiClusterSandbox
 
-from .conftest import T0, TIMINGS, Channels, World, eventually, job_body, service_body
+from .conftest import (
+    T0,
+    TIMINGS,
+    Channels,
+    SteppedClock,
+    World,
+    eventually,
+    job_body,
+    service_body,
+)
 
 SERVICES = BY_PATH[("", "v1", "services")]
 HEALTH_FIELDS = {"cluster_name", "state", "last_heartbeat", "error_message", "heartbeat_failures"}
@@ -252,3 +261,66 @@ async def test_unregister_clears_everything_and_publishes_deleted(
     deleted = f'{{"cluster": "{name}", "event_type": "DELETED", "timestamp": "{stamp}"}}'
     assert received == [("clusters:all", deleted)]
     assert await world.monitored.agents[name].stop() == 409  # the agent forgot the monitor
+
+
+async def test_the_reconciler_clears_unknown_clusters_and_restarts_silent_agents(
+    clusters: MultiClusterSandbox, redis: Any, private_redis: Any
+) -> None:
+    known = set(clusters.names[:2])  # the third server has no row (with an agent_api)
+
+    async def server_names() -> set[str]:
+        return known
+
+    clock = SteppedClock()
+    monitored = MonitoredClusters(
+        clusters,
+        private_redis.url(),
+        timings=TIMINGS,
+        clock=clock,
+        server_names=server_names,
+        loops=False,
+    )
+    third = clusters.names[2]
+    try:
+        await monitored.start()
+        raise AssertionError("an agent of a server missing from the database registered")
+    except RuntimeError as e:
+        assert third in str(e) and "404" in str(e)
+    try:
+        assert monitored.agents[third].state == "stopped"
+        await redis.hset(f"clusters:{third}:health", "state", "active")  # an orphan entry
+        first = clusters.names[0]
+        await monitored.agents[first].kill()
+        await monitored.monitor.mark_unhealthy(first, "test")
+        await monitored.monitor.reconcile_once()
+        assert not await redis.exists(f"clusters:{third}:health")
+        assert monitored.agents[first].state == "running"  # asked to start, and it did
+        assert await redis.hget(f"clusters:{first}:health", "state") == "starting"
+        # at most once per reinitiate interval
+        await monitored.agents[first].kill()
+        await monitored.monitor.mark_unhealthy(first, "test")
+        await monitored.monitor.reconcile_once()
+        assert monitored.agents[first].state == "stopped"
+        clock.advance(121)
+        await monitored.monitor.reconcile_once()
+        assert monitored.agents[first].state == "running"
+    finally:
+        await monitored.stop()
+
+
+async def test_with_loops_the_agents_heartbeat_and_clusters_turn_active(
+    clusters: MultiClusterSandbox, redis: Any, private_redis: Any
+) -> None:
+    timings = AgentTimings(**{**TIMINGS.__dict__, "heartbeat_interval": 0.05})
+    # The monitor's clock stands still at T0, before any agent's (real) timestamp, so the
+    # health checker running every 0.05 s can never find a heartbeat stale on a slow machine.
+    monitored = MonitoredClusters(
+        clusters, private_redis.url(), timings=timings, clock=SteppedClock(), loops=True
+    )
+    async with monitored:
+
+        async def all_active() -> bool:
+            states = [await redis.hget(f"clusters:{n}:health", "state") for n in clusters.names]
+            return states == ["active"] * len(clusters.names)
+
+        await eventually(all_active)
