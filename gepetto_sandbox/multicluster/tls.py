@@ -4,6 +4,7 @@ process with the openssl CLI, so sandbox API servers speak HTTPS like a real kub
 
 from __future__ import annotations
 
+import atexit
 import base64
 import functools
 import shutil
@@ -42,6 +43,7 @@ def sandbox_tls() -> SandboxTls:
     """One CA and one 127.0.0.1 server certificate for every sandbox cluster of the process
     (each cluster still has its own tokens)."""
     workdir = Path(tempfile.mkdtemp(prefix="gepetto-sandbox-tls-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     ca_key, ca_crt = workdir / "ca.key", workdir / "ca.crt"
     key, csr, crt = workdir / "server.key", workdir / "server.csr", workdir / "server.crt"
     ext = workdir / "server.ext"
