@@ -15,6 +15,7 @@ from typing import Any
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.models.inventory import Gpu, Server
 from gepetto_sandbox.cluster import FleetNode, PodTimings, SandboxCluster, build_fleet
+from gepetto_sandbox.multicluster import MultiClusterSandbox
 from gepetto_sandbox.validator import SandboxValidator
 from gepetto_sandbox.validator.gpus import GPU_TYPES
 from gepetto_sandbox.validator.world import Rejected
@@ -62,9 +63,13 @@ async def start_sandbox_miner(
     return SandboxMiner(validator, cluster, miner_hotkey, fleet, kubeconfig)
 
 
-async def register_fleet(world: SandboxMiner, inventory: PgInventory) -> list[Server]:
+async def register_fleet(
+    world: SandboxMiner, inventory: PgInventory, *, clusters: MultiClusterSandbox | None = None
+) -> list[Server]:
     """`add-node` for every fleet node: the validator learns the server and its GPUs (verified),
-    and the inventory gets the server and GPU rows."""
+    and the inventory gets the server and GPU rows. With `clusters` (the multi-cluster layout)
+    each row also gets its cluster's kubeconfig and agent URL, as the official registration
+    stores them."""
     servers = []
     for node in world.fleet:
         added = world.validator.add_server(
@@ -89,6 +94,8 @@ async def register_fleet(world: SandboxMiner, inventory: PgInventory) -> list[Se
             hourly_cost=hourly_cost(node.gpu_type),
             is_tee=node.tee,
         )
+        if clusters is not None:
+            server = server_row(server, clusters)
         await inventory.upsert_server(server)
         for gpu in added["gpus"]:
             await inventory.upsert_gpu(
@@ -104,6 +111,19 @@ async def register_fleet(world: SandboxMiner, inventory: PgInventory) -> list[Se
             )
         servers.append(server)
     return servers
+
+
+def server_row(server: Server, clusters: MultiClusterSandbox) -> Server:
+    """`server` with the `kubeconfig` (JSON text) and `agent_api` of its own cluster, and the
+    labels its node carries there."""
+    member = clusters.members[server.name]
+    return server.model_copy(
+        update={
+            "kubeconfig": member.kubeconfig_text(),
+            "agent_api": member.agent_api,
+            "labels": member.node.to_object()["metadata"]["labels"],
+        }
+    )
 
 
 def _env(pod: dict[str, Any]) -> dict[str, str]:

@@ -63,9 +63,29 @@ class RequestRecord:
 
 @dataclass
 class ApiState:
+    """`tokens`: the bearer tokens the server accepts (None: no authentication, anything
+    goes). `open` cleared: every new request waits until it is set again (a hung API server).
+    `observers` see each request's record once it is answered."""
+
     core: ClusterCore
     faults: list[ApiFault] = field(default_factory=list)
     requests: list[RequestRecord] = field(default_factory=list)
+    tokens: set[str] | None = None
+    open: asyncio.Event = field(default_factory=asyncio.Event)
+    observers: list[Callable[[RequestRecord], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.open.set()
+
+
+UNAUTHORIZED = StatusError(401, "Unauthorized", "Unauthorized")
+
+
+def _authenticated(state: ApiState, request: web.Request) -> bool:
+    if state.tokens is None:
+        return True
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and token.strip() in state.tokens
 
 
 STATE_KEY = web.AppKey("state", ApiState)
@@ -82,6 +102,11 @@ async def _faults_and_log(
     state = request.app[STATE_KEY]
     response: web.StreamResponse | None = None
     try:
+        if not state.open.is_set():
+            await state.open.wait()
+        if not _authenticated(state, request):
+            response = status_response(UNAUTHORIZED)
+            return response
         for fault in list(state.faults):
             if not fault.matches(request.method, request.path):
                 continue
@@ -102,9 +127,10 @@ async def _faults_and_log(
         return response
     finally:
         code = response.status if response is not None else 500
-        state.requests.append(
-            RequestRecord(request.method, request.path, request.query_string, code)
-        )
+        record = RequestRecord(request.method, request.path, request.query_string, code)
+        state.requests.append(record)
+        for observe in list(state.observers):
+            observe(record)
 
 
 def build_app(state: ApiState) -> web.Application:

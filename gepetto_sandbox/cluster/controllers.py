@@ -81,6 +81,11 @@ class Controllers:
         self._queue = self.store.subscribe()
         self._loop_task = asyncio.create_task(self._run(self._queue), name="sandbox-controllers")
 
+    @property
+    def feed(self) -> asyncio.Queue[Event | None] | None:
+        """The store subscription the controllers run on (None until started)."""
+        return self._queue
+
     async def stop(self) -> None:
         if self._queue is not None:
             self.store.unsubscribe(self._queue)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import ssl
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -46,13 +47,19 @@ class SandboxCluster:
         timings: PodTimings | None = None,
         history_size: int = 2000,
         kubeconfig_path: str | os.PathLike[str] | None = None,
+        tokens: Iterable[str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """`tokens`: bearer tokens the API accepts (others get 401); None: no authentication.
+        `ssl_context`: serve HTTPS with it (kubectl sends tokens only over TLS)."""
         self.core = ClusterCore(seed=seed, timings=timings, history=history_size)
-        self.state = ApiState(self.core)
+        self.state = ApiState(self.core, tokens=set(tokens) if tokens is not None else None)
         self.fleet = list(nodes) if nodes is not None else build_fleet(seed=seed)
         self._namespaces = tuple(namespaces)
         self._kubeconfig_path = kubeconfig_path
+        self._ssl = ssl_context
         self._runner: web.AppRunner | None = None
+        self._address: tuple[str, int] | None = None
         self.url: str | None = None
         for namespace in self._namespaces:
             self.core.create(NAMESPACES, None, {"metadata": {"name": namespace}})
@@ -62,22 +69,62 @@ class SandboxCluster:
     # -- lifecycle -------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self.core.controllers.start()
-        self._runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound_port = self._runner.addresses[0][1]
-        self.url = f"http://{host}:{bound_port}"
+        await self._serve(host, port)
+        assert self.url is not None
         if self._kubeconfig_path is not None:
             self.write_kubeconfig(self._kubeconfig_path)
         return self.url
 
+    async def _serve(self, host: str, port: int) -> None:
+        self._runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=self._ssl)
+        await site.start()
+        bound_port = self._runner.addresses[0][1]
+        self._address = (host, bound_port)
+        self.url = f"{'https' if self._ssl else 'http'}://{host}:{bound_port}"
+
     async def stop(self) -> None:
+        self.state.open.set()
         self.core.store.close_subscribers()
         await self.core.controllers.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self.stop_api()
+
+    # -- control API: the API server itself ----------------------------------------------
+    @property
+    def api_running(self) -> bool:
+        return self._runner is not None
+
+    async def stop_api(self) -> None:
+        """The API server goes away (connection refused) while the cluster's controllers, its
+        pods and its objects live on, as when k3s's apiserver is down but containers run."""
+        if self._runner is None:
+            return
+        # Open watches end, as a dying server drops them; the controllers' feed stays.
+        feed = self.core.controllers.feed
+        self.core.store.close_subscribers(keep=[feed] if feed is not None else [])
+        runner, self._runner = self._runner, None
+        await runner.cleanup()
+
+    async def start_api(self) -> str:
+        """Serve again on the same address (the kubeconfig stays valid)."""
+        if self._runner is None:
+            if self._address is None:
+                raise RuntimeError("start the sandbox before restarting its API")
+            await self._serve(*self._address)
+        assert self.url is not None
+        return self.url
+
+    def hang_api(self) -> None:
+        """New requests wait, unanswered, until `release_api` (clients see their timeout)."""
+        self.state.open.clear()
+
+    def release_api(self) -> None:
+        self.state.open.set()
+
+    def set_tokens(self, tokens: Iterable[str] | None) -> None:
+        """Replace the accepted bearer tokens: a rotated credential's old token gets 401."""
+        self.state.tokens = set(tokens) if tokens is not None else None
 
     async def __aenter__(self) -> SandboxCluster:
         await self.start()

@@ -7,7 +7,7 @@ import asyncio
 import copy
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -110,9 +110,10 @@ class Store:
     def unsubscribe(self, queue: asyncio.Queue[Event | None]) -> None:
         self._subscribers.discard(queue)
 
-    def close_subscribers(self) -> None:
+    def close_subscribers(self, keep: Collection[asyncio.Queue[Event | None]] = ()) -> None:
         for queue in self._subscribers:
-            queue.put_nowait(None)
+            if queue not in keep:
+                queue.put_nowait(None)
 
     def _emit(self, plural: str, kind: str, obj: Obj, previous: Obj | None) -> None:
         event = Event(self._rv, plural, kind, copy.deepcopy(obj), previous)
