@@ -8,9 +8,9 @@ import asyncio
 import contextlib
 import signal
 
-from gepetto_sandbox.cluster.controllers import PodTimings
 from gepetto_sandbox.cluster.fleet import build_fleet
 from gepetto_sandbox.cluster.sandbox import SandboxCluster
+from gepetto_sandbox.cluster.script import PodTimings
 
 
 async def _serve(args: argparse.Namespace) -> None:

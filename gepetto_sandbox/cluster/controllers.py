@@ -10,11 +10,11 @@ import contextlib
 import copy
 import random
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from gepetto_sandbox.cluster.admission import Admission
 from gepetto_sandbox.cluster.resources import BY_PATH
+from gepetto_sandbox.cluster.script import PodFault, PodTimings
 from gepetto_sandbox.cluster.store import Event, Obj, StatusError, Store, now_iso
 
 PODS = BY_PATH[("", "v1", "pods")]
@@ -23,27 +23,6 @@ NODES = BY_PATH[("", "v1", "nodes")]
 NAMESPACES = BY_PATH[("", "v1", "namespaces")]
 
 CHUTE_KEY_LABELS = ("chutes/deployment-id", "chutes/chute-id", "job-name")
-
-
-@dataclass(frozen=True)
-class PodTimings:
-    """Seconds a pod spends in each step; termination is capped by the pod's grace period."""
-
-    start_seconds: float = 0.05
-    ready_seconds: float = 0.05
-    termination_seconds: float = 0.05
-
-
-@dataclass(frozen=True)
-class PodFault:
-    """A scripted failure for the pods of one deployment / chute / job name.
-
-    image_pull: the image never pulls (ErrImagePull → ImagePullBackOff, pod stays Pending);
-    crash: the container exits with `exit_code` `after_seconds` after it started."""
-
-    kind: Literal["image_pull", "crash"]
-    exit_code: int = 1
-    after_seconds: float = 0.0
 
 
 def _condition(kind: str, ok: bool, reason: str | None = None) -> Obj:

@@ -9,9 +9,10 @@ from typing import Any
 
 from gepetto_core.errors import InvalidInputError
 from gepetto_sandbox.cluster.admission import Admission
-from gepetto_sandbox.cluster.controllers import NAMESPACES, PODS, Controllers, PodTimings
+from gepetto_sandbox.cluster.controllers import NAMESPACES, PODS, Controllers
 from gepetto_sandbox.cluster.patching import json_patch, merge_patch
 from gepetto_sandbox.cluster.resources import RESOURCES, ResourceType
+from gepetto_sandbox.cluster.script import PodTimings
 from gepetto_sandbox.cluster.selectors import object_matcher
 from gepetto_sandbox.cluster.store import Obj, StatusError, Store, already_exists, not_found
 

@@ -15,10 +15,11 @@ from typing import Any
 from aiohttp import web
 
 from gepetto_sandbox.cluster.api import ApiFault, ApiState, RequestRecord, build_app
-from gepetto_sandbox.cluster.controllers import NAMESPACES, NODES, PodFault, PodTimings
+from gepetto_sandbox.cluster.controllers import NAMESPACES, NODES
 from gepetto_sandbox.cluster.core import ClusterCore
 from gepetto_sandbox.cluster.fleet import FleetNode, build_fleet, node_conditions
 from gepetto_sandbox.cluster.resources import BY_PATH, ResourceType
+from gepetto_sandbox.cluster.script import PodFault, PodTimings
 from gepetto_sandbox.cluster.store import Obj
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "chutes")
@@ -91,10 +92,6 @@ class SandboxCluster:
         await self.stop_api()
 
     # -- control API: the API server itself ----------------------------------------------
-    @property
-    def api_running(self) -> bool:
-        return self._runner is not None
-
     async def stop_api(self) -> None:
         """The API server goes away (connection refused) while the cluster's controllers, its
         pods and its objects live on, as when k3s's apiserver is down but containers run."""

@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from gepetto_core.adapters.kube import connect_api
+from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_sandbox.multicluster import cache
 from gepetto_sandbox.multicluster.monitor import Clock, SandboxMonitor, cancelling, utc_now
 
