@@ -16,7 +16,7 @@ from kubernetes_asyncio import client
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from gepetto_core.adapters.kube import connect_api
+from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_sandbox.cluster import FleetNode, PodTimings, build_fleet
 from gepetto_sandbox.multicluster import (
     AgentTimings,

@@ -12,7 +12,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from redis.exceptions import ConnectionError
 
-from gepetto_core.adapters.kube import connect_api
+from gepetto_core.adapters.kube_connect import connect_api
 
 from .conftest import Channels, World, eventually, job_body, service_body
 

@@ -12,7 +12,7 @@ from aiohttp import ClientConnectorError
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from gepetto_core.adapters.kube import connect_api
+from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.models.inventory import Server
 from gepetto_sandbox.cluster import FleetNode

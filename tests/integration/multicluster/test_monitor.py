@@ -9,7 +9,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from gepetto_core.adapters.kube import connect_api
+from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_sandbox.cluster.resources import BY_PATH
 from gepetto_sandbox.multicluster import AgentTimings, MonitoredClusters, MultiClusterSandbox
 
