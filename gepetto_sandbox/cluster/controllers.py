@@ -145,7 +145,12 @@ class Controllers:
         finished = any(c["type"] in ("Complete", "Failed") for c in conditions)
         status.setdefault("startTime", now_iso())
         if not finished and succeeded >= int(spec.get("completions") or 1):
-            conditions.append(_condition("Complete", True))
+            # Since Kubernetes 1.31 the Job controller records SuccessCriteriaMet first.
+            for kind in ("SuccessCriteriaMet", "Complete"):
+                conditions.append(
+                    _condition(kind, True, "CompletionsReached")
+                    | {"message": "Reached expected number of succeeded pods"}
+                )
             status["completionTime"] = now_iso()
             finished = True
         elif not finished and failed > int(spec.get("backoffLimit", 6)):
