@@ -26,6 +26,7 @@ from gepetto_sandbox.control_plane.bootstrap import (
     SERVICE_ACCOUNT,
     apply_rbac,
     ensure_namespace,
+    ensure_runtime_class,
     service_account_token,
 )
 from gepetto_sandbox.control_plane.cluster import admin_client
@@ -95,6 +96,7 @@ async def _bootstrap(plane: ControlPlane) -> str:
     try:
         for namespace in ("default", "chutes"):
             await ensure_namespace(api, namespace)
+        await ensure_runtime_class(api)
         await apply_rbac(api, "chutes")
         return await service_account_token(api, "chutes")
     finally:

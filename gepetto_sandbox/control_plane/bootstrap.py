@@ -1,5 +1,6 @@
-"""What a fresh control plane needs before gepetto runs on it: the `chutes` namespace, gepetto's
-ServiceAccount bound to exactly the Role and ClusterRole of `k8s/`, and a token for it."""
+"""What a fresh control plane needs before gepetto runs on it: the `chutes` namespace, the
+`nvidia` RuntimeClass, gepetto's ServiceAccount bound to exactly the Role and ClusterRole of
+`k8s/`, and a token for it."""
 
 from __future__ import annotations
 
@@ -53,6 +54,17 @@ async def ensure_namespace(api: client.ApiClient, name: str, wait_seconds: float
                 if e.status != 404:
                     raise
             await asyncio.sleep(0.1)
+
+
+async def ensure_runtime_class(api: client.ApiClient, name: str = "nvidia") -> None:
+    """The RuntimeClass a GPU node's operator installs; the RuntimeClass admission plugin
+    refuses pods that name one the cluster does not have."""
+    body = client.V1RuntimeClass(metadata=client.V1ObjectMeta(name=name), handler=name)
+    try:
+        await client.NodeV1Api(api).create_runtime_class(body)
+    except ApiException as e:
+        if e.status != 409:
+            raise
 
 
 async def apply_rbac(

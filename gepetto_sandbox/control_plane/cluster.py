@@ -21,6 +21,7 @@ from gepetto_sandbox.control_plane.bootstrap import (
     SERVICE_ACCOUNT,
     apply_rbac,
     ensure_namespace,
+    ensure_runtime_class,
     service_account_token,
 )
 from gepetto_sandbox.control_plane.kubelet import FakeKubelet
@@ -57,6 +58,7 @@ class RealCluster:
         self.api = await admin_client(self.control_plane.admin_kubeconfig())
         for namespace in ("default", *self._namespaces):
             await ensure_namespace(self.api, namespace)
+        await ensure_runtime_class(self.api)
         await apply_rbac(self.api, "chutes")
         self.gepetto_token = await service_account_token(self.api, "chutes")
         self.kubelet = FakeKubelet(

@@ -90,6 +90,8 @@ class FakeKubelet:
         self._deleting: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
+        self._deletions_open = asyncio.Event()
+        self._deletions_open.set()
         self._port = 0
         self._ip = 1
 
@@ -147,12 +149,26 @@ class FakeKubelet:
         status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": self._port}}
         return status
 
+    async def unregister(self, name: str) -> None:
+        """Delete the Node; its pods are no longer played."""
+        self._nodes.discard(name)
+        with contextlib.suppress(ApiException):
+            await self._core.delete_node(name)
+
     async def set_node_ready(self, name: str, ready: bool) -> None:
         status = {"conditions": node_conditions(ready)}
         await self._patch_node_status(name, status)
 
     def script_fault(self, key: str, fault: PodFault) -> None:
         self.faults[key] = fault
+
+    def hold_deletions(self) -> None:
+        """Terminating pods stay (as with a slow container shutdown) until `release_deletions`:
+        a test can then be sure a client sees them go rather than finding them gone."""
+        self._deletions_open.clear()
+
+    def release_deletions(self) -> None:
+        self._deletions_open.set()
 
     # -- pods ---------------------------------------------------------------------------
     async def _watch_pods(self) -> None:
@@ -301,6 +317,7 @@ class FakeKubelet:
         if grace is not None:
             delay = min(delay, float(grace))
         await asyncio.sleep(delay)
+        await self._deletions_open.wait()
         body = client.V1DeleteOptions(
             grace_period_seconds=0, preconditions=client.V1Preconditions(uid=meta["uid"])
         )

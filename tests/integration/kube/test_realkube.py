@@ -4,12 +4,13 @@ object gepetto creates, foreground deletion through the real garbage collector, 
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes_asyncio import client
+from kubernetes_asyncio import client, watch
 from pydantic import SecretStr
 
 from gepetto_core import kube_objects as ko
@@ -114,3 +115,101 @@ async def test_every_object_gepetto_creates_passes_strict_field_validation(
         caught.value.status == 400
         and 'unknown field "spec.template.spec.containers[0].gpuz"' in (caught.value.body)
     )
+
+
+async def test_foreground_deletion_waits_for_the_pods_through_the_garbage_collector(
+    real_backend: Any, real_cluster: Any, eventually: Any
+) -> None:
+    batch, core = client.BatchV1Api(real_backend.api), client.CoreV1Api(real_backend.api)
+    name = f"gc-{uuid.uuid4().hex[:8]}"
+    body = {
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "nodeName": real_backend.fleet[3].name,
+                    "restartPolicy": "Never",
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [{"name": "c", "image": "busybox"}],
+                }
+            },
+        },
+    }
+    await batch.create_namespaced_job("default", body)
+
+    async def running_pod() -> Any:
+        pods = await core.list_namespaced_pod("default", label_selector=f"job-name={name}")
+        return next((p for p in pods.items if p.status.phase == "Running"), None)
+
+    pod = await eventually(running_pod, 30)
+    real_cluster.kubelet.hold_deletions()
+    try:
+        await batch.delete_namespaced_job(name, "default", propagation_policy="Foreground")
+
+        async def pod_terminating() -> bool:
+            current = await core.read_namespaced_pod(pod.metadata.name, "default")
+            return current.metadata.deletion_timestamp is not None
+
+        # The garbage collector deletes the dependents first; the Job waits, marked.
+        await eventually(pod_terminating, 30)
+        job = await batch.read_namespaced_job(name, "default")
+        assert job.metadata.deletion_timestamp is not None
+        assert "foregroundDeletion" in job.metadata.finalizers
+    finally:
+        real_cluster.kubelet.release_deletions()
+
+    async def job_gone() -> bool:
+        try:
+            await batch.read_namespaced_job(name, "default")
+        except client.ApiException as e:
+            return e.status == 404
+        return False
+
+    await eventually(job_gone, 30)
+    with pytest.raises(client.ApiException) as caught:
+        await core.read_namespaced_pod(pod.metadata.name, "default")
+    assert caught.value.status == 404
+
+
+async def test_watch_from_a_compacted_version_gets_410_and_a_fresh_one_resumes(
+    real_backend: Any, real_cluster: Any
+) -> None:
+    core = client.CoreV1Api(real_backend.api)
+    label = f"compact-{uuid.uuid4().hex[:8]}"
+    first = await core.create_namespaced_config_map(
+        "default", {"metadata": {"name": f"{label}-0", "labels": {"run": label}}}
+    )
+    for i in range(1, 4):
+        await core.create_namespaced_config_map(
+            "default", {"metadata": {"name": f"{label}-{i}", "labels": {"run": label}}}
+        )
+    await real_cluster.compact_etcd()
+    stream = watch.Watch()
+    with pytest.raises(client.ApiException) as caught:
+        async for _ in stream.stream(
+            core.list_namespaced_config_map,
+            "default",
+            label_selector=f"run={label}",
+            resource_version=first.metadata.resource_version,
+            timeout_seconds=5,
+        ):
+            pass
+    await stream.close()
+    assert caught.value.status == 410
+
+    # The client's way out: list again, watch from the list's version.
+    listed = await core.list_namespaced_config_map("default", label_selector=f"run={label}")
+    assert len(listed.items) == 4
+    await core.delete_namespaced_config_map(f"{label}-0", "default")
+    async with watch.Watch() as again:
+        async for event in again.stream(
+            core.list_namespaced_config_map,
+            "default",
+            label_selector=f"run={label}",
+            resource_version=listed.metadata.resource_version,
+            timeout_seconds=5,
+        ):
+            assert (event["type"], event["object"].metadata.name) == ("DELETED", f"{label}-0")
+            break
+    await core.delete_collection_namespaced_config_map("default", label_selector=f"run={label}")
