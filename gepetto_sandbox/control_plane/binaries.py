@@ -32,6 +32,22 @@ PACKAGES = {
 }
 
 
+def version_ldflags() -> str:
+    """What `make` in the kubernetes repository stamps in (`hack/lib/version.sh`); without it
+    the API server reports v0.0.0-master, which kubectl refuses to parse."""
+    major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
+    stamps = {
+        "gitVersion": KUBERNETES_VERSION,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "buildDate": "1970-01-01T00:00:00Z",
+    }
+    packages = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+    return " ".join(f"-X {p}.{k}={v}" for p in packages for k, v in stamps.items())
+
+
 def cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "gepetto" / "control-plane"
@@ -47,7 +63,8 @@ def source_digest() -> str:
 
 
 def cache_key() -> str:
-    return f"k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}-{source_digest()}"
+    digest = hashlib.sha256(f"{source_digest()} {version_ldflags()}".encode()).hexdigest()[:12]
+    return f"k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}-{digest}"
 
 
 def bin_dir() -> Path:
@@ -123,8 +140,9 @@ def build(*, log: Path | None = None, jobs: int = 2) -> Binaries:
         started = time.monotonic()
         print(f"control-plane: building {name} ...", file=sys.stderr, flush=True)
         partial = directory / f".{name}.partial"
+        stamp = [] if name == "etcd" else ["-ldflags", version_ldflags()]
         result = subprocess.run(
-            [go, "build", "-o", str(partial), package],
+            [go, "build", *stamp, "-o", str(partial), package],
             cwd=SOURCE_DIR / module,
             env=env,
             capture_output=True,

@@ -16,7 +16,7 @@ from kubernetes_asyncio import client, config
 
 from gepetto_sandbox.cluster.controllers import PodFault, PodTimings
 from gepetto_sandbox.cluster.fleet import FleetNode
-from gepetto_sandbox.control_plane.binaries import Binaries
+from gepetto_sandbox.control_plane.binaries import Binaries, cache_root
 from gepetto_sandbox.control_plane.bootstrap import (
     SERVICE_ACCOUNT,
     apply_rbac,
@@ -45,7 +45,7 @@ class RealCluster:
         timings: PodTimings | None = None,
         namespaces: Iterable[str] = DEFAULT_NAMESPACES,
     ) -> None:
-        self.control_plane = ControlPlane(binaries, state_dir)
+        self.control_plane = ControlPlane(binaries, state_dir, cache_root() / "pki")
         self._nodes = list(nodes)
         self._timings = timings
         self._namespaces = tuple(namespaces)

@@ -79,10 +79,11 @@ def kubeconfig_dict(
 class ControlPlane:
     """One control plane in `state_dir`. `up()` returns once /readyz answers ok."""
 
-    def __init__(self, binaries: Binaries, state_dir: Path) -> None:
+    def __init__(self, binaries: Binaries, state_dir: Path, pki_dir: Path | None = None) -> None:
+        """`pki_dir` (default: inside `state_dir`) may be shared by many control planes."""
         self.binaries = binaries
         self.state_dir = state_dir
-        self.pki: Pki = Pki(state_dir / "pki")
+        self.pki: Pki = Pki(pki_dir or state_dir / "pki")
         self._ports_file = state_dir / "ports.json"
 
     # -- paths and addresses ------------------------------------------------------------
@@ -239,6 +240,9 @@ class ControlPlane:
             f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
+            # A loopback address cannot back the `kubernetes` Service's endpoints; nothing in
+            # the tests reaches the API server through that Service.
+            "--endpoint-reconciler-type=none",
             f"--secure-port={ports.apiserver}",
             f"--cert-dir={self.state_dir / 'apiserver-certs'}",
             f"--tls-cert-file={pki.cert('apiserver')}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +42,24 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, text=True)
 
 
-def make_pki(directory: Path) -> Pki:
-    """Everything once; an existing directory with a CA is reused as it is."""
-    pki = Pki(directory)
-    if pki.ca.exists() and pki.key("service-account").exists():
+def make_pki(target: Path) -> Pki:
+    """Everything once; an existing directory is reused as it is (the keys take seconds on a
+    busy machine). Made aside and renamed into place, so concurrent callers agree."""
+    pki = Pki(target)
+    if target.is_dir():
         return pki
-    directory.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix=".pki-", dir=target.parent))
+    _make_all(directory)
+    try:
+        directory.rename(target)
+    except OSError:  # another process got there first
+        shutil.rmtree(directory, ignore_errors=True)
+    return pki
+
+
+def _make_all(directory: Path) -> None:
+    pki = Pki(directory)
     _openssl("genrsa", "-out", "ca.key", "2048", cwd=directory)
     _openssl(
         "req", "-x509", "-new", "-nodes", "-key", "ca.key", "-days", DAYS,
@@ -62,7 +75,6 @@ def make_pki(directory: Path) -> Pki:
         "rsa", "-in", "service-account.key", "-pubout", "-out", "service-account.pub",
         cwd=directory,
     )  # fmt: skip
-    return pki
 
 
 def _signed(pki: Pki, name: str, subject: str, *, server: bool = False) -> None:
