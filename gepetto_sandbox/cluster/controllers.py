@@ -154,16 +154,19 @@ class Controllers:
             status["completionTime"] = now_iso()
             finished = True
         elif not finished and failed > int(spec.get("backoffLimit", 6)):
-            conditions.append(
-                _condition("Failed", True, "BackoffLimitExceeded")
-                | {"message": "Job has reached the specified backoff limit"}
-            )
+            # Since Kubernetes 1.31 the Job controller records FailureTarget first.
+            for kind in ("FailureTarget", "Failed"):
+                conditions.append(
+                    _condition(kind, True, "BackoffLimitExceeded")
+                    | {"message": "Job has reached the specified backoff limit"}
+                )
             finished = True
+        # active, succeeded and failed are omitted when zero (omitempty); ready never is.
         status.update(
-            active=len(active),
+            active=len(active) or None,
             ready=len(ready),
-            succeeded=succeeded,
-            failed=failed,
+            succeeded=succeeded or None,
+            failed=failed or None,
             conditions=conditions or None,
         )
         status = {k: v for k, v in status.items() if v is not None}
@@ -298,8 +301,11 @@ class Controllers:
         pod = self.store.get(PODS, namespace, name)
         if grace is None:
             grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
-        running = pod.get("status", {}).get("phase") == "Running"
-        if grace <= 0 or not running or self.timings.termination_seconds <= 0:
+        # A pod bound to a node terminates gracefully (its kubelet confirms), Pending or not;
+        # a finished or unscheduled one goes at once.
+        finished = pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+        bound = bool(pod.get("spec", {}).get("nodeName"))
+        if grace <= 0 or finished or not bound or self.timings.termination_seconds <= 0:
             self._forget_pod(pod)
             self.store.remove(PODS, namespace, name)
             return None

@@ -6,6 +6,7 @@ test_sandbox_protocol.py. A difference between the two backends is a sandbox bug
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from typing import Any
 
@@ -503,3 +504,101 @@ async def test_job_status_follows_pods_and_succeeds(backend: Backend, eventually
     assert [c.type for c in job.status.conditions] == ["SuccessCriteriaMet", "Complete"]
     assert job.status.completion_time is not None
     await batch.delete_namespaced_job("ok-job", "default", propagation_policy="Background")
+
+
+# --------------------------------------------------------------------------- differences found
+# Each of these failed on the sandbox when the real API server first judged it; the sandbox was
+# fixed to match.
+
+
+async def test_a_failed_job_records_failure_target_then_failed(
+    backend: Backend, eventually: Any
+) -> None:
+    batch = client.BatchV1Api(backend.api)
+    backend.script_fault("fail-job", PodFault("crash", exit_code=3, after_seconds=0.05))
+    body = {
+        "metadata": {"name": "fail-job"},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "nodeName": backend.fleet[1].name,
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "busybox"}],
+                }
+            },
+        },
+    }
+    await batch.create_namespaced_job("default", body)
+
+    async def failed() -> Any:
+        job = await batch.read_namespaced_job("fail-job", "default")
+        done = [c.type for c in job.status.conditions or [] if c.status == "True"]
+        return job if "Failed" in done else None
+
+    job = await eventually(failed, 30)
+    assert [(c.type, c.reason) for c in job.status.conditions] == [
+        ("FailureTarget", "BackoffLimitExceeded"),
+        ("Failed", "BackoffLimitExceeded"),
+    ]
+    raw = backend.api.sanitize_for_serialization(job)["status"]
+    assert raw["failed"] == 1 and "active" not in raw and "succeeded" not in raw
+    await batch.delete_namespaced_job("fail-job", "default", propagation_policy="Background")
+
+
+async def test_deleting_a_pending_pod_on_a_node_is_graceful(
+    backend: Backend, eventually: Any
+) -> None:
+    core = client.CoreV1Api(backend.api)
+    backend.script_fault("stuck", PodFault("image_pull"))
+    body = {
+        "metadata": {"name": "stuck", "labels": {"job-name": "stuck"}},
+        "spec": {"nodeName": backend.fleet[1].name, "containers": [{"name": "c", "image": "x"}]},
+    }
+    await core.create_namespaced_pod("default", body)
+
+    async def backing_off() -> bool:
+        pod = await core.read_namespaced_pod("stuck", "default")
+        statuses = pod.status.container_statuses or []
+        return bool(statuses and statuses[0].state.waiting)
+
+    await eventually(backing_off)
+    # Pending, but bound to a node: the API server waits for the kubelet (grace 30 s default).
+    answer = await core.delete_namespaced_pod("stuck", "default")
+    assert answer.metadata.deletion_timestamp is not None
+    assert answer.metadata.deletion_grace_period_seconds == 30
+
+    async def gone() -> bool:
+        names = {p.metadata.name for p in (await core.list_namespaced_pod("default")).items}
+        return "stuck" not in names
+
+    await eventually(gone)
+
+
+async def test_a_pod_naming_an_unknown_runtime_class_is_refused(backend: Backend) -> None:
+    core = client.CoreV1Api(backend.api)
+    body = {
+        "metadata": {"name": "no-runtime"},
+        "spec": {
+            "runtimeClassName": "no-such-runtime",
+            "containers": [{"name": "c", "image": "x"}],
+        },
+    }
+    with pytest.raises(client.ApiException) as caught:
+        await core.create_namespaced_pod("default", body)
+    assert caught.value.status == 403
+    message = json.loads(caught.value.body)["message"]
+    assert 'pod rejected: RuntimeClass "no-such-runtime" not found' in message
+
+
+async def test_strict_field_validation_refuses_unknown_fields(backend: Backend) -> None:
+    core = client.CoreV1Api(backend.api)
+    body = {"metadata": {"name": "strict", "colour": "red"}, "data": {}, "bogus": 1}
+    with pytest.raises(client.ApiException) as caught:
+        await core.create_namespaced_config_map("default", body, field_validation="Strict")
+    assert caught.value.status == 400
+    message = json.loads(caught.value.body)["message"]
+    assert 'strict decoding error: unknown field "' in message
+    assert '"bogus"' in message and '"metadata.colour"' in message
+    await core.create_namespaced_config_map("default", {"metadata": {"name": "strict"}})
+    await core.delete_namespaced_config_map("strict", "default")
