@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gepetto_sandbox.cluster.admission import Admission
-from gepetto_sandbox.cluster.resources import BY_PATH
+from gepetto_sandbox.cluster.resources import BY_PATH, ResourceType
 from gepetto_sandbox.cluster.store import Event, Obj, StatusError, Store, now_iso
 
 PODS = BY_PATH[("", "v1", "pods")]
@@ -122,12 +122,7 @@ class Controllers:
 
     # -- jobs ------------------------------------------------------------------------
     def _job_pods(self, job: Obj) -> list[Obj]:
-        uid = job["metadata"]["uid"]
-        return [
-            copy.deepcopy(p)
-            for p in self.store.iter_raw("pods")
-            if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []) or [])
-        ]
+        return self._owned_pods(job["metadata"]["uid"])
 
     def _sync_job(self, namespace: str, name: str) -> None:
         job = self.store.find(JOBS, namespace, name)
@@ -340,15 +335,8 @@ class Controllers:
                 self.store.update(PODS, pod)
             self.store.remove(JOBS, namespace, name)
             return None
-        if propagation == "Foreground" and pods:
-            if not job["metadata"].get("deletionTimestamp"):
-                job["metadata"]["finalizers"] = ["foregroundDeletion"]
-                self.store.update(JOBS, job)
-                marked = self.store.mark_deleting(JOBS, namespace, name, 0)
-            else:
-                marked = job
-            self._spawn(self._foreground(namespace, name, job["metadata"]["uid"], pods, grace))
-            return marked
+        if propagation == "Foreground":
+            return self.delete_foreground(JOBS, namespace, name, grace)
         self.store.remove(JOBS, namespace, name)
         for pod in pods:
             with contextlib.suppress(StatusError):
@@ -362,8 +350,38 @@ class Controllers:
             for o in p["metadata"].get("ownerReferences", []) or []
         )
 
+    def delete_foreground(
+        self, rt: ResourceType, namespace: str, name: str, grace: int | None
+    ) -> Obj:
+        """Mark the owner (deletionTimestamp, the foregroundDeletion finalizer) and return it;
+        its pods go first, then the owner, as the garbage collector does, even when there are
+        no pods to wait for."""
+        owner = self.store.get(rt, namespace, name)
+        meta = owner["metadata"]
+        if meta.get("deletionTimestamp"):
+            return owner
+        meta["finalizers"] = [*(meta.get("finalizers") or []), "foregroundDeletion"]
+        self.store.update(rt, owner)
+        marked = self.store.mark_deleting(rt, namespace, name, 0)
+        pods = self._owned_pods(meta["uid"])
+        self._spawn(self._foreground(rt, namespace, name, meta["uid"], pods, grace))
+        return marked
+
+    def _owned_pods(self, uid: str) -> list[Obj]:
+        return [
+            copy.deepcopy(p)
+            for p in self.store.iter_raw("pods")
+            if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []) or [])
+        ]
+
     async def _foreground(
-        self, namespace: str, name: str, uid: str, pods: list[Obj], grace: int | None
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        uid: str,
+        pods: list[Obj],
+        grace: int | None,
     ) -> None:
         queue = self.store.subscribe()
         try:
@@ -375,9 +393,10 @@ class Controllers:
                     return
         finally:
             self.store.unsubscribe(queue)
-        job = self.store.find(JOBS, namespace, name)
-        if job is not None and job["metadata"]["uid"] == uid:
-            self.store.remove(JOBS, namespace, name)
+        await asyncio.sleep(0)  # the owner is seen terminating before it goes, as with a GC
+        owner = self.store.find(rt, namespace, name)
+        if owner is not None and owner["metadata"]["uid"] == uid:
+            self.store.remove(rt, namespace, name)
 
 
 def _running_setter(pod: Obj, ready: bool) -> Callable[[Obj], None]:

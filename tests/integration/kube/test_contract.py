@@ -602,3 +602,36 @@ async def test_strict_field_validation_refuses_unknown_fields(backend: Backend) 
     assert '"bogus"' in message and '"metadata.colour"' in message
     await core.create_namespaced_config_map("default", {"metadata": {"name": "strict"}})
     await core.delete_namespaced_config_map("strict", "default")
+
+
+async def test_foreground_deletion_marks_the_owner_even_without_dependents(
+    backend: Backend, eventually: Any
+) -> None:
+    apps = client.AppsV1Api(backend.api)
+    labels = {"app": "fg"}
+    body = {
+        "metadata": {"name": "fg"},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+            },
+        },
+    }
+    await apps.create_namespaced_deployment("default", body)
+    answer = await apps.delete_namespaced_deployment(
+        "fg", "default", propagation_policy="Foreground", _preload_content=False
+    )
+    deleted = json.loads(await answer.read())
+    # The object itself comes back, terminating; the garbage collector removes it.
+    assert deleted["kind"] == "Deployment"
+    assert deleted["metadata"]["deletionTimestamp"]
+    assert "foregroundDeletion" in deleted["metadata"]["finalizers"]
+
+    async def gone() -> bool:
+        names = {d.metadata.name for d in (await apps.list_namespaced_deployment("default")).items}
+        return "fg" not in names
+
+    await eventually(gone)
