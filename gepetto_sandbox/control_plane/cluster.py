@@ -45,7 +45,9 @@ class RealCluster:
         timings: PodTimings | None = None,
         namespaces: Iterable[str] = DEFAULT_NAMESPACES,
     ) -> None:
-        self.control_plane = ControlPlane(binaries, state_dir, cache_root() / "pki")
+        self.control_plane = ControlPlane(
+            binaries, state_dir, cache_root() / "pki", outlive_caller=False
+        )
         self._nodes = list(nodes)
         self._timings = timings
         self._namespaces = tuple(namespaces)

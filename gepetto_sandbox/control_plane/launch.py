@@ -8,6 +8,7 @@ controllers (no scheduler: gepetto pins every pod to its node)."""
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import json
@@ -79,10 +80,20 @@ def kubeconfig_dict(
 class ControlPlane:
     """One control plane in `state_dir`. `up()` returns once /readyz answers ok."""
 
-    def __init__(self, binaries: Binaries, state_dir: Path, pki_dir: Path | None = None) -> None:
-        """`pki_dir` (default: inside `state_dir`) may be shared by many control planes."""
+    def __init__(
+        self,
+        binaries: Binaries,
+        state_dir: Path,
+        pki_dir: Path | None = None,
+        *,
+        outlive_caller: bool = True,
+    ) -> None:
+        """`pki_dir` (default: inside `state_dir`) may be shared by many control planes.
+        With `outlive_caller` false (tests) they are stopped when the calling interpreter
+        exits, even if nobody called `down` (an interrupted run); only SIGKILL skips that."""
         self.binaries = binaries
         self.state_dir = state_dir
+        self._outlive_caller = outlive_caller
         self.pki: Pki = Pki(pki_dir or state_dir / "pki")
         self._ports_file = state_dir / "ports.json"
 
@@ -123,6 +134,8 @@ class ControlPlane:
     # -- lifecycle ----------------------------------------------------------------------
     def up(self, timeout: float = 120.0) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self._outlive_caller:
+            atexit.register(self.down)
         make_pki(self.pki.directory)
         ports = Ports.pick()
         self._ports_file.write_text(json.dumps(ports.__dict__))
@@ -188,7 +201,7 @@ class ControlPlane:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,  # `up` may return before its caller ends
+                start_new_session=True,  # no terminal signals from the caller's session
                 env=dict(os.environ, GOMAXPROCS=os.environ.get("GEPETTO_CP_GOMAXPROCS", "2")),
             )
         self._pid_path(name).write_text(str(process.pid))
