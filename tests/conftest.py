@@ -106,3 +106,60 @@ async def pool(fresh_db: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
+
+
+# --------------------------------------------------------------------------- realkube tier
+# A real kube-apiserver, etcd and kube-controller-manager (gepetto_sandbox/control_plane), built
+# once per machine by `scripts/control-plane build` (`make test` and .ci/run do it). Where it
+# cannot be built the tier is skipped with a loud notice at the end of the run; under CI=true
+# that is a failure instead.
+
+REALKUBE_FLEET_SEED = 7
+_realkube_skip_reason: list[str] = []
+
+
+def _realkube_unavailable() -> str | None:
+    from gepetto_sandbox.control_plane import cached, why_unbuildable
+
+    if os.environ.get("GEPETTO_REALKUBE") == "skip":
+        return "GEPETTO_REALKUBE=skip"
+    if cached() is not None:
+        return None
+    reason = why_unbuildable()
+    return reason or "not built yet: run `scripts/control-plane build` (about 15 min on 2 cores)"
+
+
+@pytest.fixture(scope="session")
+async def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[object]:
+    """The real control plane with the fake kubelet playing the sandbox fixture's fleet."""
+    from gepetto_sandbox.cluster import PodTimings, build_fleet
+    from gepetto_sandbox.control_plane import RealCluster, cached
+
+    reason = _realkube_unavailable()
+    if reason is not None:
+        message = f"the real Kubernetes tier (realkube) cannot run: {reason}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message} (CI=true makes this a failure)", pytrace=False)
+        _realkube_skip_reason.append(message)
+        pytest.skip(message)
+    binaries = cached()
+    assert binaries is not None
+    cluster = RealCluster(
+        binaries,
+        Path(tmp_path_factory.mktemp("control-plane")),
+        nodes=build_fleet(seed=REALKUBE_FLEET_SEED, count=8, tee_every=4),
+        timings=PodTimings(start_seconds=0.02, ready_seconds=0.02, termination_seconds=0.05),
+    )
+    try:
+        await cluster.start()
+    except BaseException:
+        await cluster.stop()
+        raise
+    yield cluster
+    await cluster.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _realkube_skip_reason:
+        terminalreporter.section("REAL KUBERNETES TIER SKIPPED", sep="!", red=True, bold=True)
+        terminalreporter.write_line(_realkube_skip_reason[0], red=True, bold=True)

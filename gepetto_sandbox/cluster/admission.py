@@ -26,6 +26,9 @@ def invalid(kind: str, name: str, field: str, message: str) -> StatusError:
 class Admission:
     def __init__(self, seed: int = 0) -> None:
         self._rng = random.Random(seed)
+        # The RuntimeClasses the cluster has (a GPU node's operator installs `nvidia`); the
+        # RuntimeClass admission plugin refuses pods that name another.
+        self.runtime_classes: set[str] = {"nvidia"}
         self._node_ports: dict[int, str] = {}  # node port → owning service uid/key
         self._ip_counter = itertools.count(10)
 
@@ -90,6 +93,14 @@ class Admission:
         spec = obj.setdefault("spec", {})
         if not spec.get("containers"):
             raise invalid("Pod", obj["metadata"]["name"], "spec.containers", "Required value")
+        runtime_class = spec.get("runtimeClassName")
+        if runtime_class is not None and runtime_class not in self.runtime_classes:
+            raise StatusError(
+                403,
+                "Forbidden",
+                f'pods "{obj["metadata"]["name"]}" is forbidden: pod rejected: '
+                f'RuntimeClass "{runtime_class}" not found',
+            )
         spec.setdefault("restartPolicy", "Always")
         _default_pod_spec(spec)
         obj.setdefault("status", {"phase": "Pending"})

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gepetto_sandbox.cluster import resources, tables
+from gepetto_sandbox.cluster import fields, resources, tables
 from gepetto_sandbox.cluster.core import ClusterCore
 from gepetto_sandbox.cluster.resources import BY_PATH, ResourceType
 from gepetto_sandbox.cluster.selectors import object_matcher
@@ -246,8 +246,10 @@ async def _on_collection(
             }
         )
     if method == "POST":
-        created = core.create(rt, namespace, await _body(request))
-        return _json(created, status=201)
+        body = await _body(request)
+        if q.get("fieldValidation") == "Strict":
+            fields.check_strict(rt, body)
+        return _json(core.create(rt, namespace, body), status=201)
     if method == "DELETE":
         propagation, grace = _delete_options(q, await _optional_body(request))
         core.delete_collection(
@@ -273,7 +275,10 @@ async def _on_object(
     if sub == "log":
         raise StatusError(405, "MethodNotAllowed", "logs are read-only")
     if method == "PUT":
-        return _json(core.replace(rt, ns, name, await _body(request), sub))
+        body = await _body(request)
+        if q.get("fieldValidation") == "Strict":
+            fields.check_strict(rt, body)
+        return _json(core.replace(rt, ns, name, body, sub))
     if method == "PATCH":
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
         return _json(core.patch(rt, ns, name, await _body(request), content_type, sub))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from gepetto_sandbox.cluster.admission import Admission
-from gepetto_sandbox.cluster.resources import BY_PATH
+from gepetto_sandbox.cluster.resources import BY_PATH, ResourceType
 from gepetto_sandbox.cluster.script import PodFault, PodTimings
 from gepetto_sandbox.cluster.store import Event, Obj, StatusError, Store, now_iso
 
@@ -106,12 +106,7 @@ class Controllers:
 
     # -- jobs ------------------------------------------------------------------------
     def _job_pods(self, job: Obj) -> list[Obj]:
-        uid = job["metadata"]["uid"]
-        return [
-            copy.deepcopy(p)
-            for p in self.store.iter_raw("pods")
-            if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []) or [])
-        ]
+        return self._owned_pods(job["metadata"]["uid"])
 
     def _sync_job(self, namespace: str, name: str) -> None:
         job = self.store.find(JOBS, namespace, name)
@@ -129,20 +124,28 @@ class Controllers:
         finished = any(c["type"] in ("Complete", "Failed") for c in conditions)
         status.setdefault("startTime", now_iso())
         if not finished and succeeded >= int(spec.get("completions") or 1):
-            conditions.append(_condition("Complete", True))
+            # Since Kubernetes 1.31 the Job controller records SuccessCriteriaMet first.
+            for kind in ("SuccessCriteriaMet", "Complete"):
+                conditions.append(
+                    _condition(kind, True, "CompletionsReached")
+                    | {"message": "Reached expected number of succeeded pods"}
+                )
             status["completionTime"] = now_iso()
             finished = True
         elif not finished and failed > int(spec.get("backoffLimit", 6)):
-            conditions.append(
-                _condition("Failed", True, "BackoffLimitExceeded")
-                | {"message": "Job has reached the specified backoff limit"}
-            )
+            # Since Kubernetes 1.31 the Job controller records FailureTarget first.
+            for kind in ("FailureTarget", "Failed"):
+                conditions.append(
+                    _condition(kind, True, "BackoffLimitExceeded")
+                    | {"message": "Job has reached the specified backoff limit"}
+                )
             finished = True
+        # active, succeeded and failed are omitted when zero (omitempty); ready never is.
         status.update(
-            active=len(active),
+            active=len(active) or None,
             ready=len(ready),
-            succeeded=succeeded,
-            failed=failed,
+            succeeded=succeeded or None,
+            failed=failed or None,
             conditions=conditions or None,
         )
         status = {k: v for k, v in status.items() if v is not None}
@@ -277,8 +280,11 @@ class Controllers:
         pod = self.store.get(PODS, namespace, name)
         if grace is None:
             grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
-        running = pod.get("status", {}).get("phase") == "Running"
-        if grace <= 0 or not running or self.timings.termination_seconds <= 0:
+        # A pod bound to a node terminates gracefully (its kubelet confirms), Pending or not;
+        # a finished or unscheduled one goes at once.
+        finished = pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+        bound = bool(pod.get("spec", {}).get("nodeName"))
+        if grace <= 0 or finished or not bound or self.timings.termination_seconds <= 0:
             self._forget_pod(pod)
             self.store.remove(PODS, namespace, name)
             return None
@@ -313,15 +319,8 @@ class Controllers:
                 self.store.update(PODS, pod)
             self.store.remove(JOBS, namespace, name)
             return None
-        if propagation == "Foreground" and pods:
-            if not job["metadata"].get("deletionTimestamp"):
-                job["metadata"]["finalizers"] = ["foregroundDeletion"]
-                self.store.update(JOBS, job)
-                marked = self.store.mark_deleting(JOBS, namespace, name, 0)
-            else:
-                marked = job
-            self._spawn(self._foreground(namespace, name, job["metadata"]["uid"], pods, grace))
-            return marked
+        if propagation == "Foreground":
+            return self.delete_foreground(JOBS, namespace, name, grace)
         self.store.remove(JOBS, namespace, name)
         for pod in pods:
             with contextlib.suppress(StatusError):
@@ -335,8 +334,38 @@ class Controllers:
             for o in p["metadata"].get("ownerReferences", []) or []
         )
 
+    def delete_foreground(
+        self, rt: ResourceType, namespace: str, name: str, grace: int | None
+    ) -> Obj:
+        """Mark the owner (deletionTimestamp, the foregroundDeletion finalizer) and return it;
+        its pods go first, then the owner, as the garbage collector does, even when there are
+        no pods to wait for."""
+        owner = self.store.get(rt, namespace, name)
+        meta = owner["metadata"]
+        if meta.get("deletionTimestamp"):
+            return owner
+        meta["finalizers"] = [*(meta.get("finalizers") or []), "foregroundDeletion"]
+        self.store.update(rt, owner)
+        marked = self.store.mark_deleting(rt, namespace, name, 0)
+        pods = self._owned_pods(meta["uid"])
+        self._spawn(self._foreground(rt, namespace, name, meta["uid"], pods, grace))
+        return marked
+
+    def _owned_pods(self, uid: str) -> list[Obj]:
+        return [
+            copy.deepcopy(p)
+            for p in self.store.iter_raw("pods")
+            if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []) or [])
+        ]
+
     async def _foreground(
-        self, namespace: str, name: str, uid: str, pods: list[Obj], grace: int | None
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        uid: str,
+        pods: list[Obj],
+        grace: int | None,
     ) -> None:
         queue = self.store.subscribe()
         try:
@@ -348,9 +377,10 @@ class Controllers:
                     return
         finally:
             self.store.unsubscribe(queue)
-        job = self.store.find(JOBS, namespace, name)
-        if job is not None and job["metadata"]["uid"] == uid:
-            self.store.remove(JOBS, namespace, name)
+        await asyncio.sleep(0)  # the owner is seen terminating before it goes, as with a GC
+        owner = self.store.find(rt, namespace, name)
+        if owner is not None and owner["metadata"]["uid"] == uid:
+            self.store.remove(rt, namespace, name)
 
 
 def _running_setter(pod: Obj, ready: bool) -> Callable[[Obj], None]:

@@ -137,6 +137,8 @@ class ClusterCore:
                     for obj in self.store.list(other, name, lambda o: True):
                         with contextlib.suppress(StatusError):
                             self.delete(other, name, obj["metadata"]["name"], "Background", 0)
+        if rt.plural == "deployments" and propagation == "Foreground":
+            return self.controllers.delete_foreground(rt, namespace, name, grace)
         removed = self.store.remove(rt, namespace, name)
         self.admission.released(rt, removed)
         if rt.plural == "deployments" and propagation != "Orphan":

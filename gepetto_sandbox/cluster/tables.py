@@ -15,11 +15,17 @@ def wants_table(accept: str) -> bool:
 
 
 def age(obj: Obj) -> str:
-    stamp = obj.get("metadata", {}).get("creationTimestamp")
+    return _since(obj.get("metadata", {}).get("creationTimestamp"))
+
+
+def _since(stamp: str | None, until: str | None = None) -> str:
     if not stamp:
         return "<unknown>"
-    created = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    seconds = max(0, int((datetime.now(UTC) - created).total_seconds()))
+    start = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    end = datetime.now(UTC)
+    if until:
+        end = datetime.strptime(until, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    seconds = max(0, int((end - start).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"
@@ -49,7 +55,9 @@ def _pod_row(o: Obj) -> list[Any]:
     if o["metadata"].get("deletionTimestamp"):
         shown = "Terminating"
     restarts = sum(int(c.get("restartCount", 0)) for c in containers)
-    return [f"{ready}/{total}", shown, restarts, age(o), o.get("spec", {}).get("nodeName", "")]
+    ip = status.get("podIP") or "<none>"
+    node = o.get("spec", {}).get("nodeName") or "<none>"
+    return [f"{ready}/{total}", shown, restarts, age(o), ip, node, "<none>", "<none>"]
 
 
 def _job_row(o: Obj) -> list[Any]:
@@ -65,7 +73,8 @@ def _job_row(o: Obj) -> list[Any]:
     if o["metadata"].get("deletionTimestamp"):
         shown = "Terminating"
     completions = f"{status.get('succeeded', 0)}/{o.get('spec', {}).get('completions', 1)}"
-    return [shown, completions, age(o)]
+    duration = _since(status.get("startTime"), status.get("completionTime"))
+    return [shown, completions, duration, age(o)]
 
 
 def _service_row(o: Obj) -> list[Any]:
@@ -85,22 +94,44 @@ def _deployment_row(o: Obj) -> list[Any]:
     return [ready, status.get("updatedReplicas", 0), status.get("availableReplicas", 0), age(o)]
 
 
-_COLUMNS: dict[str, tuple[list[str], Callable[[Obj], list[Any]]]] = {
-    "nodes": (["Status", "Roles", "Age", "Version"], _node_row),
-    "pods": (["Ready", "Status", "Restarts", "Age", "Node"], _pod_row),
-    "jobs": (["Status", "Completions", "Age"], _job_row),
-    "services": (["Type", "Cluster-IP", "External-IP", "Port(s)", "Age"], _service_row),
-    "deployments": (["Ready", "Up-to-date", "Available", "Age"], _deployment_row),
+# (column, priority): kubectl shows priority-1 columns only with `-o wide`, as the real API
+# server's printers declare them.
+WIDE = 1
+_COLUMNS: dict[str, tuple[list[tuple[str, int]], Callable[[Obj], list[Any]]]] = {
+    "nodes": ([("Status", 0), ("Roles", 0), ("Age", 0), ("Version", 0)], _node_row),
+    "pods": (
+        [
+            ("Ready", 0),
+            ("Status", 0),
+            ("Restarts", 0),
+            ("Age", 0),
+            ("IP", WIDE),
+            ("Node", WIDE),
+            ("Nominated Node", WIDE),
+            ("Readiness Gates", WIDE),
+        ],
+        _pod_row,
+    ),
+    "jobs": ([("Status", 0), ("Completions", 0), ("Duration", 0), ("Age", 0)], _job_row),
+    "services": (
+        [("Type", 0), ("Cluster-IP", 0), ("External-IP", 0), ("Port(s)", 0), ("Age", 0)],
+        _service_row,
+    ),
+    "deployments": (
+        [("Ready", 0), ("Up-to-date", 0), ("Available", 0), ("Age", 0)],
+        _deployment_row,
+    ),
 }
 
 
 def table(plural: str, items: list[Obj], resource_version: int) -> dict[str, Any]:
-    names, row = _COLUMNS.get(plural, (["Age"], lambda o: [age(o)]))
+    names, row = _COLUMNS.get(plural, ([("Age", 0)], lambda o: [age(o)]))
     columns = [
         {"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0}
     ]
     columns += [
-        {"name": n, "type": "string", "format": "", "description": "", "priority": 0} for n in names
+        {"name": n, "type": "string", "format": "", "description": "", "priority": p}
+        for n, p in names
     ]
     return {
         "kind": "Table",

@@ -1,12 +1,16 @@
-"""A session-wide SandboxCluster reached over real HTTP by kubernetes-asyncio (and kubectl)."""
+"""A session-wide SandboxCluster reached over real HTTP by kubernetes-asyncio (and kubectl), and
+the `backend` fixture of the contract suite: the same tests against the sandbox and against a
+real kube-apiserver (the `realkube` tier, see tests/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
@@ -16,7 +20,7 @@ from gepetto_core import kube_objects as ko
 from gepetto_core.adapters.kube import KubeCluster
 from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
-from gepetto_sandbox.cluster import FleetNode, PodTimings, SandboxCluster, build_fleet
+from gepetto_sandbox.cluster import FleetNode, PodFault, PodTimings, SandboxCluster, build_fleet
 
 T = TypeVar("T")
 MINER = "5MinerHotkeyXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
@@ -132,3 +136,83 @@ async def _eventually(check: Callable[[], Awaitable[T | None]], seconds: float =
             if result:
                 return result
             await asyncio.sleep(0.02)
+
+
+# --------------------------------------------------------------------------- contract suite
+
+
+@dataclass
+class Backend:
+    """One cluster the contract suite runs against. `api` is an admin client (for what the
+    test itself sets up); `cluster` is gepetto's adapter with gepetto's own credentials (on the
+    real API server: the ServiceAccount bound to the Role and ClusterRole of k8s/)."""
+
+    name: str
+    fleet: list[FleetNode]
+    api: client.ApiClient
+    cluster: KubeCluster
+    kubeconfig: dict[str, Any]
+    script_fault: Callable[[str, PodFault], None]
+    set_node_ready: Callable[[str, bool], Awaitable[None]]
+
+    @property
+    def real(self) -> bool:
+        return self.name == "real"
+
+
+@pytest.fixture(
+    scope="session", params=["sandbox", pytest.param("real", marks=pytest.mark.realkube)]
+)
+def backend_world(request: pytest.FixtureRequest) -> Any:
+    """The SandboxCluster or the RealCluster (fetched here, outside the event loop, so each
+    is only started when a test asks for it)."""
+    return request.getfixturevalue("sandbox" if request.param == "sandbox" else "real_cluster")
+
+
+@contextlib.asynccontextmanager
+async def open_backend(world: Any, settings: ko.JobSettings) -> AsyncIterator[Backend]:
+    admin = await connect_api(world.kubeconfig())
+    try:
+        if isinstance(world, SandboxCluster):
+
+            async def sandbox_ready(name: str, ready: bool) -> None:
+                world.set_node_ready(name, ready)
+
+            yield Backend(
+                "sandbox",
+                world.fleet,
+                admin,
+                KubeCluster(admin, settings, request_timeout=10),
+                world.kubeconfig(),
+                world.script_fault,
+                sandbox_ready,
+            )
+            return
+        gepetto = await connect_api(world.gepetto_kubeconfig())
+        try:
+            yield Backend(
+                "real",
+                world.fleet,
+                admin,
+                KubeCluster(gepetto, settings, request_timeout=10),
+                world.kubeconfig(),
+                world.script_fault,
+                world.set_node_ready,
+            )
+        finally:
+            await gepetto.close()
+    finally:
+        await admin.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def backend(backend_world: Any, settings: ko.JobSettings) -> AsyncIterator[Backend]:
+    async with open_backend(backend_world, settings) as opened:
+        yield opened
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def real_backend(real_cluster: Any, settings: ko.JobSettings) -> AsyncIterator[Backend]:
+    """The real backend alone (tests only a real API server can judge)."""
+    async with open_backend(real_cluster, settings) as opened:
+        yield opened

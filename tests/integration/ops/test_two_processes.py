@@ -1,5 +1,6 @@
-"""Two separate processes campaign for one Lease on the cluster sandbox: one leads; the other
-takes over when the leader is killed (SIGKILL, no release) and hands over on SIGTERM."""
+"""Two separate processes campaign for one Lease, on the cluster sandbox and on the real API
+server (as gepetto's ServiceAccount): one leads; the other takes over when the leader is killed
+(SIGKILL, no release) and hands over on SIGTERM."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import asyncio
 import os
 import signal
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
@@ -46,9 +47,9 @@ class Replica:
 class Spawner:
     """Starts candidate processes for one fresh lease; kills leftovers at teardown."""
 
-    def __init__(self, kubeconfig: Path) -> None:
+    def __init__(self, kubeconfig: Path, lease: str) -> None:
         self.kubeconfig = kubeconfig
-        self.lease = f"gepetto-proc-{uuid.uuid4().hex[:8]}"
+        self.lease = lease
         self.started: list[Replica] = []
 
     async def start(self, identity: str) -> Replica:
@@ -70,8 +71,8 @@ class Spawner:
 
 
 @pytest.fixture
-async def spawner(kubeconfig_path: Path) -> AsyncIterator[Spawner]:
-    spawner = Spawner(kubeconfig_path)
+async def spawner(lease_backend: Any) -> AsyncIterator[Spawner]:
+    spawner = Spawner(lease_backend.kubeconfig, lease_backend.lease)
     yield spawner
     await spawner.close()
 
@@ -82,10 +83,8 @@ async def holder(api: client.ApiClient, lease: str) -> str | None:
     return value
 
 
-async def test_two_processes_one_leader_then_takeover(
-    spawner: Spawner, api: client.ApiClient
-) -> None:
-    lease = spawner.lease
+async def test_two_processes_one_leader_then_takeover(spawner: Spawner, lease_backend: Any) -> None:
+    lease, api = spawner.lease, lease_backend.api
     a = await spawner.start("proc-a")
     await a.expect("LEADING", STARTUP_BOUND)
     b = await spawner.start("proc-b")
