@@ -13,6 +13,18 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from gepetto_sandbox.cluster.admission import Admission
+from gepetto_sandbox.cluster.pod_status import (
+    condition,
+    first_image,
+    internal_ip,
+    node_is_ready,
+    pod_ready,
+    running_setter,
+    set_pending,
+    set_running,
+    set_terminated,
+    set_waiting,
+)
 from gepetto_sandbox.cluster.resources import BY_PATH, ResourceType
 from gepetto_sandbox.cluster.script import PodFault, PodTimings
 from gepetto_sandbox.cluster.store import Event, Obj, StatusError, Store, now_iso
@@ -23,22 +35,6 @@ NODES = BY_PATH[("", "v1", "nodes")]
 NAMESPACES = BY_PATH[("", "v1", "namespaces")]
 
 CHUTE_KEY_LABELS = ("chutes/deployment-id", "chutes/chute-id", "job-name")
-
-
-def _condition(kind: str, ok: bool, reason: str | None = None) -> Obj:
-    cond: Obj = {"type": kind, "status": "True" if ok else "False", "lastTransitionTime": now_iso()}
-    if reason:
-        cond["reason"] = reason
-    return cond
-
-
-def node_is_ready(node: Obj | None) -> bool:
-    if node is None:
-        return False
-    for cond in node.get("status", {}).get("conditions", []) or []:
-        if cond.get("type") == "Ready":
-            return bool(cond.get("status") == "True")
-    return False
 
 
 class Controllers:
@@ -119,7 +115,7 @@ class Controllers:
         succeeded = phases.count("Succeeded")
         live = [p for p in pods if p.get("status", {}).get("phase") in ("Pending", "Running")]
         active = [p for p in live if not p["metadata"].get("deletionTimestamp")]
-        ready = [p for p in active if _pod_ready(p)]
+        ready = [p for p in active if pod_ready(p)]
         conditions = list(status.get("conditions") or [])
         finished = any(c["type"] in ("Complete", "Failed") for c in conditions)
         status.setdefault("startTime", now_iso())
@@ -127,7 +123,7 @@ class Controllers:
             # Since Kubernetes 1.31 the Job controller records SuccessCriteriaMet first.
             for kind in ("SuccessCriteriaMet", "Complete"):
                 conditions.append(
-                    _condition(kind, True, "CompletionsReached")
+                    condition(kind, True, "CompletionsReached")
                     | {"message": "Reached expected number of succeeded pods"}
                 )
             status["completionTime"] = now_iso()
@@ -136,7 +132,7 @@ class Controllers:
             # Since Kubernetes 1.31 the Job controller records FailureTarget first.
             for kind in ("FailureTarget", "Failed"):
                 conditions.append(
-                    _condition(kind, True, "BackoffLimitExceeded")
+                    condition(kind, True, "BackoffLimitExceeded")
                     | {"message": "Job has reached the specified backoff limit"}
                 )
             finished = True
@@ -229,20 +225,20 @@ class Controllers:
             return
         fault = self.fault_for(pod)
         node = self.store.find(NODES, "", pod["spec"]["nodeName"]) or {}
-        host_ip = _internal_ip(node)
+        host_ip = internal_ip(node)
         self._ip += 1
         pod_ip = f"10.42.{self._ip // 250}.{self._ip % 250 + 1}"
-        self._update_pod(namespace, name, lambda p: _set_pending(p, host_ip, pod_ip))
-        self._log(pod, f"pulling image {_first_image(pod)}")
+        self._update_pod(namespace, name, lambda p: set_pending(p, host_ip, pod_ip))
+        self._log(pod, f"pulling image {first_image(pod)}")
         await asyncio.sleep(self.timings.start_seconds)
         if fault is not None and fault.kind == "image_pull":
             self._log(pod, "failed to pull image: not found")
-            self._update_pod(namespace, name, lambda p: _set_waiting(p, "ErrImagePull"))
+            self._update_pod(namespace, name, lambda p: set_waiting(p, "ErrImagePull"))
             await asyncio.sleep(self.timings.start_seconds)
-            self._update_pod(namespace, name, lambda p: _set_waiting(p, "ImagePullBackOff"))
+            self._update_pod(namespace, name, lambda p: set_waiting(p, "ImagePullBackOff"))
             return
         started = now_iso()
-        if self._update_pod(namespace, name, lambda p: _set_running(p, started, False)) is None:
+        if self._update_pod(namespace, name, lambda p: set_running(p, started, False)) is None:
             return
         self._log(pod, "container started")
         if fault is not None and fault.kind == "crash" and fault.after_seconds <= 0:
@@ -250,14 +246,14 @@ class Controllers:
             return
         await asyncio.sleep(self.timings.ready_seconds)
         if node_is_ready(self.store.find(NODES, "", pod["spec"]["nodeName"])):
-            self._update_pod(namespace, name, lambda p: _set_running(p, started, True))
+            self._update_pod(namespace, name, lambda p: set_running(p, started, True))
             self._log(pod, "readiness probe succeeded")
         if fault is not None and fault.kind == "crash":
             await asyncio.sleep(max(0.0, fault.after_seconds - self.timings.ready_seconds))
             self._crash(namespace, name, started, fault.exit_code)
 
     def _crash(self, namespace: str, name: str, started: str, exit_code: int) -> None:
-        pod = self._update_pod(namespace, name, lambda p: _set_terminated(p, started, exit_code))
+        pod = self._update_pod(namespace, name, lambda p: set_terminated(p, started, exit_code))
         if pod is not None:
             self._log(pod, f"container exited with code {exit_code}")
 
@@ -272,7 +268,7 @@ class Controllers:
             if ready and phase == "Pending":
                 self._start_pod(copy.deepcopy(pod))
             elif phase == "Running":
-                self._update_pod(meta["namespace"], meta["name"], _running_setter(pod, ready))
+                self._update_pod(meta["namespace"], meta["name"], running_setter(pod, ready))
 
     # -- deletion --------------------------------------------------------------------
     def delete_pod(self, namespace: str, name: str, grace: int | None) -> Obj | None:
@@ -381,131 +377,3 @@ class Controllers:
         owner = self.store.find(rt, namespace, name)
         if owner is not None and owner["metadata"]["uid"] == uid:
             self.store.remove(rt, namespace, name)
-
-
-def _running_setter(pod: Obj, ready: bool) -> Callable[[Obj], None]:
-    started = _started_at(pod)
-    return lambda p: _set_running(p, started, ready)
-
-
-def _pod_ready(pod: Obj) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in pod.get("status", {}).get("conditions", []) or []
-    )
-
-
-def _first_image(pod: Obj) -> str:
-    containers = pod.get("spec", {}).get("containers") or [{}]
-    return str(containers[0].get("image", ""))
-
-
-def _internal_ip(node: Obj) -> str:
-    for address in node.get("status", {}).get("addresses", []) or []:
-        if address.get("type") == "InternalIP":
-            return str(address["address"])
-    return "10.0.0.1"
-
-
-def _started_at(pod: Obj) -> str:
-    for status in pod.get("status", {}).get("containerStatuses", []) or []:
-        running = status.get("state", {}).get("running")
-        if running:
-            return str(running.get("startedAt", now_iso()))
-    return now_iso()
-
-
-def _statuses(pod: Obj, state: Obj, ready: bool, restarts: int = 0) -> list[Obj]:
-    return [
-        {
-            "name": c["name"],
-            "image": c.get("image", ""),
-            "imageID": "",
-            "ready": ready,
-            "restartCount": restarts,
-            "started": "running" in state,
-            "state": state,
-            "lastState": {},
-        }
-        for c in pod["spec"].get("containers", [])
-    ]
-
-
-def _init_done(pod: Obj) -> list[Obj]:
-    return [
-        {
-            "name": c["name"],
-            "image": c.get("image", ""),
-            "imageID": "",
-            "ready": True,
-            "restartCount": 0,
-            "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
-        }
-        for c in pod["spec"].get("initContainers", []) or []
-    ]
-
-
-def _set_pending(pod: Obj, host_ip: str, pod_ip: str) -> None:
-    status = pod.setdefault("status", {})
-    status.update(
-        phase="Pending",
-        hostIP=host_ip,
-        podIP=pod_ip,
-        podIPs=[{"ip": pod_ip}],
-        startTime=now_iso(),
-        conditions=[
-            _condition("PodScheduled", True),
-            _condition("Initialized", False, "ContainersNotInitialized"),
-            _condition("ContainersReady", False, "ContainersNotReady"),
-            _condition("Ready", False, "ContainersNotReady"),
-        ],
-        containerStatuses=_statuses(pod, {"waiting": {"reason": "ContainerCreating"}}, False),
-    )
-
-
-def _set_waiting(pod: Obj, reason: str) -> None:
-    message = f'Back-off pulling image "{_first_image(pod)}"'
-    waiting = {"waiting": {"reason": reason, "message": message}}
-    pod["status"]["containerStatuses"] = _statuses(pod, waiting, False)
-
-
-def _set_running(pod: Obj, started: str, ready: bool) -> None:
-    status = pod["status"]
-    status["phase"] = "Running"
-    status["initContainerStatuses"] = _init_done(pod)
-    status["containerStatuses"] = _statuses(pod, {"running": {"startedAt": started}}, ready)
-    reason = None if ready else "ContainersNotReady"
-    status["conditions"] = [
-        _condition("PodScheduled", True),
-        _condition("Initialized", True),
-        _condition("ContainersReady", ready, reason),
-        _condition("Ready", ready, reason),
-    ]
-
-
-def _set_terminated(pod: Obj, started: str, exit_code: int) -> None:
-    status = pod["status"]
-    policy = pod["spec"].get("restartPolicy", "Always")
-    terminated = {
-        "terminated": {
-            "exitCode": exit_code,
-            "reason": "Completed" if exit_code == 0 else "Error",
-            "startedAt": started,
-            "finishedAt": now_iso(),
-        }
-    }
-    if policy == "Always" or (policy == "OnFailure" and exit_code != 0):
-        restarts = int((status.get("containerStatuses") or [{}])[0].get("restartCount", 0)) + 1
-        statuses = _statuses(pod, {"waiting": {"reason": "CrashLoopBackOff"}}, False, restarts)
-        for entry in statuses:
-            entry["lastState"] = terminated
-        status["containerStatuses"] = statuses
-    else:
-        status["phase"] = "Succeeded" if exit_code == 0 else "Failed"
-        status["containerStatuses"] = _statuses(pod, terminated, False)
-    status["conditions"] = [
-        _condition("PodScheduled", True),
-        _condition("Initialized", True),
-        _condition("ContainersReady", False, "PodCompleted"),
-        _condition("Ready", False, "PodCompleted"),
-    ]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from gepetto_sandbox.cluster.controllers import node_is_ready
+from gepetto_sandbox.cluster.pod_status import node_is_ready
 from gepetto_sandbox.cluster.store import Obj
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client, config
 
-from gepetto_sandbox.cluster.controllers import PodFault, PodTimings
 from gepetto_sandbox.cluster.fleet import FleetNode
+from gepetto_sandbox.cluster.script import PodFault, PodTimings
 from gepetto_sandbox.control_plane.binaries import Binaries, cache_root
 from gepetto_sandbox.control_plane.bootstrap import (
     SERVICE_ACCOUNT,

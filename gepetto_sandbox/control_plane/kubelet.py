@@ -24,8 +24,9 @@ from aiohttp import web
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from gepetto_sandbox.cluster.controllers import CHUTE_KEY_LABELS, PodFault, PodTimings
+from gepetto_sandbox.cluster.controllers import CHUTE_KEY_LABELS
 from gepetto_sandbox.cluster.fleet import FleetNode, node_conditions
+from gepetto_sandbox.cluster.script import PodFault, PodTimings
 
 Obj = dict[str, Any]
 MERGE = "application/merge-patch+json"

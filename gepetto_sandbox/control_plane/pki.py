@@ -33,11 +33,6 @@ class Pki:
         return self.path(f"{name}.key")
 
 
-def openssl_missing() -> str | None:
-    """Why certificates cannot be made here, or None."""
-    return None if shutil.which("openssl") else "the `openssl` command is not installed"
-
-
 def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, text=True)
 

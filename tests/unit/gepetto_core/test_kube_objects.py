@@ -642,7 +642,7 @@ def test_a_job_port_repeating_a_chute_port_is_not_added_twice() -> None:
     launch = ko.LaunchParams(
         job_ports=ko.normalize_job_ports([{"port": 8001, "proto": "tcp"}, {"port": 8001}])
     )
-    svc = ko.build_chute_service(chute, make_deployment(), SETTINGS, launch)
+    svc = kube_service.build_chute_service(chute, make_deployment(), SETTINGS, launch)
     assert [(p["port"], p["protocol"]) for p in svc["spec"]["ports"]] == [
         (8000, "TCP"),
         (8001, "TCP"),
