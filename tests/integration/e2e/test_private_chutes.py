@@ -81,7 +81,7 @@ def nodes_by_type(m: Miner) -> dict[str, list[Any]]:
 
 
 async def command(m: Miner, *words: str) -> str:
-    return render_text(await execute(list(words), cli_caller(), m.rt))
+    return render_text(await execute(list(words), cli_caller("operator"), m.rt))
 
 
 async def test_a_private_chute_waits_for_the_public_footprint(miner: Miner) -> None:
@@ -185,7 +185,7 @@ async def test_a_refused_launch_is_not_asked_again_every_round(miner: Miner) -> 
     # The operator clears the back-off of the chute: the hold goes with it (the hold also ends
     # by itself after `launch_refusal_cooldown`, see tests/unit/scheduling).
     cleared = await execute(
-        ["backoff", "clear", "-c", chute_id], cli_caller(), miner.rt, confirmed=True
+        ["backoff", "clear", "-c", chute_id], cli_caller("operator"), miner.rt, confirmed=True
     )
     assert "forgave" in render_text(cleared)
     later = await scaler.run_round()
