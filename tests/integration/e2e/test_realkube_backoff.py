@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gepetto_core.runtime import build_runtime
-from gepetto_core.scheduling.reconcile import RemoveDeployment
 from kubernetes_asyncio import client
 
-from gepetto_core.adapters.kube import connect_api
+from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_core.config import load_settings
 from gepetto_core.scheduling.backoff import backoff_state
 from gepetto_core.scheduling.policy import BackoffPolicy
+from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
 from gepetto_core.services.deployer import DeployRequest
 from gepetto_core.services.ledger import load_failure_records
+from gepetto_core.wiring import build_runtime
 from gepetto_sandbox.cluster import PodFault, build_fleet
 from gepetto_sandbox.miner import SandboxMiner, register_fleet
 from gepetto_sandbox.validator import SandboxValidator

@@ -17,7 +17,8 @@ from kubernetes_asyncio.leaderelection.resourcelock.leaselock import LeaseLock
 from pydantic import SecretStr
 
 from gepetto_core import kube_objects as ko
-from gepetto_core.adapters.kube import KubeCluster, connect_api
+from gepetto_core.adapters.kube import KubeCluster
+from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_core.errors import (
     ClusterConflictError,
     ClusterNotFoundError,

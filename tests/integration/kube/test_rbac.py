@@ -15,7 +15,9 @@ import pytest
 from kubernetes_asyncio import client
 
 from gepetto_core import kube_objects as ko
-from gepetto_core.adapters.kube import KubeCluster, connect_api
+from gepetto_core.adapters.kube import KubeCluster
+from gepetto_core.adapters.kube_connect import connect_api
+from gepetto_core.adapters.kube_lease import KubeLease
 from gepetto_core.errors import ClusterError
 from gepetto_core.services.leader import LeaderElector
 from gepetto_sandbox.control_plane.bootstrap import apply_rbac, rbac_manifests
@@ -128,7 +130,7 @@ async def lead_once(real: Any, cluster: KubeCluster) -> None:
     async def work() -> None:
         await asyncio.Event().wait()
 
-    elector = LeaderElector(cluster._api, NAMESPACE, LEASE, "gepetto-rbac", 3, 0.2, work)
+    elector = LeaderElector(KubeLease(cluster._api, NAMESPACE, LEASE), "gepetto-rbac", 3, 0.2, work)
     task = asyncio.create_task(elector.run(stop))
     try:
         async with asyncio.timeout(30):

@@ -14,6 +14,7 @@ from kubernetes_asyncio import client, watch
 from pydantic import SecretStr
 
 from gepetto_core import kube_objects as ko
+from gepetto_core import kube_service
 from gepetto_core.adapters.kube_lease import KubeLease
 from gepetto_core.models.cluster import LeaseRecord
 from gepetto_sandbox.control_plane.bootstrap import ensure_namespace
@@ -78,7 +79,7 @@ def gepetto_objects(backend: Any, rows: Any) -> list[tuple[str, dict[str, Any]]]
         node = next(n for n in backend.fleet if n.tee == chute.tee)
         server = rows.server(node)
         deployment = rows.deployment(chute, server, config_id="cfg", job_id="job")
-        service = ko.build_chute_service(chute, deployment, settings, launch)
+        service = kube_service.build_chute_service(chute, deployment, settings, launch)
         objects.append((f"Service of a {what}", service))
         node_ports = {
             (p["protocol"], p["port"]): 30000 + i for i, p in enumerate(service["spec"]["ports"])

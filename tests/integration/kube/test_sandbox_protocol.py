@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from kubernetes_asyncio import client, watch
 
-from gepetto_core.adapters.kube import connect_api
+from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_sandbox.cluster import SandboxCluster, build_fleet
 
 
