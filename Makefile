@@ -31,6 +31,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_sync
 	$(BIN)/python -m bench.bench_ack
 	$(BIN)/python -m bench.bench_render
+	# The sweep of issue #25 (hours on 2 cores; it resumes from bench/.sweep_runs.jsonl).
+	$(BIN)/python -m bench.sweep
 
 clean:
 	rm -rf $(VENV) .gepetto .pytest_cache .mypy_cache .ruff_cache

@@ -16,19 +16,30 @@ World rules (spec `scheduling.md` §2 and §4.5):
 - `/chutes/utilization` reports `scale_allowance = max(0, target - total)` over claimed instances
   (§9.2), so launches not yet claimed are for each policy to subtract;
 - established instances (>= 63 min) are removed at random, hazard 1/24 h (validator downscale).
+Those are the defaults of `bench.assumptions.Assumptions`; each is a dimension of the sweep
+(`bench.sweep`): share of scalable chutes, downscale rate, failure and start-up scales, claim
+timing, bounties claimed once and decaying, targets and other miners that follow traffic every
+30 min, a prefilled steady-state start. `Assumptions()` reproduces the old world bit for bit.
+Profit counts the GPU cost of the GPUs our instances hold (elastic fleet) against
+lambda = $4 per multiplier-hour.
 
 Policies (re-implemented from their published rules, spec §1):
 - `fork`: every 5 min one (chute, server) pair with the best metrics gain / (cost x gpus);
   utilisation and metrics cached for 4 min; a chute whose deployment died (or whose launch was
   refused) within 16 min of its last creation is skipped for 1 h (see `Fork` for every rule).
+  `Fork(stall_free=True, tee_matched=True)` removes the two defects the synthetic world
+  triggers most (the 423 stall and TEE chutes on non-TEE servers): the honest comparison.
 - `official`: every 15 s the chute with the best multiplier / (cost x gpus) that has no pending
-  deployment and is scalable, on one of the two cheapest-then-tightest servers at random.
+  deployment and is scalable, on one of the two cheapest-then-tightest servers at random; with
+  options for the real cycle latency, the bounty-preemption event path, failure memory and
+  multiplier-only ranking (see `Official`).
 - `gepetto`: `plan_round` every minute with the service's default policy (at most 24 deploys
   per round, no pull limit per server), the failure ledger for back-off and reliability and
   sunk GPU cost (kappa = 0); the planner's preemptions carried out as the autoscaler does
   (launch token first), as in the service, where preemption is on by default
-  (`Gepetto(preemption=False)` turns it off: in 48 h runs it made 20-60 preemptions worth
-  +0.3 to +1.4 % multiplier-hours on the six fleets).
+  (`Gepetto(preemption=False)` turns it off). `Gepetto(tuned=False)` is the service exactly
+  as shipped (GPU cost counted), which the sweep reports; the default keeps the earlier
+  benchmark's settings fitted to this simulator, so its figures reproduce.
 
 Every launch draws its start-up time, fate and downscale time from its own generator keyed by
 (seed, chute, server, how many times that pair was launched before): common random numbers, so
