@@ -198,11 +198,18 @@ def load_runs(path: Path) -> list[dict[str, Any]]:
 
 
 def jobs(
-    cells: list[Cell], fleets: list[int], quality: list[int], hours: int, attribution: bool
+    cells: list[Cell],
+    fleets: list[int],
+    quality: list[int],
+    hours: int,
+    attribution: bool,
+    focus: int | None = None,
 ) -> Iterator[tuple[Any, ...]]:
     """Fleet-major order, so that wherever a deadline cuts the sweep every cell has about the
     same number of fleets; gepetto (the slow run) first within a fleet; a third of the quality
-    snapshots before each of the first three fleets; attribution runs one fleet behind."""
+    snapshots before each of the first three fleets; attribution runs one fleet behind. With
+    `focus`, only the first `focus` cells get more than the first fleet (breadth first, then
+    depth where it matters most)."""
     # One snapshot per quality seed, the profile alternating with the seed (the MILP is the
     # dear part: up to QUALITY_TIME_LIMIT each).
     quality_jobs = [("quality", PROFILES[s % 2], s) for s in quality]
@@ -211,7 +218,7 @@ def jobs(
     for i, seed in enumerate(fleets):
         if i < 3:
             yield from chunks[i]
-        for cell in cells:
+        for cell in cells if i == 0 or focus is None else cells[:focus]:
             for profile in PROFILES:
                 for policy in GRID_POLICIES:
                     yield ("sim", cell, profile, seed, policy, hours)
@@ -367,6 +374,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--deadline", default=None, help="HH:MM: start no run after it")
     parser.add_argument("--no-attribution", action="store_true")
+    parser.add_argument(
+        "--focus", type=int, default=None, help="only the first N cells get more than one fleet"
+    )
     parser.add_argument("--table", action="store_true", help="print the saved grid and stop")
     parser.add_argument("--runs", type=Path, default=RUNS, help="the run log to append to")
     args = parser.parse_args(argv)
@@ -382,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     fleets = evaluation_fleets(args.fleets or (2 if args.quick else 10))
     quality = evaluation_quality(args.quality_seeds or (4 if args.quick else 30))
     execute(
-        jobs(cells, fleets, quality, hours, not args.no_attribution),
+        jobs(cells, fleets, quality, hours, not args.no_attribution, args.focus),
         args.workers,
         _deadline(args.deadline),
     )
