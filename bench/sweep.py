@@ -355,6 +355,17 @@ def save(summary: dict[str, Any]) -> None:
     print(f"\nfigures written to {RESULTS} (key 'sweep')")
 
 
+TABLE_START = "<!-- sweep-table:start (python -m bench.sweep --table --readme README.md) -->"
+TABLE_END = "<!-- sweep-table:end -->"
+
+
+def replace_between_markers(text: str, table: str) -> str:
+    """`text` with whatever stands between the sweep-table markers replaced by `table`."""
+    start = text.index(TABLE_START) + len(TABLE_START)
+    end = text.index(TABLE_END, start)
+    return text[:start] + "\n" + table + "\n" + text[end:]
+
+
 def _deadline(text: str | None) -> float | None:
     if text is None:
         return None
@@ -378,11 +389,17 @@ def main(argv: list[str] | None = None) -> None:
         "--focus", type=int, default=None, help="only the first N cells get more than one fleet"
     )
     parser.add_argument("--table", action="store_true", help="print the saved grid and stop")
+    parser.add_argument(
+        "--readme", type=Path, default=None, help="with --table: write it into this file too"
+    )
     parser.add_argument("--runs", type=Path, default=RUNS, help="the run log to append to")
     args = parser.parse_args(argv)
     RUNS = args.runs
     if args.table:
-        print(format_table(json.loads(RESULTS.read_text())["sweep"]))
+        table = format_table(json.loads(RESULTS.read_text())["sweep"])
+        print(table)
+        if args.readme is not None:
+            args.readme.write_text(replace_between_markers(args.readme.read_text(), table))
         return
     cells = QUICK_CELLS if args.quick else CELLS
     if args.cells:

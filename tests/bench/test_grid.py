@@ -109,3 +109,13 @@ def test_table_has_one_row_per_cell() -> None:
     rows = [line for line in text.splitlines() if line.startswith("| a") or line.startswith("| b")]
     assert len(rows) == 2
     assert "Targets missed:" in text
+
+
+def test_the_readme_table_is_replaced_between_its_markers() -> None:
+    from bench.sweep import TABLE_END, TABLE_START, replace_between_markers
+
+    text = f"intro\n{TABLE_START}\nold table\n{TABLE_END}\nafter\n"
+    once = replace_between_markers(text, "| new |")
+    assert "old table" not in once and "| new |" in once
+    assert once.startswith("intro\n") and once.endswith(f"{TABLE_END}\nafter\n")
+    assert replace_between_markers(once, "| new |") == once  # idempotent
