@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_sync
 	$(BIN)/python -m bench.bench_ack
 	$(BIN)/python -m bench.bench_render
-	# The sweep of issue #25 (hours on 2 cores; it resumes from bench/.sweep_runs.jsonl).
+	# The sweep of issue #25 (hours on 2 cores; it resumes from bench/sweep_runs.jsonl).
 	$(BIN)/python -m bench.sweep
 
 clean:

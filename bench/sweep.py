@@ -6,7 +6,7 @@ cell of a grid of world assumptions, with paired intervals across fleets.
     python -m bench.sweep --hours 24 --fleets 3 --deadline 09:48   # what fits by then
     python -m bench.sweep --table             # print results.json's grid as a Markdown table
 
-Each (cell, profile, fleet, policy) run is appended to `bench/.sweep_runs.jsonl` as it ends,
+Each (cell, profile, fleet, policy) run is appended to `bench/sweep_runs.jsonl` as it ends,
 so an interrupted sweep resumes where it stopped, and `--deadline HH:MM` (machine time) stops
 starting runs then and summarises the fleets every policy finished. The summary goes into
 bench/results.json under the key "sweep" (read-merge-write); the older keys are untouched.
@@ -50,7 +50,7 @@ from bench.seeds import evaluation_fleets, evaluation_quality
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
-RUNS = HERE / ".sweep_runs.jsonl"
+RUNS = HERE / "sweep_runs.jsonl"  # every run, one JSON line each; committed with results.json
 PROFILES: tuple[Profile, ...] = ("tee", "legacy")
 # Gepetto variants for attribution (default cell only): preemption off, back-off off, and the
 # earlier benchmark's simulator-tuned settings.
@@ -316,7 +316,7 @@ def summarize(hours: int) -> dict[str, Any]:
         "attribution": attribution_summary(sims, CELLS[0].name, PROFILES, ATTRIBUTION_POLICIES),
         "quality": _quality_summary(quality),
         "targets": targets_check(grid),
-        "runs": rows,
+        "runs": f"bench/{RUNS.name}",  # every run, one line each (too many to inline here)
     }
     return out
 
@@ -332,6 +332,13 @@ def _quality_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "reference_bound": sum(1 for r in rows if r["reference"] != "milp"),
         "worst": min(qs),
         "median": statistics.median(qs),
+        "snapshots": [
+            {
+                k: r.get(k)
+                for k in ("profile", "seed", "mode", "prefill", "quality", "reference", "plan_ms")
+            }
+            for r in rows
+        ],
         "below_0.98": [
             {k: r[k] for k in ("profile", "seed", "mode", "prefill", "quality", "reference")}
             for r in rows
@@ -390,6 +397,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--table", action="store_true", help="print the saved grid and stop")
     parser.add_argument(
+        "--summarize", action="store_true", help="summarise the run log into results.json only"
+    )
+    parser.add_argument(
         "--readme", type=Path, default=None, help="with --table: write it into this file too"
     )
     parser.add_argument("--runs", type=Path, default=RUNS, help="the run log to append to")
@@ -406,6 +416,11 @@ def main(argv: list[str] | None = None) -> None:
         by_name = {c.name: c for c in CELLS}
         cells = [by_name[name] for name in args.cells.split(",")]  # in the order given
     hours = args.hours or (6 if args.quick else 48)
+    if args.summarize:
+        summary = summarize(hours)
+        print(format_table(summary))
+        save(summary)
+        return
     fleets = evaluation_fleets(args.fleets or (2 if args.quick else 10))
     quality = evaluation_quality(args.quality_seeds or (4 if args.quick else 30))
     execute(
