@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-realkube control-plane lint check bench clean
+.PHONY: demo test test-realkube control-plane lint check bench bench-sweep clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_sync
 	$(BIN)/python -m bench.bench_ack
 	$(BIN)/python -m bench.bench_render
+
+# The out-of-sample sweep (hours on 2 cores; it resumes from bench/sweep_runs.jsonl).
+bench-sweep: $(STAMP)
+	$(BIN)/python -m bench.sweep
 
 clean:
 	rm -rf $(VENV) .gepetto .pytest_cache .mypy_cache .ruff_cache

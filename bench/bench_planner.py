@@ -43,9 +43,9 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
-def lp_bound(snap: Snapshot, policy: PlanPolicy) -> tuple[float, int, float]:
-    """LP relaxation of the round (HiGHS): max sum v x, per-chute allowance, per-server GPUs.
-    Same candidates and values as the planner. Returns (bound, pairs, seconds)."""
+def round_model(snap: Snapshot, policy: PlanPolicy) -> tuple[Any, Any, Any] | None:
+    """The round as a linear program (max sum v x, per-chute allowance, per-server GPUs), with
+    the planner's candidates and values: (objective to minimise, A_ub, b_ub), None if empty."""
     ctx = build_round_state(snap, policy, NOW, random.Random(0))
     copies: dict[str, int] = {}
     first: dict[str, Slot] = {}
@@ -74,11 +74,21 @@ def lp_bound(snap: Snapshot, policy: PlanPolicy) -> tuple[float, int, float]:
                 cols += [j, j]
                 vals += [1.0, float(g)]
     if not obj:
-        return 0.0, 0, 0.0
+        return None
     a = coo_matrix((vals, (rows, cols)), shape=(len(first) + len(ctx.servers), len(obj)))
     b = np.array([copies[c] for c in first] + [s.free for s in ctx.servers], dtype=float)
+    return np.array(obj), a.tocsr(), b
+
+
+def lp_bound(snap: Snapshot, policy: PlanPolicy) -> tuple[float, int, float]:
+    """LP relaxation of the round (HiGHS), same candidates and values as the planner.
+    Returns (bound, pairs, seconds)."""
+    model = round_model(snap, policy)
+    if model is None:
+        return 0.0, 0, 0.0
+    obj, a, b = model
     t = time.perf_counter()
-    res = linprog(np.array(obj), A_ub=a.tocsr(), b_ub=b, bounds=(0, None), method="highs")
+    res = linprog(obj, A_ub=a, b_ub=b, bounds=(0, None), method="highs")
     return float(-res.fun), len(obj), time.perf_counter() - t
 
 

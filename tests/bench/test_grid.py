@@ -1,0 +1,121 @@
+"""The sweep's bookkeeping (`bench.grid`): pairing by fleet, the targets of issue #25."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench.grid import (
+    DOLLARS_PER_MULTIPLIER_HOUR,
+    GRID_POLICIES,
+    cell_summary,
+    complete_fleets,
+    failed_ratios,
+    format_table,
+    targets_check,
+)
+
+
+def _run(
+    policy: str, seed: int, mult_h: float, failed: int = 10, cell: str = "c"
+) -> dict[str, Any]:
+    return {
+        "kind": "sim",
+        "cell": cell,
+        "profile": "tee",
+        "seed": seed,
+        "policy": policy,
+        "multiplier_hours": mult_h,
+        "profit": DOLLARS_PER_MULTIPLIER_HOUR * mult_h - 100.0,
+        "gpu_cost": 100.0,
+        "failed_deploys": failed,
+        "preemptions": 0,
+        "held_fill": mult_h / 2,
+        "held_steady": mult_h / 2,
+    }
+
+
+def _fleet(seed: int, gepetto: float, official: float, failed: int = 5) -> list[dict[str, Any]]:
+    rows = [_run(p, seed, official) for p in GRID_POLICIES if p.startswith("official")]
+    rows += [_run(p, seed, official / 3) for p in GRID_POLICIES if p.startswith("fork")]
+    rows.append(_run("gepetto", seed, gepetto, failed))
+    return rows
+
+
+def test_lambda_is_the_planners() -> None:
+    from gepetto_core.scheduling import PlanPolicy
+
+    assert PlanPolicy().dollars_per_multiplier_hour == DOLLARS_PER_MULTIPLIER_HOUR
+
+
+def test_a_fleet_missing_a_policy_is_left_out() -> None:
+    rows = _fleet(1, 110, 100) + [r for r in _fleet(2, 110, 100) if r["policy"] != "fork_tee"]
+    assert list(complete_fleets(rows, "c", "tee", GRID_POLICIES)) == [1]
+    assert complete_fleets(rows, "other", "tee", GRID_POLICIES) == {}
+
+
+def test_ratios_are_paired_fleet_by_fleet() -> None:
+    # Fleet 1: 1.10x, fleet 2: 0.90x. Pairing gives a mean of 1.00, not 200/200 by accident of
+    # sizes: the second fleet is ten times larger.
+    rows = _fleet(1, 110, 100) + _fleet(2, 900, 1000)
+    summary = cell_summary(complete_fleets(rows, "c", "tee", GRID_POLICIES))
+    mh = summary["ratios"]["mult_h_vs_official"]
+    assert mh["mean"] == pytest.approx(1.0)
+    assert (mh["min"], mh["max"]) == (pytest.approx(0.9), pytest.approx(1.1))
+    assert mh["t95"][0] < 1.0 < mh["t95"][1]
+    assert summary["ratios"]["failed_vs_official"]["mean"] == pytest.approx(0.5)
+
+
+def test_failed_ratio_counts_against_at_least_one() -> None:
+    assert failed_ratios([3.0, 0.0, 4.0], [0.0, 0.0, 8.0]) == [3.0, 0.0, 0.5]
+
+
+def _grid(*cells: tuple[str, float, int]) -> list[dict[str, Any]]:
+    grid = []
+    for name, ratio, failed in cells:
+        rows = _fleet(1, 100 * ratio, 100, failed) + _fleet(2, 100 * ratio, 100, failed)
+        grid.append(
+            {
+                "cell": name,
+                "profile": "tee",
+                "dimension": "x",
+                "assumptions": "",
+                **cell_summary(complete_fleets(rows, "c", "tee", GRID_POLICIES)),
+            }
+        )
+    return grid
+
+
+def test_targets_flag_a_cell_below_the_official_policy() -> None:
+    check = targets_check(_grid(("a", 1.05, 5), ("b", 0.99, 5), ("c", 1.04, 5)))
+    assert any(m.startswith("b/tee: multiplier-hours 0.990x") for m in check["misses"])
+    assert not any(m.startswith("a/tee") for m in check["misses"])
+    assert check["median_mult_h_vs_official"] == pytest.approx(1.04)
+    assert check["worst_mult_h_vs_official"] == pytest.approx(0.99)
+
+
+def test_targets_hold_the_median_cell_and_failed_deploys() -> None:
+    check = targets_check(_grid(("a", 1.02, 9), ("b", 1.02, 12), ("c", 1.10, 2)))
+    misses = check["misses"]
+    assert any(m.startswith("median cell: multiplier-hours 1.020x") for m in misses)
+    assert any(m.startswith("b/tee: failed deploys 1.20x") for m in misses)
+    assert any(m.startswith("median cell: failed deploys 0.90x") for m in misses)
+
+
+def test_table_has_one_row_per_cell() -> None:
+    grid = _grid(("a", 1.05, 5), ("b", 0.99, 5))
+    text = format_table({"hours": 12, "grid": grid, "targets": targets_check(grid)})
+    rows = [line for line in text.splitlines() if line.startswith("| a") or line.startswith("| b")]
+    assert len(rows) == 2
+    assert "Targets missed:" in text
+
+
+def test_the_readme_table_is_replaced_between_its_markers() -> None:
+    from bench.sweep import TABLE_END, TABLE_START, replace_between_markers
+
+    text = f"intro\n{TABLE_START}\nold table\n{TABLE_END}\nafter\n"
+    once = replace_between_markers(text, "| new |")
+    assert "old table" not in once and "| new |" in once
+    assert once.startswith("intro\n") and once.endswith(f"{TABLE_END}\nafter\n")
+    assert replace_between_markers(once, "| new |") == once  # idempotent

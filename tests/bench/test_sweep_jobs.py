@@ -1,0 +1,43 @@
+"""The sweep's schedule (`bench.sweep.jobs`): only evaluation seeds, breadth first."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from bench import seeds
+from bench.assumptions import CELLS
+from bench.sweep import jobs
+
+
+def test_the_sweep_only_runs_evaluation_seeds() -> None:
+    todo = list(jobs(CELLS, seeds.evaluation_fleets(3), seeds.evaluation_quality(30), 12, True))
+    sims = [j for j in todo if j[0] == "sim"]
+    quality = [j for j in todo if j[0] == "quality"]
+    assert {j[3] for j in sims} == set(seeds.evaluation_fleets(3))
+    assert not any(seeds.is_tuning(j[3]) for j in sims)
+    assert sorted(j[2] for j in quality) == seeds.evaluation_quality(30)
+    assert not any(seeds.is_tuning(j[2]) for j in quality)
+    assert len(todo) == len(set(todo))  # nothing scheduled twice
+
+
+def test_focus_gives_the_first_cells_every_fleet_and_the_rest_one() -> None:
+    fleets = seeds.evaluation_fleets(3)
+    todo = [j for j in jobs(CELLS, fleets, [], 12, False, focus=2) if j[0] == "sim"]
+    per_cell = {c.name: {j[3] for j in todo if j[1] is c} for c in CELLS}
+    assert per_cell[CELLS[0].name] == per_cell[CELLS[1].name] == set(fleets)
+    assert all(per_cell[c.name] == {fleets[0]} for c in CELLS[2:])
+    # Breadth first: every cell's first fleet comes before any second fleet.
+    first_second = next(k for k, j in enumerate(todo) if j[3] == fleets[1])
+    assert {j[1].name for j in todo[:first_second]} == {c.name for c in CELLS}
+
+
+def test_the_bookkeeping_imports_no_numpy() -> None:
+    # The sweep's schedule, intervals and targets are unit-tested on machines without numpy:
+    # importing them must not pull it in (the solvers are imported inside the runs).
+    code = (
+        "import sys, bench.sweep, bench.grid, bench.stats, bench.seeds;"
+        "assert 'numpy' not in sys.modules and 'scipy' not in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
