@@ -24,6 +24,7 @@ MAX_LIMIT = 1000
 _DURATION_PART = re.compile(r"(\d{1,6})([dhms])")
 _UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 # Short ids as the tables show them (8 hex digits) or any longer piece of a UUID.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ID_PREFIX = re.compile(r"[0-9a-f]{8}(-?[0-9a-f]{1,4})*-?", re.IGNORECASE)
 
 
@@ -43,7 +44,10 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse that raises UsageError instead of printing and exiting."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} ({self.format_usage().strip()})")
+        # argparse quotes the offending tokens as typed; a token holding a newline or another
+        # control character would break the one-line error, so those are shown escaped.
+        shown = _CONTROL.sub(lambda m: repr(m.group())[1:-1], message)
+        raise UsageError(f"{self.prog}: {shown} ({self.format_usage().strip()})")
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         raise UsageError((message or f"{self.prog}: invalid arguments").strip())

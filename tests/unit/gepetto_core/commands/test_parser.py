@@ -164,3 +164,14 @@ def test_random_argument_lists_raise_only_usage_errors(tokens: list[str], as_tex
 def test_random_arguments_after_a_real_verb(verb: str, rest: list[str]) -> None:
     with contextlib.suppress(UsageError):
         parse([verb, *rest])
+
+
+@pytest.mark.parametrize("text", ['insts " \n "', 'nodes "\t"', 'pods -n x "a\x00b"'])
+def test_a_token_with_a_control_character_still_gets_a_one_line_error(text: str) -> None:
+    """argparse quotes unrecognised tokens as typed; the error stays one line (found by the
+    chaos suite's random command strings: a quoted newline broke the message in two)."""
+    with pytest.raises(UsageError) as caught:
+        parse(text)
+    message = str(caught.value)
+    assert "\n" not in message and "\x00" not in message
+    assert "unrecognized arguments" in message
