@@ -108,6 +108,18 @@ class Settings(BaseSettings):
 
     data_dir: str = ".gepetto"  # the demo's embedded database and kubeconfig live here
     event_source: Literal["redis", "socketio", "none"] = "redis"
+    # Cluster layout (docs/multi-cluster.md): `single` = one cluster through KUBECONFIG; `multi`
+    # = one k3s cluster per GPU server, its kubeconfig in servers.kubeconfig; `auto` = multi
+    # when a node of the KUBECONFIG cluster is labelled node.kubernetes.io/instance-type=k3s.
+    cluster_layout: Literal["auto", "single", "multi"] = "auto"
+    # Multi layout: where cluster state is read. `monitor` = the chutes-monitor cache in Redis
+    # (REDIS_URL, or GEPETTO_MONITOR_REDIS_URL); `direct` = list each server's API ourselves.
+    cluster_source: Literal["monitor", "direct"] = "monitor"
+    monitor_redis_url: SecretStr | None = None
+    # Multi layout: one server cluster's call gives up after this long; at most this many
+    # clusters are called at once.
+    cluster_timeout_seconds: float = Field(default=10.0, gt=0)
+    cluster_fanout: int = Field(default=32, ge=1)
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=0, le=65535)
     log_format: Literal["text", "json"] = "text"

@@ -41,7 +41,9 @@ from gepetto_core.errors import (
 )
 from gepetto_core.models.cluster import (
     ChuteJobView,
+    ClusterHealth,
     DeployedChute,
+    FleetReading,
     LegacyDeploymentView,
     NodeDisk,
     NodeView,
@@ -56,6 +58,17 @@ Obj = dict[str, Any]
 
 
 # --------------------------------------------------------------------------- errors
+
+
+async def _or_none(call: Awaitable[T]) -> T | ClusterError:
+    try:
+        return await call
+    except ClusterError as e:
+        return e
+
+
+def _ok(result: T | ClusterError) -> T | None:
+    return None if isinstance(result, ClusterError) else result
 
 
 def translate_error(error: BaseException, what: str) -> ClusterError:
@@ -122,6 +135,7 @@ class KubeCluster:
         self._clock = clock
         self._disk_cache: dict[str, tuple[float, NodeDisk]] = {}
         self._disk_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._health = ClusterHealth(name="*", state="unknown", source="single")
 
     async def _call(self, what: str, call: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
         try:
@@ -274,6 +288,38 @@ class KubeCluster:
         pods = await self.list_pods(self.namespace, ko.LABEL_CONFIG_ID)
         return {p.labels[ko.LABEL_CONFIG_ID] for p in pods if p.labels.get(ko.LABEL_CONFIG_ID)}
 
+    # -- one reconcile read -------------------------------------------------------------
+    async def read_fleet(self) -> FleetReading:
+        """The four listings reconcile needs; a listing that fails is None (unknown)."""
+        jobs, legacy, services, nodes = await asyncio.gather(
+            _or_none(self.list_chute_jobs()),
+            _or_none(self.list_legacy_deployments()),
+            _or_none(self.list_chute_services()),
+            _or_none(self.list_nodes(None)),
+        )
+        errors = [r for r in (jobs, legacy, services, nodes) if isinstance(r, ClusterError)]
+        now = datetime.now(UTC)
+        if errors:
+            self._health = ClusterHealth(
+                name="*", state="unreachable", source="single",
+                last_seen=self._health.last_seen, error=str(errors[0]),
+            )  # fmt: skip
+        else:
+            self._health = ClusterHealth(
+                name="*", state="reachable", source="single", last_seen=now, data_age_seconds=0.0
+            )
+        return FleetReading(
+            jobs=_ok(jobs), legacy=_ok(legacy), services=_ok(services), nodes=_ok(nodes),
+            health=[self._health],
+        )  # fmt: skip
+
+    def cluster_health(self) -> list[ClusterHealth]:
+        return [self._health]
+
+    async def delete_preflight(self, deployment_id: str, server_id: str | None) -> str | None:
+        """One cluster, read live: nothing to check before a delete."""
+        return None
+
     # -- code config maps --------------------------------------------------------------
     async def ensure_code_configmap(self, chute: Chute, *, replace: bool = False) -> str:
         """Create the chute's code ConfigMap; an existing one is kept unless `replace`."""
@@ -371,7 +417,9 @@ class KubeCluster:
             await self._delete_services(deployment_id)
 
     # -- undeploy ------------------------------------------------------------------------
-    async def undeploy(self, deployment_id: str, *, wait_seconds: float = 180.0) -> bool:
+    async def undeploy(
+        self, deployment_id: str, *, wait_seconds: float = 180.0, server_id: str | None = None
+    ) -> bool:
         """Delete the Job (foreground, so its pods go first) or the legacy Deployment, then
         the Service; wait until the pods are gone. Already-deleted objects are fine. Returns
         False when pods were still there after `wait_seconds`."""

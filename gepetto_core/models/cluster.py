@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -148,3 +149,39 @@ class LeaseRecord:
     renew_time: datetime | None = None
     transitions: int = 0
     resource_version: str | None = None
+
+
+ClusterState = Literal["reachable", "unreachable", "unknown"]
+
+
+class ClusterHealth(_View):
+    """One server's cluster as gepetto last saw it (multi-cluster layout; the single layout
+    reports its one cluster under the name "*").
+
+    `state`: reachable (the last read worked), unreachable (it failed: `error` says why),
+    unknown (never read yet, or no kubeconfig stored). `data_age_seconds`: how old the data
+    behind the last good read is (direct: since that read; monitor: since the cluster's last
+    heartbeat or snapshot in the cache)."""
+
+    name: str  # servers.name = kubeconfig context = the cache's {cluster} segment
+    state: ClusterState
+    source: Literal["single", "direct", "monitor"]
+    last_seen: datetime | None = None
+    data_age_seconds: float | None = None
+    error: str | None = None
+
+
+class FleetReading(_View):
+    """Everything reconcile reads from Kubernetes in one pass.
+
+    A list is None when nothing could be read (the single layout's one cluster failed). In the
+    multi-cluster layout the lists hold the objects of the clusters that were read, and
+    `unknown` names every cluster that was not (name -> reason): what is on an unknown cluster
+    is *unknown*, never *empty*."""
+
+    jobs: list[ChuteJobView] | None
+    legacy: list[LegacyDeploymentView] | None
+    services: list[ServiceView] | None
+    nodes: list[NodeView] | None
+    unknown: dict[str, str] = Field(default_factory=dict)
+    health: list[ClusterHealth] = Field(default_factory=list)

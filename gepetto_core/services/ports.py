@@ -11,10 +11,14 @@ from typing import Any, Protocol
 from gepetto_core.kube_objects import LaunchParams
 from gepetto_core.models.cluster import (
     ChuteJobView,
+    ClusterHealth,
     DeployedChute,
+    FleetReading,
     LeaseRecord,
     LegacyDeploymentView,
+    NodeDisk,
     NodeView,
+    PodView,
     ServiceView,
 )
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
@@ -23,6 +27,10 @@ from gepetto_core.models.validator import LaunchConfig, ValidatorChute, Validato
 
 
 class Cluster(Protocol):
+    """Kubernetes as the services see it, in either layout: one cluster (`KubeCluster`), or one
+    cluster per GPU server (`FleetCluster`, adapters/kube_fleet.py), where every write goes
+    to the server's own cluster and every read says which clusters it could not see."""
+
     async def deploy_chute(
         self,
         chute: Chute,
@@ -32,7 +40,30 @@ class Cluster(Protocol):
         launch: LaunchParams,
     ) -> DeployedChute: ...
 
-    async def undeploy(self, deployment_id: str, *, wait_seconds: float = 180.0) -> bool: ...
+    async def undeploy(
+        self, deployment_id: str, *, wait_seconds: float = 180.0, server_id: str | None = None
+    ) -> bool:
+        """`server_id`: the deployment's server when the caller knows it (the multi-cluster
+        layout finds the cluster from it when the Job is not listed yet)."""
+        ...
+
+    async def delete_preflight(self, deployment_id: str, server_id: str | None) -> str | None:
+        """Why deleting this deployment's objects must wait (None: go ahead). Always None in
+        the single layout; in the multi layout the official checks (cached Job's cluster is
+        the server's, cluster healthy, cached resourceVersion live)."""
+        ...
+
+    async def read_fleet(self) -> FleetReading: ...
+
+    def cluster_health(self) -> list[ClusterHealth]: ...
+
+    async def get_chute_job(self, deployment_id: str) -> ChuteJobView: ...
+
+    async def list_pods(
+        self, namespace: str | None = ..., label_selector: str | None = ...
+    ) -> list[PodView]: ...
+
+    async def node_disk(self, name: str) -> NodeDisk: ...
 
     async def list_nodes(self, label_selector: str | None = ...) -> list[NodeView]: ...
 
