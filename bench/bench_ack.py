@@ -26,6 +26,7 @@ import asyncpg
 from bittensor_wallet import Keypair
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bench.results import save_results
 from bot.app import build_app
 from bot.bot_context import BotConfig
 from bot.serve import http_server
@@ -35,7 +36,6 @@ from gepetto_sandbox.miner import register_fleet, start_sandbox_miner
 from gepetto_sandbox.slack import SlackDouble, signed_slash_command
 from gepetto_sandbox.validator.faults import ROUTES, Fault
 
-RESULTS = Path(__file__).with_name("results.json")
 SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 SEED = "0x" + "7b" * 32
 SECRET = "bench-signing-secret"
@@ -141,9 +141,7 @@ def main() -> None:
         f"max {result['max_ms']} ms (target p99 < 100 ms); "
         f"{result['work_still_waiting_on_validator']} commands still working after all acks"
     )
-    existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    existing["slack_ack"] = result
-    RESULTS.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+    save_results("slack_ack", result)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
 import platform
@@ -24,6 +23,8 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bench.results import save_results
 
 if __package__ in (None, ""):  # `python bench/bench_planner.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -40,7 +41,6 @@ from gepetto_core.scheduling.assignment import slot_value
 from gepetto_core.scheduling.round_state import Slot, build_round_state
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
 def round_model(snap: Snapshot, policy: PlanPolicy) -> tuple[Any, Any, Any] | None:
@@ -289,17 +289,7 @@ def machine_reference_ms() -> float:
 
 
 def save(figures: dict[str, Any]) -> None:
-    data: dict[str, Any] = {}
-    if RESULTS.exists():
-        try:
-            data = json.loads(RESULTS.read_text())
-        except json.JSONDecodeError:
-            data = {}
-    data["planner"] = figures
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(RESULTS)
-    print(f"\nfigures written to {RESULTS} (key 'planner')")
+    save_results("planner", figures)
 
 
 def main(argv: list[str] | None = None) -> None:

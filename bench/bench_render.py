@@ -11,19 +11,17 @@ reported apart (``first_ms``); the timed rounds follow it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
+from bench.results import save_results
 from gepetto_core.render_png import fleet_layout, render_fleet_png, render_report_png
 from gepetto_core.services.fleet_report import fleet_report
 from gepetto_sandbox.fleet_samples import T0, sample_fleet
 
-RESULTS = Path(__file__).with_name("results.json")
 TARGET_MS = 2000.0  # a Slack answer that arrives within a couple of seconds
 
 
@@ -74,14 +72,7 @@ def run(rounds: int) -> dict[str, Any]:
 
 
 def save(figures: dict[str, Any]) -> None:
-    existing: dict[str, Any] = {}
-    if RESULTS.exists():
-        try:
-            existing = json.loads(RESULTS.read_text())
-        except ValueError:
-            existing = {}
-    existing["render"] = figures
-    RESULTS.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+    save_results("render", figures)
 
 
 def main() -> None:
@@ -100,7 +91,6 @@ def main() -> None:
         f"{report['median_ms']:.0f} ms median (first {report['first_ms']:.0f} ms)"
     )
     save(figures)
-    print(f"written to {RESULTS} under 'render'")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import statistics
@@ -22,17 +21,15 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from bench.results import save_results
 from gepetto_core.adapters.signing import HotkeySigner, signed_headers
 from gepetto_core.adapters.validator import HttpValidatorApi
 from gepetto_core.models.validator import ValidatorChute
 from gepetto_core.services.sync import SyncService
-
-RESULTS = Path(__file__).with_name("results.json")
 
 
 def start_sandbox(chutes: int, miner: str) -> tuple[subprocess.Popen[str], str]:
@@ -127,14 +124,7 @@ async def run(chutes: int, rounds: int) -> dict[str, Any]:
 
 
 def save(figures: dict[str, Any]) -> None:
-    existing: dict[str, Any] = {}
-    if RESULTS.exists():
-        try:
-            existing = json.loads(RESULTS.read_text())
-        except ValueError:
-            existing = {}
-    existing["sync"] = figures
-    RESULTS.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+    save_results("sync", figures)
 
 
 def main() -> None:
@@ -155,7 +145,6 @@ def main() -> None:
         f"{figures['full_sync_peak_mib'] / max(figures['naive_chutes_peak_mib'], 0.1):.2f})"
     )
     save(figures)
-    print(f"written to {RESULTS} under 'sync'")
 
 
 if __name__ == "__main__":

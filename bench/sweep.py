@@ -32,6 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.results import RESULTS, save_results
+
 if __package__ in (None, ""):  # `python bench/sweep.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -49,7 +51,7 @@ from bench.grid import (
 from bench.seeds import evaluation_fleets, evaluation_quality
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results.json"
+
 RUNS = HERE / "sweep_runs.jsonl"  # every run, one JSON line each; committed with results.json
 PROFILES: tuple[Profile, ...] = ("tee", "legacy")
 # Gepetto variants for attribution (default cell only): preemption off, back-off off, and the
@@ -349,17 +351,7 @@ def _quality_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def save(summary: dict[str, Any]) -> None:
-    data: dict[str, Any] = {}
-    if RESULTS.exists():
-        try:
-            data = json.loads(RESULTS.read_text())
-        except json.JSONDecodeError:
-            data = {}
-    data["sweep"] = summary
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(RESULTS)
-    print(f"\nfigures written to {RESULTS} (key 'sweep')")
+    save_results("sweep", summary)
 
 
 TABLE_START = "<!-- sweep-table:start (python -m bench.sweep --table --readme README.md) -->"
