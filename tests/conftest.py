@@ -12,6 +12,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -130,10 +131,10 @@ def _realkube_unavailable() -> str | None:
 
 
 @pytest.fixture(scope="session")
-async def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[object]:
-    """The real control plane with the fake kubelet playing the sandbox fixture's fleet."""
-    from gepetto_sandbox.cluster import PodTimings, build_fleet
-    from gepetto_sandbox.control_plane import RealCluster, cached
+def realkube_binaries() -> object:
+    """The control plane's cached build; skips the test (fails it under CI=true) when there is
+    none. Every fixture starting a real control plane asks for this first."""
+    from gepetto_sandbox.control_plane import cached
 
     reason = _realkube_unavailable()
     if reason is not None:
@@ -144,8 +145,19 @@ async def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         pytest.skip(message)
     binaries = cached()
     assert binaries is not None
+    return binaries
+
+
+@pytest.fixture(scope="session")
+async def real_cluster(
+    realkube_binaries: Any, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[object]:
+    """The real control plane with the fake kubelet playing the sandbox fixture's fleet."""
+    from gepetto_sandbox.cluster import PodTimings, build_fleet
+    from gepetto_sandbox.control_plane import RealCluster
+
     cluster = RealCluster(
-        binaries,
+        realkube_binaries,
         Path(tmp_path_factory.mktemp("control-plane")),
         nodes=build_fleet(seed=REALKUBE_FLEET_SEED, count=8, tee_every=4),
         timings=PodTimings(start_seconds=0.02, ready_seconds=0.02, termination_seconds=0.05),
