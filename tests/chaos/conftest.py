@@ -6,9 +6,12 @@ whole suite, not a flake of one test)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+
+from gepetto_sandbox.multicluster import PrivateRedis
 
 TALLY_KEY = pytest.StashKey["ChaosTally"]()
 
@@ -51,6 +54,16 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def tally(request: pytest.FixtureRequest) -> ChaosTally:
     return request.config.stash[TALLY_KEY]
+
+
+@pytest.fixture(scope="session")
+def monitor_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    """The chutes-monitor cache's Redis in the multi-monitor layout: private, so nobody
+    else's keys; each world empties it first."""
+    server = PrivateRedis(tmp_path_factory.mktemp("monitor-redis"))
+    server.start()
+    yield server
+    server.stop()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

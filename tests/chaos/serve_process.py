@@ -26,6 +26,7 @@ def serve_env(world: ChaosWorld, port: int, **extra: str) -> dict[str, str]:
         miner_env(
             world.sandbox,
             world.dsn,
+            **world.layout_env,
             GEPETTO_HTTP_HOST="127.0.0.1",
             GEPETTO_HTTP_PORT=str(port),
             GEPETTO_SYNC_INTERVAL_SECONDS="1",

@@ -1,9 +1,11 @@
-"""Crash anywhere (in-process): 50 seeded runs on one long-lived sandbox miner. Each run starts a
-gepetto process, sets 2-5 operations going at once (autoscaler rounds, operator deploys and
-undeploys, reconcile passes), kills the process at the await point the seed picks (see
-`crash.py`), starts a fresh process on the same database, moves the clock past the stub deadline,
-reconciles and checks the invariants. The world carries over from run to run, so later runs
-crash on top of what earlier crashes and recoveries left."""
+"""Crash anywhere (in-process): seeded runs on one long-lived sandbox miner, in each cluster
+layout: 50 in the single one, 25 with each state source of the multi-cluster one (50 there, leaks
+counted on every server's cluster). Each run starts a gepetto process, sets 2-5 operations
+going at once (autoscaler rounds, operator deploys and undeploys, reconcile passes), kills the
+process at the await point the seed picks (see `crash.py`), starts a fresh process on the same
+database, moves the clock past the stub deadline, reconciles and checks the invariants. The
+world carries over from run to run, so later runs crash on top of what earlier crashes and
+recoveries left."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.fleet_layouts import Layout
 
 from gepetto_core.errors import GepettoError
 from gepetto_core.process import start_process
@@ -38,12 +41,30 @@ from .world import (
 pytestmark = pytest.mark.chaos
 
 RUNS = int(os.environ.get("GEPETTO_CHAOS_CRASH_RUNS", "50"))
+# per multi-cluster source; the two together are the multi layout's seeded kills
+MULTI_RUNS = int(os.environ.get("GEPETTO_CHAOS_MULTI_CRASH_RUNS", "25"))
 BASE_SEED = int(os.environ.get("GEPETTO_CHAOS_SEED", "0"))
+LAYOUTS: tuple[Layout, ...] = ("single", "multi-direct", "multi-monitor")
+
+
+def runs_in(layout: Layout) -> int:
+    return RUNS if layout == "single" else MULTI_RUNS
+
+
+@pytest.fixture(params=LAYOUTS)
+def layout(request: pytest.FixtureRequest) -> Layout:
+    chosen: Layout = request.param
+    return chosen
 
 
 @pytest.fixture
-async def world(fresh_db: str, tmp_path: Path) -> AsyncIterator[ChaosWorld]:
-    async with chaos_world(fresh_db, tmp_path, seed=11, nodes=4, chutes=60) as w:
+async def world(
+    fresh_db: str, tmp_path: Path, layout: Layout, request: pytest.FixtureRequest
+) -> AsyncIterator[ChaosWorld]:
+    redis = request.getfixturevalue("monitor_redis") if layout == "multi-monitor" else None
+    async with chaos_world(
+        fresh_db, tmp_path, seed=11, nodes=4, chutes=60, layout=layout, monitor_redis=redis
+    ) as w:
         w.open_targets(w.launchable())
         yield w
 
@@ -141,7 +162,7 @@ async def one_run(world: ChaosWorld, tally: ChaosTally, seed: int, guarded: list
         await check_invariants(
             tally, world, fresh, protected - removed_on_purpose, f"seed {seed} ({where})"
         )
-    tally.run("crash: in-process kill + restart + reconcile")
+    tally.run(f"crash: in-process kill + restart + reconcile ({world.layout})")
     guarded.append(len(protected - removed_on_purpose))
     return where
 
@@ -149,13 +170,14 @@ async def one_run(world: ChaosWorld, tally: ChaosTally, seed: int, guarded: list
 async def test_crash_anywhere_in_process(world: ChaosWorld, tally: ChaosTally) -> None:
     points: list[str] = []
     guarded: list[int] = []
-    for run in range(RUNS):
+    runs = runs_in(world.layout)
+    for run in range(runs):
         points.append(await one_run(world, tally, BASE_SEED * 1000 + run, guarded))
-    print(f"crash points: {points}")
+    print(f"{world.layout}: crash points: {points}")
     print(f"healthy deployments guarded per run: {guarded}")
     # the runs must have had healthy deployments at stake
-    assert sum(1 for g in guarded if g) >= RUNS // 2, guarded
+    assert sum(1 for g in guarded if g) >= runs // 2, guarded
     # the seeds must have reached real work, not only idle processes
     mid = [p for p in points if not p.startswith("idle")]
-    assert len(mid) >= RUNS // 3, points  # about two thirds here; a full fleet idles more
+    assert len(mid) >= runs // 3, points  # about two thirds here; a full fleet idles more
     assert any("cluster." in p for p in mid) and any("db." in p for p in mid), points

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from tests.support.fleet_layouts import Layout
 
 from .conftest import ChaosTally
 from .invariants import check_invariants, healthy
@@ -30,9 +31,20 @@ LEASE_SECONDS = 5
 JOB_CREATION_SECONDS = 2.0
 
 
+@pytest.fixture(params=["single", "multi-direct", "multi-monitor"])
+def layout(request: pytest.FixtureRequest) -> Layout:
+    chosen: Layout = request.param
+    return chosen
+
+
 @pytest.fixture
-async def world(fresh_db: str, tmp_path: Path) -> AsyncIterator[ChaosWorld]:
-    async with chaos_world(fresh_db, tmp_path, seed=13, nodes=3, chutes=40) as w:
+async def world(
+    fresh_db: str, tmp_path: Path, layout: Layout, request: pytest.FixtureRequest
+) -> AsyncIterator[ChaosWorld]:
+    redis = request.getfixturevalue("monitor_redis") if layout == "multi-monitor" else None
+    async with chaos_world(
+        fresh_db, tmp_path, seed=13, nodes=3, chutes=40, layout=layout, monitor_redis=redis
+    ) as w:
         w.open_targets(w.launchable())
         yield w
 
@@ -107,12 +119,14 @@ async def test_serve_sigkill_at_seeded_moments(
                 code = await serve.terminate()
             tally.expect(code == 0, f"serve run {run}: SIGTERM exit code {code}")
             await _recover_and_check(world, tally, protected, f"serve kill run {run}")
-            tally.run("serve: SIGKILL + restart + reconcile (real process)")
+            tally.run(f"serve: SIGKILL + restart + reconcile (real process, {world.layout})")
     async with runtime_of(world) as rt:
         assert await rt.inventory.list_deployments(), "the processes never deployed anything"
     tally.expect(SEED[2:] not in log.read_text(), "the hotkey seed reached a log line")
 
 
+# The Lease lives in the control-plane cluster in either layout; one multi source is enough.
+@pytest.mark.parametrize("layout", ["single", "multi-direct"])
 async def test_leader_killed_mid_round_standby_takes_over(
     world: ChaosWorld, tally: ChaosTally, tmp_path: Path
 ) -> None:
@@ -132,7 +146,7 @@ async def test_leader_killed_mid_round_standby_takes_over(
     # test looks for one (otherwise a slow look could come after the first round filled the
     # fleet, and then no deploy might ever be in flight again). As for a real SIGKILL, the
     # calls it had made still land afterwards.
-    world.sandbox.cluster.inject_api_error(
+    world.clusters.inject_api_error(
         "/namespaces/chutes/jobs$", method="POST", status=None, delay=JOB_CREATION_SECONDS
     )
     try:
@@ -166,7 +180,7 @@ async def test_leader_killed_mid_round_standby_takes_over(
                 protected = await healthy(world, rt)
             before = lease(world)
             await replicas[leader].kill()
-            world.sandbox.cluster.clear_faults()
+            world.clusters.clear_faults()
             tally.fault("leader: SIGKILL mid-round (deploy in flight)")
             killed_at = asyncio.get_running_loop().time()
 
@@ -198,4 +212,4 @@ async def test_leader_killed_mid_round_standby_takes_over(
     await _recover_and_check(world, tally, protected, "leader failover")
     for serve in replicas.values():
         tally.expect(SEED[2:] not in serve.log.read_text(), "the hotkey seed reached a log line")
-    tally.run("leader: failover mid-round (two real processes)")
+    tally.run(f"leader: failover mid-round (two real processes, {world.layout})")

@@ -1,5 +1,11 @@
 """A whole sandbox miner for the chaos suite: real PostgreSQL, the validator and cluster
-sandboxes over real HTTP, the pod bridge playing the chute processes, and an injected clock."""
+sandboxes over real HTTP, the pod bridge playing the chute processes, and an injected clock.
+
+In the single layout one sandbox cluster holds every GPU node. In the multi-cluster layout
+(`multi-direct`, `multi-monitor`; tests/support/fleet_layouts.py) every GPU server is its own
+sandbox cluster, its kubeconfig in `servers.kubeconfig`, and gepetto reads their state from
+each API or from the chutes-monitor cache (agents and a monitor on a private Redis); the
+leaks and faults below then cover every member cluster."""
 
 from __future__ import annotations
 
@@ -8,11 +14,20 @@ import contextlib
 import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from bittensor_wallet import Keypair
+from tests.support.fleet_layouts import (
+    FleetClusters,
+    Layout,
+    MemberClusters,
+    MultiClusterWorld,
+    missing_multicluster_parts,
+    start_multicluster_miner,
+)
 
 from gepetto_core.config import Settings, load_settings
 from gepetto_core.models.validator import is_launch_config_version
@@ -27,6 +42,7 @@ from gepetto_sandbox.miner import (
     register_fleet,
     start_sandbox_miner,
 )
+from gepetto_sandbox.multicluster import PrivateRedis
 from gepetto_sandbox.validator import Fault
 from gepetto_sandbox.validator.faults import ROUTES
 from gepetto_sandbox.validator.world import Rejected
@@ -45,6 +61,22 @@ def validators_json(sandbox: SandboxMiner) -> str:
     return json.dumps(
         {"supported": [{"hotkey": v.hotkey, "api": v.base_url, "socket": v.base_url}]}
     )
+
+
+def layout_env(
+    layout: Layout, monitor_redis_url: str | None = None, cluster_timeout: float = 5.0
+) -> dict[str, str]:
+    """The settings that pick the layout (none for the single one)."""
+    if layout == "single":
+        return {}
+    env = {
+        "GEPETTO_CLUSTER_LAYOUT": "multi",
+        "GEPETTO_CLUSTER_SOURCE": layout.removeprefix("multi-"),
+        "GEPETTO_CLUSTER_TIMEOUT_SECONDS": str(cluster_timeout),
+    }
+    if monitor_redis_url is not None:
+        env["GEPETTO_MONITOR_REDIS_URL"] = monitor_redis_url
+    return env
 
 
 def miner_env(sandbox: SandboxMiner, dsn: str, **extra: str) -> dict[str, str]:
@@ -68,7 +100,7 @@ class RestartingPodBridge(PodBridge):
 
     def step(self) -> None:
         world = self._world
-        for pod in world.cluster.objects("pods", "chutes", "chutes/config-id"):
+        for pod in self._pods.objects("pods", "chutes", "chutes/config-id"):
             config_id = pod["metadata"]["labels"]["chutes/config-id"]
             if config_id in self._done or not _pod_ready(pod):
                 continue
@@ -89,11 +121,22 @@ class RestartingPodBridge(PodBridge):
 
 @dataclass
 class ChaosWorld:
-    sandbox: SandboxMiner
+    sandbox: SandboxMiner  # in the multi layout its `cluster` is the control plane's
     settings: Settings
     clock: Clock
     bridge: PodBridge
     dsn: str
+    layout: Layout = "single"
+    multi: MultiClusterWorld | None = None
+    # the settings that pick the layout (for `gepetto serve` subprocesses)
+    layout_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def clusters(self) -> FleetClusters:
+        """Where the chutes run: the one cluster, or every server's own cluster."""
+        if self.multi is None:
+            return self.sandbox.cluster
+        return MemberClusters(self.multi.clusters)
 
     def launchable(self) -> list[dict[str, Any]]:
         """Public, launch-config chutes that fit some non-TEE node (targets raised so the
@@ -121,27 +164,32 @@ class ChaosWorld:
             self.sandbox.validator.set_target(chute["chute_id"], target)
 
     def sever(self) -> None:
-        """The cluster and the validator stop answering a process (it is dying)."""
+        """The clusters and the validator stop answering a process (it is dying). In the
+        multi layout the agents get the same errors (their open watches go on), and resync
+        once healed."""
         self.sandbox.cluster.inject_api_error("/", status=500, times=None)
+        if self.multi is not None:
+            self.clusters.inject_api_error("/", status=500, times=None)
         for route in ROUTES - {"socket"}:
             self.sandbox.validator.inject_fault(route, Fault(status=503))
 
     def heal(self) -> None:
         self.sandbox.cluster.clear_faults()
+        self.clusters.clear_faults()
         self.sandbox.validator.clear_faults()
 
     def untracked_objects(self, rows: set[str]) -> list[str]:
         return [
             f"{kind}/{obj['metadata']['name']}"
             for kind in ("jobs", "services")
-            for obj in self.sandbox.cluster.objects(kind, "chutes", "chutes/deployment-id")
+            for obj in self.clusters.objects(kind, "chutes", "chutes/deployment-id")
             if obj["metadata"]["labels"]["chutes/deployment-id"] not in rows
         ]
 
     def job_ids(self) -> set[str]:
         return {
             j["metadata"]["labels"]["chutes/deployment-id"]
-            for j in self.sandbox.cluster.objects("jobs", "chutes", "chutes/deployment-id")
+            for j in self.clusters.objects("jobs", "chutes", "chutes/deployment-id")
             if not j["metadata"].get("deletionTimestamp")
         }
 
@@ -153,28 +201,72 @@ class ChaosWorld:
 
 @contextlib.asynccontextmanager
 async def chaos_world(
-    dsn: str, tmp_path: Path, *, seed: int = 11, nodes: int = 4, chutes: int = 60, **env: str
+    dsn: str,
+    tmp_path: Path,
+    *,
+    seed: int = 11,
+    nodes: int = 4,
+    chutes: int = 60,
+    layout: Layout = "single",
+    monitor_redis: PrivateRedis | None = None,
+    **env: str,
 ) -> AsyncIterator[ChaosWorld]:
+    """`monitor_redis`: the monitor's Redis (required by `multi-monitor`; emptied first)."""
     kubeconfig = tmp_path / f"kubeconfig-{seed}"
-    sandbox = await start_sandbox_miner(
-        MINER, seed=seed, nodes=nodes, chutes=chutes, timings=FAST, kubeconfig=kubeconfig
-    )
-    settings = load_settings(miner_env(sandbox, dsn, **env))
+    multi: MultiClusterWorld | None = None
+    redis_url: str | None = None
+    if layout == "single":
+        sandbox = await start_sandbox_miner(
+            MINER, seed=seed, nodes=nodes, chutes=chutes, timings=FAST, kubeconfig=kubeconfig
+        )
+    else:
+        if layout == "multi-monitor":
+            assert monitor_redis is not None, "multi-monitor needs the monitor's Redis"
+            redis_url = await flushed(monitor_redis)
+        multi = await start_multicluster_miner(
+            MINER, kubeconfig=kubeconfig, seed=seed, nodes=nodes, chutes=chutes, timings=FAST,
+            monitor_redis_url=redis_url,
+        )  # fmt: skip
+        sandbox = multi.miner
+    chosen = layout_env(layout, redis_url)
+    settings = load_settings(miner_env(sandbox, dsn, **chosen, **env))
     clock = Clock()
-    bridge = RestartingPodBridge(sandbox)
+    bridge = RestartingPodBridge(sandbox, pods=multi.clusters if multi is not None else None)
     try:
         rt = await build_runtime(settings, clock=clock)
         try:
-            await register_fleet(sandbox, rt.inventory)
+            missing = None if multi is None else missing_multicluster_parts(rt.cluster)
+            if missing is not None:
+                pytest.skip(f"{layout}: {missing}")
+            await register_fleet(
+                sandbox, rt.inventory, clusters=multi.clusters if multi is not None else None
+            )
             report = await rt.reconciler.run_once()  # chutes into the database
             assert report.plan.complete, report.plan.problems
         finally:
             await rt.close()
         bridge.start()
-        yield ChaosWorld(sandbox, settings, clock, bridge, dsn)
+        yield ChaosWorld(sandbox, settings, clock, bridge, dsn, layout, multi, chosen)
     finally:
         await bridge.stop()
-        await sandbox.stop()
+        if multi is not None:
+            await multi.stop()
+        else:
+            await sandbox.stop()
+
+
+async def flushed(server: PrivateRedis) -> str:
+    """The monitor's Redis, running and empty (a test before may have stopped or filled it)."""
+    from redis.asyncio import Redis
+
+    if not server.running:
+        server.start()
+    connection = Redis.from_url(server.url(), decode_responses=True)
+    try:
+        await connection.flushall()
+    finally:
+        await connection.aclose()
+    return server.url()
 
 
 @contextlib.asynccontextmanager
