@@ -100,7 +100,12 @@ class RestartingPodBridge(PodBridge):
 
     def step(self) -> None:
         world = self._world
-        for pod in self._pods.objects("pods", "chutes", "chutes/config-id"):
+        pods = [
+            pod
+            for cluster in world.gpu_clusters  # the one cluster, or every server's own
+            for pod in cluster.objects("pods", "chutes", "chutes/config-id")
+        ]
+        for pod in pods:
             config_id = pod["metadata"]["labels"]["chutes/config-id"]
             if config_id in self._done or not _pod_ready(pod):
                 continue
@@ -231,7 +236,7 @@ async def chaos_world(
     chosen = layout_env(layout, redis_url)
     settings = load_settings(miner_env(sandbox, dsn, **chosen, **env))
     clock = Clock()
-    bridge = RestartingPodBridge(sandbox, pods=multi.clusters if multi is not None else None)
+    bridge = RestartingPodBridge(sandbox)
     try:
         rt = await build_runtime(settings, clock=clock)
         try:
