@@ -99,6 +99,8 @@ async def members(
             )
             started[node.name] = Member(node, real)
             await real.start()
+            # the node as registered: its uid is the API server's (servers.server_id)
+            [started[node.name].node] = real.fleet
         yield started
     finally:
         for member in started.values():
@@ -137,7 +139,7 @@ async def register(inventory: PgInventory, validator: SandboxValidator, m: Membe
     )  # fmt: skip
     server = Server(
         server_id=node.uid,
-        validator=node.validator,
+        validator=validator.hotkey,
         name=node.name,
         ip_address=node.external_ip,
         status="Ready",
@@ -154,7 +156,7 @@ async def register(inventory: PgInventory, validator: SandboxValidator, m: Membe
         await inventory.upsert_gpu(
             Gpu(
                 gpu_id=gpu["uuid"],
-                validator=node.validator,
+                validator=validator.hotkey,
                 server_id=node.uid,
                 device_info={"uuid": gpu["uuid"], "index": gpu["device_index"]},
                 model_short_ref=node.gpu_type,
@@ -181,7 +183,9 @@ async def miner(members: dict[str, Member], pool: asyncpg.Pool) -> AsyncIterator
     )
     http = aiohttp.ClientSession()
     signer = HotkeySigner(SEED)
-    validators = {validator.hotkey: HttpValidatorApi(http, signer, validator.base_url, "v")}
+    validators = {
+        validator.hotkey: HttpValidatorApi(http, signer, validator.base_url, validator.hotkey)
+    }
     sync = SyncService(list(validators.values()))
     state = PgState(pool)
     deployer = Deployer(inventory, state, fleet, validators, undeploy_wait_seconds=60)
