@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_sync
 	$(BIN)/python -m bench.bench_ack
 	$(BIN)/python -m bench.bench_render
+	$(BIN)/python -m bench.bench_multicluster
 
 # The out-of-sample sweep (hours on 2 cores; it resumes from bench/sweep_runs.jsonl).
 bench-sweep: $(STAMP)
