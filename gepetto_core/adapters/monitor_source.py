@@ -97,9 +97,9 @@ class MonitorSource:
         return max(0, self.subscriptions - 1)
 
     @property
-    def subscribed(self) -> bool:
-        """True once the subscriber has been confirmed at least once and is still running."""
-        return self.subscriptions > 0 and self._subscriber is not None
+    def pod_waits(self) -> int:
+        """`wait_pods_gone` calls in progress."""
+        return sum(len(w) for w in self._pod_waiters.values())
 
     # -- reading ------------------------------------------------------------------------
     async def read(self, names: Sequence[str]) -> dict[str, ClusterRead]:
