@@ -43,6 +43,7 @@ RECONNECT_CHANNEL = "clusters:all:reconnect"
 CHANNELS = (POD_CHANNEL, CLUSTERS_CHANNEL, RECONNECT_CHANNEL)
 
 NOT_REGISTERED = "not registered with the monitor"
+NO_NODE = "the monitor holds no node for the cluster"
 
 Hashes = Mapping[str, Mapping[str, str]]  # resource type -> {field: JSON text}
 ChangeKind = Literal["ADDED", "DELETED", "RECONNECT", "RESUBSCRIBED"]

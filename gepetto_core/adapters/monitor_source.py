@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 ClusterListener = Callable[[mc.ClusterChange], None]
+Reply = list[dict[str, str]] | str  # a cluster's hashes, or the error Redis answered for them
 _FAILURES = (RedisError, OSError, TimeoutError)
 
 
@@ -117,34 +118,47 @@ class MonitorSource:
 
     async def _fetch(
         self, names: Sequence[str], types: Sequence[str], limit: float | None = None
-    ) -> dict[str, list[dict[str, str]]]:
-        """Per cluster: [health, then one hash per type], read atomically (MULTI/EXEC)."""
+    ) -> dict[str, Reply]:
+        """Per cluster: [health, then one hash per type], read atomically (MULTI/EXEC); or the
+        error Redis answered for one of its keys (a key of the wrong type, say), which makes
+        that cluster unknown and no other."""
         async with asyncio.timeout(self.timeout if limit is None else limit):
             async with self._redis.pipeline(transaction=True) as pipe:
                 for name in names:
                     pipe.hgetall(mc.health_key(name))
                     for resource_type in types:
                         pipe.hgetall(mc.resources_key(name, resource_type))
-                replies = await pipe.execute()
+                replies = await pipe.execute(raise_on_error=False)
         width = 1 + len(types)
-        return {
-            name: [mc.text_mapping(r) for r in replies[i * width : (i + 1) * width]]
-            for i, name in enumerate(names)
-        }
+        found: dict[str, Reply] = {}
+        for i, name in enumerate(names):
+            chunk = replies[i * width : (i + 1) * width]
+            errors = [r for r in chunk if isinstance(r, Exception)]
+            if errors:
+                found[name] = f"the monitor cache answered an error: {self._describe(errors[0])}"
+            else:
+                found[name] = [mc.text_mapping(r) for r in chunk]
+        return found
 
-    def _judge(self, name: str, reply: list[dict[str, str]], now: datetime) -> ClusterRead:
+    def _judge(self, name: str, reply: Reply, now: datetime) -> ClusterRead:
+        if isinstance(reply, str):
+            return ClusterUnknown(name, reply)
         health, hashes = reply[0], dict(zip(mc.RESOURCE_TYPES, reply[1:], strict=True))
         verdict = self._verdict(name, health, now)
         if isinstance(verdict, str):
             return ClusterUnknown(name, verdict)
         try:
-            return mc.build_snapshot(name, hashes, self.namespace, verdict)
+            snapshot = mc.build_snapshot(name, hashes, self.namespace, verdict)
         except mc.UnreadableObject as e:
             self._log_once(name, f"{e.resource_type}/{e.field}", str(e))
             return ClusterUnknown(name, str(e))
         except (ValueError, TypeError, KeyError, AttributeError) as e:  # valid JSON, odd shape
             self._log_once(name, "shape", f"{type(e).__name__}: {e}")
             return ClusterUnknown(name, f"cached data cannot be read: {type(e).__name__}")
+        if not snapshot.nodes:
+            # every server cluster has its node; read as "no node", it would mean "server gone"
+            return ClusterUnknown(name, mc.NO_NODE)
+        return snapshot
 
     def _verdict(self, name: str, health: Mapping[str, str], now: datetime) -> datetime | str:
         return mc.health_verdict(
@@ -200,9 +214,12 @@ class MonitorSource:
 
     async def _pods_gone(self, name: str, deployment_id: str, limit: float) -> bool:
         try:
-            health, pods = (await self._fetch([name], ("pod",), limit=limit))[name]
+            reply = (await self._fetch([name], ("pod",), limit=limit))[name]
         except _FAILURES:
             return False
+        if isinstance(reply, str):
+            return False
+        health, pods = reply
         if isinstance(self._verdict(name, health, self._clock()), str):
             return False
         return not mc.deployment_pods(pods, self.namespace, deployment_id)

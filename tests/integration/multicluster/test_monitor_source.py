@@ -241,19 +241,35 @@ async def test_a_resyncing_cluster_is_unknown_until_the_monitor_announces_its_sn
 async def test_an_unreadable_cached_object_makes_only_its_cluster_unknown(
     world: World, make_source: MakeSource
 ) -> None:
-    first, second, _ = world.names
+    first, second, third = world.names
     await world.monitored.heartbeat_all()
     source = await make_source(world.agent_clock)
     await world.redis.hset(f"clusters:{first}:resources:job", "chutes:chute-bad", "{not json")
     await world.redis.hset(f"clusters:{second}:resources:pod", "kube-system:x", "{not json")
     await world.redis.hset(f"clusters:{second}:resources:job", "chutes:chute-list", "[1, 2]")
+    await world.redis.set(f"clusters:{third}:resources:service", "not a hash")
     found = reasons(await source.read(world.names))
+    assert found.pop(third).startswith("the monitor cache answered an error: ResponseError: ")
     assert found == {
         first: "cached job chutes:chute-bad is not valid JSON",
         second: "cached job chutes:chute-list is not valid JSON",
     }  # the bad pod outside the namespace is never parsed
     await world.redis.hdel(f"clusters:{second}:resources:job", "chutes:chute-list")
+    await world.redis.delete(f"clusters:{third}:resources:service")
     assert set(reasons(await source.read(world.names))) == {first}
+
+
+async def test_a_healthy_cluster_whose_node_is_missing_from_the_cache_is_unknown(
+    world: World, make_source: MakeSource
+) -> None:
+    name = world.names[0]
+    await world.monitored.heartbeat_all()
+    source = await make_source(world.agent_clock)
+    await world.redis.hdel(f"clusters:{name}:resources:node", f"None:{name}")
+    # absence of the node must never read as "this server is gone"
+    assert reasons(await source.read(world.names)) == {
+        name: "the monitor holds no node for the cluster"
+    }
 
 
 # -- Redis going away -----------------------------------------------------------------------
@@ -319,6 +335,19 @@ async def test_a_password_in_the_redis_url_never_reaches_a_reason(
             assert reason.startswith("monitor cache unreachable: ")
             assert SECRET not in reason and "gepetto:" not in reason
         assert not await source.wait_pods_gone(world.names[0], "d-1", 0.0)
+
+
+async def test_a_subscriber_whose_redis_stops_answering_resubscribes(
+    world: World, make_source: MakeSource
+) -> None:
+    source = await make_source(
+        world.agent_clock, timeout=0.5, poll_seconds=0.05, keepalive_seconds=0.2
+    )
+    await subscribed(source)
+    # connected but silent (a hung server, a half-open connection): no error ever arrives, so
+    # only the unanswered keep-alive PING can tell
+    await world.redis.execute_command("CLIENT", "PAUSE", "2000", "ALL")
+    await subscribed(source, at_least=2)
 
 
 # -- waiting for pods -----------------------------------------------------------------------
