@@ -81,8 +81,7 @@ class MonitorSource:
         self._keepalive = keepalive_seconds
         self._backoff = (backoff_base, backoff_cap)
         self._clock = clock
-        kwargs = redis.connection_pool.connection_kwargs
-        self._secrets = (kwargs.get("password"), kwargs.get("username"))
+        self._secrets = (redis.connection_pool.connection_kwargs.get("password"),)
         # (Re)subscriptions so far: the first, then one per reconnect.
         self.subscriptions = 0
         self.messages = 0
@@ -186,8 +185,9 @@ class MonitorSource:
     # -- waiting for pods ---------------------------------------------------------------
     async def wait_pods_gone(self, name: str, deployment_id: str, wait_seconds: float) -> bool:
         """True once the cache holds no pod of the deployment on that cluster and the cluster's
-        cached data can be believed; False after `wait_seconds` otherwise. The waiter is
-        registered before the first look, so an event in between is not lost."""
+        cached data can be believed; False after `wait_seconds` otherwise (the first look may
+        take up to `timeout` however short the wait). The waiter is registered before the
+        first look, so an event in between is not lost."""
         self._ensure_subscriber()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
@@ -299,7 +299,8 @@ class MonitorSource:
             return
         self.messages += 1
         if channel == mc.POD_CHANNEL:
-            self._on_pod_message(message["data"])
+            if self._pod_waiters:  # every pod event of the fleet comes here: parse only if waited
+                self._on_pod_message(message["data"])
             return
         change = mc.parse_cluster_message(channel, message["data"])
         if change is None or change.cluster is None:
