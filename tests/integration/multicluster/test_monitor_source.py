@@ -213,6 +213,8 @@ async def test_a_resyncing_cluster_is_unknown_until_the_monitor_announces_its_sn
     await deploy(miner_api[name], name, "d-r")
     await world.monitored.heartbeat_all()
     source = await make_source(world.agent_clock)
+    changes: list[ClusterChange] = []
+    source.add_cluster_listener(changes.append)
     await subscribed(source)
 
     async def job_cached() -> bool:
@@ -236,6 +238,35 @@ async def test_a_resyncing_cluster_is_unknown_until_the_monitor_announces_its_sn
     assert await world.monitored.agents[name].heartbeat_once() == 409
     await eventually(job_cached)
     assert await world.redis.hget(f"clusters:{name}:health", "state") == "starting"
+    assert changes == [ClusterChange(name, "RECONNECT", world.monitor_clock())]
+
+
+async def test_a_cluster_leaving_the_monitor_is_announced_and_then_unknown(
+    world: World, make_source: MakeSource
+) -> None:
+    name = world.names[2]
+    await world.monitored.heartbeat_all()
+    source = await make_source(world.agent_clock)
+    changes: list[ClusterChange] = []
+    source.add_cluster_listener(lambda _: 1 / 0)  # a failing listener harms nobody else
+    remove = source.add_cluster_listener(changes.append)
+    await subscribed(source)
+    assert not reasons(await source.read([name]))
+    assert await world.monitored.agents[name].stop() == 200  # the server is being removed
+
+    async def deleted() -> bool:
+        return ClusterChange(name, "DELETED", world.monitor_clock()) in changes
+
+    await eventually(deleted)
+    assert reasons(await source.read([name])) == {name: "not registered with the monitor"}
+    remove()
+    assert await world.monitored.agents[name].start(register=True) == 200
+
+    async def believed() -> bool:  # `starting`, and its ADDED seen by the subscriber
+        return not reasons(await source.read([name]))
+
+    await eventually(believed)
+    assert changes == [ClusterChange(name, "DELETED", world.monitor_clock())]  # removed
 
 
 async def test_an_unreadable_cached_object_makes_only_its_cluster_unknown(
