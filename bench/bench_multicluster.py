@@ -344,6 +344,7 @@ async def run(servers: int, per_server: int, rounds: int, cluster_timeout: float
         "extra round, not timed); process_max_rss_growth_mib: ru_maxrss growth of the miner "
         "process over setup and all rounds",
         "cpu_count": os.cpu_count(),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 

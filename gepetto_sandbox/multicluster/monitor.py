@@ -279,6 +279,8 @@ class SandboxMonitor:
                 if cancelling():
                     break
                 log.warning("monitor: %s failed: %s", getattr(step, "__name__", step), e)
+            if cancelling():  # a cancellation a step swallowed: do not sleep a whole interval
+                break
             await asyncio.sleep(seconds)
 
     # -- faults and helpers for tests ------------------------------------------------------
