@@ -142,6 +142,8 @@ async def serve(args: argparse.Namespace) -> None:
                 clusters, redis.url(), timings=AgentTimings(heartbeat_interval=30.0)
             )
             await monitored.start()
+            # registered clusters are `starting` until their agent's first heartbeat
+            await monitored.heartbeat_all()
         world = describe(
             validator,
             clusters,
