@@ -127,6 +127,8 @@ class DirectSource:
             return ClusterUnknown(name, f"timed out after {self._timeout:g} s")
         except ClusterError as e:
             return ClusterUnknown(name, str(e))
+        except Exception as e:  # one cluster's surprise must not end the round
+            return ClusterUnknown(name, f"cannot read: {type(e).__name__}: {e}")
 
     async def _list_cluster(self, name: str) -> ClusterSnapshot:
         api = self._clients.api(name)

@@ -26,7 +26,7 @@ from kubernetes_asyncio import client
 from gepetto_core import kube_objects as ko
 from gepetto_core.adapters.kube import KubeCluster
 from gepetto_core.adapters.kube_connect import DeferredApiClient, connect_api
-from gepetto_core.errors import ClusterUnavailableError, ConfigError
+from gepetto_core.errors import ClusterUnavailableError
 from gepetto_core.models.inventory import Server
 
 NO_KUBECONFIG = "no kubeconfig stored"
@@ -86,9 +86,11 @@ class ServerApiClient(DeferredApiClient):
     async def _open(self) -> client.ApiClient:
         try:
             return await connect_api(self._kubeconfig, context=self.server)
-        except ConfigError as e:
-            reason = scrub(str(e), secret_strings(self._kubeconfig))
-            raise ClusterUnavailableError(f"cluster {self.server}: {reason}") from None
+        except Exception as e:  # bad base64, a bad certificate...: all unusable
+            reason = scrub(f"{type(e).__name__}: {e}", secret_strings(self._kubeconfig))
+            raise ClusterUnavailableError(
+                f"cluster {self.server}: unusable kubeconfig ({reason})"
+            ) from None
 
     async def call_api(self, *args: Any, **kwargs: Any) -> Any:
         if self.closed:
