@@ -94,6 +94,8 @@ class FleetCluster:
         round_ = self._round
         if round_ is None or round_.done():
             round_ = self._round = asyncio.create_task(self._read_round(), name="fleet-read")
+            # its callers may all be gone (cancelled) by the time it fails: no stray warning
+            round_.add_done_callback(lambda t: t.cancelled() or t.exception())
         return await asyncio.shield(round_)
 
     async def _read_round(self) -> FleetReading:
