@@ -101,7 +101,7 @@ class FleetCluster:
     async def _read_round(self) -> FleetReading:
         servers = await self._refresh_servers()
         stored = [s.name for s in servers if s.kubeconfig and s.kubeconfig.strip()]
-        reads: dict[str, ClusterRead] = dict(await self._source.read(stored)) if stored else {}
+        reads = await self._read_source(stored)
         for server in servers:
             if server.name not in reads:
                 reason = NO_KUBECONFIG if server.name not in stored else "no answer from source"
@@ -118,6 +118,18 @@ class FleetCluster:
             else:
                 self._pods.pop(name, None)
         return merge_reads(reads, self.cluster_health())
+
+    async def _read_source(self, names: list[str]) -> dict[str, ClusterRead]:
+        """The source's reads of `names`; a source that fails as a whole (its Redis is down)
+        makes every cluster unknown for this round, never empty."""
+        if not names:
+            return {}
+        try:
+            got = await self._source.read(names)
+        except Exception as e:  # any failure of the source: nothing was read
+            reason = f"{self._source.kind} source failed: {type(e).__name__}: {e}"
+            return {n: ClusterUnknown(n, reason) for n in names}
+        return {n: got[n] for n in names if n in got}
 
     async def _refresh_servers(self) -> list[Server]:
         """Load the server rows; match the clients and the bookkeeping to them."""

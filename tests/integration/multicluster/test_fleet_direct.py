@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -15,6 +15,7 @@ import pytest_asyncio
 from kubernetes_asyncio import client
 
 from gepetto_core import kube_objects as ko
+from gepetto_core.adapters.cluster_source import ClusterRead
 from gepetto_core.adapters.direct_source import DirectSource
 from gepetto_core.adapters.kube_fleet import FleetCluster
 from gepetto_core.adapters.server_clusters import ServerClusters
@@ -405,3 +406,31 @@ async def test_code_configmaps_fan_out_to_non_tee_clusters_and_report_a_failure(
     assert rig.objects(down, "configmaps", f"{ko.LABEL_CODE}=true") == [name]
     assert await rig.fleet.ensure_code_configmap(new_chute(chute.validator, tee=True))
     assert rig.objects(tee, "configmaps", f"{ko.LABEL_CODE}=true") == []
+
+
+class BrokenSource:
+    kind = "monitor"
+
+    async def read(self, names: Sequence[str]) -> dict[str, ClusterRead]:
+        raise ConnectionError("redis is down")
+
+    async def wait_pods_gone(self, name: str, deployment_id: str, wait_seconds: float) -> bool:
+        raise AssertionError("not called")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_failing_source_makes_every_cluster_unknown_not_empty(rig: Rig) -> None:
+    broken = FleetCluster(
+        rig.clients,
+        BrokenSource(),
+        lambda: _rows(rig),
+        namespace="chutes",
+        timeout=TIMEOUT,
+        fanout=3,
+    )
+    reading = await broken.read_fleet()
+    assert sorted(reading.unknown) == sorted(rig.names)
+    assert "monitor source failed: ConnectionError: redis is down" in reading.unknown[rig.names[0]]
+    assert {h.state for h in reading.health} == {"unreachable"}
