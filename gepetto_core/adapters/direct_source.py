@@ -120,32 +120,34 @@ class DirectSource:
 
     async def read_one(self, name: str) -> ClusterRead:
         """One cluster, whole, within one timeout; any failure is a ClusterUnknown."""
+        problem = self._clients.problem(name)
+        if problem is not None:
+            return ClusterUnknown(name, problem)
         try:
             async with asyncio.timeout(self._timeout):
                 return await self._list_cluster(name)
         except TimeoutError:
             return ClusterUnknown(name, f"timed out after {self._timeout:g} s")
         except ClusterError as e:
-            return ClusterUnknown(name, str(e))
+            return ClusterUnknown(name, str(e).removeprefix(f"cluster {name}: "))
         except Exception as e:  # one cluster's surprise must not end the round
             return ClusterUnknown(name, f"cannot read: {type(e).__name__}: {e}")
 
     async def _list_cluster(self, name: str) -> ClusterSnapshot:
         api = self._clients.api(name)
         core, batch, apps = client.CoreV1Api(api), client.BatchV1Api(api), client.AppsV1Api(api)
-        ns, chutes, timeout = self._namespace, CHUTE_SELECTOR, self._timeout
+        ns, chutes = self._namespace, CHUTE_SELECTOR
         as_of = datetime.now(UTC)
+        # No per-request timeout: the whole read is bounded by one (see read_one).
         listings = await asyncio.gather(
-            list_items(f"cluster {name}: list jobs", batch.list_namespaced_job, ns,
-                       label_selector=chutes, _request_timeout=timeout),
-            list_items(f"cluster {name}: list pods", core.list_namespaced_pod, ns,
-                       _request_timeout=timeout),
-            list_items(f"cluster {name}: list services", core.list_namespaced_service, ns,
-                       label_selector=chutes, _request_timeout=timeout),
-            list_items(f"cluster {name}: list deployments", apps.list_namespaced_deployment, ns,
-                       label_selector=chutes, _request_timeout=timeout),
-            list_items(f"cluster {name}: list nodes", core.list_node, _request_timeout=timeout),
-        )  # fmt: skip
+            list_items("list jobs", batch.list_namespaced_job, ns, label_selector=chutes),
+            list_items("list pods", core.list_namespaced_pod, ns),
+            list_items("list services", core.list_namespaced_service, ns, label_selector=chutes),
+            list_items(
+                "list deployments", apps.list_namespaced_deployment, ns, label_selector=chutes
+            ),
+            list_items("list nodes", core.list_node),
+        )
         raw = dict(zip(("jobs", "pods", "services", "legacy", "nodes"), listings, strict=True))
         return snapshot_of(name, raw, as_of)
 
