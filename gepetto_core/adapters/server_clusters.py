@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,12 +40,9 @@ def parse_kubeconfig(text: str | None, context: str) -> dict[str, Any] | str:
     never quotes the text (a YAML error message would show the offending line)."""
     if text is None or not text.strip():
         return NO_KUBECONFIG
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        return f"kubeconfig is not valid JSON or YAML{where}"
+    data = _load(text)
+    if isinstance(data, _Unusable):
+        return data.reason
     if not isinstance(data, dict):
         return "kubeconfig is not a mapping"
     contexts = data.get("contexts")
@@ -53,6 +51,26 @@ def parse_kubeconfig(text: str | None, context: str) -> dict[str, Any] | str:
     if context not in [c.get("name") for c in contexts if isinstance(c, dict)]:
         return f"kubeconfig has no context named {context}"
     return data
+
+
+@dataclass(frozen=True)
+class _Unusable:
+    reason: str
+
+
+def _load(text: str) -> Any:
+    """JSON first (registration stores JSON, and json is ~100 times faster than PyYAML: it
+    shows over 100 rows), then YAML; an error as `_Unusable` whose reason quotes no text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        return _Unusable(f"kubeconfig is not valid JSON or YAML{where}")
 
 
 def secret_strings(data: Any) -> set[str]:

@@ -160,6 +160,8 @@ def test_a_stored_kubeconfig_parses_from_json_or_yaml() -> None:
         ("   ", NO_KUBECONFIG),
         (f"users:\n- token: {TOKEN}\n  : ][", "kubeconfig is not valid JSON or YAML (line 3)"),
         ("[1, 2]", "kubeconfig is not a mapping"),
+        (json.dumps(TOKEN), "kubeconfig is not a mapping"),
+        (TOKEN, "kubeconfig is not a mapping"),
         (json.dumps(stored("gpu-2")), "kubeconfig has no context named gpu-1"),
     ],
 )
