@@ -435,3 +435,20 @@ async def test_a_failing_source_makes_every_cluster_unknown_not_empty(rig: Rig) 
     assert sorted(reading.unknown) == sorted(rig.names)
     assert "monitor source failed: ConnectionError: redis is down" in reading.unknown[rig.names[0]]
     assert {h.state for h in reading.health} == {"unreachable"}
+
+
+async def test_node_disk_and_pod_logs_are_read_in_the_servers_cluster(rig: Rig) -> None:
+    name, other = rig.names[1], rig.names[0]
+    deployment = await rig.deploy(name)
+    await running(rig, deployment)
+    disk = await rig.fleet.node_disk(name)
+    assert disk.node == name and disk.total_gib == rig.node(name).ephemeral_gib
+    assert disk.requested_gib > 0  # the chute's pod, in that cluster only
+    assert (await rig.fleet.node_disk(other)).requested_gib == 0
+    lines = await rig.fleet.pod_log_tail(deployment.deployment_id)
+    assert any("container started" in line for line in lines)
+    assert await rig.fleet.pod_log_tail(str(uuid.uuid4())) == []
+    await rig.clusters.stop_api(other)
+    await rig.fleet.read_fleet()
+    with pytest.raises(ClusterUnavailableError, match=f"cluster {other} unreachable"):
+        await rig.fleet.node_disk(other)
