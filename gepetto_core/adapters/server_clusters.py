@@ -99,7 +99,8 @@ class ServerApiClient(DeferredApiClient):
         super().__init__(self._open)
         self.server = server
         self._kubeconfig = kubeconfig
-        self.closed = False
+        self.retired = False  # no new request may start
+        self.closed = False  # its connections are closed
 
     async def _open(self) -> client.ApiClient:
         try:
@@ -111,15 +112,23 @@ class ServerApiClient(DeferredApiClient):
             ) from None
 
     async def call_api(self, *args: Any, **kwargs: Any) -> Any:
-        if self.closed:
+        self._refuse_when_retired()
+        api = await self.connected()
+        if self.retired:  # retired while connecting: close() found nothing to close yet
+            await api.close()
+            self._refuse_when_retired()
+        return await api.call_api(*args, **kwargs)
+
+    def _refuse_when_retired(self) -> None:
+        if self.retired:
             raise ClusterUnavailableError(
                 f"cluster {self.server}: client closed (server removed or kubeconfig changed)"
             )
-        return await super().call_api(*args, **kwargs)
 
     async def close(self) -> None:
-        self.closed = True
+        self.retired = True
         await super().close()
+        self.closed = True
 
 
 @dataclass
@@ -173,7 +182,7 @@ class ServerClusters:
         if entry.api is None:
             return
         api = entry.api
-        api.closed = True  # no new request starts on it from now on
+        api.retired = True  # no new request starts on it from now on
         with contextlib.suppress(RuntimeError):  # no running loop: close() closes it
             task = asyncio.get_running_loop().create_task(api.close(), name=f"close-{api.server}")
             self._closing.add(task)
