@@ -222,8 +222,7 @@ class FleetCluster:
     ) -> DeployedChute:
         """Service, Job (and the code ConfigMap when the chute mounts one) in the server's
         own cluster; `KubeCluster.deploy_chute` removes what it made when a step fails."""
-        self._servers.setdefault(server.name, server)
-        self._clients.ensure(server)
+        self._servers[server.name] = server  # the caller's row is the freshest kubeconfig
         deployed = await self._writable(server.name).deploy_chute(
             chute, server, gpus, deployment, launch
         )

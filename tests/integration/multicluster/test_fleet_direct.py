@@ -210,6 +210,12 @@ async def test_a_rotated_kubeconfig_rebuilds_the_client(rig: Rig) -> None:
     assert getattr(old_api, "closed", False)
     await rig.deploy(name)  # writes use the new credential too
     assert len(rig.objects(name, "jobs")) == 1
+    # rotated again: the row a deploy is given wins over the one the last round loaded
+    rig.rows[name] = rig.rows[name].model_copy(
+        update={"kubeconfig": rig.clusters.rotate_credentials(name)}
+    )
+    await rig.deploy(name)
+    assert len(rig.objects(name, "jobs")) == 2
 
 
 async def test_a_removed_server_loses_its_client(rig: Rig) -> None:
