@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -32,7 +31,7 @@ from gepetto_core.adapters.cluster_source import (
     ClusterUnknown,
     SourceKind,
 )
-from gepetto_core.adapters.kube import translate_error
+from gepetto_core.adapters.kube_errors import TRANSLATED, translate_error
 from gepetto_core.adapters.kube_views import (
     chute_job_view,
     legacy_deployment_view,
@@ -46,7 +45,6 @@ from gepetto_core.models.cluster import PodView
 
 Obj = dict[str, Any]
 CHUTE_SELECTOR = f"{ko.LABEL_CHUTE}=true"
-LIBRARY_ERRORS = (ApiException, aiohttp.ClientError, TimeoutError, OSError)
 
 
 async def list_items(
@@ -59,7 +57,7 @@ async def list_items(
             body = await response.read()
             status = response.status
             reason = response.reason
-    except LIBRARY_ERRORS as e:
+    except TRANSLATED as e:
         raise translate_error(e, what) from e
     if not 200 <= status <= 299:
         error = ApiException(status=status, reason=reason)

@@ -29,7 +29,6 @@ from gepetto_core.adapters.cluster_source import (
     ClusterUnknown,
     StateSource,
 )
-from gepetto_core.adapters.direct_source import LIBRARY_ERRORS
 from gepetto_core.adapters.fleet_book import (
     SeenJob,
     health_after,
@@ -39,7 +38,8 @@ from gepetto_core.adapters.fleet_book import (
     seen_jobs,
     where_seen,
 )
-from gepetto_core.adapters.kube import KubeCluster, translate_error
+from gepetto_core.adapters.kube import KubeCluster
+from gepetto_core.adapters.kube_errors import TRANSLATED, translate_error
 from gepetto_core.adapters.kube_views import WORKER_LABEL
 from gepetto_core.adapters.server_clusters import NO_KUBECONFIG, ServerClusters
 from gepetto_core.errors import ClusterError, ClusterNotFoundError, ClusterUnavailableError
@@ -313,7 +313,7 @@ class FleetCluster:
             )
         except ClusterError as e:
             return f"cluster {name}: cannot read job {seen.name}: {e}"
-        except LIBRARY_ERRORS as e:
+        except TRANSLATED as e:
             error = translate_error(e, f"read job {seen.name}")
             if isinstance(error, ClusterNotFoundError):
                 return None
