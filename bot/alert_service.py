@@ -299,10 +299,10 @@ class AlertService:
         """The reconcile loop's callback: failed deploys alert; other removals are summarized."""
         if not self.enabled or not report.applied:
             return
-        removals = [
+        removals = [  # a removal the delete preflight deferred did nothing: no news yet
             (r.action, r.ok, r.logs)
             for r in report.results
-            if isinstance(r.action, RemoveDeployment)
+            if isinstance(r.action, RemoveDeployment) and r.deferred is None
         ]
         if not removals:
             return
