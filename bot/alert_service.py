@@ -1,9 +1,9 @@
 """Alerts to the configured channel: the I/O around the pure rules of ``bot.alerts``.
 
-Inputs: reconcile reports (failed deploys, recycle removals), autoscaler rounds (a digest),
-and the bot's own deploys (failure, or success that resolves an open alert). Each decision is
-taken under one lock with the known alerts loaded from ``gepetto_alerts``, so two reports at
-once cannot both post the same alert.
+Inputs: reconcile reports (failed deploys, recycle removals, clusters unreachable or back),
+autoscaler rounds (a digest), and the bot's own deploys (failure, or success that resolves an
+open alert). Each decision is taken under one lock with the known alerts loaded from
+``gepetto_alerts``, so two reports at once cannot both post the same alert.
 """
 
 from __future__ import annotations
@@ -32,11 +32,19 @@ from bot.alerts import (
     summarize_storm,
 )
 from bot.approvals import ALERT_TTL, PendingActions
-from bot.cards import build_digest_card, build_failure_alert, build_recycle_card, build_storm_card
+from bot.cards import (
+    build_cluster_card,
+    build_digest_card,
+    build_failure_alert,
+    build_recycle_card,
+    build_storm_card,
+)
 from bot.outbox import SlackOutbox, SlackSendError
 from gepetto_core.clock import utcnow
+from gepetto_core.models.cluster import ClusterHealth
 from gepetto_core.models.inventory import Chute, Server
 from gepetto_core.models.state import AlertRecord, LedgerEntry
+from gepetto_core.scheduling.cluster_alerts import ClusterAlert, cluster_health_alerts
 from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
 from gepetto_core.services.autoscaler import RoundReport
 from gepetto_core.services.reconcile_service import ReconcileReport
@@ -92,6 +100,9 @@ class AlertService:
         self._clock = clock
         self._lock = asyncio.Lock()
         self.digest = DigestBuffer(interval=digest_interval)
+        # cluster name -> unreachable at the last pass (empty after a start: no "back" alert
+        # for a cluster this process never saw down)
+        self._clusters_down: dict[str, bool] = {}
 
     @property
     def enabled(self) -> bool:
@@ -296,9 +307,11 @@ class AlertService:
     # -- reconcile reports ----------------------------------------------------------------
 
     async def on_reconcile(self, report: ReconcileReport) -> None:
-        """The reconcile loop's callback: failed deploys alert; other removals are summarized."""
+        """The reconcile loop's callback: clusters that became unreachable or came back alert;
+        failed deploys alert; other removals are summarized."""
         if not self.enabled or not report.applied:
             return
+        await self.cluster_health(report.health)
         removals = [  # a removal the delete preflight deferred did nothing: no news yet
             (r.action, r.ok, r.logs)
             for r in report.results
@@ -341,6 +354,22 @@ class AlertService:
                 await self._outbox.post(self.channel, build_recycle_card(other, failed))
             except SlackSendError as e:
                 log.warning("recycle summary not delivered: %s", e)
+
+    async def cluster_health(self, health: Sequence[ClusterHealth]) -> list[ClusterAlert]:
+        """One message per kind of change since the last reconcile pass this process saw
+        (`scheduling.cluster_alerts`): many clusters going at once are one message."""
+        if not self.enabled or not health:
+            return []
+        async with self._lock:
+            alerts, self._clusters_down = cluster_health_alerts(self._clusters_down, health)
+        assert self.channel is not None
+        for alert in alerts:
+            log.warning("cluster alert: %s", alert.text)
+            try:
+                await self._outbox.post(self.channel, build_cluster_card(alert))
+            except SlackSendError as e:
+                log.warning("cluster alert not delivered: %s", e)
+        return alerts
 
     # -- autoscaler digest ----------------------------------------------------------------
 
