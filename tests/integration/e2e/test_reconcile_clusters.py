@@ -10,7 +10,7 @@ from gepetto_core.errors import ClusterNotFoundError
 from gepetto_core.render_text import render_text
 from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
 from gepetto_core.services.deployer import DeployRequest
-from gepetto_core.views import PlanView
+from gepetto_core.views import Composite, Message, PlanView, Table
 from tests.integration.cluster_double import SplitCluster, split_runtime_cluster
 
 from .conftest import Miner, eventually
@@ -140,4 +140,19 @@ async def test_nothing_on_an_unreachable_cluster_is_removed(miner: Miner) -> Non
     del cluster.down[name]
     report = await miner.rt.reconciler.run_once()
     assert report.plan.destructive == [] and report.plan.complete
+    assert await miner.rt.inventory.get_deployment(deployment_id) is not None
+
+
+async def test_the_operators_undeploy_shows_the_deferral(miner: Miner) -> None:
+    cluster = split(miner)
+    deployment_id, _, _ = await deployed(miner)
+    cluster.vetoes[deployment_id] = VETO
+    outcome = await execute(f"undeploy -i {deployment_id}", OPERATOR, miner.rt, confirmed=True)
+    assert isinstance(outcome, Composite)
+    table, message = outcome.items
+    assert isinstance(table, Table) and isinstance(message, Message)
+    [row] = table.rows
+    assert row["removed"] is False and row["warnings"] == f"deferred: {VETO}"
+    assert message.level == "warning" and message.text == "removed 0 of 1"
+    assert f"deferred: {VETO}" in render_text(outcome)
     assert await miner.rt.inventory.get_deployment(deployment_id) is not None
