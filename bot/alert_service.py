@@ -52,6 +52,7 @@ from gepetto_core.services.reconcile_service import ReconcileReport
 log = logging.getLogger(__name__)
 ALERTS_ACTOR = "gepetto-alerts"
 MAX_STORM_PAYLOADS = 100
+CLUSTER_DOWN = "cluster-down:"  # + cluster name: the open alert of an unreachable cluster
 
 
 class AlertStore(Protocol):
@@ -100,9 +101,9 @@ class AlertService:
         self._clock = clock
         self._lock = asyncio.Lock()
         self.digest = DigestBuffer(interval=digest_interval)
-        # cluster name -> unreachable at the last pass (empty after a start: no "back" alert
-        # for a cluster this process never saw down)
-        self._clusters_down: dict[str, bool] = {}
+        # cluster name -> unreachable at the last pass; loaded from the open alerts on first
+        # use (no "back" alert for a cluster never seen down)
+        self._clusters_down: dict[str, bool] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -356,20 +357,57 @@ class AlertService:
                 log.warning("recycle summary not delivered: %s", e)
 
     async def cluster_health(self, health: Sequence[ClusterHealth]) -> list[ClusterAlert]:
-        """One message per kind of change since the last reconcile pass this process saw
-        (`scheduling.cluster_alerts`): many clusters going at once are one message."""
+        """One message per kind of change since the last pass (`scheduling.cluster_alerts`):
+        many clusters going at once are one message. Which clusters are down is kept as
+        open `cluster-down:<name>` alerts, so a restart (or a new leader) neither repeats an
+        "unreachable" nor forgets to say "back"."""
         if not self.enabled or not health:
             return []
         async with self._lock:
+            if self._clusters_down is None:
+                self._clusters_down = await self._clusters_seen_down()
             alerts, self._clusters_down = cluster_health_alerts(self._clusters_down, health)
-        assert self.channel is not None
-        for alert in alerts:
-            log.warning("cluster alert: %s", alert.text)
-            try:
-                await self._outbox.post(self.channel, build_cluster_card(alert))
-            except SlackSendError as e:
-                log.warning("cluster alert not delivered: %s", e)
+            for alert in alerts:
+                await self._post_cluster_alert(alert)
         return alerts
+
+    async def _clusters_seen_down(self) -> dict[str, bool]:
+        records = await self._state.list_alerts(state="open")
+        return {
+            r.alert_key.removeprefix(CLUSTER_DOWN): True
+            for r in records
+            if r.alert_key.startswith(CLUSTER_DOWN)
+        }
+
+    async def _post_cluster_alert(self, alert: ClusterAlert) -> None:
+        assert self.channel is not None
+        log.warning("cluster alert: %s", alert.text)
+        channel: str | None = None
+        ts: str | None = None
+        try:
+            channel, ts = await self._outbox.post(self.channel, build_cluster_card(alert))
+        except SlackSendError as e:
+            log.warning("cluster alert not delivered: %s", e)
+        now = self._clock()
+        for name, reason in alert.clusters:
+            old = await self._state.get_alert(CLUSTER_DOWN + name)
+            if alert.kind == "back":
+                if old is not None:
+                    await self._state.save_alert(
+                        old.model_copy(update={"state": "resolved", "last_at": now})
+                    )
+                continue
+            await self._state.save_alert(
+                AlertRecord(
+                    alert_key=CLUSTER_DOWN + name,
+                    channel=channel,
+                    message_ts=ts,
+                    occurrences=old.occurrences + 1 if old is not None else 1,
+                    first_at=now,
+                    last_at=now,
+                    payload={"kind": "cluster", "cluster": name, "reason": reason},
+                )
+            )
 
     # -- autoscaler digest ----------------------------------------------------------------
 

@@ -6,6 +6,7 @@ over the real cluster sandbox."""
 
 from __future__ import annotations
 
+from bot.alert_service import AlertService
 from gepetto_core.services.deployer import DeployRequest
 from tests.integration.cluster_double import SplitCluster, split_runtime_cluster
 
@@ -51,6 +52,30 @@ async def test_clusters_going_and_coming_back_alert_once_per_change(world: World
     cluster.down[names[3]] = "connection refused"
     await reconcile(world)
     assert alert_texts(world)[2:] == [f"cluster {names[3]} unreachable — connection refused"]
+
+
+async def test_a_restart_neither_repeats_nor_forgets(world: World) -> None:
+    """The clusters down are kept as open alerts: a new process (a restart, a new leader) does
+    not announce them again, and does say when they come back."""
+    cluster = split(world)
+    name = sorted(cluster.names)[0]
+    cluster.down[name] = "timed out"
+    await reconcile(world)
+    record = await world.rt.state.get_alert(f"cluster-down:{name}")
+    assert record is not None and record.state == "open"
+
+    ctx = world.bot.ctx
+    restarted = AlertService(world.rt.state, world.rt.inventory, ctx.outbox, ctx.pending, ALERTS)
+    await restarted.on_reconcile(await world.rt.reconciler.run_once())
+    await world.settle()
+    assert alert_texts(world) == [f"cluster {name} unreachable — timed out"]
+
+    cluster.down.clear()
+    await restarted.on_reconcile(await world.rt.reconciler.run_once())
+    await world.settle()
+    assert alert_texts(world)[1:] == [f"cluster {name} reachable again"]
+    record = await world.rt.state.get_alert(f"cluster-down:{name}")
+    assert record is not None and record.state == "resolved"
 
 
 async def test_slack_recycle_dry_run_shows_the_deferred_removal(world: World) -> None:
