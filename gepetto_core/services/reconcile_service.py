@@ -164,10 +164,14 @@ class Reconciler:
 
     async def _read_fleet(self) -> FleetReading:
         try:
-            return await self._cluster.read_fleet()
+            reading = await self._cluster.read_fleet()
         except ClusterError as e:  # the port answers with None lists; this is a safety net
             log.warning("reconcile: reading the cluster failed: %s", e)
             return FleetReading(jobs=None, legacy=None, services=None, nodes=None)
+        for health in reading.health:
+            if health.state == "unreachable":
+                log.warning("reconcile: cluster %s unreachable: %s", health.name, health.error)
+        return reading
 
     async def run_once(self, *, dry_run: bool = False, force: bool = False) -> ReconcileReport:
         """One pass. `force` lifts the mass-removal guard (never the incomplete-data one)."""
