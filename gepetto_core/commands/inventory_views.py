@@ -7,11 +7,12 @@ import asyncio
 from collections import Counter
 
 from gepetto_core.commands.context import CommandContext
-from gepetto_core.commands.node_table import is_single_layout, nodes_table
+from gepetto_core.commands.node_table import nodes_table
 from gepetto_core.commands.resolve import chute_label, instance_of, resolve_server
 from gepetto_core.errors import ClusterError, ClusterUnavailableError
 from gepetto_core.models.cluster import ChuteJobView, NodeDisk, PodView
 from gepetto_core.models.inventory import Deployment
+from gepetto_core.scheduling.reconcile_clusters import is_single_layout
 from gepetto_core.services.sync import ListName
 from gepetto_core.views import Cell, Column, ColumnKind, Table
 

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 
 from gepetto_core.models.cluster import ClusterHealth, NodeDisk, NodeView
 from gepetto_core.models.inventory import Gpu, Server
+from gepetto_core.scheduling.reconcile_clusters import is_single_layout
 from gepetto_core.views import Cell, Column, ColumnKind, Table
 
 K = ColumnKind
-SINGLE_CLUSTER = "*"
 MAX_NAMED = 10  # unreachable clusters named in the footer
 
 NODE_COLUMNS = [
@@ -34,10 +34,6 @@ CLUSTER_COLUMNS = [
     Column(key="cluster", title="cluster"),
     Column(key="data_age", title="data age", kind=K.DURATION),
 ]
-
-
-def is_single_layout(health: Sequence[ClusterHealth]) -> bool:
-    return any(h.name == SINGLE_CLUSTER for h in health)
 
 
 def node_status(node: NodeView | None) -> str:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gepetto_core.models.cluster import ClusterHealth
+from gepetto_core.scheduling.reconcile_clusters import SINGLE_CLUSTER
 
-SINGLE_CLUSTER = "*"  # the single layout's one cluster
 MAX_NAMED = 20  # clusters named in one alert; the rest are counted
 
 # cluster name -> it was unreachable at the last read

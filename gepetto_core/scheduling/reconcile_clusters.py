@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from gepetto_core.models.cluster import ClusterHealth
 from gepetto_core.models.inventory import Deployment, Server
 from gepetto_core.models.validator import ValidatorInstance
 from gepetto_core.scheduling.reconcile_actions import (
@@ -34,6 +35,15 @@ from gepetto_core.scheduling.reconcile_actions import (
 
 if TYPE_CHECKING:
     from gepetto_core.scheduling.reconcile_plan import ReconcileInputs, ReconcilePolicy
+
+# The name under which the single layout reports its one cluster's health.
+SINGLE_CLUSTER = "*"
+
+
+def is_single_layout(health: Sequence[ClusterHealth]) -> bool:
+    """One cluster for the whole fleet (its health entry is named "*"), rather than one
+    cluster per GPU server (entries named after the servers)."""
+    return any(h.name == SINGLE_CLUSTER for h in health)
 
 
 def spare_unknown_clusters(

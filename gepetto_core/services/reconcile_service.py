@@ -33,6 +33,7 @@ from gepetto_core.scheduling.reconcile_actions import (
     SaveChute,
     SetInstanceId,
 )
+from gepetto_core.scheduling.reconcile_clusters import is_single_layout
 from gepetto_core.scheduling.reconcile_plan import (
     ReconcileInputs,
     ReconcilePolicy,
@@ -47,7 +48,6 @@ from gepetto_core.services.sync import ListState, SyncService, ValidatorSnapshot
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 LOG_LINES = 10
-SINGLE_CLUSTER = "*"  # the health entry of the single layout's one cluster
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class Reconciler:
             nodes=reading.nodes,
             remote={hotkey: remote_view(s) for hotkey, s in snapshots.items()},
             unknown_servers=unknown_servers(reading, servers),
-            cluster_per_server=not any(h.name == SINGLE_CLUSTER for h in reading.health),
+            cluster_per_server=not is_single_layout(reading.health),
         )
         return inputs, list(reading.health)
 
