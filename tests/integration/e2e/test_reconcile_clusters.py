@@ -156,3 +156,27 @@ async def test_the_operators_undeploy_shows_the_deferral(miner: Miner) -> None:
     assert message.level == "warning" and message.text == "removed 0 of 1"
     assert f"deferred: {VETO}" in render_text(outcome)
     assert await miner.rt.inventory.get_deployment(deployment_id) is not None
+
+
+async def test_a_cluster_that_lost_its_jobs_waits_for_force(miner: Miner) -> None:
+    """Both Jobs of one server's cluster vanish from its listing at once: held back, with the
+    cluster named; `recycle --force` removes them."""
+    split(miner)
+    first, _, name = await deployed(miner)
+    second, _, _ = await deployed(miner)
+    for deployment_id in (first, second):
+        await miner.rt.cluster.undeploy(deployment_id, wait_seconds=30)
+
+    report = await miner.rt.reconciler.run_once()
+    assert report.plan.of_type(RemoveDeployment) == []
+    assert any(f"cluster {name}: 2 of 2" in p for p in report.plan.problems)
+    assert await miner.rt.inventory.get_deployment(first) is not None
+
+    report = await miner.rt.reconciler.run_once(force=True)
+    removed = {
+        r.action.deployment_id
+        for r in report.results
+        if r.ok and isinstance(r.action, RemoveDeployment)
+    }
+    assert removed == {first, second}
+    assert await miner.rt.inventory.get_deployment(first) is None
