@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from gepetto_core.adapters.kube import KubeCluster
-from gepetto_core.models.cluster import ClusterHealth, FleetReading
+from gepetto_core.errors import ClusterUnavailableError
+from gepetto_core.models.cluster import ClusterHealth, FleetReading, NodeDisk, NodeView
 
 
 class SplitCluster:
@@ -48,6 +49,14 @@ class SplitCluster:
             unknown=dict(self.down),
             health=self.cluster_health(),
         )
+
+    async def list_nodes(self, label_selector: str | None = None) -> list[NodeView]:
+        return [n for n in await self._inner.list_nodes(label_selector) if n.name not in self.down]
+
+    async def node_disk(self, name: str) -> NodeDisk:
+        if name in self.down:
+            raise ClusterUnavailableError(f"cluster {name}: {self.down[name]}")
+        return await self._inner.node_disk(name)
 
     def cluster_health(self) -> list[ClusterHealth]:
         return [

@@ -180,3 +180,17 @@ async def test_a_cluster_that_lost_its_jobs_waits_for_force(miner: Miner) -> Non
     }
     assert removed == {first, second}
     assert await miner.rt.inventory.get_deployment(first) is None
+
+
+async def test_nodes_shows_each_clusters_health(miner: Miner) -> None:
+    cluster = split(miner)
+    down, up = sorted(cluster.names)[:2]
+    cluster.down[down] = "timed out"
+    table = await execute("nodes", OPERATOR, miner.rt)
+    assert isinstance(table, Table)
+    rows = {r["node"]: r for r in table.rows}
+    assert rows[down]["status"] == "unknown" and rows[down]["cluster"] == "unreachable: timed out"
+    assert rows[down]["disk_total_gb"] is None
+    assert rows[up]["status"] == "Ready" and rows[up]["cluster"] == "reachable"
+    assert rows[up]["data_age"] == 2.0 and rows[up]["disk_total_gb"] is not None
+    assert table.note is not None and f"1 unreachable ({down})" in table.note
