@@ -10,16 +10,16 @@ and Jobs run on their clusters.
 
 A round is `Reconciler.run_once(dry_run=True)`: the validator sync, the fleet read through the
 Cluster port (`read_fleet`, fanned out over every server cluster) and the database, and the
-plan. Dry run, so nothing is applied; the world is converged (the plan is checked to have no
-removal), so a real pass would apply nothing either. Rounds are timed:
+plan. Dry run, so nothing is applied; the world is converged (the planned actions are recorded:
+none), so a real pass would apply nothing either. Rounds are timed:
 - with the monitor source (the cache in Redis): target ≤ 1 s;
 - with the direct source (every cluster's API listed): target ≤ 3 s;
 - with the direct source while 5 clusters hang (accept, never answer): target at most one
   per-cluster timeout (`--timeout`) more than without.
-Peak memory is tracemalloc's peak of Python allocations during one extra round of each kind
-(timed rounds run without tracemalloc, which slows allocation-heavy code), and the process's
-ru_maxrss growth over the whole measurement. Figures go to bench/results.json, key
-`multicluster`.
+Memory: tracemalloc's peak of Python allocations during one extra round of each kind (timed
+rounds run without tracemalloc, which slows allocation-heavy code), the resident memory (VmRSS)
+each source's runtime added, and the process's ru_maxrss growth over the whole run. Figures go
+to bench/results.json, key `multicluster`.
 
     .venv/bin/python -m bench.bench_multicluster [--servers 100] [--rounds 5] [--timeout 2]
 """
@@ -112,6 +112,14 @@ async def database() -> AsyncIterator[str]:
         admin = await asyncpg.connect(SERVER)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def rss_now_mib() -> float:
+    """This process's resident memory now (VmRSS), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def miner_settings(
@@ -270,11 +278,13 @@ async def measure_source(
     rounds: int,
     expected_jobs: int,
 ) -> dict[str, Any]:
+    rss_before = rss_now_mib()
     rt = await build_runtime(miner_settings(world.world, dsn, kubeconfig, source, cluster_timeout))
     try:
         await converge(rt, expected_jobs)
         await rt.reconciler.run_once(dry_run=True)  # warm: clients built, connections open
         figures = await timed(rounds, lambda: rt.reconciler.run_once(dry_run=True))
+        figures["rss_growth_mib"] = round(rss_now_mib() - rss_before, 1)
         if source == "direct":
             names = [s["name"] for s in world.world["servers"][:HANGING]]
             await world.ask("hang " + " ".join(names))
@@ -341,8 +351,10 @@ async def run(servers: int, per_server: int, rounds: int, cluster_timeout: float
         "sandbox_process_max_rss_mib": sandbox_rss,
         "sandbox_start_seconds": world.world["started_seconds"],
         "memory_note": "tracemalloc_peak_mib: peak Python allocations during one round (an "
-        "extra round, not timed); process_max_rss_growth_mib: ru_maxrss growth of the miner "
-        "process over setup and all rounds",
+        "extra round, not timed); rss_growth_mib: resident memory (VmRSS) after that source's "
+        "runtime was built, warmed and ran its rounds, minus before; "
+        "process_max_rss_growth_mib: ru_maxrss growth of the miner process over setup (the "
+        "deploys) and all rounds",
         "cpu_count": os.cpu_count(),
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
