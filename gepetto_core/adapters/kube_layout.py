@@ -22,11 +22,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
-import aiohttp
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
-from gepetto_core.adapters.kube import translate_error
+from gepetto_core.adapters.kube_errors import TRANSLATED, translate_error
 from gepetto_core.adapters.kube_views import WORKER_LABEL
 from gepetto_core.kube_objects import LaunchParams
 from gepetto_core.models.cluster import (
@@ -61,7 +59,7 @@ async def detect_layout(api: client.ApiClient, *, request_timeout: float = 10.0)
         found = await client.CoreV1Api(api).list_node(
             label_selector=K3S_NODE_SELECTOR, limit=1, _request_timeout=request_timeout
         )
-    except (ApiException, aiohttp.ClientError, TimeoutError, OSError) as e:
+    except TRANSLATED as e:
         error = translate_error(e, "list the control plane's nodes")
         raise type(error)(
             f"{LAYOUT_SETTING}=auto cannot tell the cluster layout ({error}); "
