@@ -46,12 +46,13 @@ from gepetto_core.services.reconcile_service import ReconcileReport
 from gepetto_core.views import PlanView
 from gepetto_sandbox.cluster import PodFault, PodTimings
 from gepetto_sandbox.miner import PodBridge, SandboxMiner, register_fleet, start_sandbox_miner
-from gepetto_sandbox.multicluster import MonitoredClusters, PrivateRedis
+from gepetto_sandbox.multicluster import AgentTimings, MonitoredClusters, PrivateRedis
 
 # A throwaway hotkey: the sandbox validator is the only one that ever sees its signatures.
 DEMO_SEED = "0x" + "d3" * 32
 DEMO_TIMINGS = PodTimings(start_seconds=1.0, ready_seconds=2.0, termination_seconds=0.5)
 FAILURE_PRONE_CHUTES = 2
+DEMO_AGENT_TIMINGS = AgentTimings(heartbeat_interval=5.0)
 
 Print = Callable[[str], None]
 Layout = Literal["single", "multi"]
@@ -179,9 +180,12 @@ async def start_monitor(stack: contextlib.AsyncExitStack, world: SandboxMiner, d
     redis = PrivateRedis(data / "redis")
     await asyncio.to_thread(redis.start)
     stack.callback(redis.stop)
-    monitored = MonitoredClusters(world.clusters, redis.url())
+    # Agents beat every few seconds (30 s in the charts) so a cluster the monitor marked
+    # `starting` at registration turns `active`, readable, within seconds of the demo's start.
+    monitored = MonitoredClusters(world.clusters, redis.url(), timings=DEMO_AGENT_TIMINGS)
     await monitored.start()
     stack.push_async_callback(monitored.stop)
+    await monitored.heartbeat_all()
     return redis.url()
 
 
