@@ -15,20 +15,24 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gepetto_core.adapters.cluster_source import StateSource
 from gepetto_core.adapters.database import Database
+from gepetto_core.adapters.direct_source import DirectSource
 from gepetto_core.adapters.events_redis import RedisEventSource, connect_redis
 from gepetto_core.adapters.events_socketio import SocketIoEventSource
 from gepetto_core.adapters.host import process_identity
 from gepetto_core.adapters.kube import KubeCluster
 from gepetto_core.adapters.kube_connect import DeferredApiClient, connect_api, kubeconfig_source
+from gepetto_core.adapters.kube_fleet import FleetCluster
 from gepetto_core.adapters.kube_layout import Layout, LayoutCluster, detect_layout
 from gepetto_core.adapters.kube_lease import KubeLease
+from gepetto_core.adapters.monitor_source import MonitorSource
 from gepetto_core.adapters.pg_history import PgHistory
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.adapters.pg_state import PgState
+from gepetto_core.adapters.server_clusters import ServerClusters
 from gepetto_core.adapters.signing import HotkeySigner
 from gepetto_core.adapters.validator import HttpValidatorApi, open_http_session
 from gepetto_core.clock import utcnow
@@ -42,9 +46,6 @@ from gepetto_core.services.leader import LeaderElector, elector_from_settings
 from gepetto_core.services.ports import Cluster
 from gepetto_core.services.reconcile_service import Reconciler
 from gepetto_core.services.sync import SyncService
-
-if TYPE_CHECKING:
-    from gepetto_core.adapters.server_clusters import ServerClusters
 
 
 def job_settings(settings: Settings, miner_ss58: str) -> JobSettings:
@@ -164,13 +165,12 @@ class Runtime:
         return KubeCluster(self.kube_api, self.job_settings)
 
     @cached_property
-    def fleet_cluster(self) -> Cluster:
+    def fleet_cluster(self) -> FleetCluster:
         """The multi layout: one cluster per GPU server, its client built from
         servers.kubeconfig, its state read from GEPETTO_CLUSTER_SOURCE."""
-        from gepetto_core.adapters.kube_fleet import FleetCluster
-
         s = self.settings
-        clients, source = self.server_clusters, self.cluster_source  # built (and closed) first
+        # Built (and so closed) before the fleet, which closes them too: a second close is a no-op.
+        clients, source = self.server_clusters, self.cluster_source
         fleet = FleetCluster(
             clients, source, self.inventory.list_servers, namespace=s.chutes_namespace,
             timeout=s.cluster_timeout_seconds, fanout=s.cluster_fanout,
@@ -180,8 +180,6 @@ class Runtime:
 
     @cached_property
     def server_clusters(self) -> ServerClusters:
-        from gepetto_core.adapters.server_clusters import ServerClusters
-
         clients = ServerClusters(self.job_settings, timeout=self.settings.cluster_timeout_seconds)
         self._closers.append(clients.close)
         return clients
@@ -191,15 +189,11 @@ class Runtime:
         s = self.settings
         source: StateSource
         if s.cluster_source == "direct":
-            from gepetto_core.adapters.direct_source import DirectSource
-
             source = DirectSource(
                 self.server_clusters, namespace=s.chutes_namespace,
                 timeout=s.cluster_timeout_seconds, fanout=s.cluster_fanout,
             )  # fmt: skip
         else:
-            from gepetto_core.adapters.monitor_source import MonitorSource
-
             source = MonitorSource(
                 self.monitor_redis, namespace=s.chutes_namespace,
                 timeout=s.cluster_timeout_seconds,
