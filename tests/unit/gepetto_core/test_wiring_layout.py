@@ -61,9 +61,7 @@ async def test_multi_is_a_fleet_over_the_chosen_source(
 
 
 async def test_the_monitor_cache_defaults_to_redis_url(tmp_path: Path) -> None:
-    rt = runtime(
-        tmp_path, GEPETTO_CLUSTER_LAYOUT="multi", REDIS_URL="redis://127.0.0.1:9/4"
-    )
+    rt = runtime(tmp_path, GEPETTO_CLUSTER_LAYOUT="multi", REDIS_URL="redis://127.0.0.1:9/4")
     assert rt.monitor_redis.connection_pool.connection_kwargs["db"] == 4
     await rt.close()
     rt = runtime(
