@@ -3,10 +3,12 @@ official charts' default); a bad argument is a usage error before anything start
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
-from gepetto_core.errors import UsageError
-from gepetto_sandbox.demo import DemoOptions, parse_demo_args
+from gepetto_core.errors import ConfigError, UsageError
+from gepetto_sandbox.demo import DemoOptions, choose_source, parse_demo_args
 
 
 @pytest.mark.parametrize(
@@ -34,3 +36,27 @@ def test_demo_arguments(args: list[str], options: DemoOptions) -> None:
 def test_bad_demo_arguments_are_usage_errors(args: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse_demo_args(args)
+
+
+@pytest.mark.parametrize(
+    ("source", "redis_server", "chosen"),
+    [
+        (None, "/usr/bin/redis-server", "monitor"),
+        (None, None, "direct"),
+        ("direct", "/usr/bin/redis-server", "direct"),
+        ("monitor", "/usr/bin/redis-server", "monitor"),
+    ],
+)
+def test_the_state_source_follows_redis_server_unless_named(
+    monkeypatch: pytest.MonkeyPatch, source: str | None, redis_server: str | None, chosen: str
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: redis_server)
+    assert choose_source(parse_demo_args(["--source", source] if source else [])) == chosen
+
+
+def test_the_monitor_source_without_redis_server_names_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match="needs a redis-server binary on PATH"):
+        choose_source(parse_demo_args(["--source", "monitor"]))
