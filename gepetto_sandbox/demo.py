@@ -40,6 +40,7 @@ from gepetto_core.config import Settings, ValidatorsConfig
 from gepetto_core.errors import ConfigError, GepettoError, UsageError
 from gepetto_core.process import GepettoProcess, start_process
 from gepetto_core.render_text import render_text
+from gepetto_core.scheduling.cluster_alerts import cluster_health_alerts
 from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
 from gepetto_core.services.autoscaler import RoundReport
 from gepetto_core.services.reconcile_service import ReconcileReport
@@ -103,12 +104,17 @@ def _print(text: str) -> None:
 
 
 class ConsoleObserver:
-    """Alerts on the console as they happen: failed deploys, recycles, autoscaler digests."""
+    """Alerts on the console as they happen: failed deploys, recycles, clusters going
+    unreachable and coming back, autoscaler digests."""
 
     def __init__(self, out: Print) -> None:
         self._out = out
+        self._clusters_down: dict[str, bool] = {}
 
     async def reconciled(self, report: ReconcileReport) -> None:
+        alerts, self._clusters_down = cluster_health_alerts(self._clusters_down, report.health)
+        for alert in alerts:
+            self._out(f"[alert] {alert.text}")
         for result in report.results:
             action = result.action
             if isinstance(action, RemoveDeployment):
