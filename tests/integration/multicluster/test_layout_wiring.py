@@ -5,15 +5,19 @@ its row's kubeconfig), while the leader Lease stays in the control plane's clust
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import asyncpg
+import pytest
+from bittensor_wallet import Keypair
 
 from gepetto_core.adapters.kube_layout import LayoutCluster
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.config import load_settings
+from gepetto_core.errors import ClusterUnavailableError
 from gepetto_core.models.inventory import Server
-from gepetto_core.wiring import runtime
+from gepetto_core.wiring import build_runtime, runtime
 from gepetto_sandbox.cluster import FleetNode
 from gepetto_sandbox.miner import server_row
 from gepetto_sandbox.multicluster import MultiClusterSandbox
@@ -91,3 +95,31 @@ async def test_the_leader_lease_stays_in_the_control_plane(
             assert clusters.cluster(name).objects("leases", "chutes") == []
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+async def test_the_long_running_process_stops_at_start_when_it_cannot_tell_the_layout(
+    clusters: MultiClusterSandbox, fresh_db: str, tmp_path: Path
+) -> None:
+    """`gepetto serve` builds its runtime with build_runtime: auto detection happens there, so
+    an unreadable control plane stops the process at once, naming the setting to set."""
+    seed = "0x" + "5e" * 32
+    kubeconfig = clusters.write_kubeconfig(tmp_path / "kubeconfig")
+    validators = {"supported": [{"hotkey": "5Validator", "api": "http://127.0.0.1:9"}]}
+    env = {
+        "MINER_SS58": Keypair.create_from_seed(seed).ss58_address,
+        "MINER_SEED": seed,
+        "VALIDATORS": json.dumps(validators),
+        "POSTGRESQL": fresh_db,
+        "KUBECONFIG": str(kubeconfig),
+        "GEPETTO_EVENT_SOURCE": "none",
+        "GEPETTO_CLUSTER_SOURCE": "direct",
+    }
+    await clusters.control_plane.stop_api()
+    with pytest.raises(ClusterUnavailableError, match="set GEPETTO_CLUSTER_LAYOUT=single or"):
+        await build_runtime(load_settings(env))
+    await clusters.control_plane.start_api()
+    rt = await build_runtime(load_settings(env))  # readable again: detected at start
+    try:
+        assert isinstance(rt.cluster, LayoutCluster) and rt.cluster.layout == "multi"
+    finally:
+        await rt.close()
