@@ -10,7 +10,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.models.inventory import Gpu, Server
@@ -131,28 +131,13 @@ def _env(pod: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: str(e.get("value", "")) for e in container.get("env", [])}
 
 
-class PodSource(Protocol):
-    """Where the bridge finds pods: one `SandboxCluster`, or every member of a
-    `MultiClusterSandbox`."""
-
-    def objects(
-        self, resource: str, namespace: str | None = None, label_selector: str | None = None
-    ) -> list[dict[str, Any]]: ...
-
-
 class PodBridge:
     """Plays the chute process: when a pod with a launch config becomes ready, it claims the
     config at the validator, proves itself and activates (the validator then broadcasts
-    instance_created / verified / activated). A pod that crashes never does.
+    instance_created / verified / activated). A pod that crashes never does."""
 
-    `pods`: where the chute pods run (default: the world's one cluster; in the multi-cluster
-    layout, the `MultiClusterSandbox`)."""
-
-    def __init__(
-        self, world: SandboxMiner, *, interval: float = 0.05, pods: PodSource | None = None
-    ) -> None:
+    def __init__(self, world: SandboxMiner, *, interval: float = 0.05) -> None:
         self._world = world
-        self._pods: PodSource = pods if pods is not None else world.cluster
         self._interval = interval
         self._done: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -172,7 +157,7 @@ class PodBridge:
             await asyncio.sleep(self._interval)
 
     def step(self) -> None:
-        for pod in self._pods.objects("pods", "chutes", "chutes/config-id"):
+        for pod in self._world.cluster.objects("pods", "chutes", "chutes/config-id"):
             config_id = pod["metadata"]["labels"]["chutes/config-id"]
             if config_id in self._done or not _pod_ready(pod):
                 continue

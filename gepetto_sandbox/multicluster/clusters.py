@@ -199,16 +199,6 @@ class MultiClusterSandbox:
         """`servers.kubeconfig` for server `name`."""
         return self.members[name].kubeconfig_text()
 
-    def objects(
-        self, resource: str, namespace: str | None = None, label_selector: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Objects of a kind in every member cluster (the control plane runs no chutes)."""
-        return [
-            obj
-            for member in self.members.values()
-            for obj in member.sandbox.objects(resource, namespace, label_selector)
-        ]
-
     def control_plane_kubeconfig(self) -> dict[str, Any]:
         if self.control_plane.url is None:
             raise RuntimeError("start the sandbox first")

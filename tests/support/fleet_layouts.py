@@ -13,6 +13,7 @@ member cluster."""
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,9 @@ from typing import Any, Literal, Protocol
 import pytest
 
 from gepetto_core.config import Settings, load_settings
-from gepetto_sandbox.cluster import ApiFault, PodFault, PodTimings, build_fleet
-from gepetto_sandbox.miner import SandboxMiner
+from gepetto_sandbox.cluster import ApiFault, PodFault, PodTimings
+from gepetto_sandbox.miner import SandboxMiner, start_sandbox_miner
 from gepetto_sandbox.multicluster import AgentTimings, MonitoredClusters, MultiClusterSandbox
-from gepetto_sandbox.validator import SandboxValidator
 
 Layout = Literal["single", "multi-direct", "multi-monitor"]
 LAYOUTS: tuple[Layout, ...] = ("single", "multi-direct", "multi-monitor")
@@ -78,7 +78,11 @@ class MemberClusters:
     def objects(
         self, resource: str, namespace: str | None = None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
-        return self.clusters.objects(resource, namespace, label_selector)
+        return [
+            obj
+            for name in self.clusters.names
+            for obj in self.clusters.cluster(name).objects(resource, namespace, label_selector)
+        ]
 
     def inject_api_error(
         self,
@@ -108,19 +112,18 @@ class MemberClusters:
 
 @dataclass
 class MultiClusterWorld:
-    """A validator sandbox and one cluster per GPU server (plus the control plane, which runs
-    no chutes), and, for the monitor source, the agents and monitor filling its cache."""
+    """The multi-cluster sandbox miner (a validator, a control-plane cluster running no chutes,
+    one cluster per GPU server) and, for the monitor source, the agents and monitor filling
+    its cache."""
 
-    miner: SandboxMiner  # its `cluster` is the control-plane cluster
+    miner: SandboxMiner
     clusters: MultiClusterSandbox
     monitored: MonitoredClusters | None
-    kubeconfig: Path
 
     async def stop(self) -> None:
         if self.monitored is not None:
             await self.monitored.stop()
-        await self.clusters.stop()  # the control plane too
-        await self.miner.validator.stop()
+        await self.miner.stop()
 
 
 async def start_multicluster_miner(
@@ -130,28 +133,42 @@ async def start_multicluster_miner(
     seed: int = 0,
     nodes: int = 4,
     chutes: int = 30,
-    gpu_types: tuple[str, ...] = ("h100", "a6000", "l40s", "h200"),
     timings: PodTimings | None = None,
     monitor_redis_url: str | None = None,
     agent_timings: AgentTimings = AGENT_TIMINGS,
 ) -> MultiClusterWorld:
-    """The multi-cluster twin of `start_sandbox_miner` (same seed: same catalog and fleet).
+    """`start_sandbox_miner` in the multi-cluster layout (same seed: same catalog and fleet).
     `kubeconfig` gets the control plane and every server (current context: the control plane),
     as an operator's merged kubeconfig has them. With `monitor_redis_url`, every cluster's
     agent registers with a monitor writing that Redis, and their loops run."""
-    validator = SandboxValidator(seed=seed, miners=[miner_hotkey])
-    validator.load_generated(chutes, seed=seed)
-    fleet = build_fleet(seed=seed, count=nodes, gpu_types=gpu_types, validator=validator.hotkey)
-    clusters = MultiClusterSandbox(fleet, seed=seed, timings=timings)
-    await validator.start()
-    await clusters.start()
-    clusters.write_kubeconfig(kubeconfig)
+    if "layout" not in inspect.signature(start_sandbox_miner).parameters:
+        pytest.skip(_NOT_MERGED_SANDBOX)
+    world = await start_sandbox_miner(
+        miner_hotkey,
+        seed=seed,
+        nodes=nodes,
+        chutes=chutes,
+        timings=timings,
+        kubeconfig=kubeconfig,
+        layout="multi",
+    )
+    clusters = world.clusters
+    assert clusters is not None
     monitored = None
     if monitor_redis_url is not None:
         monitored = MonitoredClusters(clusters, monitor_redis_url, timings=agent_timings)
-        await monitored.start()
-    world = SandboxMiner(validator, clusters.control_plane, miner_hotkey, fleet, kubeconfig)
-    return MultiClusterWorld(world, clusters, monitored, kubeconfig)
+        try:
+            await monitored.start()
+        except BaseException:
+            await world.stop()
+            raise
+    return MultiClusterWorld(world, clusters, monitored)
+
+
+_NOT_MERGED_SANDBOX = (
+    "start_sandbox_miner(layout='multi') and SandboxMiner.clusters (gepetto_sandbox/miner.py, "
+    "branch `layout`) are not merged"
+)
 
 
 def layout_settings(

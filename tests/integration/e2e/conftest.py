@@ -211,7 +211,7 @@ async def miner(
         base, layout, monitor_redis_url=redis_url, cluster_timeout_seconds=cluster_timeout
     )
     clock = Clock()
-    bridge = PodBridge(world, pods=multi.clusters if multi is not None else None)
+    bridge = PodBridge(world)
     async with contextlib.AsyncExitStack() as cleanup:
         cleanup.push_async_callback(multi.stop if multi is not None else world.stop)
         m = Miner(world, settings, clock, await build_runtime(settings, clock=clock), bridge)
