@@ -159,6 +159,10 @@ async def start_multicluster_miner(
         monitored = MonitoredClusters(clusters, monitor_redis_url, timings=agent_timings)
         try:
             await monitored.start()
+            # Registered clusters are `starting` (a snapshot that may still be filling) until
+            # their agent's first heartbeat makes them `active`: no waiting for the loop's.
+            beats = await monitored.heartbeat_all()
+            assert set(beats.values()) == {200}, beats
         except BaseException:
             await world.stop()
             raise
