@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +23,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from gepetto_core import kube_objects as ko
 from gepetto_core import kube_service, node_capacity
+from gepetto_core.adapters.kube_errors import TRANSLATED, translate_error
 from gepetto_core.adapters.kube_views import (
     WORKER_LABEL,
     chute_job_view,
@@ -35,9 +35,7 @@ from gepetto_core.adapters.kube_views import (
 from gepetto_core.errors import (
     ClusterConflictError,
     ClusterError,
-    ClusterForbiddenError,
     ClusterNotFoundError,
-    ClusterUnavailableError,
 )
 from gepetto_core.models.cluster import (
     ChuteJobView,
@@ -69,42 +67,6 @@ async def _or_none(call: Awaitable[T]) -> T | ClusterError:
 
 def _ok(result: T | ClusterError) -> T | None:
     return None if isinstance(result, ClusterError) else result
-
-
-def translate_error(error: BaseException, what: str) -> ClusterError:
-    """A kubernetes-asyncio / aiohttp failure as the project's ClusterError subtype."""
-    if isinstance(error, ApiException):
-        status = int(error.status or 0)
-        detail = _status_message(error)
-        message = f"{what}: HTTP {status} {detail}".rstrip()
-        if status == 404:
-            return ClusterNotFoundError(message, status)
-        if status == 409:
-            return ClusterConflictError(message, status)
-        if status in (401, 403):
-            return ClusterForbiddenError(message, status)
-        if status == 0 or status == 429 or status >= 500:
-            return ClusterUnavailableError(message, status)
-        return ClusterError(message, status)
-    if isinstance(error, TimeoutError):
-        return ClusterUnavailableError(f"{what}: timed out")
-    return ClusterUnavailableError(f"{what}: {type(error).__name__}: {error}")
-
-
-def _status_message(error: ApiException) -> str:
-    """The `message` of a Kubernetes Status body (the reason phrase when there is none)."""
-    body: Any = error.body
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if isinstance(body, str):
-        with contextlib.suppress(ValueError):
-            parsed = json.loads(body)
-            if isinstance(parsed, dict) and parsed.get("message"):
-                return str(parsed["message"])[:300]
-    return str(error.reason or "")
-
-
-_TRANSLATED = (ApiException, aiohttp.ClientError, TimeoutError, OSError)
 
 
 # --------------------------------------------------------------------------- adapter
@@ -141,7 +103,7 @@ class KubeCluster:
         try:
             with METRICS.kube_call(getattr(call, "__name__", "call")):
                 return await call(*args, _request_timeout=self._timeout, **kw)
-        except _TRANSLATED as e:
+        except TRANSLATED as e:
             raise translate_error(e, what) from e
 
     def _plain(self, model: Any) -> Obj:

@@ -9,7 +9,7 @@ import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from gepetto_core.adapters.kube import translate_error
+from gepetto_core.adapters.kube_errors import translate_error
 from gepetto_core.errors import ClusterNotFoundError
 from gepetto_core.models.cluster import LeaseRecord
 

@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import ssl
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,44 +25,20 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from gepetto_sandbox.cluster.controllers import CHUTE_KEY_LABELS
 from gepetto_sandbox.cluster.fleet import FleetNode, node_conditions
+from gepetto_sandbox.cluster.pod_status import condition, container_statuses
 from gepetto_sandbox.cluster.script import PodFault, PodTimings
+from gepetto_sandbox.cluster.store import now_iso
 
 Obj = dict[str, Any]
 MERGE = "application/merge-patch+json"
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _condition(kind: str, ok: bool, reason: str | None = None) -> Obj:
-    cond: Obj = {"type": kind, "status": "True" if ok else "False", "lastTransitionTime": now_iso()}
-    if reason:
-        cond["reason"] = reason
-    return cond
-
-
-def _statuses(pod: Obj, state: Obj, ready: bool, restarts: int = 0) -> list[Obj]:
-    return [
-        {
-            "name": c["name"],
-            "image": c.get("image", ""),
-            "imageID": "",
-            "ready": ready,
-            "restartCount": restarts,
-            "started": "running" in state,
-            "state": state,
-        }
-        for c in pod["spec"].get("containers", [])
-    ]
-
-
 def _conditions(scheduled: bool, initialized: bool, ready: bool, reason: str | None) -> list[Obj]:
     return [
-        _condition("PodScheduled", scheduled),
-        _condition("Initialized", initialized, None if initialized else "ContainersNotInitialized"),
-        _condition("ContainersReady", ready, reason),
-        _condition("Ready", ready, reason),
+        condition("PodScheduled", scheduled),
+        condition("Initialized", initialized, None if initialized else "ContainersNotInitialized"),
+        condition("ContainersReady", ready, reason),
+        condition("Ready", ready, reason),
     ]
 
 
@@ -243,7 +218,7 @@ class FakeKubelet:
             "podIPs": [{"ip": pod_ip}],
             "startTime": now_iso(),
             "conditions": _conditions(True, False, False, "ContainersNotReady"),
-            "containerStatuses": _statuses(
+            "containerStatuses": container_statuses(
                 pod, {"waiting": {"reason": "ContainerCreating"}}, False
             ),
         }
@@ -257,7 +232,7 @@ class FakeKubelet:
             for reason in ("ErrImagePull", "ImagePullBackOff"):
                 waiting = {"waiting": {"reason": reason, "message": message}}
                 if not await self._patch_status(
-                    pod, {"containerStatuses": _statuses(pod, waiting, False)}
+                    pod, {"containerStatuses": container_statuses(pod, waiting, False)}
                 ):
                     return
                 await asyncio.sleep(self.timings.start_seconds)
@@ -269,7 +244,7 @@ class FakeKubelet:
             {
                 "phase": "Running",
                 "conditions": _conditions(True, True, False, "ContainersNotReady"),
-                "containerStatuses": _statuses(pod, running, False),
+                "containerStatuses": container_statuses(pod, running, False),
             },
         ):
             return
@@ -280,7 +255,7 @@ class FakeKubelet:
                 pod,
                 {
                     "conditions": _conditions(True, True, True, None),
-                    "containerStatuses": _statuses(pod, running, True),
+                    "containerStatuses": container_statuses(pod, running, True),
                 },
             ):
                 return
@@ -301,13 +276,15 @@ class FakeKubelet:
         policy = pod["spec"].get("restartPolicy", "Always")
         status: Obj = {"conditions": _conditions(True, True, False, "PodCompleted")}
         if policy == "Always" or (policy == "OnFailure" and exit_code != 0):
-            statuses = _statuses(pod, {"waiting": {"reason": "CrashLoopBackOff"}}, False, 1)
+            statuses = container_statuses(
+                pod, {"waiting": {"reason": "CrashLoopBackOff"}}, False, 1
+            )
             for entry in statuses:
                 entry["lastState"] = terminated
             status["containerStatuses"] = statuses
         else:
             status["phase"] = "Succeeded" if exit_code == 0 else "Failed"
-            status["containerStatuses"] = _statuses(pod, terminated, False)
+            status["containerStatuses"] = container_statuses(pod, terminated, False)
         if await self._patch_status(pod, status):
             self._log(pod, f"container exited with code {exit_code}")
 

@@ -75,3 +75,24 @@ async def test_request_timeout(
     with pytest.raises(ClusterUnavailableError, match="timed out"):
         await slow.list_nodes()
     sandbox.clear_faults()
+
+
+async def test_read_fleet_reads_the_one_cluster_and_reports_a_failed_listing_as_unknown(
+    cluster: KubeCluster, sandbox: SandboxCluster, fleet: list[FleetNode], rows: Any
+) -> None:
+    server, chute = rows.server(fleet[6]), rows.chute()
+    deployment = rows.deployment(chute, server)
+    await cluster.deploy_chute(chute, server, rows.gpus(fleet[6], 1), deployment, ko.LaunchParams())
+    reading = await cluster.read_fleet()
+    assert deployment.deployment_id in {j.deployment_id for j in reading.jobs or ()}
+    assert reading.nodes and reading.services is not None and reading.unknown == {}
+    assert [(h.name, h.state) for h in cluster.cluster_health()] == [("*", "reachable")]
+
+    sandbox.inject_api_error(r"/namespaces/chutes/jobs$", method="GET", status=503)
+    reading = await cluster.read_fleet()
+    # One failed listing is None (unknown), never an empty list; the others still come back.
+    assert reading.jobs is None and reading.nodes
+    health = cluster.cluster_health()[0]
+    assert health.state == "unreachable" and "503" in (health.error or "")
+    assert await cluster.delete_preflight(deployment.deployment_id, server.server_id) is None
+    await cluster.undeploy(deployment.deployment_id, wait_seconds=0)

@@ -3,9 +3,7 @@ and the real API server (the contract suite's `backend`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,32 +12,9 @@ import pytest
 from gepetto_core import kube_objects as ko
 from gepetto_core.adapters.kube import KubeCluster
 from gepetto_core.errors import ClusterNotFoundError
+from tests.integration.kubectl_tool import kubectl, needs_kubectl
 
-KUBECTL = shutil.which("kubectl")
-pytestmark = [
-    pytest.mark.kubectl,
-    pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on PATH"),
-]
-
-
-async def kubectl(kubeconfig: Path, *args: str) -> tuple[int, str, str]:
-    """Run kubectl as a subprocess so the in-process API server keeps serving meanwhile."""
-    assert KUBECTL is not None
-    process = await asyncio.create_subprocess_exec(
-        KUBECTL,
-        "--kubeconfig",
-        str(kubeconfig),
-        "--cache-dir",
-        str(kubeconfig.parent / "kubectl-cache"),
-        "--request-timeout",
-        "20s",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    return process.returncode or 0, out.decode(), err.decode()
+pytestmark = needs_kubectl
 
 
 @pytest.fixture

@@ -2,43 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
 from pathlib import Path
 
-import pytest
 from kubernetes_asyncio import client
 
 from gepetto_sandbox.multicluster import CONTROL_PLANE_NAME, MultiClusterSandbox
+from tests.integration.kubectl_tool import kubectl, needs_kubectl
 
 from .conftest import eventually, job_body
 
-KUBECTL = shutil.which("kubectl")
-pytestmark = [
-    pytest.mark.kubectl,
-    pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on PATH"),
-]
-
-
-async def kubectl(kubeconfig: Path, *args: str) -> tuple[int, str, str]:
-    """A subprocess, so the in-process API servers keep serving meanwhile."""
-    assert KUBECTL is not None
-    process = await asyncio.create_subprocess_exec(
-        KUBECTL,
-        "--kubeconfig",
-        str(kubeconfig),
-        "--cache-dir",
-        str(kubeconfig.parent / "kubectl-cache"),
-        "--request-timeout",
-        "20s",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    return process.returncode or 0, out.decode(), err.decode()
+pytestmark = needs_kubectl
 
 
 async def test_kubectl_context_per_server(

@@ -10,7 +10,7 @@ import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from gepetto_core import node_capacity
-from gepetto_core.adapters.kube import translate_error
+from gepetto_core.adapters.kube_errors import translate_error
 from gepetto_core.adapters.kube_views import node_view, pod_view
 from gepetto_core.errors import (
     ClusterConflictError,
