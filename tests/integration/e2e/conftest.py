@@ -75,11 +75,6 @@ class Miner:
         assert self.multi is not None and self.multi.monitored is not None, self.layout
         return self.multi.monitored
 
-    def server_name(self, server_id: str) -> str:
-        """A server's name: its node name and, in the multi layout, its cluster's name."""
-        [node] = [n for n in self.world.fleet if n.uid == server_id]
-        return node.name
-
     async def close(self) -> None:
         for task in self.tasks:
             task.cancel()
@@ -169,62 +164,62 @@ async def miner(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[Miner]:
     kubeconfig = tmp_path / "kubeconfig"
-    multi: MultiClusterWorld | None = None
     redis_url = None
-    if layout == "single":
-        world = await start_sandbox_miner(
-            MINER, seed=11, nodes=4, chutes=60, timings=FAST, kubeconfig=kubeconfig
-        )
-    else:
-        if layout == "multi-monitor":
-            redis_url = await _flushed(request.getfixturevalue("monitor_redis"))
-        multi = await start_multicluster_miner(
-            MINER,
-            kubeconfig=kubeconfig,
-            seed=11,
-            nodes=4,
-            chutes=60,
-            timings=FAST,
-            monitor_redis_url=redis_url,
-        )
-        world = multi.miner
-    base = {
-        "MINER_SS58": MINER,
-        "MINER_SEED": SEED,
-        "VALIDATORS": json.dumps(
-            {
-                "supported": [
-                    {
-                        "hotkey": world.validator.hotkey,
-                        "api": world.validator.base_url,
-                        "socket": world.validator.base_url,
-                    }
-                ]
-            }
-        ),
-        "POSTGRESQL": fresh_db,
-        "KUBECONFIG": str(kubeconfig),
-        "GEPETTO_EVENT_SOURCE": "socketio",
-        "CHUTE_SHUTDOWN_TIME_SECONDS": "1",
-    }
-    settings = layout_settings(
-        base, layout, monitor_redis_url=redis_url, cluster_timeout_seconds=cluster_timeout
-    )
-    clock = Clock()
-    bridge = PodBridge(world)
+    if layout == "multi-monitor":
+        redis_url = await _flushed(request.getfixturevalue("monitor_redis"))
     async with contextlib.AsyncExitStack() as cleanup:
-        cleanup.push_async_callback(multi.stop if multi is not None else world.stop)
-        m = Miner(world, settings, clock, await build_runtime(settings, clock=clock), bridge)
-        m.layout, m.multi = layout, multi
+        multi: MultiClusterWorld | None = None
+        if layout == "single":
+            world = await start_sandbox_miner(
+                MINER, seed=11, nodes=4, chutes=60, timings=FAST, kubeconfig=kubeconfig
+            )
+            cleanup.push_async_callback(world.stop)
+        else:
+            multi = await start_multicluster_miner(
+                MINER,
+                kubeconfig=kubeconfig,
+                seed=11,
+                nodes=4,
+                chutes=60,
+                timings=FAST,
+                monitor_redis_url=redis_url,
+            )
+            cleanup.push_async_callback(multi.stop)
+            world = multi.miner
+        base = {
+            "MINER_SS58": MINER,
+            "MINER_SEED": SEED,
+            "VALIDATORS": json.dumps(
+                {
+                    "supported": [
+                        {
+                            "hotkey": world.validator.hotkey,
+                            "api": world.validator.base_url,
+                            "socket": world.validator.base_url,
+                        }
+                    ]
+                }
+            ),
+            "POSTGRESQL": fresh_db,
+            "KUBECONFIG": str(kubeconfig),
+            "GEPETTO_EVENT_SOURCE": "socketio",
+            "CHUTE_SHUTDOWN_TIME_SECONDS": "1",
+        }
+        settings = layout_settings(
+            base, layout, monitor_redis_url=redis_url, cluster_timeout_seconds=cluster_timeout
+        )
+        clock = Clock()
+        rt = await build_runtime(settings, clock=clock)
+        m = Miner(world, settings, clock, rt, PodBridge(world), layout, multi)
         cleanup.push_async_callback(m.close)
         if multi is not None:
-            missing = missing_multicluster_parts(m.rt.cluster)
+            missing = missing_multicluster_parts(rt.cluster)
             if missing is not None:
                 pytest.skip(f"{layout}: {missing}")
-        await register_fleet(world, m.rt.inventory, clusters=multi.clusters if multi else None)
-        bridge.start()
+        await register_fleet(world, rt.inventory, clusters=multi.clusters if multi else None)
+        m.bridge.start()
         # chutes into the database, as the first reconcile pass after start does
-        report = await m.rt.reconciler.run_once()
+        report = await rt.reconciler.run_once()
         assert report.plan.complete, report.plan.problems
         yield m
 
