@@ -338,7 +338,8 @@ async def test_the_cache_source_recovers_when_the_monitors_redis_restarts_empty(
     source: Any = miner.rt.cluster_source
     first = await miner.rt.reconciler.run_once()
     assert first.plan.complete, first.plan.problems
-    subscriptions = source.subscriptions
+    heard: list[Any] = []  # what the source's subscriber passes on (cluster changes)
+    source.add_cluster_listener(heard.append)
 
     monitor_redis.restart()  # empty: no health hash, no resources
     # while the cache is empty nothing is removed: every cluster is unknown, not empty
@@ -346,6 +347,9 @@ async def test_the_cache_source_recovers_when_the_monitors_redis_restarts_empty(
     assert {h.state for h in report.health} <= {"unreachable", "unknown"}, report.health
     assert report.plan.destructive == [], report.plan
     assert deployment_id in await rows(miner)
+
+    # the source's subscriber finds its way back to the channels by itself
+    await eventually(lambda: _heard(heard, None, "RESUBSCRIBED"))
 
     # the agents' next heartbeats find no health hash: they register again with full
     # snapshots (`starting`), and the heartbeat after that makes them `active`
@@ -355,8 +359,11 @@ async def test_the_cache_source_recovers_when_the_monitors_redis_restarts_empty(
         return {h.state for h in health} == {"reachable"}
 
     await eventually(all_reachable)
-    # the source's subscriber is back on the channels, and what it reads is whole again
-    await eventually(lambda: _resubscribed(source, subscriptions))
+    # and it hears the monitor again: a forced resync of one cluster reaches it
+    await miner.monitored.monitor.mark_unhealthy(node.name, "resync after the restart")
+    assert await miner.monitored.agents[node.name].heartbeat_once() == 409
+    await eventually(lambda: _heard(heard, node.name, "RECONNECT"))
+    await eventually(all_reachable)
     report = await miner.rt.reconciler.run_once()
     assert report.plan.complete and report.plan.destructive == [], report.plan
     reading = await miner.rt.cluster.read_fleet()
@@ -367,5 +374,5 @@ async def test_the_cache_source_recovers_when_the_monitors_redis_restarts_empty(
     assert not jobs_in(miner, node.name, deployment_id)
 
 
-async def _resubscribed(source: Any, before: int) -> bool:
-    return bool(source.subscribed and source.subscriptions > before)
+async def _heard(heard: list[Any], cluster: str | None, kind: str) -> bool:
+    return any((c.cluster, c.kind) == (cluster, kind) for c in heard)
