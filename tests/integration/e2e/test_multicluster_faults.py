@@ -17,7 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
+from kubernetes_asyncio import client
 
+from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_core.commands import cli_caller, execute
 from gepetto_core.errors import ClusterError
 from gepetto_core.models.validator import is_launch_config_version
@@ -326,6 +329,46 @@ async def test_a_stale_or_incomplete_monitor_cache_vetoes_the_delete(
     undone = await miner.rt.deployer.undeploy(deployment_id, "operator")
     assert undone.deferred and not undone.was_present, undone
     assert deployment_id in await rows(miner) and jobs_in(miner, node.name, deployment_id)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="FleetCluster.delete_preflight compares the live resourceVersion with the one of "
+    "gepetto's last read round, not with the cache's current copy (monitor) or a fresh read "
+    "(direct): any change to the Job since the last reconcile pass (its pod becoming ready, "
+    "a label) defers an operator's undeploy until the next pass (branch `fleet`)",
+)
+@pytest.mark.parametrize("layout", ["multi-direct", "multi-monitor"])
+async def test_a_job_that_changed_since_the_last_pass_is_not_stale(miner: Miner) -> None:
+    node = nodes(miner)[3]
+    deployment_id = await deploy_on(miner, node)
+    await instances_up(miner, deployment_id)  # its pod is ready: the Job has settled
+    report = await miner.rt.reconciler.run_once()  # the pass reads the Job as it is now
+    assert report.plan.destructive == [], report.plan
+    # the Job changes afterwards (as when its pod becomes ready after a pass)
+    job = f"chute-{deployment_id}"
+    api = await connect_api(
+        yaml.safe_load(miner.clusters.kubeconfig_text(node.name)), context=node.name
+    )
+    try:
+        batch = client.BatchV1Api(api)
+        changed = await batch.patch_namespaced_job(
+            job, "chutes", {"metadata": {"annotations": {"example.com/touched": "yes"}}}
+        )
+    finally:
+        await api.close()
+    if miner.layout == "multi-monitor":  # the cache catches up: it is current, not stale
+
+        async def cache_current() -> bool:
+            cached = await miner.monitored.monitor.cached(node.name, "job", "chutes", job)
+            version = cached and cached["metadata"]["resourceVersion"]
+            return bool(version == changed.metadata.resource_version)
+
+        await eventually(cache_current)
+
+    undone = await miner.rt.deployer.undeploy(deployment_id, "operator")
+    assert undone.deferred is None and undone.was_present, undone
+    assert not jobs_in(miner, node.name, deployment_id)
 
 
 @pytest.mark.parametrize("layout", ["multi-monitor"])
