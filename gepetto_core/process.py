@@ -25,6 +25,8 @@ from gepetto_core.services.reconcile_service import ReconcileReport
 from gepetto_core.wiring import Runtime, build_runtime
 
 log = logging.getLogger(__name__)
+# Node disk reads at once when the autoscaler gathers its input (one per server).
+DISK_READS_AT_ONCE = 16
 
 
 class Observer(Protocol):
@@ -132,13 +134,18 @@ async def start_process(
 
 async def _disk_free(rt: Runtime) -> dict[str, float]:
     """Free disk per server id, for the planner's disk rule; a node we cannot read is left out
-    (unknown) rather than guessed."""
-    free: dict[str, float] = {}
-    for server in await rt.inventory.list_servers():
-        try:
-            disk = await rt.cluster.node_disk(server.name)
-        except GepettoError as e:
-            log.debug("disk of %s unknown: %s", server.name, e)
-            continue
-        free[server.server_id] = disk.available_gib
-    return free
+    (unknown) rather than guessed. Servers are read concurrently (in the multi-cluster layout
+    each is its own cluster), a few at a time."""
+    servers = await rt.inventory.list_servers()
+    limit = asyncio.Semaphore(DISK_READS_AT_ONCE)
+
+    async def available(name: str) -> float | None:
+        async with limit:
+            try:
+                return (await rt.cluster.node_disk(name)).available_gib
+            except GepettoError as e:
+                log.debug("disk of %s unknown: %s", name, e)
+                return None
+
+    found = await asyncio.gather(*(available(s.name) for s in servers))
+    return {s.server_id: gib for s, gib in zip(servers, found, strict=True) if gib is not None}

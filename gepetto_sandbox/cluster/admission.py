@@ -63,7 +63,9 @@ class Admission:
             self._allocate_service(new, previous=old)
         if rt.plural == "jobs":
             # The selector and template labels the controller set may not be dropped.
-            new.setdefault("spec", {})["selector"] = old["spec"]["selector"]
+            selector = (old.get("spec") or {}).get("selector")
+            if selector is not None:  # a Job created without one has none to keep
+                new.setdefault("spec", {})["selector"] = selector
         return new
 
     def released(self, rt: ResourceType, obj: Obj) -> None:

@@ -225,6 +225,10 @@ async def _dispatch(
     return await _on_object(request, core, rt, namespace or "", name, sub)
 
 
+def _without_type(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
+
+
 async def _on_collection(
     request: web.Request, core: ClusterCore, rt: ResourceType, namespace: str | None
 ) -> web.StreamResponse:
@@ -242,7 +246,8 @@ async def _on_collection(
                 "kind": f"{rt.kind}List",
                 "apiVersion": rt.group_version,
                 "metadata": {"resourceVersion": str(rv)},
-                "items": items,
+                # A real list's items carry no kind or apiVersion (the list says them once).
+                "items": [_without_type(item) for item in items],
             }
         )
     if method == "POST":
