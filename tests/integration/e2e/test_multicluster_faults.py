@@ -27,8 +27,10 @@ from gepetto_core.models.validator import is_launch_config_version
 from gepetto_core.render_text import render_text
 from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
 from gepetto_core.services.deployer import DeployRequest
+from gepetto_core.services.reconcile_service import ReconcileReport
 from gepetto_sandbox.cluster import FleetNode
 from gepetto_sandbox.multicluster import PrivateRedis
+from tests.support.fleet_layouts import MULTI_LAYOUTS
 
 from .conftest import Miner, eventually
 
@@ -110,11 +112,56 @@ async def rows(m: Miner) -> set[str]:
     return {d.deployment_id for d in await m.rt.inventory.list_deployments()}
 
 
-@pytest.mark.parametrize("layout", ["multi-direct"])
+async def go_dark(m: Miner, refusing: FleetNode, hanging: FleetNode) -> list[ReconcileReport]:
+    """One cluster refuses connections, another hangs; reconcile passes until gepetto sees
+    both unreachable (the reports of every pass). Direct: the first pass, which costs one
+    per-cluster timeout for the hanging one. Monitor: both servers go dark, agents included;
+    the monitor calls them unhealthy once their heartbeats are missing for two intervals."""
+    if m.layout == "multi-direct":
+        await m.clusters.stop_api(refusing.name)
+        m.clusters.hang_api(hanging.name)
+    else:
+        await m.clusters.lose_cluster(refusing.name)
+        m.clusters.hang_api(hanging.name)
+        await m.monitored.agents[hanging.name].kill()  # a hung server's agent is silent
+    reports: list[ReconcileReport] = []
+
+    async def both_unreachable() -> bool:
+        reports.append(await m.rt.reconciler.run_once())
+        health = {h.name: h.state for h in reports[-1].health}
+        return health[refusing.name] == health[hanging.name] == "unreachable"
+
+    await eventually(both_unreachable)
+    return reports
+
+
+async def come_back(m: Miner, refusing: FleetNode, hanging: FleetNode) -> ReconcileReport:
+    """Both clusters answer again; the first pass that reads every cluster."""
+    m.clusters.release_api(hanging.name)
+    if m.layout == "multi-direct":
+        await m.clusters.start_api(refusing.name)
+    else:
+        await m.clusters.recover_cluster(refusing.name)
+        await m.monitored.agents[hanging.name].start(register=False)
+    report = None
+
+    async def all_reachable() -> bool:
+        nonlocal report
+        if m.layout == "multi-monitor":
+            await m.monitored.heartbeat_all()  # `starting` (after the resync) -> `active`
+        report = await m.rt.reconciler.run_once()
+        return {h.state for h in report.health} == {"reachable"}
+
+    await eventually(all_reachable)
+    assert report is not None
+    return report
+
+
+@pytest.mark.parametrize("layout", MULTI_LAYOUTS)
 async def test_a_refusing_and_a_hanging_cluster_lose_nothing_while_the_rest_is_reconciled(
     miner: Miner,
 ) -> None:
-    refusing, hanging, healthy, _ = nodes(miner)
+    refusing, hanging, healthy, other = nodes(miner)
     on_refusing = await deploy_on(miner, refusing)
     on_hanging = await deploy_on(miner, hanging)
     kept = await deploy_on(miner, healthy)
@@ -124,20 +171,19 @@ async def test_a_refusing_and_a_hanging_cluster_lose_nothing_while_the_rest_is_r
     await miner.rt.cluster.undeploy(broken, wait_seconds=60)
     miner.clock.advance(minutes=10)
 
-    await miner.clusters.stop_api(refusing.name)
-    miner.clusters.hang_api(hanging.name)
-    report = await miner.rt.reconciler.run_once()
-
-    states = {h.name: h.state for h in report.health}
+    reports = await go_dark(miner, refusing, hanging)
+    states = {h.name: h.state for h in reports[-1].health}
     assert states == {
         refusing.name: "unreachable",
         hanging.name: "unreachable",
         healthy.name: "reachable",
-        nodes(miner)[3].name: "reachable",
-    }, report.health
+        other.name: "reachable",
+    }, reports[-1].health
     # nothing on the unread clusters is removed: rows, GPUs, Jobs, validator instances
-    removed = [a.deployment_id for a in report.plan.actions if isinstance(a, RemoveDeployment)]
-    assert removed == [broken], report.plan
+    removed = [
+        a.deployment_id for r in reports for a in r.plan.actions if isinstance(a, RemoveDeployment)
+    ]
+    assert removed == [broken], [r.plan for r in reports]
     assert await rows(miner) == {on_refusing, on_hanging, kept}
     claimed = {g.deployment_id for g in await miner.rt.inventory.list_gpus() if g.deployment_id}
     assert {on_refusing, on_hanging} <= claimed
@@ -146,7 +192,11 @@ async def test_a_refusing_and_a_hanging_cluster_lose_nothing_while_the_rest_is_r
     assert {instances[on_refusing], instances[on_hanging], instances[kept]} <= listed
     assert instances[broken] not in listed
     # one alert names both clusters, each with its reason
-    alerts, memory = cluster_alerts.cluster_health_alerts({}, report.health)
+    memory: dict[str, bool] = {}
+    alerts = []
+    for report in reports:
+        found, memory = cluster_alerts.cluster_health_alerts(memory, report.health)
+        alerts += found
     assert [(a.kind, a.names) for a in alerts] == [
         ("unreachable", sorted([refusing.name, hanging.name]))
     ]
@@ -154,10 +204,7 @@ async def test_a_refusing_and_a_hanging_cluster_lose_nothing_while_the_rest_is_r
     assert all(reasons.values()), alerts[0].text
 
     # both come back: one "back" alert, and nothing was lost meanwhile
-    await miner.clusters.start_api(refusing.name)
-    miner.clusters.release_api(hanging.name)
-    again = await miner.rt.reconciler.run_once()
-    assert {h.state for h in again.health} == {"reachable"}, again.health
+    again = await come_back(miner, refusing, hanging)
     assert again.plan.complete and again.plan.destructive == [], again.plan
     back, _ = cluster_alerts.cluster_health_alerts(memory, again.health)
     assert [(a.kind, a.names) for a in back] == [("back", sorted([refusing.name, hanging.name]))]
