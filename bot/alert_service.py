@@ -1,9 +1,9 @@
 """Alerts to the configured channel: the I/O around the pure rules of ``bot.alerts``.
 
-Inputs: reconcile reports (failed deploys, recycle removals), autoscaler rounds (a digest),
-and the bot's own deploys (failure, or success that resolves an open alert). Each decision is
-taken under one lock with the known alerts loaded from ``gepetto_alerts``, so two reports at
-once cannot both post the same alert.
+Inputs: reconcile reports (failed deploys, recycle removals, clusters unreachable or back),
+autoscaler rounds (a digest), and the bot's own deploys (failure, or success that resolves an
+open alert). Each decision is taken under one lock with the known alerts loaded from
+``gepetto_alerts``, so two reports at once cannot both post the same alert.
 """
 
 from __future__ import annotations
@@ -32,11 +32,19 @@ from bot.alerts import (
     summarize_storm,
 )
 from bot.approvals import ALERT_TTL, PendingActions
-from bot.cards import build_digest_card, build_failure_alert, build_recycle_card, build_storm_card
+from bot.cards import (
+    build_cluster_card,
+    build_digest_card,
+    build_failure_alert,
+    build_recycle_card,
+    build_storm_card,
+)
 from bot.outbox import SlackOutbox, SlackSendError
 from gepetto_core.clock import utcnow
+from gepetto_core.models.cluster import ClusterHealth
 from gepetto_core.models.inventory import Chute, Server
 from gepetto_core.models.state import AlertRecord, LedgerEntry
+from gepetto_core.scheduling.cluster_alerts import ClusterAlert, cluster_health_alerts
 from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
 from gepetto_core.services.autoscaler import RoundReport
 from gepetto_core.services.reconcile_service import ReconcileReport
@@ -44,6 +52,7 @@ from gepetto_core.services.reconcile_service import ReconcileReport
 log = logging.getLogger(__name__)
 ALERTS_ACTOR = "gepetto-alerts"
 MAX_STORM_PAYLOADS = 100
+CLUSTER_DOWN = "cluster-down:"  # + cluster name: the open alert of an unreachable cluster
 
 
 class AlertStore(Protocol):
@@ -92,6 +101,9 @@ class AlertService:
         self._clock = clock
         self._lock = asyncio.Lock()
         self.digest = DigestBuffer(interval=digest_interval)
+        # cluster name -> unreachable at the last pass; loaded from the open alerts on first
+        # use (no "back" alert for a cluster never seen down)
+        self._clusters_down: dict[str, bool] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -296,13 +308,15 @@ class AlertService:
     # -- reconcile reports ----------------------------------------------------------------
 
     async def on_reconcile(self, report: ReconcileReport) -> None:
-        """The reconcile loop's callback: failed deploys alert; other removals are summarized."""
+        """The reconcile loop's callback: clusters that became unreachable or came back alert;
+        failed deploys alert; other removals are summarized."""
         if not self.enabled or not report.applied:
             return
-        removals = [
+        await self.cluster_health(report.health)
+        removals = [  # a removal the delete preflight deferred did nothing: no news yet
             (r.action, r.ok, r.logs)
             for r in report.results
-            if isinstance(r.action, RemoveDeployment)
+            if isinstance(r.action, RemoveDeployment) and r.deferred is None
         ]
         if not removals:
             return
@@ -341,6 +355,59 @@ class AlertService:
                 await self._outbox.post(self.channel, build_recycle_card(other, failed))
             except SlackSendError as e:
                 log.warning("recycle summary not delivered: %s", e)
+
+    async def cluster_health(self, health: Sequence[ClusterHealth]) -> list[ClusterAlert]:
+        """One message per kind of change since the last pass (`scheduling.cluster_alerts`):
+        many clusters going at once are one message. Which clusters are down is kept as
+        open `cluster-down:<name>` alerts, so a restart (or a new leader) neither repeats an
+        "unreachable" nor forgets to say "back"."""
+        if not self.enabled or not health:
+            return []
+        async with self._lock:
+            if self._clusters_down is None:
+                self._clusters_down = await self._clusters_seen_down()
+            alerts, self._clusters_down = cluster_health_alerts(self._clusters_down, health)
+            for alert in alerts:
+                await self._post_cluster_alert(alert)
+        return alerts
+
+    async def _clusters_seen_down(self) -> dict[str, bool]:
+        records = await self._state.list_alerts(state="open")
+        return {
+            r.alert_key.removeprefix(CLUSTER_DOWN): True
+            for r in records
+            if r.alert_key.startswith(CLUSTER_DOWN)
+        }
+
+    async def _post_cluster_alert(self, alert: ClusterAlert) -> None:
+        assert self.channel is not None
+        log.warning("cluster alert: %s", alert.text)
+        channel: str | None = None
+        ts: str | None = None
+        try:
+            channel, ts = await self._outbox.post(self.channel, build_cluster_card(alert))
+        except SlackSendError as e:
+            log.warning("cluster alert not delivered: %s", e)
+        now = self._clock()
+        for name, reason in alert.clusters:
+            old = await self._state.get_alert(CLUSTER_DOWN + name)
+            if alert.kind == "back":
+                if old is not None:
+                    await self._state.save_alert(
+                        old.model_copy(update={"state": "resolved", "last_at": now})
+                    )
+                continue
+            await self._state.save_alert(
+                AlertRecord(
+                    alert_key=CLUSTER_DOWN + name,
+                    channel=channel,
+                    message_ts=ts,
+                    occurrences=old.occurrences + 1 if old is not None else 1,
+                    first_at=now,
+                    last_at=now,
+                    payload={"kind": "cluster", "cluster": name, "reason": reason},
+                )
+            )
 
     # -- autoscaler digest ----------------------------------------------------------------
 

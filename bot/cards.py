@@ -1,7 +1,8 @@
 """The bot's own messages, as pure ``build_*`` functions returning a ``SlackMessage``.
 
 Tables, plans and progress are drawn by ``bot.render``; these wrap them into cards (plan with
-Confirm, approval request, deploy progress, final result, alerts, storm, recycle, digest).
+Confirm, approval request, deploy progress, final result, alerts, storm, recycle, cluster
+reachability, digest).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bot.render import (
     fit_message,
 )
 from bot.render.kit import context, section
+from gepetto_core.scheduling.cluster_alerts import ClusterAlert
 from gepetto_core.views import Confirm, PlanView, Progress, Result, RowAction
 
 
@@ -258,3 +260,14 @@ def build_digest_card(digest: DigestBuffer) -> SlackMessage:
     if digest.errors:
         blocks.append(section("⚠️ " + "\n".join(escape_mrkdwn(e) for e in digest.errors[-5:])))
     return _message(blocks, f"autoscaler digest: {counts or 'no actions'}")
+
+
+def build_cluster_card(alert: ClusterAlert) -> SlackMessage:
+    """A cluster (or several at once) became unreachable, or is reachable again."""
+    if alert.kind == "unreachable":
+        head = f"🔌 *{escape_mrkdwn(alert.text)}*"
+        note = "nothing on an unreachable cluster is removed until it is read again"
+    else:
+        head = f"✅ *{escape_mrkdwn(alert.text)}*"
+        note = "reconcile covers it again from this pass"
+    return _message([section(head), context(note)], alert.text)

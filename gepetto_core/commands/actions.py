@@ -305,10 +305,13 @@ def describe_action(action: Action) -> tuple[str, str, str]:
 
 
 def recycle_plan_view(report: ReconcileReport, *, dry_run: bool) -> PlanView:
+    """The plan, one step per action; a removal the cluster's delete preflight would veto now
+    says so ("— deferred: <why>"): it would wait, not happen, this pass."""
     steps = []
-    for action in report.plan.actions:
+    for index, action in enumerate(report.plan.actions):
         kind, target, reason = describe_action(action)
-        steps.append(f"{kind} {target}: {reason}")
+        veto = report.verdict(index)
+        steps.append(f"{kind} {target}: {reason}" + (f" — deferred: {veto}" if veto else ""))
     destructive = len(report.plan.destructive)
     title = "Recycle" + (" (dry run: nothing changed)" if dry_run else "")
     warnings = list(report.plan.problems)
@@ -317,7 +320,8 @@ def recycle_plan_view(report: ReconcileReport, *, dry_run: bool) -> PlanView:
     return PlanView(
         title=title,
         steps=steps or ["nothing to do: database, cluster and validator agree"],
-        facts={"actions": len(report.plan.actions), "removals": destructive},
+        facts={"actions": len(report.plan.actions), "removals": destructive}
+        | ({"deferred": len(report.verdicts)} if report.verdicts else {}),
         warnings=warnings,
     )
 

@@ -7,28 +7,16 @@ import asyncio
 from collections import Counter
 
 from gepetto_core.commands.context import CommandContext
+from gepetto_core.commands.node_table import nodes_table
 from gepetto_core.commands.resolve import chute_label, instance_of, resolve_server
 from gepetto_core.errors import ClusterError, ClusterUnavailableError
-from gepetto_core.models.cluster import ChuteJobView, NodeDisk, NodeView, PodView
+from gepetto_core.models.cluster import ChuteJobView, NodeDisk, PodView
 from gepetto_core.models.inventory import Deployment
+from gepetto_core.scheduling.reconcile_clusters import is_single_layout
 from gepetto_core.services.sync import ListName
 from gepetto_core.views import Cell, Column, ColumnKind, Table
 
 K = ColumnKind
-
-NODE_COLUMNS = [
-    Column(key="server_id", title="server_id", kind=K.ID),
-    Column(key="node", title="node"),
-    Column(key="ip", title="ip"),
-    Column(key="status", title="status"),
-    Column(key="gpu", title="gpu"),
-    Column(key="gpus_total", title="gpus", kind=K.INT),
-    Column(key="gpus_used", title="used", kind=K.INT),
-    Column(key="hourly_cost", title="cost/GPU", kind=K.MONEY),
-    Column(key="disk_total_gb", title="disk GB", kind=K.FLOAT),
-    Column(key="disk_used_gb", title="disk used GB", kind=K.FLOAT),
-    Column(key="locked", title="locked", kind=K.BOOL),
-]
 
 POD_COLUMNS = [
     Column(key="namespace", title="namespace"),
@@ -57,18 +45,13 @@ INSTANCE_COLUMNS = [
 ]
 
 
-def node_status(node: NodeView | None) -> str:
-    if node is None:
-        return "missing"
-    status = "Ready" if node.ready else "NotReady"
-    return status + (",SchedulingDisabled" if node.unschedulable else "")
-
-
-async def _disk(ctx: CommandContext, name: str) -> NodeDisk | None:
+async def _disk(ctx: CommandContext, name: str, *, one_cluster: bool) -> NodeDisk | None:
     try:
         return await ctx.rt.cluster.node_disk(name)
     except ClusterUnavailableError:
-        raise
+        if one_cluster:  # the one API server is down: nothing else can be read either
+            raise
+        return None  # one server's cluster is down: its row says so, the others are shown
     except ClusterError:  # the node went away between the two calls
         return None
 
@@ -76,41 +59,14 @@ async def _disk(ctx: CommandContext, name: str) -> NodeDisk | None:
 async def nodes_view(ctx: CommandContext) -> Table:
     rt = ctx.rt
     kube_nodes = {n.name: n for n in await rt.cluster.list_nodes(None)}
+    health = rt.cluster.cluster_health()
+    one_cluster = is_single_layout(health)
     servers = await rt.inventory.list_servers()
     gpus = await rt.inventory.list_gpus()
     names = [s.name for s in servers if s.name in kube_nodes]
-    disks = dict(zip(names, await asyncio.gather(*(_disk(ctx, n) for n in names)), strict=True))
-    rows: list[dict[str, Cell]] = []
-    for server in servers:
-        mine = [g for g in gpus if g.server_id == server.server_id]
-        models = Counter(g.model_short_ref for g in mine)
-        disk = disks.get(server.name)
-        node = kube_nodes.get(server.name)
-        rows.append(
-            {
-                "server_id": server.server_id,
-                "node": server.name,
-                "ip": server.ip_address or (node.external_ip if node else None),
-                "status": node_status(node),
-                "gpu": ", ".join(sorted(models)) or (node.gpu_short_ref if node else None),
-                "gpus_total": len(mine) or server.gpu_count,
-                "gpus_used": sum(1 for g in mine if g.deployment_id),
-                "hourly_cost": server.hourly_cost,
-                "disk_total_gb": round(disk.total_gib, 1) if disk else None,
-                "disk_used_gb": round(disk.requested_gib, 1) if disk else None,
-                "locked": server.locked,
-            }
-        )
-    known = {s.name for s in servers}
-    strays = sorted(n for n, v in kube_nodes.items() if v.worker and n not in known)
-    note = f"GPU nodes without a server row: {', '.join(strays)}" if strays else None
-    return Table(
-        title=f"Servers ({len(rows)})",
-        columns=NODE_COLUMNS,
-        rows=rows,
-        note=note,
-        data_label=None,  # inventory and cluster only: no validator data behind this table
-    )
+    found = await asyncio.gather(*(_disk(ctx, n, one_cluster=one_cluster) for n in names))
+    disks = dict(zip(names, found, strict=True))
+    return nodes_table(servers, gpus, kube_nodes, disks, health)
 
 
 async def pods_view(ctx: CommandContext) -> Table:

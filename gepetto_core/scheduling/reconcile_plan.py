@@ -48,6 +48,7 @@ from gepetto_core.scheduling.reconcile_actions import (
     SaveChute,
     SetInstanceId,
 )
+from gepetto_core.scheduling.reconcile_clusters import guard_each_cluster, spare_unknown_clusters
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class ReconcilePolicy:
     max_removal_fraction: float = 0.5
     # below this many deployments the fraction guard is not meaningful
     removal_guard_minimum: int = 4
+    # the same for one cluster (multi-cluster layout): a cluster with 2 deployments that
+    # loses both is held back, a lone deployment whose Job is gone is removed as before
+    cluster_guard_minimum: int = 2
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,13 @@ class ReconcileInputs:
     # When each deployment's instance was first seen missing from a complete listing (kept by
     # the caller across passes). None: no history, the deployment's age stands in for it.
     missing_since: Mapping[str, datetime] | None = None
+    # Multi-cluster layout: the servers whose cluster could not be read (server id -> reason).
+    # The lists above hold the other clusters' objects; what is on these is unknown, never
+    # empty (`reconcile_clusters.py`).
+    unknown_servers: Mapping[str, str] = field(default_factory=dict)
+    # Multi-cluster layout: each server is its own cluster, so the mass-removal guard also
+    # counts per server. False in the single layout (one cluster for the fleet).
+    cluster_per_server: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,7 +145,13 @@ def plan_reconcile(
     actions += _untracked_cluster_objects(inputs, tracked, cluster)
     actions += _chute_actions(inputs, {c.chute_id: c for c in inputs.chutes})
     actions += _server_actions(inputs, problems)
-    return _guard(actions, problems, inputs, policy)
+    actions, unknown = spare_unknown_clusters(actions, inputs)
+    listed = cluster.jobs.keys() | cluster.legacy_ids
+    actions, held = guard_each_cluster(actions, inputs, listed, policy)
+    plan = _guard(actions, problems, inputs, policy)
+    if not unknown and not held:
+        return plan
+    return ReconcilePlan(plan.actions, [*plan.problems, *unknown, *held], complete=False)
 
 
 def _listing_problems(inputs: ReconcileInputs) -> list[str]:
@@ -392,12 +409,14 @@ def _server_actions(inputs: ReconcileInputs, problems: list[str]) -> list[Action
     if inputs.nodes is None:
         return []
     node_uids = {n.server_id for n in inputs.nodes}
-    if not node_uids and inputs.servers:
+    # a server whose cluster was not read is not judged (`reconcile_clusters.py`)
+    servers = [s for s in inputs.servers if s.server_id not in inputs.unknown_servers]
+    if not node_uids and servers:
         problems.append("the cluster lists no nodes at all; not removing any server")
         return []
     return [
         RemoveServer(s.server_id, f"node {s.name} is gone from the cluster")
-        for s in inputs.servers
+        for s in servers
         if s.server_id not in node_uids
     ]
 

@@ -4,7 +4,8 @@ Deploy: stub row + atomic GPU claim -> launch config (423: the validator wants n
 outcome) -> Service -> Job -> host/port recorded, stub cleared -> legacy announce for chutes
 older than 0.3.0. Any failure undoes what was made, in reverse order, before the error goes up.
 
-Undeploy: row removed (GPUs freed) -> validator instance purged (404 is fine) -> Job and
+Undeploy: the cluster's delete preflight first (a veto defers the whole undeploy) -> row
+removed (GPUs freed) -> validator instance purged (404 is fine) -> Job and
 Service deleted -> wait for the pods to go. Removing the row first means that whatever a crash
 leaves behind is untracked, and the reconciler purges untracked things; the opposite order
 could leave a row pointing at nothing while its GPUs stay claimed.
@@ -82,8 +83,10 @@ class DeployResult:
 @dataclass(frozen=True)
 class UndeployResult:
     deployment_id: str
-    removed: Deployment | None  # None: the row was already gone
+    removed: Deployment | None  # None: the row was already gone, or the undeploy was deferred
     warnings: list[str] = field(default_factory=list)
+    # Why the cluster's delete preflight vetoed it: nothing was touched, retry later.
+    deferred: str | None = None
 
     @property
     def was_present(self) -> bool:
@@ -328,7 +331,9 @@ class Deployer:
         log.info("rolling back deployment %s (%s)", deployment.deployment_id, reason)
         if objects_made:
             with contextlib.suppress(ClusterError):
-                await self._cluster.undeploy(deployment.deployment_id, wait_seconds=0)
+                await self._cluster.undeploy(
+                    deployment.deployment_id, wait_seconds=0, server_id=deployment.server_id
+                )
         removed = await self._inventory.delete_deployment(deployment.deployment_id)
         if removed is not None and removed.instance_id:
             with contextlib.suppress(ValidatorError):
@@ -343,6 +348,16 @@ class Deployer:
     async def undeploy(
         self, deployment_id: str, reason: str, *, counts_as_failure: bool = False
     ) -> UndeployResult:
+        """Row, validator instance, Job and Service, in that order; but only once the cluster's
+        delete preflight allows it. A veto leaves everything as it is (the row keeps its GPUs,
+        the instance stays) and says why: the next reconcile pass asks again."""
+        row = await self._inventory.get_deployment(deployment_id)
+        server_id = row.server_id if row is not None else None
+        veto = await self.preflight(deployment_id, server_id)
+        if veto is not None:
+            log.info("undeploy %s deferred: %s", deployment_id, veto)
+            METRICS.undeploys.labels(outcome="deferred").inc()
+            return UndeployResult(deployment_id, None, [f"deferred: {veto}"], deferred=veto)
         removed = await self._inventory.delete_deployment(deployment_id)
         warnings: list[str] = []
         if removed is not None:
@@ -362,7 +377,9 @@ class Deployer:
                     # The instance is untracked now; the reconciler purges it later.
                     warnings.append(f"validator instance not purged yet: {e}")
         try:
-            gone = await self._cluster.undeploy(deployment_id, wait_seconds=self._undeploy_wait)
+            gone = await self._cluster.undeploy(
+                deployment_id, wait_seconds=self._undeploy_wait, server_id=server_id
+            )
             if not gone:
                 warnings.append("pods still terminating")
         except ClusterError as e:
@@ -372,6 +389,15 @@ class Deployer:
         outcome = "already_gone" if removed is None else ("partial" if warnings else "removed")
         METRICS.undeploys.labels(outcome=outcome).inc()
         return UndeployResult(deployment_id, removed, warnings)
+
+    async def preflight(self, deployment_id: str, server_id: str | None) -> str | None:
+        """Why this deployment's objects cannot be deleted now (None: they can). The cluster's
+        delete preflight (multi-cluster layout: the cached Job is on the server's own cluster,
+        that cluster is healthy, the cache is current); a preflight that fails is a veto."""
+        try:
+            return await self._cluster.delete_preflight(deployment_id, server_id)
+        except ClusterError as e:
+            return f"delete preflight failed: {e}"
 
 
 def refuses_launch(error: ValidatorError) -> bool:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 from gepetto_core.clock import utcnow
 from gepetto_core.errors import ClusterError, GepettoError
+from gepetto_core.models.cluster import ClusterHealth, FleetReading
+from gepetto_core.models.inventory import Server
 from gepetto_core.ops.metrics import METRICS
 from gepetto_core.scheduling.chute_drift import chute_row_from_remote
 from gepetto_core.scheduling.reconcile_actions import (
@@ -31,6 +33,7 @@ from gepetto_core.scheduling.reconcile_actions import (
     SaveChute,
     SetInstanceId,
 )
+from gepetto_core.scheduling.reconcile_clusters import is_single_layout
 from gepetto_core.scheduling.reconcile_plan import (
     ReconcileInputs,
     ReconcilePolicy,
@@ -54,6 +57,17 @@ class ActionResult:
     detail: str = ""
     # The chute's last log lines, read before a failed deployment is removed (for alerts).
     logs: tuple[str, ...] = ()
+    # The delete preflight's veto: not done, nothing touched, retried next pass.
+    deferred: str | None = None
+
+
+class DeferredError(GepettoError):
+    """The cluster's delete preflight vetoed a removal: nothing was touched, the next pass
+    tries again."""
+
+    def __init__(self, veto: str) -> None:
+        super().__init__(f"deferred: {veto}")
+        self.veto = veto
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,13 @@ class ReconcileReport:
     plan: ReconcilePlan
     results: list[ActionResult] = field(default_factory=list)
     applied: bool = False
+    # The clusters' health as this pass read it (one entry named "*" in the single layout).
+    health: list[ClusterHealth] = field(default_factory=list)
+    # Dry run: the delete preflight's veto of each removal it would make, by action index.
+    verdicts: dict[int, str] = field(default_factory=dict)
+
+    def verdict(self, index: int) -> str | None:
+        return self.verdicts.get(index)
 
     @property
     def failures(self) -> list[ActionResult]:
@@ -85,12 +106,12 @@ def remote_view(snapshot: ValidatorSnapshot) -> RemoteView:
     )
 
 
-async def _or_none(what: str, call: Callable[[], Awaitable[T]]) -> T | None:
-    try:
-        return await call()
-    except ClusterError as e:
-        log.warning("reconcile: %s failed: %s", what, e)
-        return None
+def unknown_servers(reading: FleetReading, servers: Sequence[Server]) -> dict[str, str]:
+    """The servers whose cluster the reading could not see (server id -> why), matched by
+    name: a server's cluster is named after it (kubeconfig context = servers.name)."""
+    if not reading.unknown:
+        return {}
+    return {s.server_id: reading.unknown[s.name] for s in servers if s.name in reading.unknown}
 
 
 class Reconciler:
@@ -118,32 +139,44 @@ class Reconciler:
         self._missing_since: dict[str, datetime] = {}
 
     async def gather(self) -> ReconcileInputs:
-        jobs, legacy, services, nodes, snapshots = await asyncio.gather(
-            _or_none("listing jobs", self._cluster.list_chute_jobs),
-            _or_none("listing legacy deployments", self._cluster.list_legacy_deployments),
-            _or_none("listing services", self._cluster.list_chute_services),
-            _or_none("listing nodes", lambda: self._cluster.list_nodes(None)),
-            self._sync.sync_all(),
-        )
+        return (await self.read())[0]
+
+    async def read(self) -> tuple[ReconcileInputs, list[ClusterHealth]]:
+        """Everything the planner needs, and the clusters' health as this read found it."""
+        reading, snapshots = await asyncio.gather(self._read_fleet(), self._sync.sync_all())
         # The database last: anything seen above already has its row (rows come first).
         deployments = await self._inventory.list_deployments()
         chutes = await self._inventory.list_chutes()
         servers = await self._inventory.list_servers()
-        return ReconcileInputs(
+        inputs = ReconcileInputs(
             deployments=deployments,
             chutes=chutes,
             servers=servers,
-            jobs=jobs,
-            legacy=legacy,
-            services=services,
-            nodes=nodes,
+            jobs=reading.jobs,
+            legacy=reading.legacy,
+            services=reading.services,
+            nodes=reading.nodes,
             remote={hotkey: remote_view(s) for hotkey, s in snapshots.items()},
+            unknown_servers=unknown_servers(reading, servers),
+            cluster_per_server=not is_single_layout(reading.health),
         )
+        return inputs, list(reading.health)
+
+    async def _read_fleet(self) -> FleetReading:
+        try:
+            reading = await self._cluster.read_fleet()
+        except ClusterError as e:  # the port answers with None lists; this is a safety net
+            log.warning("reconcile: reading the cluster failed: %s", e)
+            return FleetReading(jobs=None, legacy=None, services=None, nodes=None)
+        for health in reading.health:
+            if health.state == "unreachable":
+                log.warning("reconcile: cluster %s unreachable: %s", health.name, health.error)
+        return reading
 
     async def run_once(self, *, dry_run: bool = False, force: bool = False) -> ReconcileReport:
         """One pass. `force` lifts the mass-removal guard (never the incomplete-data one)."""
         async with self._lock:
-            inputs = await self.gather()
+            inputs, health = await self.read()
             now = self._clock()
             self._missing_since = {
                 d: self._missing_since.get(d, now) for d in missing_instances(inputs)
@@ -154,12 +187,41 @@ class Reconciler:
             for problem in plan.problems:
                 log.warning("reconcile: %s", problem)
             if dry_run:
-                return ReconcileReport(plan)
+                verdicts = await self._verdicts(plan, inputs)
+                return ReconcileReport(plan, health=health, verdicts=verdicts)
             results = [await self._apply(action, inputs) for action in plan.actions]
             for result in results:
-                outcome = "ok" if result.ok else "failed"
+                outcome = "ok" if result.ok else "deferred" if result.deferred else "failed"
                 METRICS.decisions.labels(kind="reconcile", outcome=outcome).inc()
-            return ReconcileReport(plan, results, applied=True)
+            return ReconcileReport(plan, results, applied=True, health=health)
+
+    async def _verdicts(self, plan: ReconcilePlan, inputs: ReconcileInputs) -> dict[int, str]:
+        """For a dry run: the delete preflight's veto for each removal the plan would make
+        (by the action's index in the plan; removals not vetoed are absent)."""
+        server_of = {d.deployment_id: d.server_id for d in inputs.deployments}
+        verdicts: dict[int, str] = {}
+        for index, action in enumerate(plan.actions):
+            match action:
+                case RemoveDeployment(deployment_id=d):
+                    veto = await self._deployer.preflight(d, server_of.get(d))
+                case DeleteJob(deployment_id=d) | DeleteService(deployment_id=d):
+                    veto = await self._deployer.preflight(d, None)
+                case RemoveServer(server_id=s):
+                    veto = await self._first_veto(
+                        [r.deployment_id for r in inputs.deployments if r.server_id == s], s
+                    )
+                case _:
+                    veto = None
+            if veto is not None:
+                verdicts[index] = veto
+        return verdicts
+
+    async def _first_veto(self, deployment_ids: list[str], server_id: str) -> str | None:
+        for deployment_id in deployment_ids:
+            veto = await self._deployer.preflight(deployment_id, server_id)
+            if veto is not None:
+                return veto
+        return None
 
     async def _apply(self, action: Action, inputs: ReconcileInputs) -> ActionResult:
         logs: tuple[str, ...] = ()
@@ -167,6 +229,9 @@ class Reconciler:
             logs = await self._last_log_lines(action.deployment_id)
         try:
             detail = await self._apply_one(action, inputs)
+        except DeferredError as e:
+            log.info("reconcile: %s %s", type(action).__name__, e)
+            return ActionResult(action, False, str(e), logs, deferred=e.veto)
         except GepettoError as e:
             log.warning("reconcile: %s failed: %s", type(action).__name__, e)
             return ActionResult(action, False, str(e), logs)
@@ -200,11 +265,16 @@ class Reconciler:
                 result = await self._deployer.undeploy(
                     d, reason, counts_as_failure=end == "failure"
                 )
+                if result.deferred is not None:
+                    raise DeferredError(result.deferred)
                 return "; ".join(result.warnings) or "removed"
             case PurgeInstance(validator=v, chute_id=c, instance_id=i):
                 api = self._validators[v]
                 return "purged" if await api.delete_instance(c, i) else "already gone"
             case DeleteJob(deployment_id=d) | DeleteService(deployment_id=d):
+                veto = await self._deployer.preflight(d, None)
+                if veto is not None:
+                    raise DeferredError(veto)
                 await self._cluster.undeploy(d, wait_seconds=0)
                 return "deleted"
             case SaveChute(validator=v, chute_id=c, image=image):
@@ -223,7 +293,10 @@ class Reconciler:
             case RemoveServer(server_id=s, reason=reason):
                 for row in inputs.deployments:
                     if row.server_id == s:
-                        await self._deployer.undeploy(row.deployment_id, reason)
+                        result = await self._deployer.undeploy(row.deployment_id, reason)
+                        if result.deferred is not None:
+                            # deleting the row would cascade to the deferred deployment
+                            raise DeferredError(result.deferred)
                 await self._inventory.delete_server(s)
                 return "removed"
         raise AssertionError(f"unhandled reconcile action {action!r}")

@@ -1,0 +1,196 @@
+"""Reconcile and undeploy over several clusters (the services on a Cluster double that poses
+as one cluster per server over the real cluster sandbox, with real PostgreSQL and the
+validator sandbox): the delete preflight defers, `recycle --dry-run` shows its verdict, and a
+cluster that cannot be read keeps everything on it."""
+
+from __future__ import annotations
+
+from gepetto_core.commands import Caller, execute
+from gepetto_core.errors import ClusterNotFoundError
+from gepetto_core.render_text import render_text
+from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
+from gepetto_core.services.deployer import DeployRequest
+from gepetto_core.views import Composite, Message, PlanView, Table
+from tests.integration.cluster_double import SplitCluster, split_runtime_cluster
+
+from .conftest import Miner, eventually
+
+OPERATOR = Caller(actor="cli:ops", source="cli", role="admin")
+VETO = "cluster gpu-3 unreachable"
+
+
+def split(miner: Miner) -> SplitCluster:
+    return split_runtime_cluster(miner.rt, [node.name for node in miner.world.fleet])
+
+
+async def deployed(miner: Miner, nth_server: int = 0) -> tuple[str, str, str]:
+    """One deployment with its validator instance up, on the `nth_server` that fits its chute:
+    (deployment id, server id, server name)."""
+    chute = miner.launch_chute()
+    selector = chute["node_selector"]
+    fitting = [
+        n.uid
+        for n in miner.world.fleet
+        if not n.tee
+        and n.gpu_type in selector["supported_gpus"]
+        and n.gpu_count >= selector["gpu_count"]
+    ]
+    server_id = fitting[nth_server]
+    made = await miner.rt.deployer.deploy(DeployRequest(chute["chute_id"], server_id))
+    row = made.deployment
+
+    async def instance_up() -> bool:
+        return any(
+            i.get("config_id") == row.config_id
+            for i in miner.world.validator.world.instances.values()
+        )
+
+    await eventually(instance_up)
+    await miner.rt.reconciler.run_once()  # learns the instance id from the launch config
+    name = next(n.name for n in miner.world.fleet if n.uid == server_id)
+    return row.deployment_id, server_id, name
+
+
+def instances(miner: Miner) -> set[str]:
+    return set(miner.world.validator.world.instances)
+
+
+async def test_a_vetoed_undeploy_leaves_row_instance_and_objects(miner: Miner) -> None:
+    cluster = split(miner)
+    deployment_id, server_id, _ = await deployed(miner)
+    row = await miner.rt.inventory.get_deployment(deployment_id)
+    assert row is not None and row.instance_id in instances(miner)
+    cluster.vetoes[deployment_id] = VETO
+
+    result = await miner.rt.deployer.undeploy(deployment_id, "operator")
+    assert result.deferred == VETO and not result.was_present
+    assert result.warnings == [f"deferred: {VETO}"]
+    assert cluster.preflights == [(deployment_id, server_id)]
+    assert await miner.rt.inventory.get_deployment(deployment_id) == row
+    assert row.instance_id in instances(miner)
+    job = await miner.rt.cluster.get_chute_job(deployment_id)
+    assert not job.deleting
+    gpus = await miner.rt.inventory.list_gpus(server_id)
+    assert sum(g.deployment_id == deployment_id for g in gpus) > 0  # still claimed
+
+    # the veto lifted, the same call removes everything
+    del cluster.vetoes[deployment_id]
+    result = await miner.rt.deployer.undeploy(deployment_id, "operator")
+    assert result.deferred is None and result.was_present
+    assert await miner.rt.inventory.get_deployment(deployment_id) is None
+    assert row.instance_id not in instances(miner)
+    try:
+        gone = await miner.rt.cluster.get_chute_job(deployment_id)
+    except ClusterNotFoundError:
+        gone = None
+    assert gone is None or gone.deleting
+
+
+async def test_reconcile_reports_a_vetoed_removal_as_not_done_and_retries(miner: Miner) -> None:
+    cluster = split(miner)
+    deployment_id, _, _ = await deployed(miner)
+    await miner.rt.cluster.undeploy(deployment_id, wait_seconds=30)  # behind gepetto's back
+    cluster.vetoes[deployment_id] = VETO
+
+    report = await miner.rt.reconciler.run_once()
+    [result] = [r for r in report.results if isinstance(r.action, RemoveDeployment)]
+    assert not result.ok and result.deferred == VETO and result.detail == f"deferred: {VETO}"
+    assert await miner.rt.inventory.get_deployment(deployment_id) is not None
+
+    del cluster.vetoes[deployment_id]
+    report = await miner.rt.reconciler.run_once()
+    [result] = [r for r in report.results if isinstance(r.action, RemoveDeployment)]
+    assert result.ok and await miner.rt.inventory.get_deployment(deployment_id) is None
+
+
+async def test_recycle_dry_run_shows_the_preflight_verdict(miner: Miner) -> None:
+    cluster = split(miner)
+    vetoed, _, _ = await deployed(miner)
+    allowed, _, _ = await deployed(miner, nth_server=1)  # another cluster (one each: no guard)
+    for deployment_id in (vetoed, allowed):  # both Jobs gone behind gepetto's back
+        await miner.rt.cluster.undeploy(deployment_id, wait_seconds=30)
+    cluster.vetoes[vetoed] = VETO
+
+    view = await execute("recycle --dry-run", OPERATOR, miner.rt)
+    assert isinstance(view, PlanView)
+    [shown_vetoed] = [s for s in view.steps if vetoed in s]
+    [shown_allowed] = [s for s in view.steps if allowed in s]
+    assert shown_vetoed.endswith(f"— deferred: {VETO}")
+    assert "deferred" not in shown_allowed
+    assert view.facts["deferred"] == 1
+    assert f"deferred: {VETO}" in render_text(view)
+    # a dry run changes nothing
+    assert await miner.rt.inventory.get_deployment(vetoed) is not None
+    assert await miner.rt.inventory.get_deployment(allowed) is not None
+
+
+async def test_nothing_on_an_unreachable_cluster_is_removed(miner: Miner) -> None:
+    """The server's cluster cannot be read: its deployment (whose Job the reading lacks) and
+    the server itself stay; once it is read again, nothing needs removing."""
+    cluster = split(miner)
+    deployment_id, server_id, name = await deployed(miner)
+    cluster.down[name] = "timed out"
+
+    report = await miner.rt.reconciler.run_once()
+    assert report.plan.destructive == []
+    assert any(f"{name}: timed out" in p for p in report.plan.problems)
+    assert await miner.rt.inventory.get_deployment(deployment_id) is not None
+    assert await miner.rt.inventory.get_server(server_id) is not None
+
+    del cluster.down[name]
+    report = await miner.rt.reconciler.run_once()
+    assert report.plan.destructive == [] and report.plan.complete
+    assert await miner.rt.inventory.get_deployment(deployment_id) is not None
+
+
+async def test_the_operators_undeploy_shows_the_deferral(miner: Miner) -> None:
+    cluster = split(miner)
+    deployment_id, _, _ = await deployed(miner)
+    cluster.vetoes[deployment_id] = VETO
+    outcome = await execute(f"undeploy -i {deployment_id}", OPERATOR, miner.rt, confirmed=True)
+    assert isinstance(outcome, Composite)
+    table, message = outcome.items
+    assert isinstance(table, Table) and isinstance(message, Message)
+    [row] = table.rows
+    assert row["removed"] is False and row["warnings"] == f"deferred: {VETO}"
+    assert message.level == "warning" and message.text == "removed 0 of 1"
+    assert f"deferred: {VETO}" in render_text(outcome)
+    assert await miner.rt.inventory.get_deployment(deployment_id) is not None
+
+
+async def test_a_cluster_that_lost_its_jobs_waits_for_force(miner: Miner) -> None:
+    """Both Jobs of one server's cluster vanish from its listing at once: held back, with the
+    cluster named; `recycle --force` removes them."""
+    split(miner)
+    first, _, name = await deployed(miner)
+    second, _, _ = await deployed(miner)
+    for deployment_id in (first, second):
+        await miner.rt.cluster.undeploy(deployment_id, wait_seconds=30)
+
+    report = await miner.rt.reconciler.run_once()
+    assert report.plan.of_type(RemoveDeployment) == []
+    assert any(f"cluster {name}: 2 of 2" in p for p in report.plan.problems)
+    assert await miner.rt.inventory.get_deployment(first) is not None
+
+    report = await miner.rt.reconciler.run_once(force=True)
+    removed = {
+        r.action.deployment_id
+        for r in report.results
+        if r.ok and isinstance(r.action, RemoveDeployment)
+    }
+    assert removed == {first, second}
+    assert await miner.rt.inventory.get_deployment(first) is None
+
+
+async def test_nodes_shows_each_clusters_health(miner: Miner) -> None:
+    cluster = split(miner)
+    down, up = sorted(cluster.names)[:2]
+    cluster.down[down] = "timed out"
+    table = await execute("nodes", OPERATOR, miner.rt)
+    assert isinstance(table, Table)
+    rows = {r["node"]: r for r in table.rows}
+    assert rows[down]["status"] == "unknown" and rows[down]["cluster"] == "unreachable: timed out"
+    assert rows[down]["disk_total_gb"] is None
+    assert rows[up]["status"] == "Ready" and rows[up]["cluster"] == "reachable"
+    assert rows[up]["data_age"] == 2.0 and rows[up]["disk_total_gb"] is not None
+    assert table.note is not None and f"1 unreachable ({down})" in table.note
