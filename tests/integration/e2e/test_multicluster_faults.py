@@ -25,6 +25,7 @@ from gepetto_core.commands import cli_caller, execute
 from gepetto_core.errors import ClusterError
 from gepetto_core.models.validator import is_launch_config_version
 from gepetto_core.render_text import render_text
+from gepetto_core.scheduling.cluster_alerts import cluster_health_alerts
 from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
 from gepetto_core.services.deployer import DeployRequest
 from gepetto_core.services.reconcile_service import ReconcileReport
@@ -33,11 +34,6 @@ from gepetto_sandbox.multicluster import PrivateRedis
 from tests.support.fleet_layouts import MULTI_LAYOUTS
 
 from .conftest import Miner, eventually
-
-cluster_alerts = pytest.importorskip(
-    "gepetto_core.scheduling.cluster_alerts",
-    reason="the cluster reachability alerts (branch `recon`) are not merged",
-)
 
 
 @pytest.fixture
@@ -195,7 +191,7 @@ async def test_a_refusing_and_a_hanging_cluster_lose_nothing_while_the_rest_is_r
     memory: dict[str, bool] = {}
     alerts = []
     for report in reports:
-        found, memory = cluster_alerts.cluster_health_alerts(memory, report.health)
+        found, memory = cluster_health_alerts(memory, report.health)
         alerts += found
     assert [(a.kind, a.names) for a in alerts] == [
         ("unreachable", sorted([refusing.name, hanging.name]))
@@ -206,7 +202,7 @@ async def test_a_refusing_and_a_hanging_cluster_lose_nothing_while_the_rest_is_r
     # both come back: one "back" alert, and nothing was lost meanwhile
     again = await come_back(miner, refusing, hanging)
     assert again.plan.complete and again.plan.destructive == [], again.plan
-    back, _ = cluster_alerts.cluster_health_alerts(memory, again.health)
+    back, _ = cluster_health_alerts(memory, again.health)
     assert [(a.kind, a.names) for a in back] == [("back", sorted([refusing.name, hanging.name]))]
     assert await rows(miner) == {on_refusing, on_hanging, kept}
 
