@@ -198,6 +198,15 @@ async def test_a_refusing_and_a_hanging_cluster_lose_nothing_while_the_rest_is_r
     ]
     reasons = dict(alerts[0].clusters)
     assert all(reasons.values()), alerts[0].text
+    # a deploy to a cluster gepetto sees unreachable fails and leaves nothing behind
+    with pytest.raises(ClusterError):
+        await deploy_on(miner, hanging)
+    assert await rows(miner) == {on_refusing, on_hanging, kept}
+    assert {g.deployment_id for g in await miner.rt.inventory.list_gpus() if g.deployment_id} == {
+        on_refusing,
+        on_hanging,
+        kept,
+    }
 
     # both come back: one "back" alert, and nothing was lost meanwhile
     again = await come_back(miner, refusing, hanging)
