@@ -9,6 +9,9 @@ own sandbox cluster behind real HTTPS, gepetto runs as `serve` builds it, on rea
   `recycle --dry-run` says why;
 - the monitor's Redis restarted (empty): the cache source recovers.
 
+A strict xfail marks what the fleet adapter does not do yet; its reason says what (it fails,
+and must lose its mark, once fixed).
+
 Waits are for conditions (`eventually`), never for an amount of time; the per-cluster timeout
 is small so a hanging cluster costs little."""
 
