@@ -283,8 +283,10 @@ class MonitorSource:
                     async with asyncio.timeout(self.timeout):
                         await pubsub.ping()  # its PONG arrives as a message: keep-alive
         finally:
+            # bounded too: closing a connection to a Redis that went away must not hang close()
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
+                async with asyncio.timeout(self.timeout):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     def _on_message(self, message: Mapping[str, Any]) -> None:
         kind, channel = message.get("type"), mc.text(message.get("channel") or "")
