@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/gepetto demo
+	$(BIN)/gepetto demo $(ARGS)
 
 test: $(STAMP) control-plane
 	$(BIN)/python -m pytest -q

@@ -26,7 +26,7 @@ from bot.serve import add_http_routes, socket_mode
 from bot.settings import BotSettings, load_bot_settings
 from gepetto_core import cli
 from gepetto_core.config import Settings
-from gepetto_core.errors import ConfigError
+from gepetto_core.errors import ConfigError, UsageError
 from gepetto_core.ops.health import LoopStatus
 from gepetto_core.ops.http import HealthSources, ops_server_from_settings
 from gepetto_core.ops.logging import configure_logging, secret_values
@@ -148,27 +148,34 @@ async def demo_slack(settings: Settings, process: GepettoProcess) -> AsyncIterat
             yield slack
 
 
-def _serve() -> int:
+def _serve(args: Sequence[str]) -> int:
+    if args:
+        raise UsageError(f"gepetto serve takes no arguments (got: {' '.join(args)})")
     return asyncio.run(serve(load_bot_settings()))
 
 
-def _demo() -> int:
+def _demo(args: Sequence[str]) -> int:
     """The demo lives in gepetto_sandbox (installed by the demo extra, absent from the image)."""
     try:
-        from gepetto_sandbox.demo import run_demo
+        from gepetto_sandbox.demo import parse_demo_args, run_demo
     except ImportError as e:
         raise ConfigError(
             "gepetto demo", "needs the sandbox package: pip install 'gepetto[demo]'"
         ) from e
+    options = parse_demo_args(args)  # a bad argument fails before anything starts
     settings = load_bot_settings()
     # With Slack tokens set, the demo connects the bot too.
     attach = demo_slack if settings.slack_bot_token is not None else None
-    return asyncio.run(run_demo(settings, attach=attach))
+    return asyncio.run(run_demo(settings, attach=attach, options=options))
 
 
 PROCESSES = {
     "serve": cli.ProcessCommand("run the Slack bot and the background loops", _serve),
-    "demo": cli.ProcessCommand("run gepetto against embedded sandboxes", _demo),
+    "demo": cli.ProcessCommand(
+        "run gepetto against embedded sandboxes (multi-cluster layout unless --layout single)",
+        _demo,
+        options="[--layout multi|single] [--source monitor|direct]",
+    ),
 }
 
 

@@ -35,10 +35,11 @@ EXIT_USAGE = 2
 @dataclass(frozen=True)
 class ProcessCommand:
     """A long-running command the composition root adds (`serve`, `demo`); it reads its own
-    settings (the bot's include Slack's)."""
+    settings (the bot's include Slack's) and its own arguments (`options` shows them in -h)."""
 
     summary: str
-    run: Callable[[], int]
+    run: Callable[[Sequence[str]], int]
+    options: str = ""
 
 
 def _db_parser() -> argparse.ArgumentParser:
@@ -196,9 +197,11 @@ def main(
             return 0
         if rest[0] in processes:
             if "-h" in rest[1:] or "--help" in rest[1:]:
-                print(f"usage: gepetto {rest[0]}\n\n{processes[rest[0]].summary}")
+                command = processes[rest[0]]
+                usage = " ".join(filter(None, ["usage: gepetto", rest[0], command.options]))
+                print(f"{usage}\n\n{command.summary}")
                 return 0
-            return processes[rest[0]].run()
+            return processes[rest[0]].run(rest[1:])
         parsed = parse(rest)  # no I/O: a bad command line fails before anything connects
         if parsed.verb == "help" and parsed.opts.get("topic") is None:
             print(_top_help(processes))

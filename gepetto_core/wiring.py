@@ -17,16 +17,22 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from gepetto_core.adapters.cluster_source import StateSource
 from gepetto_core.adapters.database import Database
+from gepetto_core.adapters.direct_source import DirectSource
 from gepetto_core.adapters.events_redis import RedisEventSource, connect_redis
 from gepetto_core.adapters.events_socketio import SocketIoEventSource
 from gepetto_core.adapters.host import process_identity
 from gepetto_core.adapters.kube import KubeCluster
 from gepetto_core.adapters.kube_connect import DeferredApiClient, connect_api, kubeconfig_source
+from gepetto_core.adapters.kube_fleet import FleetCluster
+from gepetto_core.adapters.kube_layout import Layout, LayoutCluster, detect_layout
 from gepetto_core.adapters.kube_lease import KubeLease
+from gepetto_core.adapters.monitor_source import MonitorSource
 from gepetto_core.adapters.pg_history import PgHistory
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.adapters.pg_state import PgState
+from gepetto_core.adapters.server_clusters import ServerClusters
 from gepetto_core.adapters.signing import HotkeySigner
 from gepetto_core.adapters.validator import HttpValidatorApi, open_http_session
 from gepetto_core.clock import utcnow
@@ -37,6 +43,7 @@ from gepetto_core.ops.metrics import Metrics
 from gepetto_core.services.deployer import Deployer
 from gepetto_core.services.event_handlers import EventHandlers, WakeCallback
 from gepetto_core.services.leader import LeaderElector, elector_from_settings
+from gepetto_core.services.ports import Cluster
 from gepetto_core.services.reconcile_service import Reconciler
 from gepetto_core.services.sync import SyncService
 
@@ -121,18 +128,91 @@ class Runtime:
 
     @cached_property
     def kube_api(self) -> DeferredApiClient:
-        """The Kubernetes client; KUBECONFIG is looked up now, the file is read on first use."""
+        """The control plane's Kubernetes client (KUBECONFIG, or the pod's service account):
+        the single layout's one cluster; in the multi layout only layout detection and the
+        leader Lease use it. KUBECONFIG is looked up now, the file is read on first use."""
         kubeconfig, in_cluster = kubeconfig_source(self.settings.kubeconfig)
         api = DeferredApiClient(lambda: connect_api(kubeconfig, in_cluster=in_cluster))
         self._closers.append(api.close)
         return api
 
     @cached_property
-    def cluster(self) -> KubeCluster:
+    def cluster(self) -> Cluster:
+        """The cluster port in the layout GEPETTO_CLUSTER_LAYOUT names; `auto` detects it on
+        first use (docs/multi-cluster.md#layout-detection)."""
+        layout = self.settings.cluster_layout
+        if layout == "auto":
+            return LayoutCluster(self._detect_layout, self._cluster_in)
+        return self._cluster_in(layout)
+
+    async def _detect_layout(self) -> Layout:
+        return await detect_layout(
+            self.kube_api, request_timeout=self.settings.cluster_timeout_seconds
+        )
+
+    def _cluster_in(self, layout: Layout) -> Cluster:
+        return self.kube_cluster if layout == "single" else self.fleet_cluster
+
+    @cached_property
+    def job_settings(self) -> JobSettings:
         # Reading the cluster needs no hotkey; every path that creates a Job goes through the
         # deployer, which needs the validator identity (MINER_SS58) first.
-        miner_ss58 = self.settings.miner_ss58 or ""
-        return KubeCluster(self.kube_api, job_settings(self.settings, miner_ss58))
+        return job_settings(self.settings, self.settings.miner_ss58 or "")
+
+    @cached_property
+    def kube_cluster(self) -> KubeCluster:
+        """The single layout: every GPU server is a node of the control plane's cluster."""
+        return KubeCluster(self.kube_api, self.job_settings)
+
+    @cached_property
+    def fleet_cluster(self) -> FleetCluster:
+        """The multi layout: one cluster per GPU server, its client built from
+        servers.kubeconfig, its state read from GEPETTO_CLUSTER_SOURCE."""
+        s = self.settings
+        # Built (and so closed) before the fleet, which closes them too: a second close is a no-op.
+        clients, source = self.server_clusters, self.cluster_source
+        fleet = FleetCluster(
+            clients, source, self.inventory.list_servers, namespace=s.chutes_namespace,
+            timeout=s.cluster_timeout_seconds, fanout=s.cluster_fanout,
+        )  # fmt: skip
+        self._closers.append(fleet.close)
+        return fleet
+
+    @cached_property
+    def server_clusters(self) -> ServerClusters:
+        clients = ServerClusters(self.job_settings, timeout=self.settings.cluster_timeout_seconds)
+        self._closers.append(clients.close)
+        return clients
+
+    @cached_property
+    def cluster_source(self) -> StateSource:
+        s = self.settings
+        source: StateSource
+        if s.cluster_source == "direct":
+            source = DirectSource(
+                self.server_clusters, namespace=s.chutes_namespace,
+                timeout=s.cluster_timeout_seconds, fanout=s.cluster_fanout,
+            )  # fmt: skip
+        else:
+            source = MonitorSource(
+                self.monitor_redis, namespace=s.chutes_namespace,
+                timeout=s.cluster_timeout_seconds,
+            )  # fmt: skip
+        self._closers.append(source.close)
+        return source
+
+    @cached_property
+    def monitor_redis(self) -> Any:  # the chutes-monitor cache's Redis client
+        url = self.settings.monitor_redis_url or self.settings.redis_url
+        if url is None:
+            raise ConfigError(
+                "GEPETTO_MONITOR_REDIS_URL",
+                "or REDIS_URL is required when GEPETTO_CLUSTER_SOURCE=monitor "
+                "(the chutes-monitor cache; GEPETTO_CLUSTER_SOURCE=direct reads each cluster)",
+            )
+        client = connect_redis(url.get_secret_value())
+        self._closers.append(client.aclose)
+        return client
 
     # --- services ---------------------------------------------------------------------------
     @cached_property
@@ -201,12 +281,21 @@ class Runtime:
     # --- all at once ------------------------------------------------------------------------
     async def connect(self) -> None:
         """Build and connect every part now (the long-running process), failing on the first
-        misconfiguration."""
+        misconfiguration. GEPETTO_CLUSTER_LAYOUT=auto detects the layout here, so a control
+        plane that cannot be read stops the process at start with a message naming the
+        setting (its supervisor's restart back-off retries)."""
         # In the order the settings are checked: identity, validators, database, cluster.
         for part in ("signer", "validators", "pool", "cluster", "handlers", "reconciler"):
             getattr(self, part)
         await self.pool.open()
-        await self.kube_api.connected()
+        if self._needs_control_plane():
+            await self.kube_api.connected()
+        if isinstance(self.cluster, LayoutCluster):
+            await self.cluster.resolve()
+
+    def _needs_control_plane(self) -> bool:
+        """The multi layout reaches the control plane's API only for the leader Lease."""
+        return self.settings.cluster_layout != "multi" or self.settings.leader_election
 
     async def close(self) -> None:
         """Close what was opened, newest first."""

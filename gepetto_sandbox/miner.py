@@ -10,11 +10,11 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from gepetto_core.adapters.pg_inventory import PgInventory
 from gepetto_core.models.inventory import Gpu, Server
-from gepetto_sandbox.cluster import FleetNode, PodTimings, SandboxCluster, build_fleet
+from gepetto_sandbox.cluster import FleetNode, PodFault, PodTimings, SandboxCluster, build_fleet
 from gepetto_sandbox.multicluster import MultiClusterSandbox
 from gepetto_sandbox.validator import SandboxValidator
 from gepetto_sandbox.validator.gpus import GPU_TYPES
@@ -33,14 +33,33 @@ def hourly_cost(gpu_type: str) -> float:
 
 @dataclass
 class SandboxMiner:
+    """`cluster`: the one cluster of the single layout, or the control-plane cluster of the
+    multi-cluster layout, where `clusters` holds one cluster per GPU server."""
+
     validator: SandboxValidator
     cluster: SandboxCluster
     miner_hotkey: str
     fleet: list[FleetNode]
     kubeconfig: Path | None = None
+    clusters: MultiClusterSandbox | None = None
+
+    @property
+    def gpu_clusters(self) -> list[SandboxCluster]:
+        """Where chute pods run: the one cluster, or every server's own."""
+        if self.clusters is None:
+            return [self.cluster]
+        return [member.sandbox for member in self.clusters.members.values()]
+
+    def script_fault(self, key: str, fault: PodFault) -> None:
+        """Pods of that chute, deployment or job fail this way, on whichever cluster."""
+        for cluster in self.gpu_clusters:
+            cluster.script_fault(key, fault)
 
     async def stop(self) -> None:
-        await self.cluster.stop()
+        if self.clusters is not None:
+            await self.clusters.stop()  # the control plane with them
+        else:
+            await self.cluster.stop()
         await self.validator.stop()
 
 
@@ -53,12 +72,23 @@ async def start_sandbox_miner(
     gpu_types: tuple[str, ...] = ("h100", "a6000", "l40s", "h200"),
     timings: PodTimings | None = None,
     kubeconfig: Path | None = None,
+    layout: Literal["single", "multi"] = "single",
 ) -> SandboxMiner:
+    """`layout="multi"`: one cluster per server plus a control-plane cluster, and `kubeconfig`
+    the merged file (the control plane's context current, every server's by its name)."""
     validator = SandboxValidator(seed=seed, miners=[miner_hotkey])
     validator.load_generated(chutes, seed=seed)
     fleet = build_fleet(seed=seed, count=nodes, gpu_types=gpu_types, validator=validator.hotkey)
-    cluster = SandboxCluster(seed=seed, nodes=fleet, timings=timings, kubeconfig_path=kubeconfig)
     await validator.start()
+    if layout == "multi":
+        clusters = MultiClusterSandbox(fleet, seed=seed, timings=timings)
+        await clusters.start()
+        if kubeconfig is not None:
+            clusters.write_kubeconfig(kubeconfig)
+        return SandboxMiner(
+            validator, clusters.control_plane, miner_hotkey, fleet, kubeconfig, clusters
+        )
+    cluster = SandboxCluster(seed=seed, nodes=fleet, timings=timings, kubeconfig_path=kubeconfig)
     await cluster.start()
     return SandboxMiner(validator, cluster, miner_hotkey, fleet, kubeconfig)
 
@@ -69,7 +99,8 @@ async def register_fleet(
     """`add-node` for every fleet node: the validator learns the server and its GPUs (verified),
     and the inventory gets the server and GPU rows. With `clusters` (the multi-cluster layout)
     each row also gets its cluster's kubeconfig and agent URL, as the official registration
-    stores them."""
+    stores them (the world's own clusters when it has them)."""
+    clusters = clusters if clusters is not None else world.clusters
     servers = []
     for node in world.fleet:
         added = world.validator.add_server(
@@ -157,7 +188,11 @@ class PodBridge:
             await asyncio.sleep(self._interval)
 
     def step(self) -> None:
-        for pod in self._world.cluster.objects("pods", "chutes", "chutes/config-id"):
+        for cluster in self._world.gpu_clusters:
+            self._claim_ready(cluster.objects("pods", "chutes", "chutes/config-id"))
+
+    def _claim_ready(self, pods: list[dict[str, Any]]) -> None:
+        for pod in pods:
             config_id = pod["metadata"]["labels"]["chutes/config-id"]
             if config_id in self._done or not _pod_ready(pod):
                 continue

@@ -69,3 +69,18 @@ async def test_a_cluster_read_never_asks_for_the_hotkey(cli: CliWorld) -> None:
     run = await cli.run("nodes", "--json", env=no_hotkey)
     assert run.code == 0, run.err
     assert len(run.json()["rows"]) == len(cli.world.fleet)
+
+
+async def test_an_unreadable_control_plane_names_the_layout_setting(cli: CliWorld) -> None:
+    """GEPETTO_CLUSTER_LAYOUT=auto (the default) must look at the control plane's nodes; when
+    it cannot, the one-line error says so and names the setting instead of guessing a layout.
+    With the layout set, nothing is detected: the error is the cluster's own."""
+    dead = cli.dead_cluster_env()
+    auto = await cli.run("pods", env=dead)
+    assert auto.code == 1 and auto.out == "" and len(auto.err_lines) == 1, auto.err
+    assert auto.err.startswith("gepetto: error: GEPETTO_CLUSTER_LAYOUT=auto cannot tell"), auto.err
+    assert "Cannot connect to host 127.0.0.1:9" in auto.err
+    assert "set GEPETTO_CLUSTER_LAYOUT=single or GEPETTO_CLUSTER_LAYOUT=multi" in auto.err
+    single = await cli.run("pods", env={**dead, "GEPETTO_CLUSTER_LAYOUT": "single"})
+    assert single.code == 1 and "Cannot connect to host 127.0.0.1:9" in single.err
+    assert "GEPETTO_CLUSTER_LAYOUT" not in single.err

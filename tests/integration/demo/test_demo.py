@@ -1,16 +1,22 @@
 """`gepetto demo` run as an operator would: a scripted console session on standard input, and
-Ctrl-C. The autoscaler must place chutes, `scales` must answer, and nothing may be left running."""
+Ctrl-C. The autoscaler must place chutes, `scales` must answer, and nothing may be left running.
+The demo runs the multi-cluster layout unless told `--layout single`; the scripted session runs
+in both layouts (and, in multi, with both state sources)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
+import shutil
 import signal
 import sys
 from pathlib import Path
 
 import psutil
 import pytest
+
+from tests.integration.kubectl_tool import KUBECTL, kubectl
 
 GEPETTO = [sys.executable, "-m", "bot.main", "demo"]
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -32,9 +38,22 @@ def leftovers(data_dir: Path) -> list[str]:
     return found
 
 
-async def test_a_scripted_demo_places_chutes_and_stops_cleanly(service_tmp_path: Path) -> None:
+REDIS_SERVER = shutil.which("redis-server")
+LAYOUTS = {
+    "multi": ([], "multi (detected)"),
+    "multi-direct": (["--source", "direct"], "multi (detected)"),
+    "single": (["--layout", "single"], "single (detected)"),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+async def test_a_scripted_demo_places_chutes_and_stops_cleanly(
+    service_tmp_path: Path, layout: str
+) -> None:
+    args, shown = LAYOUTS[layout]
     proc = await asyncio.create_subprocess_exec(
         *GEPETTO,
+        *args,
         env=demo_env(service_tmp_path),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -49,6 +68,8 @@ async def test_a_scripted_demo_places_chutes_and_stops_cleanly(service_tmp_path:
             line = await proc.stdout.readline()
             assert line, "".join(seen)
             seen.append(line.decode())
+        if layout != "single":
+            await pods_through_each_context(service_tmp_path / "kubeconfig", "".join(seen))
         proc.stdin.write(b"nodes\nscales -g h100\ninsts\nautoscaler status\nquit\n")
         await proc.stdin.drain()
         proc.stdin.close()
@@ -57,13 +78,39 @@ async def test_a_scripted_demo_places_chutes_and_stops_cleanly(service_tmp_path:
     text = "".join(seen) + rest.decode()
     assert proc.returncode == 0, text
     assert "gepetto demo is running." in text and "KUBECONFIG=" in text
+    assert f"layout:     {shown}" in text, text
+    if layout == "multi":
+        source = "state:      monitor" if REDIS_SERVER else "state:      direct"
+        assert source in text, text
+    elif layout == "multi-direct":
+        assert "state:      direct" in text, text
     assert "[autoscaler] active round:" in text and " deployed" in text, text
+    assert "Servers (6)" in text
     assert "Best chute x server combinations" in text  # scales answered
     assert "Chute instances" in text and "autoscaler: active" in text
     assert "demo stopped" in text
     assert "end of input" not in text  # `quit` is an ordinary stop, not the end of the script
     assert leftovers(service_tmp_path) == []
     assert not (service_tmp_path / "pgdata" / "postmaster.pid").exists()
+
+
+async def pods_through_each_context(kubeconfig: Path, banner: str) -> None:
+    """The hint the banner prints works: `kubectl --context SERVER` reaches that server's own
+    cluster, and the chutes just deployed are there."""
+    assert "kubectl --context " in banner and f"KUBECONFIG={kubeconfig}" in banner, banner
+    if KUBECTL is None:
+        return
+    servers = re.findall(r"([\w-]+) \(\d+×", banner.split("fleet:", 1)[1].splitlines()[0])
+    assert len(servers) == 6, banner
+    pods = 0
+    for server in servers:
+        context = ("--context", server)
+        code, out, err = await kubectl(kubeconfig, *context, "get", "nodes", "-o", "name")
+        assert (code, out.split()) == (0, [f"node/{server}"]), err
+        code, out, err = await kubectl(kubeconfig, *context, "get", "pods", "-o", "name")
+        assert code == 0, err
+        pods += len(out.split())
+    assert pods > 0
 
 
 @pytest.mark.parametrize("script", [None, "nodes\n"], ids=["dev-null", "script-without-quit"])

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 SOURCES = ("gepetto_core", "bot", "gepetto_sandbox", "bench", "tests")
-CITATION = re.compile(r"docs/([a-z_]+\.md)(#[a-z0-9-]+)?")
+CITATION = re.compile(r"docs/([a-z_-]+\.md)(#[a-z0-9-]+)?")
 # How the research documents were cited before docs/ existed.
 OUTSIDE = re.compile(r"specs/|\b(validator-api|chutes-miner|scheduling|chatops)(\.md)? ?(spec )?§")
 
