@@ -12,8 +12,6 @@ member cluster."""
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,8 +139,6 @@ async def start_multicluster_miner(
     `kubeconfig` gets the control plane and every server (current context: the control plane),
     as an operator's merged kubeconfig has them. With `monitor_redis_url`, every cluster's
     agent registers with a monitor writing that Redis, and their loops run."""
-    if "layout" not in inspect.signature(start_sandbox_miner).parameters:
-        pytest.skip(_NOT_MERGED_SANDBOX)
     world = await start_sandbox_miner(
         miner_hotkey,
         seed=seed,
@@ -169,12 +165,6 @@ async def start_multicluster_miner(
     return MultiClusterWorld(world, clusters, monitored)
 
 
-_NOT_MERGED_SANDBOX = (
-    "start_sandbox_miner(layout='multi') and SandboxMiner.clusters (gepetto_sandbox/miner.py, "
-    "branch `layout`) are not merged"
-)
-
-
 def layout_settings(
     base: Mapping[str, str],
     layout: Layout,
@@ -182,30 +172,17 @@ def layout_settings(
     monitor_redis_url: str | None = None,
     cluster_timeout_seconds: float = 5.0,
 ) -> Settings:
-    """`base` (identity, validators, database, KUBECONFIG) plus the layout's own settings."""
+    """`base` (identity, validators, database, KUBECONFIG) plus the layout's own settings.
+    Both layouts leave GEPETTO_CLUSTER_LAYOUT to its detection (`auto`)."""
     env = dict(base)
     if layout != "single":
-        env["GEPETTO_CLUSTER_LAYOUT"] = "multi"
+        # `auto`, as `serve` runs by default: the control plane's k3s node says multi
+        env["GEPETTO_CLUSTER_LAYOUT"] = "auto"
         env["GEPETTO_CLUSTER_SOURCE"] = layout.removeprefix("multi-")
         env["GEPETTO_CLUSTER_TIMEOUT_SECONDS"] = str(cluster_timeout_seconds)
         if monitor_redis_url is not None:
             env["GEPETTO_MONITOR_REDIS_URL"] = monitor_redis_url
     return load_settings(env)
-
-
-def missing_multicluster_parts(cluster: object) -> str | None:
-    """Why a runtime built for the multi layout does not run it (a branch not merged yet), or
-    None when its cluster is the fleet adapter."""
-    try:
-        fleet_cluster = importlib.import_module("gepetto_core.adapters.kube_fleet").FleetCluster
-    except (ImportError, AttributeError):
-        return "FleetCluster (gepetto_core/adapters/kube_fleet.py, branch `fleet`) is not merged"
-    if not isinstance(cluster, fleet_cluster):
-        return (
-            "Runtime.cluster ignores GEPETTO_CLUSTER_LAYOUT=multi (wiring by layout, branch "
-            f"`layout`, is not merged): got {type(cluster).__name__}"
-        )
-    return None
 
 
 # The e2e `miner` fixture takes its layout from the `layout` argument: this runs a test in

@@ -33,7 +33,6 @@ from tests.support.fleet_layouts import (
     MemberClusters,
     MultiClusterWorld,
     layout_settings,
-    missing_multicluster_parts,
     start_multicluster_miner,
 )
 
@@ -212,15 +211,19 @@ async def miner(
         rt = await build_runtime(settings, clock=clock)
         m = Miner(world, settings, clock, rt, PodBridge(world), layout, multi)
         cleanup.push_async_callback(m.close)
-        if multi is not None:
-            missing = missing_multicluster_parts(rt.cluster)
-            if missing is not None:
-                pytest.skip(f"{layout}: {missing}")
         await register_fleet(world, rt.inventory, clusters=multi.clusters if multi else None)
         m.bridge.start()
         # chutes into the database, as the first reconcile pass after start does
         report = await rt.reconciler.run_once()
         assert report.plan.complete, report.plan.problems
+        # the layout detected is the one meant: one health entry per server cluster, read
+        # from the chosen source (the single layout reports its one cluster as "*")
+        expected = (
+            {("*", "single")}
+            if multi is None
+            else {(name, layout.removeprefix("multi-")) for name in multi.clusters.names}
+        )
+        assert {(h.name, h.source) for h in report.health} == expected, report.health
         yield m
 
 
