@@ -9,9 +9,6 @@ own sandbox cluster behind real HTTPS, gepetto runs as `serve` builds it, on rea
   `recycle --dry-run` says why;
 - the monitor's Redis restarted (empty): the cache source recovers.
 
-A strict xfail marks what the fleet adapter does not do yet; its reason says what (it fails,
-and must lose its mark, once fixed).
-
 Waits are for conditions (`eventually`), never for an amount of time; the per-cluster timeout
 is small so a hanging cluster costs little."""
 
@@ -20,10 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import yaml
-from kubernetes_asyncio import client
 
-from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_core.commands import cli_caller, execute
 from gepetto_core.errors import ClusterError
 from gepetto_core.models.validator import is_launch_config_version
@@ -289,13 +283,6 @@ async def test_a_cluster_lost_in_the_middle_of_a_deploy_rolls_it_back(miner: Min
     assert jobs_in(miner, node.name, again)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FleetCluster.undeploy deletes only in clusters where the deployment's Job was "
-    "seen (else the server's, given a server_id): reconcile's DeleteService of a Service "
-    "with no Job and no row deletes nothing, reports 'deleted', and plans it again forever "
-    "(branch `fleet`, gepetto_core/adapters/kube_fleet.py)",
-)
 @pytest.mark.parametrize("layout", ["multi-direct"])
 async def test_what_a_lost_cluster_kept_of_a_failed_deploy_is_removed_once_it_is_back(
     miner: Miner,
@@ -330,17 +317,7 @@ async def recycle_dry_run(m: Miner) -> str:
         # reason (the validator dropped the instance)
         ("stale", "validator no longer lists the instance"),
         # the cache lost the Job: reconcile believes it gone
-        pytest.param(
-            "missing",
-            "job is gone from the cluster",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="FleetCluster.delete_preflight allows the delete of a Job the read "
-                "does not have when the cluster is healthy (the official rule, a known sharp "
-                "edge): the live Job is deleted and a healthy deployment removed; it should "
-                "read the Job live and veto unless 404 (branch `fleet`)",
-            ),
-        ),
+        ("missing", "job is gone from the cluster"),
     ],
 )
 async def test_a_stale_or_incomplete_monitor_cache_vetoes_the_delete(
@@ -387,43 +364,19 @@ async def test_a_stale_or_incomplete_monitor_cache_vetoes_the_delete(
     assert deployment_id in await rows(miner) and jobs_in(miner, node.name, deployment_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FleetCluster.delete_preflight compares the live resourceVersion with the one of "
-    "gepetto's last read round, not with the cache's current copy (monitor) or a fresh read "
-    "(direct): any change to the Job since the last reconcile pass (its pod becoming ready, "
-    "a label) defers an operator's undeploy until the next pass (branch `fleet`)",
-)
-@pytest.mark.parametrize("layout", ["multi-direct", "multi-monitor"])
-async def test_a_job_that_changed_since_the_last_pass_is_not_stale(miner: Miner) -> None:
-    node = nodes(miner)[3]
+@pytest.mark.parametrize("layout", MULTI_LAYOUTS)
+async def test_an_undeploy_from_a_fresh_process_is_not_deferred(miner: Miner) -> None:
+    """`gepetto undeploy` is a process of its own: its first look at the cluster is the
+    preflight's, which must read the cluster rather than call it unknown."""
+    node = nodes(miner)[0]
     deployment_id = await deploy_on(miner, node)
-    await instances_up(miner, deployment_id)  # its pod is ready: the Job has settled
-    report = await miner.rt.reconciler.run_once()  # the pass reads the Job as it is now
-    assert report.plan.destructive == [], report.plan
-    # the Job changes afterwards (as when its pod becomes ready after a pass)
-    job = f"chute-{deployment_id}"
-    api = await connect_api(
-        yaml.safe_load(miner.clusters.kubeconfig_text(node.name)), context=node.name
+    await instances_up(miner, deployment_id)
+    rt = await miner.restart()  # nothing read yet in this process
+    result = await execute(
+        f"undeploy -i {deployment_id}", cli_caller("operator"), rt, confirmed=True
     )
-    try:
-        batch = client.BatchV1Api(api)
-        changed = await batch.patch_namespaced_job(
-            job, "chutes", {"metadata": {"annotations": {"example.com/touched": "yes"}}}
-        )
-    finally:
-        await api.close()
-    if miner.layout == "multi-monitor":  # the cache catches up: it is current, not stale
-
-        async def cache_current() -> bool:
-            cached = await miner.monitored.monitor.cached(node.name, "job", "chutes", job)
-            version = cached and cached["metadata"]["resourceVersion"]
-            return bool(version == changed.metadata.resource_version)
-
-        await eventually(cache_current)
-
-    undone = await miner.rt.deployer.undeploy(deployment_id, "operator")
-    assert undone.deferred is None and undone.was_present, undone
+    assert "deferred" not in render_text(result), render_text(result)
+    assert deployment_id not in await rows(miner)
     assert not jobs_in(miner, node.name, deployment_id)
 
 
