@@ -111,17 +111,28 @@ class FleetCluster:
                 reads[server.name] = ClusterUnknown(server.name, reason)
         now = self._now()
         for name, read in reads.items():
-            self._health[name] = health_after(
-                read, self._health.get(name), source=self._source.kind, now=now,
-                usable=self._clients.problem(name) is None,
-            )  # fmt: skip
-            if isinstance(read, ClusterSnapshot):
-                self._jobs[name] = seen_jobs(read)
-                self._pods[name] = list(read.pods)
-                self._services[name] = {v.deployment_id for v in read.services if v.deployment_id}
-            else:
-                self._pods.pop(name, None)
+            self._record(name, read, now)
         return merge_reads(reads, self.cluster_health())
+
+    def _record(self, name: str, read: ClusterRead, now: datetime) -> None:
+        self._health[name] = health_after(
+            read, self._health.get(name), source=self._source.kind, now=now,
+            usable=self._clients.problem(name) is None,
+        )  # fmt: skip
+        if isinstance(read, ClusterSnapshot):
+            self._jobs[name] = seen_jobs(read)
+            self._pods[name] = list(read.pods)
+            self._services[name] = {v.deployment_id for v in read.services if v.deployment_id}
+        else:
+            self._pods.pop(name, None)
+
+    async def _reread(self, name: str) -> None:
+        """Read one server's cluster again (the delete preflight judges a fresh read, not the
+        last round's: a Job that became ready since then is not "stale")."""
+        reads = await self._read_source([name])
+        self._record(
+            name, reads.get(name) or ClusterUnknown(name, "no answer from source"), self._now()
+        )
 
     async def _read_source(self, names: list[str]) -> dict[str, ClusterRead]:
         """The source's reads of `names`; a source that fails as a whole (its Redis is down)
@@ -303,8 +314,10 @@ class FleetCluster:
         server = await self._server_by_id(server_id)
         if server is None:
             return None
-        if server.name not in self._health:  # a fresh process (`gepetto undeploy`): read first
+        if not self._health:  # a fresh process (`gepetto undeploy`): read the fleet first
             await self.read_fleet()
+        else:
+            await self._reread(server.name)
         job = ko.job_name(deployment_id)
         seen = where_seen(self._jobs, deployment_id)
         if len(seen) > 1:
