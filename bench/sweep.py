@@ -137,7 +137,7 @@ def run_quality(profile: Profile, seed: int) -> dict[str, Any]:
 
     kappa = 0.0 if (seed // 2) % 2 else 1.0  # the profile alternates with seed % 2
     prefill = 0.3 if (seed // 4) % 2 else 0.0
-    policy = PlanPolicy(cost_weight=kappa, max_deploys_per_round=None, max_pending_per_server=None)
+    policy = PlanPolicy(cost_weight=kappa, max_deploys_per_round=None, max_pulls_per_server=None)
     world = make_world(profile, 500, 100, seed)
     snap = make_snapshot(world, NOW, seed, prefill=prefill, history=300)
     t = time.perf_counter()

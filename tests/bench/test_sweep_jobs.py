@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from bench import seeds
 from bench.assumptions import CELLS
 from bench.sweep import jobs
@@ -63,3 +65,15 @@ def test_runs_of_an_older_planner_no_longer_count() -> None:
     official = {**base, "policy": "official"}
     old_quality = {"kind": "quality", "profile": "tee", "seed": 15001}
     assert current([old, new, official, old_quality]) == [new, official]
+
+
+def test_a_quality_snapshot_runs_against_the_exact_optimum() -> None:
+    # The planner's settings are built the way the policy names them (a renamed field once
+    # broke every quality run of the sweep).
+    pytest.importorskip("scipy")
+    from bench.sweep import PLANNER_REVISION, run_quality
+
+    row = run_quality("legacy", 15001)
+    assert row["planner_revision"] == PLANNER_REVISION
+    assert 0.9 < row["quality"] <= 1.0 + 1e-9
+    assert row["reference"] in ("milp", "milp_dual_bound", "lp")
