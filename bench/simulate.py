@@ -75,7 +75,7 @@ from gepetto_core.scheduling import (
     Snapshot,
     plan_round,
 )
-from gepetto_core.services.planning_input import plan_policy
+from gepetto_core.services.planning_input import observed_startup_minutes, plan_policy
 from gepetto_sandbox.validator.rules import check_public_capacity
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
@@ -796,6 +796,7 @@ class Gepetto:
         *,
         tuned: bool = True,
         backoff: bool = True,
+        cost_weight: float | None = None,
         name: str = "gepetto",
     ) -> None:
         # `tuned` (the earlier benchmark): the service's default settings changed where this
@@ -804,7 +805,9 @@ class Gepetto:
         # failures and two healthy hours are forgiveness. Those two windows were fitted to the
         # simulator's own death model (issue #25), so the sweep runs `tuned=False`: the service
         # exactly as shipped, GPU cost counted. `backoff=False` turns the failure back-off off
-        # (no death counts as a failure; the reliability estimates still learn).
+        # (no death counts as a failure; the reliability estimates still learn). `cost_weight`
+        # overrides kappa: 0 = the GPUs' cost ignored (sunk), the setting for an operator who
+        # wants multiplier-hours whatever they cost.
         self.name = name
         service = plan_policy(load_settings({}))
         policy = replace(service, preemption=replace(service.preemption, enabled=preemption))
@@ -819,7 +822,12 @@ class Gepetto:
                 ),
             )
         if not backoff:
-            policy = replace(policy, backoff=replace(policy.backoff, failure_window=timedelta(0)))
+            policy = replace(
+                policy,
+                backoff=replace(policy.backoff, failure_window=timedelta(0), earning_delay=None),
+            )
+        if cost_weight is not None:
+            policy = replace(policy, cost_weight=cost_weight)
         self.policy = policy
         self.rng = random.Random(rng_seed)  # breaks exact ties between servers
         self.ledger: list[FailureRecord] = []
@@ -840,8 +848,12 @@ class Gepetto:
                 reason = "downscaled"
             elif inst.dep_id in self.preempted:
                 reason = "preempted"
+            elif inst.refused_at_claim:
+                reason = "423"  # the validator refused its claim: capacity, not a failure
             else:
                 reason = "crash"
+            # The service's ledger keeps the activation time of every end (deployer.py).
+            activated = inst.activate_at < inst.ended and (inst.claimed or inst.prefilled)
             self.ledger.append(
                 FailureRecord(
                     inst.dep_id,
@@ -852,6 +864,7 @@ class Gepetto:
                     self._when(inst.ended),
                     reason,
                     counted=reason == "crash",
+                    activated_at=self._when(inst.activate_at) if activated else None,
                 )
             )
         self.seen_ended = len(sim.ended)
@@ -912,15 +925,20 @@ class Gepetto:
                     "",
                     self._when(inst.created),
                     None,
+                    activated_at=self._when(inst.activate_at) if active else None,
                 )
             )
         servers = tuple(
             replace(s, gpus=tuple(GpuView(g.gpu_id, True, owner.get(g.gpu_id)) for g in s.gpus))
             for s in sim.world.servers
         )
+        # Per chute, the median start-up of our instances that activated, as the service
+        # observes it (`planning_input.observed_startup_minutes`).
+        startup = observed_startup_minutes(deployments, self.ledger)
         chutes = tuple(
             replace(
                 c,
+                startup_minutes=startup.get(c.chute_id),
                 instance_count=sim.total(c.chute_id),
                 utilization=ChuteUtilization(
                     scalable=sim.scale_allowance(c.chute_id) > 0,

@@ -85,6 +85,9 @@ class FleetCluster:
         # cluster -> deployment id -> its Job, from the cluster's last good read
         self._jobs: dict[str, dict[str, SeenJob]] = {}
         self._pods: dict[str, list[PodView]] = {}  # cluster -> pods of the last round's read
+        # cluster -> deployment ids of its Services in the last good read (a Service can
+        # outlive its Job, e.g. a deploy that failed between the two)
+        self._services: dict[str, set[str]] = {}
         self._round: asyncio.Task[FleetReading] | None = None
 
     # -- reads ----------------------------------------------------------------------------
@@ -108,16 +111,28 @@ class FleetCluster:
                 reads[server.name] = ClusterUnknown(server.name, reason)
         now = self._now()
         for name, read in reads.items():
-            self._health[name] = health_after(
-                read, self._health.get(name), source=self._source.kind, now=now,
-                usable=self._clients.problem(name) is None,
-            )  # fmt: skip
-            if isinstance(read, ClusterSnapshot):
-                self._jobs[name] = seen_jobs(read)
-                self._pods[name] = list(read.pods)
-            else:
-                self._pods.pop(name, None)
+            self._record(name, read, now)
         return merge_reads(reads, self.cluster_health())
+
+    def _record(self, name: str, read: ClusterRead, now: datetime) -> None:
+        self._health[name] = health_after(
+            read, self._health.get(name), source=self._source.kind, now=now,
+            usable=self._clients.problem(name) is None,
+        )  # fmt: skip
+        if isinstance(read, ClusterSnapshot):
+            self._jobs[name] = seen_jobs(read)
+            self._pods[name] = list(read.pods)
+            self._services[name] = {v.deployment_id for v in read.services if v.deployment_id}
+        else:
+            self._pods.pop(name, None)
+
+    async def _reread(self, name: str) -> None:
+        """Read one server's cluster again (the delete preflight judges a fresh read, not the
+        last round's: a Job that became ready since then is not "stale")."""
+        reads = await self._read_source([name])
+        self._record(
+            name, reads.get(name) or ClusterUnknown(name, "no answer from source"), self._now()
+        )
 
     async def _read_source(self, names: list[str]) -> dict[str, ClusterRead]:
         """The source's reads of `names`; a source that fails as a whole (its Redis is down)
@@ -136,7 +151,7 @@ class FleetCluster:
         servers = list(await self._load_servers())
         self._servers = {s.name: s for s in servers}
         self._clients.sync(servers)
-        for book in (self._health, self._jobs, self._pods):
+        for book in (self._health, self._jobs, self._pods, self._services):
             for gone in [n for n in book if n not in self._servers]:
                 del book[gone]
         return servers
@@ -204,12 +219,17 @@ class FleetCluster:
         return None
 
     async def _clusters_of(self, deployment_id: str) -> tuple[list[str], FleetReading | None]:
-        """Where the deployment's Job was last seen; a fresh round when nowhere yet."""
-        seen = where_seen(self._jobs, deployment_id)
+        """Where the deployment's Job (or, without one, its Service) was last seen; a fresh
+        round when nowhere yet."""
+        seen = self._where(deployment_id)
         if seen:
-            return [s.cluster for s in seen], None
+            return seen, None
         reading = await self.read_fleet()
-        return [s.cluster for s in where_seen(self._jobs, deployment_id)], reading
+        return self._where(deployment_id), reading
+
+    def _where(self, deployment_id: str) -> list[str]:
+        jobs = [s.cluster for s in where_seen(self._jobs, deployment_id)]
+        return jobs or sorted(n for n, ids in self._services.items() if deployment_id in ids)
 
     # -- deploy and undeploy --------------------------------------------------------------
     async def deploy_chute(
@@ -253,6 +273,7 @@ class FleetCluster:
             if not here and wait_seconds > 0:
                 here = await self._source.wait_pods_gone(name, deployment_id, wait_seconds)
             self._jobs.get(name, {}).pop(deployment_id, None)
+            self._services.get(name, set()).discard(deployment_id)
             gone = gone and here
         return gone
 
@@ -287,10 +308,16 @@ class FleetCluster:
         """Why the deployment's objects must not be deleted now (None: go ahead). The official
         checks: no server row → allow (orphan); the Job seen in another cluster than the
         server's, or in two → veto; the server's cluster not reachable → veto; the Job's
-        cached resourceVersion no longer the live one → veto (the cache is stale)."""
+        cached resourceVersion no longer the live one → veto (the cache is stale). Unlike the
+        official check, a Job the read does not have is read live: still there → veto (the
+        official one allows it, and a cache that lost a Job gets it deleted)."""
         server = await self._server_by_id(server_id)
         if server is None:
             return None
+        if not self._health:  # a fresh process (`gepetto undeploy`): read the fleet first
+            await self.read_fleet()
+        else:
+            await self._reread(server.name)
         job = ko.job_name(deployment_id)
         seen = where_seen(self._jobs, deployment_id)
         if len(seen) > 1:
@@ -300,12 +327,17 @@ class FleetCluster:
         unhealthy = health_reason(self._health.get(server.name), server.name)
         if unhealthy is not None:
             return unhealthy
-        if seen and seen[0].resource_version is not None:
+        if not seen:
+            # Not in the read: only a Job that is really gone may be "deleted". A live one
+            # means the read (a monitor cache that lost it) is incomplete: deleting kills it.
+            return await self._stale_reason(server.name, SeenJob(server.name, job, None), True)
+        if seen[0].resource_version is not None:
             return await self._stale_reason(server.name, seen[0])
         return None
 
-    async def _stale_reason(self, name: str, seen: SeenJob) -> str | None:
-        """A veto when the Job's live resourceVersion is not the one read (404: gone, fine)."""
+    async def _stale_reason(self, name: str, seen: SeenJob, unread: bool = False) -> str | None:
+        """A veto when the Job's live resourceVersion is not the one read, or (`unread`) when
+        the read did not have a Job that is live (404: gone, fine)."""
         try:
             batch = client.BatchV1Api(self._clients.api(name))
             live = await batch.read_namespaced_job(
@@ -319,6 +351,8 @@ class FleetCluster:
                 return None
             return f"cluster {name}: {error}"
         version = live.metadata.resource_version if live.metadata else None
+        if unread:
+            return f"cluster {name}: job {seen.name} is live but missing from the state read"
         if version != seen.resource_version:
             return (
                 f"cluster {name}: job {seen.name} changed since it was read "

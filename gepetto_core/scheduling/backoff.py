@@ -1,9 +1,11 @@
 """Failure back-off per (chute, server) pair, per chute and per server, from the ledger.
 
 A deployment that ended within `failure_window` of its creation is a failure (the fork's
-16-minute rule, but persisted and scoped). A 423 / no-capacity end is never one. Each scope keeps
-a streak of failures since its last healthy run; the cool-down after the last failure of a streak
-of k is `min(max_cooldown, base_cooldown * growth ** (k - 1))`.
+16-minute rule, but persisted and scoped), and so is one whose counted end came before it
+earned anything: without activating, or within `earning_delay` of its activation. A 423 /
+no-capacity end is never one. Each scope keeps a streak of failures since its last healthy run;
+the cool-down after the last failure of a streak of k is
+`min(max_cooldown, base_cooldown * growth ** (k - 1))`.
 
 Scopes and triggers:
 - pair (c, s): any failure;
@@ -58,10 +60,19 @@ def classify(record: FailureRecord, now: datetime, policy: BackoffPolicy) -> Out
     if record.ended_at is not None:
         lived = record.ended_at - record.created_at
         counted = record.counted and record.reason not in policy.never_failure_reasons
-        if counted and lived <= policy.failure_window:
+        if counted and (lived <= policy.failure_window or earned_nothing(record, policy)):
             return Outcome.FAILURE
         return Outcome.HEALTHY if lived >= policy.healthy_run else Outcome.NEUTRAL
     return Outcome.HEALTHY if now - record.created_at >= policy.healthy_run else Outcome.NEUTRAL
+
+
+def earned_nothing(record: FailureRecord, policy: BackoffPolicy) -> bool:
+    """Whether an ended record's instance ended before the validator paid it anything."""
+    if policy.earning_delay is None or record.ended_at is None:
+        return False
+    if record.activated_at is None:
+        return True
+    return record.ended_at < record.activated_at + policy.earning_delay
 
 
 def outcome_time(record: FailureRecord, outcome: Outcome, policy: BackoffPolicy) -> datetime:

@@ -18,6 +18,11 @@ from typing import Literal
 class BackoffPolicy:
     # A deployment that ended this soon after creation is a failure.
     failure_window: timedelta = timedelta(minutes=16)
+    # The validator pays an instance nothing unless it lives this long after activation (the
+    # rule the dwell also follows, docs/scheduling.md): a counted end before then, or without
+    # ever activating, is a failure however long the start-up took. None = `failure_window`
+    # alone decides.
+    earning_delay: timedelta | None = timedelta(hours=1)
     base_cooldown: timedelta = timedelta(hours=1)
     growth: float = 2.0
     max_cooldown: timedelta = timedelta(hours=8)
@@ -46,9 +51,10 @@ class ReliabilityPolicy:
     survival, each a Beta posterior; an early death is blamed on the three causes by how likely
     each is to have caused it (`reliability.reliability`)."""
 
-    # Beta priors (successes, failures) per cause. Their means multiply to about 0.9
-    # (0.95 x 0.97 x 0.98); each is worth 5 observations, so two early deaths say more than the
-    # prior. A chute is likelier to be broken than a box, a box than one pair.
+    # Beta priors (successes, failures) per cause. Their means multiply to about 0.9 (one start
+    # in ten fails); each is worth 5 observations, so two early deaths say more than the prior.
+    # A chute is likelier to be broken than a box (a bad image or model config fails on every
+    # box), a box than one pair (a pair-specific fault needs both).
     chute_prior: tuple[float, float] = (4.75, 0.25)
     server_prior: tuple[float, float] = (4.85, 0.15)
     pair_prior: tuple[float, float] = (4.9, 0.1)
@@ -99,8 +105,12 @@ class PlanPolicy:
     failed_deploy_cap_hours: float | None = 7.0
     # A bounty's boost is only guaranteed this long after activation.
     bounty_guarantee: timedelta = timedelta(hours=2)
-    # Start-up minutes by gpu_count when the chute gives none (mid-points of typical ranges).
-    startup_minutes_by_gpus: tuple[tuple[int, float], ...] = ((2, 12.0), (4, 24.0), (8, 42.0))
+    # Start-up minutes by gpu_count until the chute's own start-ups are observed (the service
+    # passes their median as `ChuteView.startup_minutes`). A guess that errs long: too short
+    # makes a preemption's pay-back and a failed start look cheaper than they are, too long only
+    # holds them back until the first start is seen. A quarter, half and whole hour: the
+    # bigger the chute, the bigger the weights to pull and load.
+    startup_minutes_by_gpus: tuple[tuple[int, float], ...] = ((2, 15.0), (4, 30.0), (8, 60.0))
     min_disk_gb: float = 10.0
     # Placements per round; None = as many as are worth placing.
     max_deploys_per_round: int | None = 24

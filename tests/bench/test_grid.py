@@ -119,3 +119,52 @@ def test_the_readme_table_is_replaced_between_its_markers() -> None:
     assert "old table" not in once and "| new |" in once
     assert once.startswith("intro\n") and once.endswith(f"{TABLE_END}\nafter\n")
     assert replace_between_markers(once, "| new |") == once  # idempotent
+
+
+def _money_losing_cell(gepetto: float, sunk: float) -> list[dict[str, Any]]:
+    """A legacy-like cell: the official policy's GPUs cost more than they earn (profit < 0);
+    gepetto at its defaults holds `gepetto` multiplier-hours at a much smaller GPU bill, and
+    with the cost ignored `sunk` multiplier-hours."""
+    rows = []
+    for seed in (1, 2):
+        for r in _fleet(seed, gepetto, 100):
+            if r["policy"] == "gepetto":
+                r["profit"] = DOLLARS_PER_MULTIPLIER_HOUR * gepetto - 50.0
+            else:
+                r["profit"] = DOLLARS_PER_MULTIPLIER_HOUR * r["multiplier_hours"] - 500.0
+            rows.append(r)
+        sunk_run = _run("gepetto_sunk", seed, sunk)
+        sunk_run["profit"] = DOLLARS_PER_MULTIPLIER_HOUR * sunk - 520.0
+        rows.append(sunk_run)
+    by_default = complete_fleets(rows, "c", "tee", GRID_POLICIES)
+    by_sunk = complete_fleets(rows, "c", "tee", ("gepetto_sunk", *GRID_POLICIES[1:]))
+    base = {"cell": "m", "profile": "tee", "dimension": "x", "assumptions": ""}
+    return [
+        {**base, "cost_ignored": False, **cell_summary(by_default)},
+        {**base, "cost_ignored": True, **cell_summary(by_sunk, "gepetto_sunk")},
+    ]
+
+
+def test_multiplier_hours_are_judged_with_the_cost_ignored_where_that_row_exists() -> None:
+    # At its defaults gepetto holds half the official's multiplier-hours (it declines the
+    # money-losing placements) but earns more; with the cost ignored it holds 1.05x.
+    check = targets_check(_money_losing_cell(gepetto=50, sunk=105))
+    assert not any("multiplier-hours" in m for m in check["misses"])
+    assert check["median_mult_h_vs_official"] == pytest.approx(1.05)
+    # Profit: the official makes -100 on 400 earned, gepetto +150: +62.5 % of its earnings.
+    assert check["median_profit_vs_official"] == pytest.approx(1.625)
+    assert check["cells"] == 1
+
+
+def test_a_cost_ignored_row_below_the_official_is_a_miss() -> None:
+    check = targets_check(_money_losing_cell(gepetto=50, sunk=95))
+    assert any(
+        m.startswith("m/tee (cost ignored): multiplier-hours 0.950x") for m in check["misses"]
+    )
+
+
+def test_profit_below_the_official_is_a_miss_even_when_the_official_loses_money() -> None:
+    grid = _money_losing_cell(gepetto=50, sunk=105)
+    grid[0]["ratios"]["profit_gain_pct_vs_official"]["mean"] = -2.0
+    check = targets_check(grid)
+    assert any(m.startswith("m/tee: profit 0.980x official") for m in check["misses"])

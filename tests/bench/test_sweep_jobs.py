@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from bench import seeds
 from bench.assumptions import CELLS
 from bench.sweep import jobs
@@ -41,3 +43,37 @@ def test_the_bookkeeping_imports_no_numpy() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_cost_ignored_run_is_scheduled_on_its_profiles_only() -> None:
+    from bench.sweep import COST_IGNORED, COST_IGNORED_PROFILES
+
+    todo = [j for j in jobs(CELLS[:2], seeds.evaluation_fleets(2), [], 12, False) if j[0] == "sim"]
+    sunk = {(j[1].name, j[2], j[3]) for j in todo if j[4] == COST_IGNORED}
+    expected = {
+        (c.name, p, s) for c in CELLS[:2] for p in COST_IGNORED_PROFILES for s in (10001, 10002)
+    }
+    assert sunk == expected
+
+
+def test_runs_of_an_older_planner_no_longer_count() -> None:
+    from bench.sweep import PLANNER_REVISION, current
+
+    base = {"kind": "sim", "cell": "default", "profile": "tee", "seed": 10001, "hours": 12}
+    old = {**base, "policy": "gepetto"}  # written before revisions were recorded
+    new = {**base, "policy": "gepetto", "planner_revision": PLANNER_REVISION}
+    official = {**base, "policy": "official"}
+    old_quality = {"kind": "quality", "profile": "tee", "seed": 15001}
+    assert current([old, new, official, old_quality]) == [new, official]
+
+
+def test_a_quality_snapshot_runs_against_the_exact_optimum() -> None:
+    # The planner's settings are built the way the policy names them (a renamed field once
+    # broke every quality run of the sweep).
+    pytest.importorskip("scipy")
+    from bench.sweep import PLANNER_REVISION, run_quality
+
+    row = run_quality("legacy", 15001)
+    assert row["planner_revision"] == PLANNER_REVISION
+    assert 0.9 < row["quality"] <= 1.0 + 1e-9
+    assert row["reference"] in ("milp", "milp_dual_bound", "lp")

@@ -13,6 +13,7 @@ from gepetto_core.scheduling.policy import PlanPolicy
 from gepetto_core.scheduling.snapshot import Snapshot
 from gepetto_core.services.autoscaler import Autoscaler
 from gepetto_core.services.planning_input import load_snapshot, plan_policy
+from tests.support.fleet_layouts import in_every_layout
 
 from .conftest import Miner, eventually
 
@@ -39,6 +40,7 @@ def autoscaler(m: Miner, **policy_changes: object) -> Autoscaler:
     )
 
 
+@in_every_layout
 async def test_one_round_fills_an_empty_fleet(miner: Miner) -> None:
     scaler = autoscaler(miner, max_deploys_per_round=None, max_pulls_per_server=None)
     report = await scaler.run_round()
@@ -66,6 +68,7 @@ async def test_one_round_fills_an_empty_fleet(miner: Miner) -> None:
     assert again.count("deployed") < report.count("deployed")
 
 
+@in_every_layout
 async def test_shadow_mode_plans_but_changes_nothing(miner: Miner) -> None:
     await miner.rt.state.set_autoscaler_mode("shadow", "U-test")
     report = await autoscaler(miner).run_round()
@@ -73,7 +76,7 @@ async def test_shadow_mode_plans_but_changes_nothing(miner: Miner) -> None:
     assert report.plan is not None and report.plan.placements
     assert report.outcomes == []
     assert await miner.rt.inventory.list_deployments() == []
-    assert miner.world.cluster.objects("jobs", "chutes") == []
+    assert miner.cluster.objects("jobs", "chutes") == []
 
 
 async def test_pause_stops_the_loop_and_an_expired_pause_resumes_it(miner: Miner) -> None:

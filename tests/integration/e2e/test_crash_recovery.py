@@ -11,6 +11,7 @@ from gepetto_core.models.inventory import Deployment
 from gepetto_core.services.deployer import DeployRequest, DeployStep
 from gepetto_sandbox.validator import Fault
 from gepetto_sandbox.validator.faults import ROUTES
+from tests.support.fleet_layouts import in_every_layout
 
 from .conftest import Miner, eventually
 
@@ -22,13 +23,13 @@ class ProcessDied(Exception):
 async def sever(m: Miner) -> None:
     """Everything the dying process could still reach becomes unreachable to it."""
     await m.rt.pool.close()
-    m.world.cluster.inject_api_error("/", status=500, times=None)
+    m.cluster.inject_api_error("/", status=500, times=None)
     for route in ROUTES - {"socket"}:
         m.world.validator.inject_fault(route, Fault(status=503))
 
 
 def heal(m: Miner) -> None:
-    m.world.cluster.clear_faults()
+    m.cluster.clear_faults()
     m.world.validator.clear_faults()
 
 
@@ -59,7 +60,7 @@ async def assert_converged(m: Miner, keep: Deployment) -> None:
         return [
             f"{kind}/{obj['metadata']['name']}"
             for kind in ("jobs", "services")
-            for obj in m.world.cluster.objects(kind, "chutes", "chutes/deployment-id")
+            for obj in m.cluster.objects(kind, "chutes", "chutes/deployment-id")
             if obj["metadata"]["labels"]["chutes/deployment-id"] not in rows
         ]
 
@@ -70,7 +71,7 @@ async def assert_converged(m: Miner, keep: Deployment) -> None:
     # every row has its Job (no row points at nothing)
     jobs = {
         j["metadata"]["labels"]["chutes/deployment-id"]
-        for j in m.world.cluster.objects("jobs", "chutes", "chutes/deployment-id")
+        for j in m.cluster.objects("jobs", "chutes", "chutes/deployment-id")
     }
     assert set(rows) <= jobs
     # every validator instance of ours is tracked
@@ -84,6 +85,7 @@ async def assert_converged(m: Miner, keep: Deployment) -> None:
     "crash_after",
     [DeployStep.CLAIMED, DeployStep.LAUNCH_CONFIG, DeployStep.SERVICE_AND_JOB, DeployStep.RECORDED],
 )
+@in_every_layout
 async def test_deploy_crash_after_each_step_converges(
     miner: Miner, crash_after: DeployStep
 ) -> None:
@@ -113,6 +115,7 @@ async def test_deploy_crash_after_each_step_converges(
 
 
 @pytest.mark.parametrize("crash_before", ["validator purge", "cluster delete"])
+@in_every_layout
 async def test_undeploy_crash_converges(miner: Miner, crash_before: str) -> None:
     chute = miner.launch_chute()
     server_id = miner.server_for(chute)
@@ -133,8 +136,6 @@ async def test_undeploy_crash_converges(miner: Miner, crash_before: str) -> None
     assert report.plan.complete, report.plan.problems
     await assert_converged(miner, keep)
     assert (
-        miner.world.cluster.objects(
-            "jobs", "chutes", f"chutes/deployment-id={doomed.deployment_id}"
-        )
+        miner.cluster.objects("jobs", "chutes", f"chutes/deployment-id={doomed.deployment_id}")
         == []
     )

@@ -14,6 +14,7 @@ from gepetto_core.errors import (
     NotFoundError,
 )
 from gepetto_core.services.deployer import DeployRequest, DeployStep
+from tests.support.fleet_layouts import in_every_layout
 
 from .conftest import Miner, eventually
 
@@ -25,9 +26,9 @@ async def leftovers(m: Miner, deployment_id: str) -> dict[str, object]:
     return {
         "row": await rt.inventory.get_deployment(deployment_id),
         "gpus": [g.gpu_id for g in await rt.inventory.list_gpus() if g.deployment_id],
-        "jobs": m.world.cluster.objects("jobs", "chutes", selector),
-        "services": m.world.cluster.objects("services", "chutes", selector),
-        "pods": m.world.cluster.objects("pods", "chutes", selector),
+        "jobs": m.cluster.objects("jobs", "chutes", selector),
+        "services": m.cluster.objects("services", "chutes", selector),
+        "pods": m.cluster.objects("pods", "chutes", selector),
         "instances": [
             i
             for i in m.world.validator.world.instances.values()
@@ -41,6 +42,7 @@ def nothing(found: dict[str, object]) -> bool:
 
 
 @pytest.mark.usefixtures("events")
+@in_every_layout
 async def test_deploy_to_active_then_undeploy_leaves_nothing(miner: Miner) -> None:
     chute = miner.launch_chute()
     server_id = miner.server_for(chute)
@@ -69,7 +71,7 @@ async def test_deploy_to_active_then_undeploy_leaves_nothing(miner: Miner) -> No
     row = await miner.rt.inventory.get_deployment(d.deployment_id)
     assert row is not None
     activated_at = row.activated_at
-    job = miner.world.cluster.objects("jobs", "chutes", f"chutes/deployment-id={d.deployment_id}")
+    job = miner.cluster.objects("jobs", "chutes", f"chutes/deployment-id={d.deployment_id}")
     assert job and job[0]["spec"]["template"]["spec"]["nodeName"]
 
     undone = await miner.rt.deployer.undeploy(d.deployment_id, "operator")
@@ -85,6 +87,7 @@ async def test_deploy_to_active_then_undeploy_leaves_nothing(miner: Miner) -> No
     assert not again.was_present and again.warnings == []
 
 
+@in_every_layout
 async def test_no_capacity_rolls_back_everything(miner: Miner) -> None:
     chute = miner.launch_chute()
     miner.world.validator.set_target(chute["chute_id"], 0)
@@ -92,21 +95,22 @@ async def test_no_capacity_rolls_back_everything(miner: Miner) -> None:
         await miner.rt.deployer.deploy(DeployRequest(chute["chute_id"], miner.server_for(chute)))
     assert await miner.rt.inventory.list_deployments() == []
     assert not [g for g in await miner.rt.inventory.list_gpus() if g.deployment_id]
-    assert miner.world.cluster.objects("jobs", "chutes") == []
-    assert miner.world.cluster.objects("services", "chutes") == []
+    assert miner.cluster.objects("jobs", "chutes") == []
+    assert miner.cluster.objects("services", "chutes") == []
     # not the chute's fault: the ledger does not count it
     assert all(not e.counts_as_failure for e in await miner.rt.state.list_ledger())
 
 
+@in_every_layout
 async def test_a_cluster_failure_mid_deploy_rolls_back(miner: Miner) -> None:
     chute = miner.launch_chute()
-    miner.world.cluster.inject_api_error(
+    miner.cluster.inject_api_error(
         "/apis/batch/v1/namespaces/chutes/jobs", method="POST", status=500, times=1
     )
     with pytest.raises(ClusterUnavailableError):
         await miner.rt.deployer.deploy(DeployRequest(chute["chute_id"], miner.server_for(chute)))
     assert await miner.rt.inventory.list_deployments() == []
-    assert miner.world.cluster.objects("services", "chutes") == []
+    assert miner.cluster.objects("services", "chutes") == []
     assert not [g for g in await miner.rt.inventory.list_gpus() if g.deployment_id]
 
 
@@ -123,6 +127,7 @@ async def test_bad_requests_are_refused_and_change_nothing(miner: Miner) -> None
     assert await miner.rt.inventory.list_deployments() == []
 
 
+@in_every_layout
 async def test_a_legacy_chute_is_announced_then_activated_when_ready(miner: Miner) -> None:
     from gepetto_core.services.activator import LegacyActivator
 

@@ -10,6 +10,7 @@ from gepetto_core.errors import InvalidInputError
 from gepetto_core.models.events import EventReason, MinerEvent
 from gepetto_core.services.deployer import DeployRequest, DeployResult
 from gepetto_core.services.event_handlers import EventHandlers
+from tests.support.fleet_layouts import in_every_layout
 
 from .conftest import Miner, eventually
 
@@ -109,7 +110,7 @@ async def test_chute_created_updated_and_deleted(miner: Miner) -> None:
     await h(event(miner, EventReason.CHUTE_DELETED, chute_id=cid, version=new_version))
     assert await inv.get_chute(cid) is None
     assert await inv.get_deployment(d2.deployment.deployment_id) is None
-    jobs = miner.world.cluster.objects(
+    jobs = miner.cluster.objects(
         "jobs", "chutes", f"chutes/deployment-id={d2.deployment.deployment_id}"
     )
     assert all(j["metadata"].get("deletionTimestamp") for j in jobs)
@@ -134,6 +135,7 @@ async def test_image_events(miner: Miner) -> None:
     await h(event(miner, EventReason.IMAGE_DELETED, image_id="img"))
 
 
+@in_every_layout
 async def test_rolling_update_redeploys_on_the_same_server(miner: Miner) -> None:
     chute, result = await deployed(miner)
     d = result.deployment
@@ -155,6 +157,7 @@ async def test_rolling_update_redeploys_on_the_same_server(miner: Miner) -> None
     assert (replacement.server_id, replacement.version) == (d.server_id, new_version)
 
 
+@in_every_layout
 async def test_job_events(miner: Miner) -> None:
     chute = miner.launch_chute()
     job = miner.world.validator.create_job(chute["chute_id"])
@@ -174,7 +177,7 @@ async def test_job_events(miner: Miner) -> None:
     await h(event(miner, EventReason.JOB_CREATED, job_id=job["job_id"], chute_id=chute["chute_id"]))
     [d] = await miner.rt.inventory.list_deployments()
     assert d.job_id == job["job_id"]
-    job_objects = miner.world.cluster.objects("jobs", "chutes", f"chutes/job-id={job['job_id']}")
+    job_objects = miner.cluster.objects("jobs", "chutes", f"chutes/job-id={job['job_id']}")
     assert job_objects
     await h(event(miner, EventReason.JOB_DELETED, job_id=job["job_id"], instance_id="x"))
     assert await miner.rt.inventory.list_deployments() == []
@@ -197,6 +200,7 @@ async def test_bounty_change_wakes_the_autoscaler_only_without_a_deployment(mine
     assert woken == ["bounty on some-other-chute"]
 
 
+@in_every_layout
 async def test_gpu_and_server_events(miner: Miner) -> None:
     chute, result = await deployed(miner)
     inv, h = miner.rt.inventory, miner.rt.handlers
@@ -223,7 +227,7 @@ async def test_gpu_and_server_events(miner: Miner) -> None:
     assert await inv.get_deployment(again.deployment.deployment_id) is None
 
     async def job_gone() -> bool:  # upstream left the Job running; we delete it
-        return not miner.world.cluster.objects(
+        return not miner.cluster.objects(
             "jobs", "chutes", f"chutes/deployment-id={again.deployment.deployment_id}"
         )
 

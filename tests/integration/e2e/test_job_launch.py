@@ -14,6 +14,7 @@ from gepetto_core.scheduling.snapshot import ChuteUtilization, Snapshot
 from gepetto_core.services.autoscaler import Autoscaler
 from gepetto_core.services.deployer import DeployRequest
 from gepetto_core.services.planning_input import load_snapshot, plan_policy
+from tests.support.fleet_layouts import in_every_layout
 
 from .conftest import Miner
 
@@ -54,11 +55,9 @@ def job_chute(m: Miner) -> str:
 
 def shape(m: Miner, job_id: str) -> dict[str, Any]:
     """What the job path decides about the Job and its Service (NodePort numbers aside)."""
-    [job] = m.world.cluster.objects("jobs", "chutes", f"chutes/job-id={job_id}")
+    [job] = m.cluster.objects("jobs", "chutes", f"chutes/job-id={job_id}")
     deployment_id = job["metadata"]["labels"]["chutes/deployment-id"]
-    [service] = m.world.cluster.objects(
-        "services", "chutes", f"chutes/deployment-id={deployment_id}"
-    )
+    [service] = m.cluster.objects("services", "chutes", f"chutes/deployment-id={deployment_id}")
     pod = job["spec"]["template"]["spec"]
     [container] = [c for c in pod["containers"] if c["name"] == "chute"]
     return {
@@ -132,6 +131,7 @@ async def by_event(m: Miner, chute_id: str) -> dict[str, Any]:
     return found
 
 
+@in_every_layout
 async def test_the_autoscaler_places_a_job_with_its_ports_and_disk(miner: Miner) -> None:
     chute_id = job_chute(miner)
     handled = await by_event(miner, chute_id)
@@ -147,6 +147,7 @@ async def test_the_autoscaler_places_a_job_with_its_ports_and_disk(miner: Miner)
     assert shape(miner, job["job_id"]) == handled
 
 
+@in_every_layout
 async def test_a_job_placed_by_preemption_keeps_its_ports_and_disk(miner: Miner) -> None:
     chute_id = job_chute(miner)
     handled = await by_event(miner, chute_id)

@@ -13,6 +13,7 @@ from gepetto_core.services.deployer import DeployRequest
 from gepetto_core.services.ledger import load_failure_records
 from gepetto_sandbox.cluster import PodFault
 from gepetto_sandbox.validator import Fault
+from tests.support.fleet_layouts import in_every_layout
 
 from .conftest import Miner, eventually
 
@@ -51,11 +52,11 @@ async def test_a_failed_listing_makes_reconcile_delete_nothing(miner: Miner, fau
     miner.clock.advance(minutes=10)
     match fault:
         case "cluster jobs 500":
-            miner.world.cluster.inject_api_error(
+            miner.cluster.inject_api_error(
                 "/apis/batch/v1/namespaces/chutes/jobs", method="GET", status=500, times=None
             )
         case "cluster nodes 500":
-            miner.world.cluster.inject_api_error("/api/v1/nodes", status=500, times=None)
+            miner.cluster.inject_api_error("/api/v1/nodes", status=500, times=None)
         case "validator instances 503":
             miner.world.validator.inject_fault("instances", Fault(status=503))
         case "validator instances truncated":
@@ -69,24 +70,25 @@ async def test_a_failed_listing_makes_reconcile_delete_nothing(miner: Miner, fau
     assert len(await miner.rt.inventory.list_chutes()) > 0
 
     # once the dependency recovers, the broken deployment (and only it) goes
-    miner.world.cluster.clear_faults()
+    miner.cluster.clear_faults()
     miner.world.validator.clear_faults()
     report = await miner.rt.reconciler.run_once()
     assert [a.deployment_id for a in report.plan.of_type(RemoveDeployment)] == [broken]  # type: ignore[attr-defined]
     assert {d.deployment_id for d in await miner.rt.inventory.list_deployments()} == {ok}
 
 
+@in_every_layout
 async def test_a_deploy_that_dies_after_5_minutes_backs_off_the_chute(miner: Miner) -> None:
     chute = miner.launch_chute()
     server_id = miner.server_for(chute)
-    miner.world.cluster.script_fault(
+    miner.cluster.script_fault(
         chute["chute_id"], PodFault("crash", exit_code=137, after_seconds=0.1)
     )
     started = miner.clock()
     result = await miner.rt.deployer.deploy(DeployRequest(chute["chute_id"], server_id))
 
     async def crashed() -> bool:
-        jobs = miner.world.cluster.objects(
+        jobs = miner.cluster.objects(
             "jobs", "chutes", f"chutes/deployment-id={result.deployment.deployment_id}"
         )
         return bool(jobs and jobs[0].get("status", {}).get("failed"))

@@ -11,6 +11,8 @@ from gepetto_core.scheduling import BackoffPolicy, FailureRecord, backoff_state
 from .conftest import NOW
 
 POLICY = BackoffPolicy()
+# The creation-time window alone (no earning rule): what the window tests look at.
+WINDOW_ONLY = BackoffPolicy(earning_delay=None)
 
 
 def rec(
@@ -22,10 +24,15 @@ def rec(
     lived_min: float = 5.0,
     reason: str = "crash",
     counted: bool = True,
+    activated_after_min: float | None = None,
 ) -> FailureRecord:
     ended = NOW - timedelta(minutes=ended_min_ago)
+    created = ended - timedelta(minutes=lived_min)
+    activated = (
+        None if activated_after_min is None else created + timedelta(minutes=activated_after_min)
+    )
     return FailureRecord(
-        f"d{n}", chute, server, "a100", ended - timedelta(minutes=lived_min), ended, reason, counted
+        f"d{n}", chute, server, "a100", created, ended, reason, counted, activated_at=activated
     )
 
 
@@ -34,14 +41,36 @@ def rec(
     [(5.0, True), (15.9, True), (16.0, True), (16.1, False), (45.0, False)],
 )
 def test_failure_window_is_measured_from_creation(lived_min: float, blocked: bool) -> None:
-    state = backoff_state([rec(1, lived_min=lived_min)], NOW, POLICY)
+    state = backoff_state([rec(1, lived_min=lived_min)], NOW, WINDOW_ONLY)
     assert (state.pair_block("c1", "s1") is not None) is blocked
 
 
 def test_window_is_configurable() -> None:
-    wide = BackoffPolicy(failure_window=timedelta(minutes=40))
+    wide = BackoffPolicy(failure_window=timedelta(minutes=40), earning_delay=None)
     assert backoff_state([rec(1, lived_min=30)], NOW, wide).pair_block("c1", "s1") is not None
-    assert backoff_state([rec(1, lived_min=30)], NOW, POLICY).pair_block("c1", "s1") is None
+    assert backoff_state([rec(1, lived_min=30)], NOW, WINDOW_ONLY).pair_block("c1", "s1") is None
+
+
+@pytest.mark.parametrize(
+    ("lived_min", "activated_after_min", "blocked"),
+    [
+        (45.0, None, True),  # never activated: it earned nothing
+        (80.0, 25.0, True),  # died 55 min after activation: still nothing earned
+        (86.0, 25.0, False),  # lived 61 min after activation: it was paid
+        (45.0, 5.0, True),
+    ],
+)
+def test_an_end_before_the_first_paid_hour_is_a_failure(
+    lived_min: float, activated_after_min: float | None, blocked: bool
+) -> None:
+    record = rec(1, lived_min=lived_min, activated_after_min=activated_after_min)
+    state = backoff_state([record], NOW, POLICY)
+    assert (state.pair_block("c1", "s1") is not None) is blocked
+
+
+def test_an_uncounted_end_before_the_first_paid_hour_is_no_failure() -> None:
+    record = rec(1, lived_min=45.0, reason="crash", counted=False, activated_after_min=20.0)
+    assert backoff_state([record], NOW, POLICY).pair_block("c1", "s1") is None
 
 
 def test_first_failure_cools_down_one_hour() -> None:
@@ -79,7 +108,14 @@ def test_healthy_run_forgives_earlier_failures() -> None:
 def test_failure_after_forgiveness_starts_over_at_one_hour() -> None:
     old = [rec(i, ended_min_ago=600 + i) for i in range(3)]
     healthy = FailureRecord(
-        "ok", "c1", "s1", "a100", NOW - timedelta(minutes=590), NOW - timedelta(minutes=400), ""
+        "ok",
+        "c1",
+        "s1",
+        "a100",
+        NOW - timedelta(minutes=590),
+        NOW - timedelta(minutes=400),
+        "",
+        activated_at=NOW - timedelta(minutes=570),
     )
     block = backoff_state([*old, healthy, rec(9, ended_min_ago=10)], NOW, POLICY).pair_block(
         "c1", "s1"

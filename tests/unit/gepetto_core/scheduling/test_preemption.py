@@ -83,10 +83,10 @@ def test_hysteresis_keeps_an_instance_that_is_nearly_as_good() -> None:
     snap = scenario(victim_change=lambda d: replace(d, compute_multiplier=4.1))
     assert run(snap).preemptions == ()
     # Without the 25 % rule the pay-back rule still refuses: the ~0.4/h gain does not repay
-    # in 2 h the 16.4/h the victim would lose during the newcomer's 12-minute start-up.
+    # in 2 h the 16.4/h the victim would lose during the newcomer's 15-minute start-up.
     no_ratio = replace(POLICY.preemption, min_gain_ratio=0.0)
     assert run(snap, replace(POLICY, preemption=no_ratio)).preemptions == ()
-    patient = replace(no_ratio, payback=timedelta(hours=10))
+    patient = replace(no_ratio, payback=timedelta(hours=20))
     assert len(run(snap, replace(POLICY, preemption=patient)).preemptions) == 1
 
 
