@@ -5,7 +5,8 @@ state directory, one shared PKI: about 420 MiB and 5 s each). gepetto reaches ea
 through the kubeconfig stored in its `servers` row, as its ServiceAccount bound to the Role of
 k8s/, through `FleetCluster` with the direct source.
 
-Deploy → reconcile → undeploy, and the delete preflight, on real resourceVersions. Skipped like
+Deploy → reconcile → undeploy, and the delete preflight (which reads the server's cluster again
+and compares real resourceVersions; a Job in another server's cluster is vetoed). Skipped like
 the rest of the realkube tier when the control plane is not built (GEPETTO_REALKUBE=skip skips
 it; CI=true makes that a failure)."""
 
@@ -313,13 +314,14 @@ async def test_delete_preflight_on_real_resource_versions(
     await miner.fleet.read_fleet()
     assert await miner.fleet.delete_preflight(deployment_id, server_a) is None
 
-    # the live Job changes after the read: its resourceVersion is no longer the one read
+    # the live Job changes after the round's read: the preflight reads the server's cluster
+    # again and compares with that (real resourceVersions), so the change is no veto
+    before = (await a.batch().read_namespaced_job(job, NAMESPACE)).metadata.resource_version
     await a.batch().patch_namespaced_job(
         job, NAMESPACE, {"metadata": {"annotations": {"touched": "after-the-read"}}}
     )
-    veto = await miner.fleet.delete_preflight(deployment_id, server_a)
-    assert veto is not None and "changed since it was read" in veto, veto
-    await miner.fleet.read_fleet()
+    after = (await a.batch().read_namespaced_job(job, NAMESPACE)).metadata.resource_version
+    assert after != before
     assert await miner.fleet.delete_preflight(deployment_id, server_a) is None
 
     # the same deployment's Job also in the other server's cluster: not ours to delete blindly
