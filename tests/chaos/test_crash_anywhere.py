@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.fleet_layouts import Layout
 
 from gepetto_core.errors import GepettoError
 from gepetto_core.process import start_process
 from gepetto_core.services.deployer import Deployer
 from gepetto_core.wiring import build_runtime
+from tests.support.fleet_layouts import Layout
 
 from .conftest import ChaosTally
 from .crash import DoomedProcess, ProcessDied

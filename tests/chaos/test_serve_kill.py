@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+
 from tests.support.fleet_layouts import Layout
 
 from .conftest import ChaosTally

@@ -19,13 +19,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bittensor_wallet import Keypair
-from tests.support.fleet_layouts import (
-    FleetClusters,
-    Layout,
-    MemberClusters,
-    MultiClusterWorld,
-    start_multicluster_miner,
-)
 
 from gepetto_core.adapters.kube_fleet import FleetCluster
 from gepetto_core.config import Settings, load_settings
@@ -45,6 +38,13 @@ from gepetto_sandbox.multicluster import PrivateRedis
 from gepetto_sandbox.validator import Fault
 from gepetto_sandbox.validator.faults import ROUTES
 from gepetto_sandbox.validator.world import Rejected
+from tests.support.fleet_layouts import (
+    FleetClusters,
+    Layout,
+    MemberClusters,
+    MultiClusterWorld,
+    start_multicluster_miner,
+)
 
 T = TypeVar("T")
 SEED = "0x" + "c4" * 32
