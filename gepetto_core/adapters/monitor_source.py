@@ -342,8 +342,15 @@ class MonitorSource:
         task, self._subscriber = self._subscriber, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Bounded: redis-py can swallow a cancellation that lands inside a pub/sub read and
+            # wait on its connection forever; closing must not hang with it. A subscriber still
+            # running after the timeout is left to end with its connection (the caller closes
+            # the Redis client next).
+            done, _ = await asyncio.wait({task}, timeout=self.timeout)
+            if not done:
+                log.warning(
+                    "monitor pub/sub: the subscriber did not stop within %s s", self.timeout
+                )
         self._wake_all_pod_waiters()
         self._listeners.clear()
 
