@@ -138,9 +138,6 @@ class Reconciler:
         # which only restarts the grace period)
         self._missing_since: dict[str, datetime] = {}
 
-    async def gather(self) -> ReconcileInputs:
-        return (await self.read())[0]
-
     async def read(self) -> tuple[ReconcileInputs, list[ClusterHealth]]:
         """Everything the planner needs, and the clusters' health as this read found it."""
         reading, snapshots = await asyncio.gather(self._read_fleet(), self._sync.sync_all())

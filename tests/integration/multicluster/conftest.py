@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -19,24 +19,16 @@ from redis.asyncio.client import PubSub
 from gepetto_core.adapters.kube_connect import connect_api
 from gepetto_sandbox.cluster import FleetNode, PodTimings, build_fleet
 from gepetto_sandbox.multicluster import (
-    AgentTimings,
     MonitoredClusters,
     MultiClusterSandbox,
     PrivateRedis,
 )
+from tests.support.fleet_layouts import AGENT_TIMINGS
 
 T = TypeVar("T")
 FAST = PodTimings(start_seconds=0.02, ready_seconds=0.02, termination_seconds=0.05)
-TIMINGS = AgentTimings(
-    heartbeat_interval=30.0,
-    list_attempts=3,
-    retry_delay=0.05,
-    restart_attempts=200,
-    backoff_base=0.05,
-    backoff_cap=0.2,
-    deletion_poll=0.05,
-    request_timeout=5.0,
-)
+# The shared test agents, with the official 30 s heartbeat (these tests step it by hand).
+TIMINGS = replace(AGENT_TIMINGS, heartbeat_interval=30.0)
 # Microseconds on purpose: isoformat() drops them when they are 0.
 T0 = datetime(2026, 12, 5, 8, 0, 0, 123456, tzinfo=UTC)
 
