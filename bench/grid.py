@@ -20,6 +20,9 @@ BASELINE = "official"  # real cycle latency and the bounty-preemption event path
 OFFICIAL_VARIANTS = ("official", "official_15s", "official_memory", "official_multiplier")
 FORK_VARIANTS = ("fork", "fork_stallfree", "fork_tee")
 GRID_POLICIES: tuple[str, ...] = ("gepetto", *OFFICIAL_VARIANTS, *FORK_VARIANTS)
+# A reference, not a baseline: no policy at all (`bench.simulate.Idle`). Optional in a cell's
+# summary: where its runs exist, the fork figures also say how much of them needs no policy.
+IDLE = "idle"
 
 # Issue #25's targets, on evaluation fleets, per cell of the sweep.
 TARGET_EVERY_CELL = 1.00  # x official, multiplier-hours and profit
@@ -110,6 +113,19 @@ def cell_summary(
         ratios[f"mult_h_vs_{fork}"] = summarize(
             paired_ratios(g_mh, _column(by_fleet, fork, "multiplier_hours"))
         ).as_dict()
+    if all(IDLE in runs for runs in by_fleet.values()):
+        idle = _column(by_fleet, IDLE, "multiplier_hours")
+        fork_mh = _column(by_fleet, "fork_tee", "multiplier_hours")
+        # What the fleet earns with no policy, as a share of the fork's multiplier-hours: with
+        # a share s no policy can be more than 1/s times the fork unless it also adds more than
+        # the prefilled instances held.
+        ratios["idle_share_of_fork_tee"] = summarize(paired_ratios(idle, fork_mh)).as_dict()
+        ratios["added_vs_fork_tee"] = summarize(
+            paired_ratios(
+                [g - i for g, i in zip(g_mh, idle, strict=True)],
+                [f - i for f, i in zip(fork_mh, idle, strict=True)],
+            )
+        ).as_dict()
     # Attribution in time: the multiplier held during the fill (first 6 h) and after it.
     for part in ("held_fill", "held_steady"):
         held = _column(by_fleet, ours, part)
@@ -196,7 +212,9 @@ def targets_check(grid: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if c is not None and c > TARGET_FAILED_EVERY:
             misses.append(f"{where}: failed deploys {c:.2f}x official > {TARGET_FAILED_EVERY}")
         if d is not None and d < TARGET_VS_FORK:
-            misses.append(f"{where}: {d:.2f}x the TEE-matched fork < {TARGET_VS_FORK}")
+            misses.append(
+                f"{where}: {d:.2f}x the TEE-matched fork < {TARGET_VS_FORK}{_idle_context(r)}"
+            )
 
     def median(values: list[float | None]) -> float | None:
         known = [v for v in values if v is not None and math.isfinite(v)]
@@ -219,6 +237,16 @@ def targets_check(grid: Sequence[dict[str, Any]]) -> dict[str, Any]:
         misses.append(f"median cell: failed deploys {m:.2f}x official > {TARGET_FAILED_MEDIAN}")
     out["misses"] = misses
     return out
+
+
+def _idle_context(row: dict[str, Any]) -> str:
+    """Why a fork miss may be out of any policy's reach: the part of the fork's figure that a
+    fleet doing nothing earns too (the prefilled instances), and the ratio of what each adds."""
+    share = _mean(row, "idle_share_of_fork_tee")
+    added = _mean(row, "added_vs_fork_tee")
+    if share is None or added is None or share < 0.05:
+        return ""
+    return f" (no policy at all earns {share:.0%} of the fork's; over that, {added:.2f}x)"
 
 
 def _fmt(entry: dict[str, Any] | None, digits: int = 3) -> str:

@@ -788,6 +788,18 @@ class Fork:
             self.trace_deleted(cid, sim.now, refused=True)
 
 
+class Idle:
+    """No policy at all: keeps what the fleet started with and deploys nothing. Not a baseline
+    but a reference: in a prefilled start it is what every policy earns without trying, so it
+    bounds how far apart two policies can be (`bench.grid`'s fork figures)."""
+
+    def __init__(self, name: str = "idle") -> None:
+        self.name = name
+
+    def decide(self, sim: Sim) -> None:
+        return None
+
+
 class Gepetto:
     def __init__(
         self,
@@ -962,7 +974,7 @@ class Gepetto:
 def simulate(
     world: World,
     seed: int,
-    policy: Official | Fork | Gepetto,
+    policy: Official | Fork | Gepetto | Idle,
     hours: int = HOURS,
     observe: Callable[[Sim], None] | None = None,
     assumptions: Assumptions | None = None,

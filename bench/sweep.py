@@ -42,6 +42,7 @@ from bench.fleets import Profile
 from bench.grid import (
     BASELINE,
     GRID_POLICIES,
+    IDLE,
     attribution_summary,
     cell_summary,
     complete_fleets,
@@ -69,7 +70,7 @@ QUALITY_TIME_LIMIT = 5.0  # seconds for the exact MILP; its dual bound stands in
 
 
 def make_policy(name: str) -> Any:
-    from bench.simulate import OFFICIAL_CYCLE_SECONDS, Fork, Gepetto, Official
+    from bench.simulate import OFFICIAL_CYCLE_SECONDS, Fork, Gepetto, Idle, Official
 
     def official(name: str, failure_memory: bool = False, rank: str = "value") -> Official:
         return Official(
@@ -95,6 +96,7 @@ def make_policy(name: str) -> Any:
         "fork": lambda: Fork(name="fork"),
         "fork_stallfree": lambda: Fork(stall_free=True, name="fork_stallfree"),
         "fork_tee": lambda: Fork(stall_free=True, tee_matched=True, name="fork_tee"),
+        IDLE: lambda: Idle(name=IDLE),
     }
     return table[name]()
 
@@ -256,6 +258,7 @@ def jobs(
                     yield ("sim", cell, profile, seed, policy, hours)
                 if profile in COST_IGNORED_PROFILES:
                     yield ("sim", cell, profile, seed, COST_IGNORED, hours)
+                yield ("sim", cell, profile, seed, IDLE, hours)
         if attribution and i >= 1:
             for profile in PROFILES:
                 for policy in ATTRIBUTION_POLICIES:

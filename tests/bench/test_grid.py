@@ -168,3 +168,27 @@ def test_profit_below_the_official_is_a_miss_even_when_the_official_loses_money(
     grid[0]["ratios"]["profit_gain_pct_vs_official"]["mean"] = -2.0
     check = targets_check(grid)
     assert any(m.startswith("m/tee: profit 0.980x official") for m in check["misses"])
+
+
+def test_a_fork_miss_says_how_much_of_the_fork_needs_no_policy() -> None:
+    # A prefilled start: doing nothing earns 80 of the fork's 100; gepetto earns 150. The raw
+    # ratio misses 2x; over the no-policy floor gepetto adds 70 to the fork's 20 (3.5x).
+    rows = []
+    for seed in (1, 2):
+        rows += [_run(p, seed, 140.0) for p in GRID_POLICIES if p.startswith("official")]
+        rows += [_run(p, seed, 100.0) for p in GRID_POLICIES if p.startswith("fork")]
+        rows += [_run("gepetto", seed, 150.0), _run("idle", seed, 80.0)]
+    summary = cell_summary(complete_fleets(rows, "c", "tee", GRID_POLICIES))
+    assert summary["ratios"]["idle_share_of_fork_tee"]["mean"] == pytest.approx(0.8)
+    assert summary["ratios"]["added_vs_fork_tee"]["mean"] == pytest.approx(3.5)
+    grid = [{"cell": "p", "profile": "tee", **summary}]
+    (miss,) = [m for m in targets_check(grid)["misses"] if "fork" in m]
+    assert miss == (
+        "p/tee: 1.50x the TEE-matched fork < 2.0 "
+        "(no policy at all earns 80% of the fork's; over that, 3.50x)"
+    )
+
+
+def test_without_idle_runs_the_fork_figures_stand_alone() -> None:
+    summary = cell_summary(complete_fleets(_fleet(1, 110, 100), "c", "tee", GRID_POLICIES))
+    assert "idle_share_of_fork_tee" not in summary["ratios"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from bench.assumptions import Assumptions
 from bench.fleets import make_world
-from bench.simulate import Fork, Official, Sim, simulate
+from bench.simulate import Fork, Idle, Official, Sim, simulate
 
 
 def test_scaled_failures_and_startups_leave_the_fleet_alone() -> None:
@@ -52,6 +52,16 @@ def test_prefilled_start_holds_the_share_with_established_instances() -> None:
     assert all(i.prefilled and i.activate_at < 0 and i.claimed for i in sim.live)
     for cid in sim.chutes:  # the validator counts them, and never beyond the target
         assert sim.total(cid) <= world.targets[cid] or sim.claimed.get(cid, 0) == 0
+
+
+def test_no_policy_earns_only_what_the_fleet_started_with() -> None:
+    world = make_world("tee", 120, 10, 10_003, p_scalable=1.0)
+    empty = simulate(world, 10_003, Idle(), 3)
+    assert (empty.deploys, empty.multiplier_hours) == (0, 0.0)
+    prefilled = simulate(world, 10_003, Idle(), 3, assumptions=Assumptions(prefill=0.6))
+    assert prefilled.deploys == 0 and prefilled.multiplier_hours > 0
+    fork = simulate(world, 10_003, Fork(), 3, assumptions=Assumptions(prefill=0.6))
+    assert fork.multiplier_hours >= prefilled.multiplier_hours
 
 
 def test_a_decaying_bounty_is_paid_to_one_instance_only() -> None:
