@@ -142,6 +142,10 @@ class Settings(BaseSettings):
     max_deploys_per_round: int | None = Field(default=_PLAN.max_deploys_per_round, ge=1)
     max_pulls_per_server: int | None = Field(default=_PLAN.max_pulls_per_server, ge=1)
     disk_reserve_gb: int = Field(default=20, ge=0)
+    # How much the GPUs' hourly cost counts against a chute's pay (kappa): 1 for rented GPUs
+    # (an idle GPU can be given back), 0 when the cost is sunk (owned hardware: any pay beats
+    # an idle GPU), between for a fleet that is partly either.
+    cost_weight: float = Field(default=_PLAN.cost_weight, ge=0, le=1)
     # Fleet history (gepetto_fleet_history) older than this is pruned.
     history_retention_days: float = Field(default=14.0, gt=0)
     leader_election: bool = False

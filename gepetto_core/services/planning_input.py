@@ -49,7 +49,8 @@ PLANNING_LISTS: tuple[ListName, ...] = (
 
 
 def plan_policy(settings: Settings) -> PlanPolicy:
-    """The planner's knobs from Settings (the failure back-off); everything else at defaults."""
+    """The planner's knobs from Settings (failure back-off, limits, disk reserve, GPU cost weight);
+    everything else at the pure policy's defaults."""
     backoff = BackoffPolicy(
         failure_window=timedelta(minutes=settings.failure_window_minutes),
         base_cooldown=timedelta(minutes=settings.failure_cooldown_minutes),
@@ -61,6 +62,7 @@ def plan_policy(settings: Settings) -> PlanPolicy:
         max_deploys_per_round=settings.max_deploys_per_round,
         max_pulls_per_server=settings.max_pulls_per_server,
         min_disk_gb=float(settings.disk_reserve_gb),
+        cost_weight=settings.cost_weight,
     )
 
 

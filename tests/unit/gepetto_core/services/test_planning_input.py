@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from gepetto_core.config import load_settings
+from gepetto_core.errors import ConfigError
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
 from gepetto_core.models.validator import (
     ActiveInstance,
@@ -252,3 +255,10 @@ def test_a_job_the_validator_refused_us_is_not_offered_again() -> None:
 
     assert jobs([]) == ("j-open",)
     assert jobs([refused]) == ()
+
+
+def test_the_gpu_cost_weight_is_a_setting_between_sunk_and_rented() -> None:
+    assert plan_policy(load_settings({})).cost_weight == 1.0
+    assert plan_policy(load_settings({"GEPETTO_COST_WEIGHT": "0"})).cost_weight == 0.0
+    with pytest.raises(ConfigError, match="GEPETTO_COST_WEIGHT"):
+        load_settings({"GEPETTO_COST_WEIGHT": "1.5"})
