@@ -5,6 +5,7 @@ awaited through pub/sub."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -450,3 +451,54 @@ async def test_wait_pods_gone_ends_in_time_while_redis_is_down(
             assert not await source.wait_pods_gone(world.names[0], "d-1", 0.5)
     finally:
         world.server.start()
+
+
+async def test_close_returns_though_the_subscriber_swallowed_its_cancellation(
+    private_redis: PrivateRedis,
+) -> None:
+    # redis-py can turn a cancellation landing inside a pub/sub read into nothing and go on
+    # waiting on its connection; staged here by a read that swallows the first cancellation.
+    if not private_redis.running:
+        private_redis.start()
+    redis = Redis.from_url(private_redis.url())
+    release = asyncio.Event()
+    swallowed = asyncio.Event()
+    make_pubsub = redis.pubsub
+
+    def pubsub(**kw: Any) -> Any:
+        ps = make_pubsub(**kw)
+        read = ps.get_message
+
+        async def get_message(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await read(*args, **kwargs)
+            except asyncio.CancelledError:
+                if swallowed.is_set():
+                    raise
+                swallowed.set()
+                while not release.is_set():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await release.wait()
+                return None
+
+        ps.get_message = get_message  # type: ignore[method-assign]
+        return ps
+
+    redis.pubsub = pubsub  # type: ignore[method-assign]
+    source = MonitorSource(
+        redis, namespace="chutes", timeout=0.5, poll_seconds=0.05, keepalive_seconds=600
+    )
+    try:
+        await subscribed(source)
+        [task] = [t for t in asyncio.all_tasks() if t.get_name() == "monitor-pubsub"]
+        await asyncio.wait_for(source.close(), timeout=10)  # a hang guard, not a timing
+        assert swallowed.is_set() and not task.done()  # the subscriber is stuck, close is not
+    finally:
+        release.set()
+        await asyncio.sleep(0)
+        stuck = [t for t in asyncio.all_tasks() if t.get_name() == "monitor-pubsub"]
+        for t in stuck:
+            t.cancel()
+        if stuck:
+            await asyncio.wait(stuck, timeout=10)
+        await asyncio.wait_for(redis.aclose(), timeout=10)
