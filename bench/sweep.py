@@ -5,6 +5,7 @@ cell of a grid of world assumptions, with paired intervals across fleets.
     python -m bench.sweep --quick             # 3 cells, 2 fleets per profile, 6 h
     python -m bench.sweep --hours 24 --fleets 3 --deadline 09:48   # what fits by then
     python -m bench.sweep --table             # print results.json's grid as a Markdown table
+    python -m bench.sweep --hours 48 --cells default,prefilled --fleets 4 --key sweep_48h
 
 Each (cell, profile, fleet, policy) run is appended to `bench/sweep_runs.jsonl` as it ends,
 so an interrupted sweep resumes where it stopped, and `--deadline HH:MM` (machine time) stops
@@ -393,8 +394,8 @@ def _quality_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def save(summary: dict[str, Any]) -> None:
-    save_results("sweep", summary)
+def save(summary: dict[str, Any], key: str = "sweep") -> None:
+    save_results(key, summary)
 
 
 TABLE_START = "<!-- sweep-table:start (python -m bench.sweep --table --readme README.md) -->"
@@ -438,10 +439,13 @@ def main(argv: list[str] | None = None) -> None:
         "--readme", type=Path, default=None, help="with --table: write it into this file too"
     )
     parser.add_argument("--runs", type=Path, default=RUNS, help="the run log to append to")
+    parser.add_argument(
+        "--key", default="sweep", help="results.json key (another window length: its own key)"
+    )
     args = parser.parse_args(argv)
     RUNS = args.runs
     if args.table:
-        table = format_table(json.loads(RESULTS.read_text())["sweep"])
+        table = format_table(json.loads(RESULTS.read_text())[args.key])
         print(table)
         if args.readme is not None:
             args.readme.write_text(replace_between_markers(args.readme.read_text(), table))
@@ -454,7 +458,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.summarize:
         summary = summarize(hours)
         print(format_table(summary))
-        save(summary)
+        save(summary, args.key)
         return
     fleets = evaluation_fleets(args.fleets or (2 if args.quick else 10))
     quality = evaluation_quality(args.quality_seeds or (4 if args.quick else 30))
@@ -466,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = summarize(hours)
     print()
     print(format_table(summary))
-    save(summary)
+    save(summary, args.key)
 
 
 if __name__ == "__main__":
