@@ -63,9 +63,12 @@ def validators_json(sandbox: SandboxMiner) -> str:
 
 
 def layout_env(
-    layout: Layout, monitor_redis_url: str | None = None, cluster_timeout: float = 5.0
+    layout: Layout, monitor_redis_url: str | None = None, cluster_timeout: float = 30.0
 ) -> dict[str, str]:
-    """The settings that pick the layout (none for the single one)."""
+    """The settings that pick the layout (none for the single one). The per-cluster timeout is
+    generous: these worlds test crashes, not slow clusters (tests/integration/e2e/
+    test_multicluster_faults.py does), and on a starved CPU a short one turns a healthy sandbox
+    cluster into an unknown one, whose leftovers then wait."""
     if layout == "single":
         return {}
     env = {
