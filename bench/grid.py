@@ -116,9 +116,9 @@ def cell_summary(
     if all(IDLE in runs for runs in by_fleet.values()):
         idle = _column(by_fleet, IDLE, "multiplier_hours")
         fork_mh = _column(by_fleet, "fork_tee", "multiplier_hours")
-        # What the fleet earns with no policy, as a share of the fork's multiplier-hours: with
-        # a share s no policy can be more than 1/s times the fork unless it also adds more than
-        # the prefilled instances held.
+        # What the fleet earns with no policy, as a share s of the fork's multiplier-hours: a
+        # policy k times the fork earns k/s times what doing nothing earns
+        # (docs/scheduling.md#benchmark).
         ratios["idle_share_of_fork_tee"] = summarize(paired_ratios(idle, fork_mh)).as_dict()
         ratios["added_vs_fork_tee"] = summarize(
             paired_ratios(
