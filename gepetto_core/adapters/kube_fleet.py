@@ -59,6 +59,12 @@ from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
 LoadServers = Callable[[], Awaitable[Sequence[Server]]]
 
 
+# A stale read's veto stands only after this many more reads, this far apart: a monitor cache
+# follows the API by a watch, normally well within a second.
+STALE_RECHECKS = 3
+STALE_RECHECK_SECONDS = 0.5
+
+
 class FleetCluster:
     """Kubernetes as the services see it when each server is its own cluster."""
 
@@ -310,7 +316,11 @@ class FleetCluster:
         server's, or in two → veto; the server's cluster not reachable → veto; the Job's
         cached resourceVersion no longer the live one → veto (the cache is stale). Unlike the
         official check, a Job the read does not have is read live: still there → veto (the
-        official one allows it, and a cache that lost a Job gets it deleted)."""
+        official one allows it, and a cache that lost a Job gets it deleted).
+
+        A stale read is read again a few times before its veto stands: a monitor cache lags
+        the API by its watch, so a Job created or changed a moment ago (a server deleted right
+        after a deploy) is not in it yet."""
         server = await self._server_by_id(server_id)
         if server is None:
             return None
@@ -318,47 +328,61 @@ class FleetCluster:
             await self.read_fleet()
         else:
             await self._reread(server.name)
+        reason, stale = await self._preflight_read(deployment_id, server.name)
+        for _ in range(STALE_RECHECKS):
+            if not stale:
+                break
+            await asyncio.sleep(STALE_RECHECK_SECONDS)
+            await self._reread(server.name)
+            reason, stale = await self._preflight_read(deployment_id, server.name)
+        return reason
+
+    async def _preflight_read(self, deployment_id: str, name: str) -> tuple[str | None, bool]:
+        """The preflight's veto on the current read of cluster `name`, and whether it is a
+        staleness veto (the read behind the live Job), which another read may lift."""
         job = ko.job_name(deployment_id)
         seen = where_seen(self._jobs, deployment_id)
         if len(seen) > 1:
-            return f"job {job} is in several clusters: {', '.join(s.cluster for s in seen)}"
-        if seen and seen[0].cluster != server.name:
-            return f"job {job} is in cluster {seen[0].cluster}, not in {server.name} (its server)"
-        unhealthy = health_reason(self._health.get(server.name), server.name)
+            return f"job {job} is in several clusters: {', '.join(s.cluster for s in seen)}", False
+        if seen and seen[0].cluster != name:
+            return f"job {job} is in cluster {seen[0].cluster}, not in {name} (its server)", False
+        unhealthy = health_reason(self._health.get(name), name)
         if unhealthy is not None:
-            return unhealthy
+            return unhealthy, False
         if not seen:
             # Not in the read: only a Job that is really gone may be "deleted". A live one
             # means the read (a monitor cache that lost it) is incomplete: deleting kills it.
-            return await self._stale_reason(server.name, SeenJob(server.name, job, None), True)
+            return await self._stale_reason(name, SeenJob(name, job, None), True)
         if seen[0].resource_version is not None:
-            return await self._stale_reason(server.name, seen[0])
-        return None
+            return await self._stale_reason(name, seen[0])
+        return None, False
 
-    async def _stale_reason(self, name: str, seen: SeenJob, unread: bool = False) -> str | None:
+    async def _stale_reason(
+        self, name: str, seen: SeenJob, unread: bool = False
+    ) -> tuple[str | None, bool]:
         """A veto when the Job's live resourceVersion is not the one read, or (`unread`) when
-        the read did not have a Job that is live (404: gone, fine)."""
+        the read did not have a Job that is live (404: gone, fine); True with a staleness veto."""
         try:
             batch = client.BatchV1Api(self._clients.api(name))
             live = await batch.read_namespaced_job(
                 seen.name, self.namespace, _request_timeout=self._timeout
             )
         except ClusterError as e:
-            return f"cluster {name}: cannot read job {seen.name}: {e}"
+            return f"cluster {name}: cannot read job {seen.name}: {e}", False
         except TRANSLATED as e:
             error = translate_error(e, f"read job {seen.name}")
             if isinstance(error, ClusterNotFoundError):
-                return None
-            return f"cluster {name}: {error}"
+                return None, False
+            return f"cluster {name}: {error}", False
         version = live.metadata.resource_version if live.metadata else None
         if unread:
-            return f"cluster {name}: job {seen.name} is live but missing from the state read"
+            return f"cluster {name}: job {seen.name} is live but missing from the state read", True
         if version != seen.resource_version:
             return (
                 f"cluster {name}: job {seen.name} changed since it was read "
                 f"(resourceVersion {seen.resource_version} read, {version} live)"
-            )
-        return None
+            ), True
+        return None, False
 
     # -- code config maps -------------------------------------------------------------------
     async def ensure_code_configmap(self, chute: Chute, *, replace: bool = False) -> str:
