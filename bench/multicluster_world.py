@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gepetto_sandbox.cluster import PodTimings, build_fleet
+from gepetto_sandbox.miner import add_to_validator
 from gepetto_sandbox.multicluster import (
     AgentTimings,
     MonitoredClusters,
@@ -120,15 +121,7 @@ async def serve(args: argparse.Namespace) -> None:
     )
     gpus = {}
     for node in fleet:
-        added = validator.add_server(
-            args.miner,
-            name=node.name,
-            gpu_identifier=node.gpu_type,
-            gpu_count=node.gpu_count,
-            host=node.external_ip,
-            server_id=node.uid,
-            is_tee=node.tee,
-        )
+        added = add_to_validator(validator, args.miner, node)
         gpus[node.name] = [{"uuid": g["uuid"], "index": g["device_index"]} for g in added["gpus"]]
     clusters = MultiClusterSandbox(fleet, seed=args.seed, timings=TIMINGS)
     await clusters.start()

@@ -93,6 +93,21 @@ async def start_sandbox_miner(
     return SandboxMiner(validator, cluster, miner_hotkey, fleet, kubeconfig)
 
 
+def add_to_validator(
+    validator: SandboxValidator, miner_hotkey: str, node: FleetNode
+) -> dict[str, Any]:
+    """Register `node` as the miner's server at the sandbox validator (its GPUs get ids)."""
+    return validator.add_server(
+        miner_hotkey,
+        name=node.name,
+        gpu_identifier=node.gpu_type,
+        gpu_count=node.gpu_count,
+        host=node.external_ip,
+        server_id=node.uid,
+        is_tee=node.tee,
+    )
+
+
 async def register_fleet(
     world: SandboxMiner, inventory: PgInventory, *, clusters: MultiClusterSandbox | None = None
 ) -> list[Server]:
@@ -103,15 +118,7 @@ async def register_fleet(
     clusters = clusters if clusters is not None else world.clusters
     servers = []
     for node in world.fleet:
-        added = world.validator.add_server(
-            world.miner_hotkey,
-            name=node.name,
-            gpu_identifier=node.gpu_type,
-            gpu_count=node.gpu_count,
-            host=node.external_ip,
-            server_id=node.uid,
-            is_tee=node.tee,
-        )
+        added = add_to_validator(world.validator, world.miner_hotkey, node)
         server = Server(
             server_id=node.uid,
             validator=node.validator,

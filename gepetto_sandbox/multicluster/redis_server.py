@@ -84,3 +84,15 @@ class PrivateRedis:
         """Stop and start again on the same port, empty."""
         self.stop()
         self.start()
+
+    def fresh_url(self) -> str:
+        """The URL of this server, running and empty (a test before may have stopped or
+        filled it)."""
+        if not self.running:
+            self.start()
+        probe = Redis(host="127.0.0.1", port=self.port)
+        try:
+            probe.flushall()
+        finally:
+            probe.close()
+        return self.url()

@@ -229,7 +229,7 @@ async def chaos_world(
     else:
         if layout == "multi-monitor":
             assert monitor_redis is not None, "multi-monitor needs the monitor's Redis"
-            redis_url = await flushed(monitor_redis)
+            redis_url = monitor_redis.fresh_url()
         multi = await start_multicluster_miner(
             MINER, kubeconfig=kubeconfig, seed=seed, nodes=nodes, chutes=chutes, timings=FAST,
             monitor_redis_url=redis_url,
@@ -259,20 +259,6 @@ async def chaos_world(
             await multi.stop()
         else:
             await sandbox.stop()
-
-
-async def flushed(server: PrivateRedis) -> str:
-    """The monitor's Redis, running and empty (a test before may have stopped or filled it)."""
-    from redis.asyncio import Redis
-
-    if not server.running:
-        server.start()
-    connection = Redis.from_url(server.url(), decode_responses=True)
-    try:
-        await connection.flushall()
-    finally:
-        await connection.aclose()
-    return server.url()
 
 
 @contextlib.asynccontextmanager

@@ -141,19 +141,6 @@ def monitor_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateR
     server.stop()
 
 
-async def _flushed(server: PrivateRedis) -> str:
-    from redis.asyncio import Redis
-
-    if not server.running:
-        server.start()
-    connection = Redis.from_url(server.url(), decode_responses=True)
-    try:
-        await connection.flushall()
-    finally:
-        await connection.aclose()
-    return server.url()
-
-
 @pytest.fixture
 async def miner(
     fresh_db: str,
@@ -165,7 +152,7 @@ async def miner(
     kubeconfig = tmp_path / "kubeconfig"
     redis_url = None
     if layout == "multi-monitor":
-        redis_url = await _flushed(request.getfixturevalue("monitor_redis"))
+        redis_url = request.getfixturevalue("monitor_redis").fresh_url()
     async with contextlib.AsyncExitStack() as cleanup:
         multi: MultiClusterWorld | None = None
         if layout == "single":
