@@ -15,7 +15,10 @@ Then per preemption:
 - better work must be proposed in `confirm_rounds` consecutive rounds (`confirmed=False` first);
 - the plan says to obtain the launch token before removing anything.
 
-Values here are gross earnings ``lambda * p * m`` per hour: the GPUs are the same either way.
+Values are $ per hour net of the GPU cost the planner weighs (``kappa * gpus * hourly cost``,
+`PlanPolicy.cost_weight`): an 8-GPU newcomer in place of one 1-GPU victim also puts seven idle GPUs
+to work, and on a fleet that pays for what it holds those must earn their cost. A newcomer must be
+worth more than the placement floor (`min_value`), as any placement.
 """
 
 from __future__ import annotations
@@ -65,13 +68,24 @@ def victim_rejection(
     return None
 
 
-def _keep_value(d: DeploymentView, ctx: RoundState) -> tuple[float, float]:
-    """(gross $/h the victim earns now, its multiplier). It is past its first hour: p = 1."""
+def _gpu_cost(ctx: RoundState, gpus: int, hourly_cost: float) -> float:
+    """$/h of `gpus` GPUs as the planner weighs them (zero when the cost is sunk)."""
+    return ctx.policy.cost_weight * gpus * hourly_cost
+
+
+def _multiplier(d: DeploymentView, ctx: RoundState) -> float:
+    if d.compute_multiplier is not None:
+        return d.compute_multiplier
     chute = ctx.snapshot.chute_by_id.get(d.chute_id)
-    m = d.compute_multiplier
-    if m is None:
-        m = chute.effective_compute_multiplier if chute is not None else 0.0
-    return ctx.policy.dollars_per_multiplier_hour * m, m
+    return chute.effective_compute_multiplier if chute is not None else 0.0
+
+
+def _keep_value(d: DeploymentView, ctx: RoundState, hourly_cost: float) -> tuple[float, float]:
+    """($/h the victim earns now net of its GPUs' cost, its multiplier). It is past its first
+    hour: p = 1."""
+    m = _multiplier(d, ctx)
+    gross = ctx.policy.dollars_per_multiplier_hour * m
+    return gross - _gpu_cost(ctx, len(d.gpu_ids), hourly_cost), m
 
 
 def _new_value(chute: ChuteView, ctx: RoundState, srv: Srv) -> float:
@@ -79,13 +93,15 @@ def _new_value(chute: ChuteView, ctx: RoundState, srv: Srv) -> float:
     pol = ctx.policy
     gross = pol.dollars_per_multiplier_hour * success_share(p, chute, pol)
     m_bar = expected_multiplier(chute, pol)
-    return gross * m_bar * startup_factor(chute, pol) - failure_charge(p, pol, m_bar)
+    earned = gross * m_bar * startup_factor(chute, pol) - failure_charge(p, pol, m_bar)
+    return earned - _gpu_cost(ctx, chute.gpu_count, srv.cost)
 
 
-def _new_value_bound(chute: ChuteView, ctx: RoundState) -> float:
-    """`_new_value` on the most reliable server the chute could get (p <= 1)."""
+def _new_value_bound(chute: ChuteView, ctx: RoundState, srv: Srv) -> float:
+    """`_new_value` on `srv` were the chute certain to survive there (p <= 1)."""
     lam = ctx.policy.dollars_per_multiplier_hour
-    return lam * expected_multiplier(chute, ctx.policy) * startup_factor(chute, ctx.policy)
+    earned = lam * expected_multiplier(chute, ctx.policy) * startup_factor(chute, ctx.policy)
+    return earned - _gpu_cost(ctx, chute.gpu_count, srv.cost)
 
 
 def _kind(slot: Slot, snapshot: Snapshot) -> str:
@@ -181,9 +197,10 @@ def _eligible_victims(ctx: RoundState) -> dict[str, list[Candidate]]:
     first; the newcomer-dependent rules (same chute, only instance) are checked per slot."""
     snapshot, pol = ctx.snapshot, ctx.policy.preemption
     eligible: dict[str, list[Candidate]] = {}
+    cost = {srv.view.server_id: srv.cost for srv in ctx.servers}
     for d in snapshot.deployments:
-        if victim_rejection(d, snapshot, pol, ctx.now, "") is None:
-            v_keep, m_keep = _keep_value(d, ctx)
+        if d.server_id in cost and victim_rejection(d, snapshot, pol, ctx.now, "") is None:
+            v_keep, m_keep = _keep_value(d, ctx, cost[d.server_id])
             eligible.setdefault(d.server_id, []).append(Candidate(v_keep, m_keep, d))
     for lst in eligible.values():
         lst.sort(key=lambda c: c.value)
@@ -210,14 +227,19 @@ def _offer_on(
     candidates = eligible.get(sid)
     if not candidates:
         return None
-    # No server can beat the hysteresis when even its cheapest victim earns too much.
-    v_cap = _new_value_bound(chute, ctx) / (1.0 + pol.min_gain_ratio)
+    bound = _new_value_bound(chute, ctx, srv)
+    if kind != "job" and bound <= ctx.policy.min_value:
+        return None  # the newcomer would not be worth its GPUs here
+    # No victims can beat the hysteresis when even the cheapest earns too much.
+    v_cap = bound / (1.0 + pol.min_gain_ratio)
     if kind != "job" and candidates[0].value >= v_cap:
         return None
     victims = _choose_victims(ctx, chute, kind, candidates, need, v_cap, budget)
     if victims is None:
         return None
     v_new = _new_value(chute, ctx, srv)
+    if kind != "job" and v_new <= ctx.policy.min_value:
+        return None
     gain = v_new - victims.value
     if not _worth_it(ctx, chute, kind, victims, gain):
         return None
@@ -263,8 +285,7 @@ def _worth_it(ctx: RoundState, chute: ChuteView, kind: str, victims: Victims, ga
     pol = ctx.policy.preemption
     if kind == "job":
         return not any(
-            _keep_value(d, ctx)[1] >= chute.effective_compute_multiplier
-            for d in victims.deployments
+            _multiplier(d, ctx) >= chute.effective_compute_multiplier for d in victims.deployments
         )
     if gain < max(pol.min_gain_ratio * victims.value, pol.min_gain):
         return False

@@ -29,12 +29,13 @@ def scenario(
     victim_change: Callable[[Any], Any] = lambda d: d,
     victim_chute_change: Callable[[Any], Any] = lambda c: c,
     newcomer_change: Callable[[Any], Any] = lambda c: c,
+    server_change: Callable[[Any], Any] = lambda s: s,
     **snap_kw: Any,
 ) -> Snapshot:
     """One single-GPU server held by a low-value instance; a bounty chute wants the GPU."""
     victim_chute = victim_chute_change(B.chute("victim", multiplier=0.2, instance_count=5))
     newcomer = newcomer_change(B.chute("hot", multiplier=5.0, bounty_boost=1.2, instance_count=3))
-    server = B.server("s1", gpus=1, used={0: "dep-v"})
+    server = server_change(B.server("s1", gpus=1, used={0: "dep-v"}))
     victim = victim_change(B.deployment("dep-v", "victim", "s1", (0,), activated_minutes_ago=120))
     return Snapshot(
         chutes=(victim_chute, newcomer), servers=(server,), deployments=(victim,), **snap_kw
@@ -120,3 +121,25 @@ def test_job_preempts_by_the_official_multiplier_rule() -> None:
 def test_preemption_can_be_switched_off() -> None:
     off = replace(POLICY, preemption=replace(POLICY.preemption, enabled=False))
     assert run(scenario(), off).preemptions == ()
+
+
+def test_a_newcomer_must_earn_the_idle_gpus_it_would_put_to_work() -> None:
+    """One 1-GPU victim on an 8-GPU server at $3 per GPU-hour, seven GPUs idle: an 8-GPU bounty
+    chute in its place would hold $24/h of GPUs. Counted (kappa = 1) it must earn them."""
+
+    def snap(multiplier: float) -> Snapshot:
+        return scenario(
+            victim_chute_change=lambda c: B.chute(
+                "victim", multiplier=0.2, instance_count=5, allowance=0
+            ),
+            newcomer_change=lambda c: B.chute(
+                "hot", gpu_count=8, multiplier=multiplier, bounty_boost=1.2, instance_count=3
+            ),
+            server_change=lambda s: B.server("s1", gpus=8, cost=3.0, used={0: "dep-v"}),
+        )
+
+    counted = replace(POLICY, cost_weight=1.0)
+    assert run(snap(4.0), counted).preemptions == ()  # ~$14/h gross for $24/h of GPUs
+    assert len(run(snap(4.0)).preemptions) == 1  # the cost sunk: worth it
+    [pre] = run(snap(10.0), counted).preemptions  # ~$36/h gross: worth its GPUs
+    assert pre.victims == ("dep-v",)
