@@ -230,7 +230,7 @@ class Runtime:
     @cached_property
     def reconciler(self) -> Reconciler:
         return Reconciler(
-            self.inventory, self.cluster, self.sync, self.deployer, self.validators,
+            self.inventory, self.cluster, self.sync, self.deployer, self.validators, self.state,
             clock=self._clock,
         )  # fmt: skip
 
@@ -238,7 +238,7 @@ class Runtime:
     def handlers(self) -> EventHandlers:
         return EventHandlers(
             self.miner_hotkey, self.inventory, self.deployer, self.cluster, self.validators,
-            clock=self._clock, wake=self._wake,
+            self.state, clock=self._clock, wake=self._wake,
         )  # fmt: skip
 
     @cached_property

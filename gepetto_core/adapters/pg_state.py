@@ -1,5 +1,6 @@
 """gepetto's own durable state: the deployment ledger (failure back-off), the audit log, pending
-actions (buttons, approvals), the autoscaler mode and posted alerts. Tables are `gepetto_*`; the
+actions (buttons, approvals), the autoscaler mode, posted alerts and server removals waiting on
+a deferred undeploy. Tables are `gepetto_*`; the
 rows are `gepetto_core.models.state`."""
 
 from __future__ import annotations
@@ -309,3 +310,28 @@ class PgState:
                 alert.last_at,
                 alert.payload,
             )
+
+    # --- server removals the validator asked for and a deferred undeploy held up ----------------
+    async def request_server_removal(self, server_id: str, reason: str) -> bool:
+        """Record that the server is to go once its deployments are removed (kept until the
+        server row is deleted). False: no such server row."""
+        async with translate_errors("recording a server removal"):
+            await self._pool.execute(
+                """
+                INSERT INTO gepetto_server_removals (server_id, reason)
+                SELECT server_id, $2 FROM servers WHERE server_id = $1
+                ON CONFLICT (server_id) DO NOTHING
+                """,
+                server_id,
+                reason,
+            )
+            exists = await self._pool.fetchval(
+                "SELECT 1 FROM gepetto_server_removals WHERE server_id = $1", server_id
+            )
+        return exists is not None
+
+    async def list_server_removals(self) -> dict[str, str]:
+        """Server id -> why it is to be removed."""
+        async with translate_errors("listing server removals"):
+            rows = await self._pool.fetch("SELECT server_id, reason FROM gepetto_server_removals")
+        return {r["server_id"]: r["reason"] for r in rows}

@@ -94,6 +94,9 @@ class ReconcileInputs:
     # Multi-cluster layout: each server is its own cluster, so the mass-removal guard also
     # counts per server. False in the single layout (one cluster for the fleet).
     cluster_per_server: bool = False
+    # Servers to remove once their deployments are gone (server id -> why): the validator
+    # deleted them while a delete preflight deferred one of their undeploys.
+    removal_requests: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -406,18 +409,24 @@ def _chute_actions(inputs: ReconcileInputs, local: Mapping[str, Chute]) -> list[
 
 
 def _server_actions(inputs: ReconcileInputs, problems: list[str]) -> list[Action]:
-    if inputs.nodes is None:
-        return []
-    node_uids = {n.server_id for n in inputs.nodes}
     # a server whose cluster was not read is not judged (`reconcile_clusters.py`)
     servers = [s for s in inputs.servers if s.server_id not in inputs.unknown_servers]
+    requested = inputs.removal_requests
+    actions: list[Action] = [
+        RemoveServer(s.server_id, requested[s.server_id])
+        for s in servers
+        if s.server_id in requested
+    ]
+    if inputs.nodes is None:
+        return actions
+    node_uids = {n.server_id for n in inputs.nodes}
     if not node_uids and servers:
         problems.append("the cluster lists no nodes at all; not removing any server")
-        return []
-    return [
+        return actions
+    return actions + [
         RemoveServer(s.server_id, f"node {s.name} is gone from the cluster")
         for s in servers
-        if s.server_id not in node_uids
+        if s.server_id not in node_uids and s.server_id not in requested
     ]
 
 

@@ -6,7 +6,9 @@
   job's ports and disk from `services.job_launch` (shared with the autoscaler), which fills in
   `disk_gb` when a re-published job lacks it (upstream raised KeyError);
 - `server_deleted` undeploys each deployment from the cluster before the row goes (upstream
-  relied on the cascade and left Jobs running);
+  relied on the cascade and left Jobs running). When the delete preflight defers one, the row
+  stays, locked, with a removal request that reconcile finishes: in the multi-cluster layout
+  the row holds the way to the server's cluster, and without it the Job would be left for good;
 - an operator's `ban_reason` survives `chute_updated`.
 
 Events that name a miner hotkey other than ours are ignored. A payload without the fields a
@@ -27,9 +29,11 @@ from gepetto_core.models.inventory import Deployment
 from gepetto_core.scheduling.chute_drift import chute_row_from_remote
 from gepetto_core.services.deployer import Deployer, DeployRequest, placement_problem
 from gepetto_core.services.job_launch import job_launch
-from gepetto_core.services.ports import Cluster, Inventory, ValidatorApi
+from gepetto_core.services.ports import Cluster, Inventory, StateStore, ValidatorApi
 
 log = logging.getLogger(__name__)
+
+SERVER_DELETED_REASON = "the validator deleted the server"
 
 # Called when an event may make a new placement worthwhile (the autoscaler's wake-up).
 WakeCallback = Callable[[str], Awaitable[None]]
@@ -59,12 +63,14 @@ class EventHandlers:
         deployer: Deployer,
         cluster: Cluster,
         validators: Mapping[str, ValidatorApi],
+        state: StateStore,
         *,
         clock: Callable[[], datetime] = utcnow,
         wake: WakeCallback | None = None,
     ) -> None:
         self._miner = miner_hotkey
         self._inventory = inventory
+        self._state = state
         self._deployer = deployer
         self._cluster = cluster
         self._validators = validators
@@ -289,6 +295,19 @@ class EventHandlers:
 
     async def _server_deleted(self, event: MinerEvent) -> None:
         server_id = _str_field(event, "server_id")
+        deferred: list[str] = []
         for deployment in await self._inventory.list_deployments(server_id):
-            await self._deployer.undeploy(deployment.deployment_id, "server deleted")
-        await self._inventory.delete_server(server_id)
+            result = await self._deployer.undeploy(deployment.deployment_id, "server deleted")
+            if result.deferred is not None:
+                deferred.append(f"{deployment.deployment_id}: {result.deferred}")
+        if not deferred:
+            await self._inventory.delete_server(server_id)
+            return
+        # Deleting the row now would cascade to the deferred deployments and lose their Jobs.
+        await self._inventory.set_server_locked(server_id, True)
+        await self._state.request_server_removal(server_id, SERVER_DELETED_REASON)
+        log.warning(
+            "server %s deleted by the validator: kept, locked, until reconcile removes %s",
+            server_id,
+            "; ".join(deferred),
+        )

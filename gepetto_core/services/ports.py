@@ -153,8 +153,8 @@ class Inventory(Protocol):
 
 
 class StateStore(Protocol):
-    """gepetto's own state the services and commands use: the failure ledger, the audit log and
-    the autoscaler mode."""
+    """gepetto's own state the services and commands use: the failure ledger, the audit log,
+    the autoscaler mode and the server removals reconcile is to finish."""
 
     async def record_deployment_start(self, entry: LedgerEntry) -> None: ...
 
@@ -198,6 +198,10 @@ class StateStore(Protocol):
     async def set_autoscaler_mode(
         self, mode: AutoscalerModeName, by: str, paused_until: datetime | None = None
     ) -> AutoscalerMode: ...
+
+    async def request_server_removal(self, server_id: str, reason: str) -> bool: ...
+
+    async def list_server_removals(self) -> dict[str, str]: ...
 
 
 class Lease(Protocol):

@@ -42,7 +42,7 @@ from gepetto_core.scheduling.reconcile_plan import (
     plan_reconcile,
 )
 from gepetto_core.services.deployer import Deployer
-from gepetto_core.services.ports import Cluster, Inventory, ValidatorApi
+from gepetto_core.services.ports import Cluster, Inventory, StateStore, ValidatorApi
 from gepetto_core.services.sync import ListState, SyncService, ValidatorSnapshot
 
 log = logging.getLogger(__name__)
@@ -122,11 +122,13 @@ class Reconciler:
         sync: SyncService,
         deployer: Deployer,
         validators: Mapping[str, ValidatorApi],
+        state: StateStore,
         *,
         clock: Callable[[], datetime] = utcnow,
         policy: ReconcilePolicy | None = None,
     ) -> None:
         self._inventory = inventory
+        self._state = state
         self._cluster = cluster
         self._sync = sync
         self._deployer = deployer
@@ -145,6 +147,7 @@ class Reconciler:
         deployments = await self._inventory.list_deployments()
         chutes = await self._inventory.list_chutes()
         servers = await self._inventory.list_servers()
+        removals = await self._state.list_server_removals()
         inputs = ReconcileInputs(
             deployments=deployments,
             chutes=chutes,
@@ -156,6 +159,7 @@ class Reconciler:
             remote={hotkey: remote_view(s) for hotkey, s in snapshots.items()},
             unknown_servers=unknown_servers(reading, servers),
             cluster_per_server=not is_single_layout(reading.health),
+            removal_requests=removals,
         )
         return inputs, list(reading.health)
 

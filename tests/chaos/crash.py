@@ -92,7 +92,7 @@ class DoomedProcess:
             inventory, state, cluster, validators, clock=clock, undeploy_wait_seconds=5
         )
         self.reconciler = Reconciler(
-            inventory, cluster, rt.sync, self.deployer, validators, clock=clock
+            inventory, cluster, rt.sync, self.deployer, validators, state, clock=clock
         )
 
         async def build_snapshot() -> Snapshot:

@@ -126,3 +126,14 @@ async def test_autoscaler_mode_persists(pool: asyncpg.Pool) -> None:
     assert (mode.mode, mode.paused_until, mode.updated_by) == ("paused", T0, "U1")
     await state.set_autoscaler_mode("shadow", "U2", paused_until=T0)
     assert (await state.get_autoscaler_mode()).paused_until is None
+
+
+async def test_a_server_removal_request_lasts_as_long_as_the_server_row(pool: asyncpg.Pool) -> None:
+    inv, state = PgInventory(pool), PgState(pool)
+    await inv.upsert_server(server())
+    assert not await state.request_server_removal("missing", "deleted")  # no row, no request
+    assert await state.request_server_removal("srv-1", "deleted")
+    assert await state.request_server_removal("srv-1", "again")  # the first reason stays
+    assert await state.list_server_removals() == {"srv-1": "deleted"}
+    await inv.delete_server("srv-1")
+    assert await state.list_server_removals() == {}

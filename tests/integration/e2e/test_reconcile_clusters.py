@@ -1,15 +1,18 @@
 """Reconcile and undeploy over several clusters (the services on a Cluster double that poses
 as one cluster per server over the real cluster sandbox, with real PostgreSQL and the
-validator sandbox): the delete preflight defers, `recycle --dry-run` shows its verdict, and a
-cluster that cannot be read keeps everything on it."""
+validator sandbox): the delete preflight defers, `recycle --dry-run` shows its verdict, a
+cluster that cannot be read keeps everything on it, and a deleted server waits for its
+deferred undeploy."""
 
 from __future__ import annotations
 
 from gepetto_core.commands import Caller, execute
 from gepetto_core.errors import ClusterNotFoundError
+from gepetto_core.models.events import EventReason, MinerEvent
 from gepetto_core.render_text import render_text
-from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
+from gepetto_core.scheduling.reconcile_actions import RemoveDeployment, RemoveServer
 from gepetto_core.services.deployer import DeployRequest
+from gepetto_core.services.event_handlers import SERVER_DELETED_REASON
 from gepetto_core.views import Composite, Message, PlanView, Table
 from tests.integration.cluster_double import SplitCluster, split_runtime_cluster
 
@@ -194,3 +197,36 @@ async def test_nodes_shows_each_clusters_health(miner: Miner) -> None:
     assert rows[up]["status"] == "Ready" and rows[up]["cluster"] == "reachable"
     assert rows[up]["data_age"] == 2.0 and rows[up]["disk_total_gb"] is not None
     assert table.note is not None and f"1 unreachable ({down})" in table.note
+
+
+async def test_a_deleted_server_waits_locked_for_its_deferred_undeploy(miner: Miner) -> None:
+    """The validator deletes a server while its deployment's removal is vetoed: the server row
+    (in the multi-cluster layout, the way to its cluster) stays, locked, until reconcile has
+    removed the deployment; then it goes."""
+    cluster = split(miner)
+    deployment_id, server_id, _ = await deployed(miner)
+    cluster.vetoes[deployment_id] = VETO
+    inv = miner.rt.inventory
+
+    deleted = MinerEvent(reason=EventReason.SERVER_DELETED, data={"server_id": server_id})
+    await miner.rt.handlers(deleted)
+    server = await inv.get_server(server_id)
+    assert server is not None and server.locked
+    assert await inv.get_deployment(deployment_id) is not None
+    assert await miner.rt.state.list_server_removals() == {server_id: SERVER_DELETED_REASON}
+
+    report = await miner.rt.reconciler.run_once()  # still vetoed: nothing goes
+    [result] = [r for r in report.results if isinstance(r.action, RemoveServer)]
+    assert result.deferred == VETO and await inv.get_server(server_id) is not None
+
+    del cluster.vetoes[deployment_id]
+    report = await miner.rt.reconciler.run_once()
+    [result] = [r for r in report.results if isinstance(r.action, RemoveServer)]
+    assert result.ok and await inv.get_server(server_id) is None
+    assert await inv.get_deployment(deployment_id) is None
+    assert await miner.rt.state.list_server_removals() == {}
+    try:
+        job = await miner.rt.cluster.get_chute_job(deployment_id)
+    except ClusterNotFoundError:
+        job = None
+    assert job is None or job.deleting

@@ -190,7 +190,7 @@ async def miner(members: dict[str, Member], pool: asyncpg.Pool) -> AsyncIterator
     sync = SyncService(list(validators.values()))
     state = PgState(pool)
     deployer = Deployer(inventory, state, fleet, validators, undeploy_wait_seconds=60)
-    reconciler = Reconciler(inventory, fleet, sync, deployer, validators)
+    reconciler = Reconciler(inventory, fleet, sync, deployer, validators, state)
     try:
         yield Miner(inventory, fleet, deployer, reconciler, validator, servers)
     finally:

@@ -297,6 +297,20 @@ def test_a_server_whose_node_is_gone_is_removed() -> None:
     assert RemoveServer("s1", "node gpu-01 is gone from the cluster") in plan.actions
 
 
+def test_a_server_the_validator_deleted_is_removed_though_its_node_is_there() -> None:
+    requested = {"s1": "the validator deleted the server"}
+    plan = plan_reconcile(inputs(removal_requests=requested), NOW)
+    assert plan.of_type(RemoveServer) == [RemoveServer("s1", "the validator deleted the server")]
+    # its node gone as well: one removal, for the request's reason
+    gone = inputs(
+        removal_requests=requested, nodes=[NodeView(name="x", server_id="s9", ready=True)]
+    )
+    assert plan_reconcile(gone, NOW).of_type(RemoveServer) == plan.of_type(RemoveServer)
+    # its cluster not read: not judged this pass
+    unread = inputs(removal_requests=requested, unknown_servers={"s1": "timed out"})
+    assert plan_reconcile(unread, NOW).of_type(RemoveServer) == []
+
+
 @pytest.mark.parametrize(
     "broken",
     [
