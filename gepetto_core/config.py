@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # Multi layout: one server cluster's call gives up after this long; at most this many
     # clusters are called at once.
     cluster_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Both layouts: how long a create or delete (Job, Service, ConfigMap) may take to be
+    # answered once connected; the official miner allows 60-120 s.
+    cluster_write_timeout_seconds: float = Field(default=120.0, gt=0)
     cluster_fanout: int = Field(default=32, ge=1)
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=0, le=65535)

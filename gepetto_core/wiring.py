@@ -162,7 +162,10 @@ class Runtime:
     @cached_property
     def kube_cluster(self) -> KubeCluster:
         """The single layout: every GPU server is a node of the control plane's cluster."""
-        return KubeCluster(self.kube_api, self.job_settings)
+        return KubeCluster(
+            self.kube_api, self.job_settings,
+            write_timeout=self.settings.cluster_write_timeout_seconds,
+        )  # fmt: skip
 
     @cached_property
     def fleet_cluster(self) -> FleetCluster:
@@ -180,7 +183,11 @@ class Runtime:
 
     @cached_property
     def server_clusters(self) -> ServerClusters:
-        clients = ServerClusters(self.job_settings, timeout=self.settings.cluster_timeout_seconds)
+        s = self.settings
+        clients = ServerClusters(
+            self.job_settings, timeout=s.cluster_timeout_seconds,
+            write_timeout=s.cluster_write_timeout_seconds,
+        )  # fmt: skip
         self._closers.append(clients.close)
         return clients
 

@@ -81,6 +81,7 @@ class KubeCluster:
         settings: ko.JobSettings,
         *,
         request_timeout: float = 30.0,
+        write_timeout: float | None = None,
         disk_cache_seconds: float = 300.0,
         disk_reserve_gib: float = node_capacity.DISK_RESERVE_GIB,
         clock: Callable[[], float] = time.monotonic,
@@ -92,6 +93,10 @@ class KubeCluster:
         self.settings = settings
         self.namespace = settings.namespace
         self._timeout = request_timeout
+        # Creates and deletes: connecting is bounded by `request_timeout` (a dead cluster fails
+        # fast), the answer may take up to `write_timeout` (a busy API server's write is slow,
+        # and giving up early leaves an object we think was never made).
+        self._write_timeout = (request_timeout, write_timeout or request_timeout)
         self._disk_ttl = disk_cache_seconds
         self._reserve = disk_reserve_gib
         self._clock = clock
@@ -100,9 +105,21 @@ class KubeCluster:
         self._health = ClusterHealth(name="*", state="unknown", source="single")
 
     async def _call(self, what: str, call: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
+        return await self._request(what, self._timeout, call, args, kw)
+
+    async def _write(
+        self, what: str, call: Callable[..., Awaitable[T]], *args: Any, **kw: Any
+    ) -> T:
+        return await self._request(what, self._write_timeout, call, args, kw)
+
+    async def _request(
+        self, what: str, limit: float | tuple[float, float], call: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...], kw: dict[str, Any],
+    ) -> T:  # fmt: skip
+        """`limit`: the whole request's timeout, or (connect, read)."""
         try:
             with METRICS.kube_call(getattr(call, "__name__", "call")):
-                return await call(*args, _request_timeout=self._timeout, **kw)
+                return await call(*args, _request_timeout=limit, **kw)
         except TRANSLATED as e:
             raise translate_error(e, what) from e
 
@@ -288,7 +305,7 @@ class KubeCluster:
         body = ko.build_code_configmap(chute, self.namespace)
         name: str = body["metadata"]["name"]
         try:
-            await self._call(
+            await self._write(
                 f"create configmap {name}",
                 self._core.create_namespaced_config_map,
                 self.namespace,
@@ -296,7 +313,7 @@ class KubeCluster:
             )
         except ClusterConflictError:
             if replace:
-                await self._call(
+                await self._write(
                     f"replace configmap {name}",
                     self._core.replace_namespaced_config_map,
                     name,
@@ -308,7 +325,7 @@ class KubeCluster:
     async def delete_code_configmap(self, chute_id: str, version: str) -> None:
         name = ko.code_configmap_name(chute_id, version)
         with contextlib.suppress(ClusterNotFoundError):
-            await self._call(
+            await self._write(
                 f"delete configmap {name}",
                 self._core.delete_namespaced_config_map,
                 name,
@@ -320,7 +337,7 @@ class KubeCluster:
         self, chute: Chute, deployment: Deployment, launch: ko.LaunchParams
     ) -> ServiceView:
         body = kube_service.build_chute_service(chute, deployment, self.settings, launch)
-        created = await self._call(
+        created = await self._write(
             f"create service {body['metadata']['name']}",
             self._core.create_namespaced_service,
             self.namespace,
@@ -350,7 +367,7 @@ class KubeCluster:
             body = ko.build_chute_job(
                 chute, server, gpus, deployment, self.settings, launch, node_ports
             )
-            await self._call(
+            await self._write(
                 f"create job {body['metadata']['name']}",
                 self._batch.create_namespaced_job,
                 self.namespace,
@@ -392,7 +409,7 @@ class KubeCluster:
             await self._delete_job(deployment_id)
         except ClusterNotFoundError:
             with contextlib.suppress(ClusterNotFoundError):
-                await self._call(
+                await self._write(
                     f"delete deployment {ko.job_name(deployment_id)}",
                     self._apps.delete_namespaced_deployment,
                     ko.job_name(deployment_id),
@@ -407,7 +424,7 @@ class KubeCluster:
     async def _delete_job(self, deployment_id: str) -> None:
         name = ko.job_name(deployment_id)
         with contextlib.suppress(ClusterNotFoundError):
-            await self._call(
+            await self._write(
                 f"delete job {name}",
                 self._batch.delete_namespaced_job,
                 name,
@@ -419,7 +436,7 @@ class KubeCluster:
     async def _delete_services(self, deployment_id: str) -> None:
         for name in (ko.service_name(deployment_id), ko.legacy_service_name(deployment_id)):
             with contextlib.suppress(ClusterNotFoundError):
-                await self._call(
+                await self._write(
                     f"delete service {name}",
                     self._core.delete_namespaced_service,
                     name,

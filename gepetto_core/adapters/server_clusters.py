@@ -142,9 +142,12 @@ class _Entry:
 class ServerClusters:
     """The clients of every server cluster, keyed by server name (= kubeconfig context)."""
 
-    def __init__(self, job_settings: ko.JobSettings, *, timeout: float) -> None:
+    def __init__(
+        self, job_settings: ko.JobSettings, *, timeout: float, write_timeout: float | None = None
+    ) -> None:
         self._settings = job_settings
         self._timeout = timeout
+        self._write_timeout = write_timeout
         self._entries: dict[str, _Entry] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._unclosed: list[ServerApiClient] = []  # retired with no loop running
@@ -173,7 +176,9 @@ class ServerClusters:
         if isinstance(parsed, str):
             return _Entry(text, parsed)
         api = ServerApiClient(name, parsed)
-        cluster = KubeCluster(api, self._settings, request_timeout=self._timeout)
+        cluster = KubeCluster(
+            api, self._settings, request_timeout=self._timeout, write_timeout=self._write_timeout
+        )
         return _Entry(text, None, api, cluster)
 
     def _retire(self, entry: _Entry) -> None:

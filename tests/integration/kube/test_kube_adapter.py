@@ -96,3 +96,30 @@ async def test_read_fleet_reads_the_one_cluster_and_reports_a_failed_listing_as_
     assert health.state == "unreachable" and "503" in (health.error or "")
     assert await cluster.delete_preflight(deployment.deployment_id, server.server_id) is None
     await cluster.undeploy(deployment.deployment_id, wait_seconds=0)
+
+
+async def test_a_slow_write_is_waited_for_longer_than_a_read(
+    settings: ko.JobSettings,
+    sandbox: SandboxCluster,
+    api: client.ApiClient,
+    fleet: list[FleetNode],
+    rows: Any,
+) -> None:
+    """Reads give up after the call timeout; a create a busy API server answers late still
+    counts (giving up would leave a Service we think was never made)."""
+    patient = KubeCluster(api, settings, request_timeout=0.5, write_timeout=30)
+    server, chute = rows.server(fleet[2]), rows.chute()
+    deployment = rows.deployment(chute, server)
+    sandbox.inject_api_error(r"/namespaces/chutes/services$", status=None, delay=2.0)
+    try:
+        with pytest.raises(ClusterUnavailableError, match="timed out"):
+            await patient.list_chute_services()
+        made = await patient.deploy_chute(
+            chute, server, rows.gpus(fleet[2], 1), deployment, ko.LaunchParams()
+        )
+    finally:
+        sandbox.clear_faults()
+    dep_id = deployment.deployment_id
+    assert sandbox.objects("services", "chutes", f"chutes/deployment-id={dep_id}")
+    assert made.job_name in {j.name for j in await patient.list_chute_jobs()}
+    assert await patient.undeploy(dep_id, wait_seconds=60)
