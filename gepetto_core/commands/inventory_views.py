@@ -66,7 +66,8 @@ async def nodes_view(ctx: CommandContext) -> Table:
     names = [s.name for s in servers if s.name in kube_nodes]
     found = await asyncio.gather(*(_disk(ctx, n, one_cluster=one_cluster) for n in names))
     disks = dict(zip(names, found, strict=True))
-    return nodes_table(servers, gpus, kube_nodes, disks, health)
+    removals = await rt.state.list_server_removals()
+    return nodes_table(servers, gpus, kube_nodes, disks, health, removals)
 
 
 async def pods_view(ctx: CommandContext) -> Table:

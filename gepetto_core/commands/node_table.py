@@ -58,7 +58,9 @@ def nodes_table(
     kube_nodes: Mapping[str, NodeView],
     disks: Mapping[str, NodeDisk | None],
     health: Sequence[ClusterHealth],
+    removals: Mapping[str, str] | None = None,
 ) -> Table:
+    """`removals`: servers waiting for reconcile to remove them (server id -> why)."""
     multi = not is_single_layout(health)
     by_cluster = {h.name: h for h in health}
     rows: list[dict[str, Cell]] = []
@@ -74,6 +76,9 @@ def nodes_table(
     known = {s.name for s in servers}
     strays = sorted(n for n, v in kube_nodes.items() if v.worker and n not in known)
     notes = [f"GPU nodes without a server row: {', '.join(strays)}"] if strays else []
+    leaving = sorted(s.name for s in servers if s.server_id in (removals or {}))
+    if leaving:
+        notes.append(f"to be removed once their deployments are (recycle): {', '.join(leaving)}")
     if multi:
         notes.append(_health_summary([by_cluster.get(s.name) for s in servers]))
     columns = NODE_COLUMNS

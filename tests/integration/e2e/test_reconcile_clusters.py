@@ -204,7 +204,7 @@ async def test_a_deleted_server_waits_locked_for_its_deferred_undeploy(miner: Mi
     (in the multi-cluster layout, the way to its cluster) stays, locked, until reconcile has
     removed the deployment; then it goes."""
     cluster = split(miner)
-    deployment_id, server_id, _ = await deployed(miner)
+    deployment_id, server_id, name = await deployed(miner)
     cluster.vetoes[deployment_id] = VETO
     inv = miner.rt.inventory
 
@@ -214,6 +214,9 @@ async def test_a_deleted_server_waits_locked_for_its_deferred_undeploy(miner: Mi
     assert server is not None and server.locked
     assert await inv.get_deployment(deployment_id) is not None
     assert await miner.rt.state.list_server_removals() == {server_id: SERVER_DELETED_REASON}
+    nodes = await execute("nodes", OPERATOR, miner.rt)
+    assert isinstance(nodes, Table) and nodes.note is not None
+    assert f"to be removed once their deployments are (recycle): {name}" in nodes.note
 
     report = await miner.rt.reconciler.run_once()  # still vetoed: nothing goes
     [result] = [r for r in report.results if isinstance(r.action, RemoveServer)]

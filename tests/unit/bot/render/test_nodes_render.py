@@ -69,6 +69,12 @@ def test_multi_layout_rows_in_slack() -> None:
     assert "clusters: 1 reachable, 1 unreachable, 1 unknown (gpu-2)" in blocks
 
 
+def test_a_server_waiting_for_its_removal_is_named() -> None:
+    [first, *_] = SERVERS
+    table = nodes_table(SERVERS, GPUS, NODES, DISKS, SINGLE, {first.server_id: "deleted"})
+    assert table.note == f"to be removed once their deployments are (recycle): {first.name}"
+
+
 def test_single_layout_keeps_its_table() -> None:
     table = nodes_table(SERVERS, GPUS, NODES, DISKS, SINGLE)
     assert [c.key for c in table.columns] == [
