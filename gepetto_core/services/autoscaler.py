@@ -49,7 +49,9 @@ SyncedLists = Callable[[], Mapping[str, ValidatorSnapshot]]
 @dataclass(frozen=True)
 class Outcome:
     placement: Placement
-    result: str  # "deployed" | "no capacity" | "failed" | "preempted and deployed"
+    # "deployed" | "no capacity" | "failed" | "preempted and deployed" | "deferred" (a victim's
+    # delete preflight vetoed its removal: nothing deployed)
+    result: str
     detail: str = ""
     deployment_id: str | None = None
 
@@ -259,11 +261,29 @@ class Autoscaler:
                         placement.chute_id, placement.server_id, e, job_id=placement.job_id
                     )
                 return Outcome(placement, "no capacity", f"preemption not started: {e}")
-            for victim in preemption.victims:
-                await self._deployer.undeploy(victim, f"preempted: {preemption.reason}")
-            self._recent.append(PreemptionRecord(placement.server_id, self._clock()))
+            deferred = await self._remove_victims(preemption)
+            if deferred is not None:
+                if placement.job_id:
+                    await self._release(placement, placement.job_id)
+                return Outcome(placement, "deferred", deferred)
             request = dataclasses.replace(request, prepared=prepared)
             return await self._deploy(request, placement, "preempted and deployed")
+
+    async def _remove_victims(self, preemption: Preemption) -> str | None:
+        """Undeploy the victims, once no delete preflight vetoes any (their GPUs are needed
+        together); why not, when one is held back (its GPUs stay taken: no deploy follows)."""
+        server_id = preemption.placement.server_id
+        for victim in preemption.victims:
+            veto = await self._deployer.preflight(victim, server_id)
+            if veto is not None:
+                return f"preemption not started: {victim}: {veto}"
+        held: list[str] = []
+        for victim in preemption.victims:
+            result = await self._deployer.undeploy(victim, f"preempted: {preemption.reason}")
+            if result.deferred is not None:
+                held.append(f"{victim}: {result.deferred}")
+        self._recent.append(PreemptionRecord(server_id, self._clock()))
+        return f"victims not removed: {'; '.join(held)}" if held else None
 
     async def _validator_for(self, placement: Placement) -> ValidatorApi:
         server = await self._deployer.server(placement.server_id)

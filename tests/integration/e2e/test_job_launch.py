@@ -14,6 +14,7 @@ from gepetto_core.scheduling.snapshot import ChuteUtilization, Snapshot
 from gepetto_core.services.autoscaler import Autoscaler
 from gepetto_core.services.deployer import DeployRequest
 from gepetto_core.services.planning_input import load_snapshot, plan_policy
+from tests.integration.cluster_double import split_runtime_cluster
 from tests.support.fleet_layouts import in_every_layout
 
 from .conftest import Miner
@@ -163,3 +164,25 @@ async def test_a_job_placed_by_preemption_keeps_its_ports_and_disk(miner: Miner)
     assert (outcome.result, outcome.detail) == ("preempted and deployed", "")
     assert await miner.rt.inventory.get_deployment(victim.deployment.deployment_id) is None
     assert shape(miner, job["job_id"]) == handled
+
+
+async def test_a_preemption_whose_victim_is_held_back_deploys_nothing(miner: Miner) -> None:
+    """The victim's delete preflight vetoes: nothing is removed, nothing deployed (its GPUs
+    are still taken), and the job goes back to the other miners."""
+    cluster = split_runtime_cluster(miner.rt, [node.name for node in miner.world.fleet])
+    chute_id = job_chute(miner)
+    server_id = miner.server_for(miner.world.validator.world.chutes[chute_id])
+    victim = (await miner.rt.deployer.deploy(DeployRequest(chute_id, server_id))).deployment
+    cluster.vetoes[victim.deployment_id] = "cluster gpu-3 unreachable"
+    job = miner.world.validator.create_job(chute_id, disk_gb=JOB_DISK_GB)
+    await miner.rt.sync.sync_all()
+    placement = Placement(chute_id, server_id, (), 1.0, "job", job_id=job["job_id"])
+    outcome = await autoscaler(miner, chute_id)._preempt(
+        Preemption(placement, (victim.deployment_id,), 0.5, "job", "test")
+    )
+    assert outcome.result == "deferred"
+    assert outcome.detail.endswith(f"{victim.deployment_id}: cluster gpu-3 unreachable")
+    assert await miner.rt.inventory.get_deployment(victim.deployment_id) is not None
+    assert await miner.rt.inventory.find_deployments(job_id=job["job_id"]) == []
+    released = miner.world.validator.world.jobs[job["job_id"]]
+    assert released["miner_hotkey"] is None and released["status"] == "pending"
