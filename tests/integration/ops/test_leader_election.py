@@ -284,6 +284,8 @@ async def test_a_leader_that_cannot_renew_steps_down(
         # It gives up after renew_deadline (< the lease duration) without a successful renewal.
         clock.advance(a.elector.renew_deadline)
         await until(lambda: not a.elector.is_leader, HANG)
+        # Stepping down flags first, then cancels the work and awaits it, then calls back.
+        await until(lambda: a.stopped == 1, HANG)
         assert a.work_cancelled == 1
         assert metrics.registry.get_sample_value("gepetto_leader") == 0
     finally:
