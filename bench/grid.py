@@ -186,8 +186,8 @@ def targets_check(grid: Sequence[dict[str, Any]]) -> dict[str, Any]:
     stricter than the ratio). Multiplier-hours are what an operator whose GPUs cost nothing
     would maximise: where the grid has a row of gepetto with the cost ignored (`cost_ignored`),
     the multiplier-hours targets are judged on it, not on gepetto at its defaults, which
-    declines money-losing placements by design. Failed deploys and the fork are judged on the
-    default rows.
+    declines money-losing placements by design. The fork target compares multiplier-hours too,
+    so it is judged on the same row. Failed deploys are judged on the default rows.
     """
     if not grid:
         return {"cells": 0}
@@ -199,7 +199,7 @@ def targets_check(grid: Sequence[dict[str, Any]]) -> dict[str, Any]:
     gain = [_mean(r, "profit_gain_pct_vs_official") for r in default_rows]
     profit = [None if g is None else 1.0 + g / 100.0 for g in gain]
     failed = [_mean(r, "failed_vs_official") for r in default_rows]
-    fork = [_mean(r, "mult_h_vs_fork_tee") for r in default_rows]
+    fork = [_mean(r, "mult_h_vs_fork_tee") for r in mh_rows]
     for r, m, a, b, c, d in zip(default_rows, mh_rows, mh, profit, failed, fork, strict=True):
         where = f"{r['cell']}/{r['profile']}"
         which = " (cost ignored)" if m.get("cost_ignored") else ""
@@ -213,7 +213,8 @@ def targets_check(grid: Sequence[dict[str, Any]]) -> dict[str, Any]:
             misses.append(f"{where}: failed deploys {c:.2f}x official > {TARGET_FAILED_EVERY}")
         if d is not None and d < TARGET_VS_FORK:
             misses.append(
-                f"{where}: {d:.2f}x the TEE-matched fork < {TARGET_VS_FORK}{_idle_context(r)}"
+                f"{where}{which}: {d:.2f}x the TEE-matched fork < {TARGET_VS_FORK}"
+                f"{_idle_context(m)}"
             )
 
     def median(values: list[float | None]) -> float | None:

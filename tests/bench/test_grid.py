@@ -156,6 +156,14 @@ def test_multiplier_hours_are_judged_with_the_cost_ignored_where_that_row_exists
     assert check["cells"] == 1
 
 
+def test_the_fork_is_judged_on_the_multiplier_hours_row() -> None:
+    # The fork holds a third of the official's 100: gepetto at its defaults (50) is 1.5x it,
+    # with the cost ignored (105) 3.15x. Both compare multiplier-hours: judged on the latter.
+    assert not any("fork" in m for m in targets_check(_money_losing_cell(50, 105))["misses"])
+    (miss,) = [m for m in targets_check(_money_losing_cell(50, 60))["misses"] if "fork" in m]
+    assert miss.startswith("m/tee (cost ignored): 1.80x the TEE-matched fork < 2.0")
+
+
 def test_a_cost_ignored_row_below_the_official_is_a_miss() -> None:
     check = targets_check(_money_losing_cell(gepetto=50, sunk=95))
     assert any(
