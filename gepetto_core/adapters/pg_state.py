@@ -316,19 +316,19 @@ class PgState:
         """Record that the server is to go once its deployments are removed (kept until the
         server row is deleted). False: no such server row."""
         async with translate_errors("recording a server removal"):
-            await self._pool.execute(
+            exists = await self._pool.fetchval(
                 """
-                INSERT INTO gepetto_server_removals (server_id, reason)
-                SELECT server_id, $2 FROM servers WHERE server_id = $1
-                ON CONFLICT (server_id) DO NOTHING
+                WITH added AS (
+                    INSERT INTO gepetto_server_removals (server_id, reason)
+                    SELECT server_id, $2 FROM servers WHERE server_id = $1
+                    ON CONFLICT (server_id) DO NOTHING
+                )
+                SELECT EXISTS (SELECT 1 FROM servers WHERE server_id = $1)
                 """,
                 server_id,
                 reason,
             )
-            exists = await self._pool.fetchval(
-                "SELECT 1 FROM gepetto_server_removals WHERE server_id = $1", server_id
-            )
-        return exists is not None
+        return bool(exists)
 
     async def list_server_removals(self) -> dict[str, str]:
         """Server id -> why it is to be removed."""

@@ -76,7 +76,7 @@ def nodes_table(
     known = {s.name for s in servers}
     strays = sorted(n for n, v in kube_nodes.items() if v.worker and n not in known)
     notes = [f"GPU nodes without a server row: {', '.join(strays)}"] if strays else []
-    leaving = sorted(s.name for s in servers if s.server_id in (removals or {}))
+    leaving = sorted(s.name for s in servers if removals and s.server_id in removals)
     if leaving:
         notes.append(f"to be removed once their deployments are (recycle): {', '.join(leaving)}")
     if multi:

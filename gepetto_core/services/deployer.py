@@ -390,6 +390,19 @@ class Deployer:
         METRICS.undeploys.labels(outcome=outcome).inc()
         return UndeployResult(deployment_id, removed, warnings)
 
+    async def remove_server(self, server_id: str, reason: str) -> list[UndeployResult]:
+        """Undeploy every deployment on the server, then delete its row, unless an undeploy was
+        deferred: deleting the row would cascade to that deployment's row, and in the
+        multi-cluster layout the row is the way to its cluster. Returns the deferred ones."""
+        deferred: list[UndeployResult] = []
+        for deployment in await self._inventory.list_deployments(server_id):
+            result = await self.undeploy(deployment.deployment_id, reason)
+            if result.deferred is not None:
+                deferred.append(result)
+        if not deferred:
+            await self._inventory.delete_server(server_id)
+        return deferred
+
     async def preflight(self, deployment_id: str, server_id: str | None) -> str | None:
         """Why this deployment's objects cannot be deleted now (None: they can). The cluster's
         delete preflight (multi-cluster layout: the cached Job is on the server's own cluster,

@@ -295,19 +295,13 @@ class EventHandlers:
 
     async def _server_deleted(self, event: MinerEvent) -> None:
         server_id = _str_field(event, "server_id")
-        deferred: list[str] = []
-        for deployment in await self._inventory.list_deployments(server_id):
-            result = await self._deployer.undeploy(deployment.deployment_id, "server deleted")
-            if result.deferred is not None:
-                deferred.append(f"{deployment.deployment_id}: {result.deferred}")
+        deferred = await self._deployer.remove_server(server_id, "server deleted")
         if not deferred:
-            await self._inventory.delete_server(server_id)
             return
-        # Deleting the row now would cascade to the deferred deployments and lose their Jobs.
         await self._inventory.set_server_locked(server_id, True)
         await self._state.request_server_removal(server_id, SERVER_DELETED_REASON)
         log.warning(
             "server %s deleted by the validator: kept, locked, until reconcile removes %s",
             server_id,
-            "; ".join(deferred),
+            "; ".join(f"{r.deployment_id}: {r.deferred}" for r in deferred),
         )

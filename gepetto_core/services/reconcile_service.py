@@ -292,12 +292,8 @@ class Reconciler:
                     await self._cluster.delete_code_configmap(c, local.version)
                 return "deleted"
             case RemoveServer(server_id=s, reason=reason):
-                for row in inputs.deployments:
-                    if row.server_id == s:
-                        result = await self._deployer.undeploy(row.deployment_id, reason)
-                        if result.deferred is not None:
-                            # deleting the row would cascade to the deferred deployment
-                            raise DeferredError(result.deferred)
-                await self._inventory.delete_server(s)
+                deferred = await self._deployer.remove_server(s, reason)
+                if deferred:
+                    raise DeferredError(str(deferred[0].deferred))
                 return "removed"
         raise AssertionError(f"unhandled reconcile action {action!r}")
