@@ -244,8 +244,8 @@ class Runtime:
     @cached_property
     def handlers(self) -> EventHandlers:
         return EventHandlers(
-            self.miner_hotkey, self.inventory, self.deployer, self.cluster, self.validators,
-            self.state, clock=self._clock, wake=self._wake,
+            self.miner_hotkey, self.inventory, self.deployer, self.validators, self.state,
+            clock=self._clock, wake=self._wake,
         )  # fmt: skip
 
     @cached_property

@@ -1,10 +1,11 @@
 """gepetto's own durable state: the deployment ledger (failure back-off), the audit log, pending
-actions (buttons, approvals), the autoscaler mode, posted alerts and server removals waiting on
-a deferred undeploy. Tables are `gepetto_*`; the
-rows are `gepetto_core.models.state`."""
+actions (buttons, approvals), the autoscaler mode, posted alerts and the server and chute
+removals waiting on a deferred undeploy. Tables are `gepetto_*`; the rows are
+`gepetto_core.models.state`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,20 @@ from gepetto_core.models.state import (
     PendingAction,
     PendingStatus,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Removals:
+    """A removal-request table, the inventory table its rows go with, and their key."""
+
+    noun: str
+    table: str
+    rows: str
+    key: str
+
+
+_SERVER_REMOVALS = _Removals("server", "gepetto_server_removals", "servers", "server_id")
+_CHUTE_REMOVALS = _Removals("chute", "gepetto_chute_removals", "chutes", "chute_id")
 
 
 class PgState:
@@ -311,27 +326,43 @@ class PgState:
                 alert.payload,
             )
 
-    # --- server removals the validator asked for and a deferred undeploy held up ----------------
+    # --- removals the validator asked for and a deferred undeploy held up --------------------
     async def request_server_removal(self, server_id: str, reason: str) -> bool:
         """Record that the server is to go once its deployments are removed (kept until the
         server row is deleted). False: no such server row."""
-        async with translate_errors("recording a server removal"):
+        return await self._request_removal(_SERVER_REMOVALS, server_id, reason)
+
+    async def list_server_removals(self) -> dict[str, str]:
+        """Server id -> why it is to be removed."""
+        return await self._list_removals(_SERVER_REMOVALS)
+
+    async def request_chute_removal(self, chute_id: str, reason: str) -> bool:
+        """Record that the chute is to go once its deployments are removed (kept until the
+        chute row is deleted). False: no such chute row."""
+        return await self._request_removal(_CHUTE_REMOVALS, chute_id, reason)
+
+    async def list_chute_removals(self) -> dict[str, str]:
+        """Chute id -> why it is to be removed."""
+        return await self._list_removals(_CHUTE_REMOVALS)
+
+    async def _request_removal(self, kind: _Removals, key: str, reason: str) -> bool:
+        # One statement: the request is made only while the row exists, the first reason stays.
+        async with translate_errors(f"recording a {kind.noun} removal"):
             exists = await self._pool.fetchval(
-                """
+                f"""
                 WITH added AS (
-                    INSERT INTO gepetto_server_removals (server_id, reason)
-                    SELECT server_id, $2 FROM servers WHERE server_id = $1
-                    ON CONFLICT (server_id) DO NOTHING
+                    INSERT INTO {kind.table} ({kind.key}, reason)
+                    SELECT {kind.key}, $2 FROM {kind.rows} WHERE {kind.key} = $1
+                    ON CONFLICT ({kind.key}) DO NOTHING
                 )
-                SELECT EXISTS (SELECT 1 FROM servers WHERE server_id = $1)
+                SELECT EXISTS (SELECT 1 FROM {kind.rows} WHERE {kind.key} = $1)
                 """,
-                server_id,
+                key,
                 reason,
             )
         return bool(exists)
 
-    async def list_server_removals(self) -> dict[str, str]:
-        """Server id -> why it is to be removed."""
-        async with translate_errors("listing server removals"):
-            rows = await self._pool.fetch("SELECT server_id, reason FROM gepetto_server_removals")
-        return {r["server_id"]: r["reason"] for r in rows}
+    async def _list_removals(self, kind: _Removals) -> dict[str, str]:
+        async with translate_errors(f"listing {kind.noun} removals"):
+            rows = await self._pool.fetch(f"SELECT {kind.key}, reason FROM {kind.table}")
+        return {r[kind.key]: r["reason"] for r in rows}

@@ -94,9 +94,10 @@ class ReconcileInputs:
     # Multi-cluster layout: each server is its own cluster, so the mass-removal guard also
     # counts per server. False in the single layout (one cluster for the fleet).
     cluster_per_server: bool = False
-    # Servers to remove once their deployments are gone (server id -> why): the validator
+    # Servers and chutes to remove once their deployments are gone (id -> why): the validator
     # deleted them while a delete preflight deferred one of their undeploys.
-    removal_requests: Mapping[str, str] = field(default_factory=dict)
+    server_removals: Mapping[str, str] = field(default_factory=dict)
+    chute_removals: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -403,15 +404,19 @@ def _chute_actions(inputs: ReconcileInputs, local: Mapping[str, Chute]) -> list[
         }
         for chute_id, row in local.items():
             gone = chute_id not in remote_ids and chute_id not in updating
-            if gone and row.validator in inputs.remote:
+            if gone and row.validator in inputs.remote and chute_id not in inputs.chute_removals:
                 actions.append(DeleteChute(chute_id, "chute was removed by the validator"))
-    return actions
+    return actions + [
+        DeleteChute(chute_id, reason)
+        for chute_id, reason in inputs.chute_removals.items()
+        if chute_id in local
+    ]
 
 
 def _server_actions(inputs: ReconcileInputs, problems: list[str]) -> list[Action]:
     # a server whose cluster was not read is not judged (`reconcile_clusters.py`)
     servers = [s for s in inputs.servers if s.server_id not in inputs.unknown_servers]
-    requested = inputs.removal_requests
+    requested = inputs.server_removals
     actions: list[Action] = [
         RemoveServer(s.server_id, requested[s.server_id])
         for s in servers

@@ -146,6 +146,9 @@ class Deployer:
         problem = placement_problem(
             chute, server, await self._inventory.list_gpus(server.server_id)
         )
+        removal = (await self._state.list_chute_removals()).get(chute.chute_id)
+        if removal is not None:
+            problem = f"{removal}; it goes once its deployments are removed"
         if problem:
             raise ConflictError(
                 f"cannot deploy {chute.name or chute.chute_id} on {server.name}: {problem}"
@@ -394,13 +397,37 @@ class Deployer:
         """Undeploy every deployment on the server, then delete its row, unless an undeploy was
         deferred: deleting the row would cascade to that deployment's row, and in the
         multi-cluster layout the row is the way to its cluster. Returns the deferred ones."""
+        deferred = await self._undeploy_all(
+            await self._inventory.list_deployments(server_id), reason
+        )
+        if not deferred:
+            await self._inventory.delete_server(server_id)
+        return deferred
+
+    async def remove_chute(self, chute_id: str, reason: str) -> list[UndeployResult]:
+        """Undeploy every deployment of the chute, then delete its row and its code ConfigMap,
+        unless an undeploy was deferred: deleting the row would cascade to that deployment's
+        row, leaving its Job to reconcile's orphan sweep and its ledger entry open. Returns the
+        deferred ones."""
+        mine = await self._inventory.find_deployments(chute_id=chute_id)
+        deferred = await self._undeploy_all(mine, reason)
+        if deferred:
+            return deferred
+        local = await self._inventory.get_chute(chute_id)
+        await self._inventory.delete_chute(chute_id)
+        if local is not None:
+            await self._cluster.delete_code_configmap(chute_id, local.version)
+        return []
+
+    async def _undeploy_all(
+        self, deployments: Sequence[Deployment], reason: str
+    ) -> list[UndeployResult]:
+        """Undeploy each (a deferred one does not stop the others); the deferred results."""
         deferred: list[UndeployResult] = []
-        for deployment in await self._inventory.list_deployments(server_id):
+        for deployment in deployments:
             result = await self.undeploy(deployment.deployment_id, reason)
             if result.deferred is not None:
                 deferred.append(result)
-        if not deferred:
-            await self._inventory.delete_server(server_id)
         return deferred
 
     async def preflight(self, deployment_id: str, server_id: str | None) -> str | None:

@@ -9,6 +9,9 @@
   relied on the cascade and left Jobs running). When the delete preflight defers one, the row
   stays, locked, with a removal request that reconcile finishes: in the multi-cluster layout
   the row holds the way to the server's cluster, and without it the Job would be left for good;
+- `chute_deleted` likewise undeploys before the chute row goes; when an undeploy is deferred
+  the row stays, with a removal request (the planner leaves the chute alone) that reconcile
+  finishes, so the deployment's ledger entry is closed and its Job removed by the deployer;
 - an operator's `ban_reason` survives `chute_updated`.
 
 Events that name a miner hotkey other than ours are ignored. A payload without the fields a
@@ -29,11 +32,12 @@ from gepetto_core.models.inventory import Deployment
 from gepetto_core.scheduling.chute_drift import chute_row_from_remote
 from gepetto_core.services.deployer import Deployer, DeployRequest, placement_problem
 from gepetto_core.services.job_launch import job_launch
-from gepetto_core.services.ports import Cluster, Inventory, StateStore, ValidatorApi
+from gepetto_core.services.ports import Inventory, StateStore, ValidatorApi
 
 log = logging.getLogger(__name__)
 
 SERVER_DELETED_REASON = "the validator deleted the server"
+CHUTE_DELETED_REASON = "the validator deleted the chute"
 
 # Called when an event may make a new placement worthwhile (the autoscaler's wake-up).
 WakeCallback = Callable[[str], Awaitable[None]]
@@ -61,7 +65,6 @@ class EventHandlers:
         miner_hotkey: str,
         inventory: Inventory,
         deployer: Deployer,
-        cluster: Cluster,
         validators: Mapping[str, ValidatorApi],
         state: StateStore,
         *,
@@ -72,7 +75,6 @@ class EventHandlers:
         self._inventory = inventory
         self._state = state
         self._deployer = deployer
-        self._cluster = cluster
         self._validators = validators
         self._clock = clock
         self._wake = wake
@@ -177,12 +179,15 @@ class EventHandlers:
 
     async def _chute_deleted(self, event: MinerEvent) -> None:
         chute_id = _str_field(event, "chute_id")
-        for deployment in await self._inventory.find_deployments(chute_id=chute_id):
-            await self._deployer.undeploy(deployment.deployment_id, "chute deleted")
-        local = await self._inventory.get_chute(chute_id)
-        await self._inventory.delete_chute(chute_id)
-        if local is not None:
-            await self._cluster.delete_code_configmap(chute_id, local.version)
+        deferred = await self._deployer.remove_chute(chute_id, "chute deleted")
+        if not deferred:
+            return
+        await self._state.request_chute_removal(chute_id, CHUTE_DELETED_REASON)
+        log.warning(
+            "chute %s deleted by the validator: kept, not scaled, until reconcile removes %s",
+            chute_id,
+            "; ".join(f"{r.deployment_id}: {r.deferred}" for r in deferred),
+        )
 
     async def _image_updated(self, event: MinerEvent) -> None:
         chute_ids = _field(event, "chute_ids")

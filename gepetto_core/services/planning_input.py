@@ -98,7 +98,10 @@ def _chute_view(
     remote: ValidatorSnapshot | None,
     startup_minutes: float | None = None,
     refused_jobs: frozenset[str] = frozenset(),
+    removal: str | None = None,
 ) -> ChuteView:
+    """`removal`: why the chute is to be removed once its deployments are; it is then never
+    scaled, as if banned (its deployments stay in the picture until they go)."""
     rc = remote.chutes.items.get(chute.chute_id) if remote else None
     util = remote.utilization.items.get(chute.chute_id) if remote else None
     metrics = remote.metrics.items.get(chute.chute_id) if remote else None
@@ -116,7 +119,7 @@ def _chute_view(
         version=chute.version,
         remote_version=rc.version if rc else None,
         tee=chute.tee,
-        ban_reason=chute.ban_reason,
+        ban_reason=chute.ban_reason or (f"to be removed: {removal}" if removal else None),
         preemptible=chute.preemptible,
         # Without the validator's copy we cannot tell; the zero multiplier below rejects it.
         has_cords=bool(rc.cords) if rc else True,
@@ -238,9 +241,11 @@ def build_snapshot(
     failures: Iterable[FailureRecord] = (),
     disk_free_gb: Mapping[str, float] | None = None,
     whitelist: Iterable[str] = (),
+    chute_removals: Mapping[str, str] | None = None,
     now: datetime,
 ) -> Snapshot:
     """One consistent planning picture. Pure: the caller fetched everything."""
+    removals = chute_removals or {}
     gpus_by_server: dict[str, list[Gpu]] = {}
     gpus_by_deployment: dict[str, list[str]] = {}
     for g in gpus:
@@ -259,7 +264,13 @@ def build_snapshot(
     refused = refused_jobs(failures)
     return Snapshot(
         chutes=tuple(
-            _chute_view(c, remote.get(c.validator), startup.get(c.chute_id), refused)
+            _chute_view(
+                c,
+                remote.get(c.validator),
+                startup.get(c.chute_id),
+                refused,
+                removals.get(c.chute_id),
+            )
             for c in chutes
         ),
         servers=tuple(
@@ -323,6 +334,7 @@ async def load_snapshot(
     gpus = await inventory.list_gpus()
     deployments = await inventory.list_deployments()
     failures = await load_failure_records(state, now - timedelta(days=ledger_days))
+    chute_removals = await state.list_chute_removals()
     snapshot = build_snapshot(
         chutes=chutes,
         servers=servers,
@@ -331,6 +343,7 @@ async def load_snapshot(
         remote=remote,
         failures=failures,
         disk_free_gb=disk_free_gb,
+        chute_removals=chute_removals,
         now=now,
     )
     return PlanningInput(snapshot, remote, chutes, servers, gpus, deployments)

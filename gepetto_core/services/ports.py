@@ -154,7 +154,7 @@ class Inventory(Protocol):
 
 class StateStore(Protocol):
     """gepetto's own state the services and commands use: the failure ledger, the audit log,
-    the autoscaler mode and the server removals reconcile is to finish."""
+    the autoscaler mode and the server and chute removals reconcile is to finish."""
 
     async def record_deployment_start(self, entry: LedgerEntry) -> None: ...
 
@@ -202,6 +202,10 @@ class StateStore(Protocol):
     async def request_server_removal(self, server_id: str, reason: str) -> bool: ...
 
     async def list_server_removals(self) -> dict[str, str]: ...
+
+    async def request_chute_removal(self, chute_id: str, reason: str) -> bool: ...
+
+    async def list_chute_removals(self) -> dict[str, str]: ...
 
 
 class Lease(Protocol):

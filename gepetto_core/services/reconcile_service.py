@@ -147,7 +147,8 @@ class Reconciler:
         deployments = await self._inventory.list_deployments()
         chutes = await self._inventory.list_chutes()
         servers = await self._inventory.list_servers()
-        removals = await self._state.list_server_removals()
+        server_removals = await self._state.list_server_removals()
+        chute_removals = await self._state.list_chute_removals()
         inputs = ReconcileInputs(
             deployments=deployments,
             chutes=chutes,
@@ -159,7 +160,8 @@ class Reconciler:
             remote={hotkey: remote_view(s) for hotkey, s in snapshots.items()},
             unknown_servers=unknown_servers(reading, servers),
             cluster_per_server=not is_single_layout(reading.health),
-            removal_requests=removals,
+            server_removals=server_removals,
+            chute_removals=chute_removals,
         )
         return inputs, list(reading.health)
 
@@ -209,7 +211,15 @@ class Reconciler:
                     veto = await self._deployer.preflight(d, None)
                 case RemoveServer(server_id=s):
                     veto = await self._first_veto(
-                        [r.deployment_id for r in inputs.deployments if r.server_id == s], s
+                        [(r.deployment_id, s) for r in inputs.deployments if r.server_id == s]
+                    )
+                case DeleteChute(chute_id=c):
+                    veto = await self._first_veto(
+                        [
+                            (r.deployment_id, r.server_id)
+                            for r in inputs.deployments
+                            if r.chute_id == c
+                        ]
                     )
                 case _:
                     veto = None
@@ -217,8 +227,9 @@ class Reconciler:
                 verdicts[index] = veto
         return verdicts
 
-    async def _first_veto(self, deployment_ids: list[str], server_id: str) -> str | None:
-        for deployment_id in deployment_ids:
+    async def _first_veto(self, deployments: list[tuple[str, str]]) -> str | None:
+        """The first veto among (deployment id, server id)."""
+        for deployment_id, server_id in deployments:
             veto = await self._deployer.preflight(deployment_id, server_id)
             if veto is not None:
                 return veto
@@ -285,11 +296,10 @@ class Reconciler:
                 local = next((x for x in inputs.chutes if x.chute_id == c), None)
                 await self._inventory.upsert_chute(chute_row_from_remote(remote, v, image, local))
                 return f"version {remote.version[:8]}"
-            case DeleteChute(chute_id=c):
-                local = next((x for x in inputs.chutes if x.chute_id == c), None)
-                await self._inventory.delete_chute(c)
-                if local is not None:
-                    await self._cluster.delete_code_configmap(c, local.version)
+            case DeleteChute(chute_id=c, reason=reason):
+                deferred = await self._deployer.remove_chute(c, reason)
+                if deferred:
+                    raise DeferredError(str(deferred[0].deferred))
                 return "deleted"
             case RemoveServer(server_id=s, reason=reason):
                 deferred = await self._deployer.remove_server(s, reason)

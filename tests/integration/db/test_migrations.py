@@ -65,6 +65,7 @@ async def test_empty_database_gets_every_table(fresh_db: str) -> None:
             "gepetto_pending_actions",
             "gepetto_autoscaler_mode",
             "gepetto_server_removals",
+            "gepetto_chute_removals",
             "gepetto_schema_migrations",
         } <= tables
         columns = {(t, c) for t, c, *_ in await _columns(conn)}

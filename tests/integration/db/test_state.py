@@ -137,3 +137,15 @@ async def test_a_server_removal_request_lasts_as_long_as_the_server_row(pool: as
     assert await state.list_server_removals() == {"srv-1": "deleted"}
     await inv.delete_server("srv-1")
     assert await state.list_server_removals() == {}
+
+
+async def test_a_chute_removal_request_lasts_as_long_as_the_chute_row(pool: asyncpg.Pool) -> None:
+    inv, state = PgInventory(pool), PgState(pool)
+    await inv.upsert_chute(chute())
+    assert not await state.request_chute_removal("missing", "deleted")  # no row, no request
+    assert await state.request_chute_removal("chute-1", "deleted")
+    assert await state.request_chute_removal("chute-1", "again")  # the first reason stays
+    assert await state.list_chute_removals() == {"chute-1": "deleted"}
+    assert await state.list_server_removals() == {}
+    await inv.delete_chute("chute-1")
+    assert await state.list_chute_removals() == {}

@@ -191,7 +191,7 @@ async def test_bounty_change_wakes_the_autoscaler_only_without_a_deployment(mine
 
     rt = miner.rt
     h = EventHandlers(
-        rt.miner_hotkey, rt.inventory, rt.deployer, rt.cluster, rt.validators, rt.state, wake=wake
+        rt.miner_hotkey, rt.inventory, rt.deployer, rt.validators, rt.state, wake=wake
     )
     chute, _ = await deployed(miner)
     await h(event(miner, EventReason.BOUNTY_CHANGE, chute_id=chute["chute_id"], bounty=100))

@@ -1,18 +1,20 @@
 """Reconcile and undeploy over several clusters (the services on a Cluster double that poses
 as one cluster per server over the real cluster sandbox, with real PostgreSQL and the
 validator sandbox): the delete preflight defers, `recycle --dry-run` shows its verdict, a
-cluster that cannot be read keeps everything on it, and a deleted server waits for its
-deferred undeploy."""
+cluster that cannot be read keeps everything on it, and a deleted server or chute waits for
+its deferred undeploy."""
 
 from __future__ import annotations
 
+import pytest
+
 from gepetto_core.commands import Caller, execute
-from gepetto_core.errors import ClusterNotFoundError
+from gepetto_core.errors import ClusterNotFoundError, ConflictError
 from gepetto_core.models.events import EventReason, MinerEvent
 from gepetto_core.render_text import render_text
-from gepetto_core.scheduling.reconcile_actions import RemoveDeployment, RemoveServer
+from gepetto_core.scheduling.reconcile_actions import DeleteChute, RemoveDeployment, RemoveServer
 from gepetto_core.services.deployer import DeployRequest
-from gepetto_core.services.event_handlers import SERVER_DELETED_REASON
+from gepetto_core.services.event_handlers import CHUTE_DELETED_REASON, SERVER_DELETED_REASON
 from gepetto_core.views import Composite, Message, PlanView, Table
 from tests.integration.cluster_double import SplitCluster, split_runtime_cluster
 
@@ -228,6 +230,46 @@ async def test_a_deleted_server_waits_locked_for_its_deferred_undeploy(miner: Mi
     assert result.ok and await inv.get_server(server_id) is None
     assert await inv.get_deployment(deployment_id) is None
     assert await miner.rt.state.list_server_removals() == {}
+    try:
+        job = await miner.rt.cluster.get_chute_job(deployment_id)
+    except ClusterNotFoundError:
+        job = None
+    assert job is None or job.deleting
+
+
+async def test_a_deleted_chute_waits_for_its_deferred_undeploy(miner: Miner) -> None:
+    """The validator deletes a chute while its deployment's removal is vetoed: the chute row
+    stays (deleting it would drop the deployment's row with it), nothing new is deployed of it,
+    and reconcile removes the deployment through the deployer (its ledger entry closed), then
+    the chute."""
+    cluster = split(miner)
+    deployment_id, server_id, _ = await deployed(miner)
+    inv, state = miner.rt.inventory, miner.rt.state
+    row = await inv.get_deployment(deployment_id)
+    assert row is not None
+    chute_id = row.chute_id
+    cluster.vetoes[deployment_id] = VETO
+
+    deleted = MinerEvent(reason=EventReason.CHUTE_DELETED, data={"chute_id": chute_id})
+    await miner.rt.handlers(deleted)
+    assert await inv.get_chute(chute_id) is not None
+    assert await inv.get_deployment(deployment_id) is not None
+    assert await state.list_chute_removals() == {chute_id: CHUTE_DELETED_REASON}
+    with pytest.raises(ConflictError, match=CHUTE_DELETED_REASON):
+        await miner.rt.deployer.deploy(DeployRequest(chute_id, server_id))
+
+    report = await miner.rt.reconciler.run_once()  # still vetoed: nothing goes
+    [result] = [r for r in report.results if isinstance(r.action, DeleteChute)]
+    assert result.deferred == VETO and await inv.get_chute(chute_id) is not None
+
+    del cluster.vetoes[deployment_id]
+    report = await miner.rt.reconciler.run_once()
+    [result] = [r for r in report.results if isinstance(r.action, DeleteChute)]
+    assert result.ok and await inv.get_chute(chute_id) is None
+    assert await inv.get_deployment(deployment_id) is None
+    assert await state.list_chute_removals() == {}
+    [entry] = [e for e in await state.list_ledger() if e.deployment_id == deployment_id]
+    assert entry.ended_at is not None and not entry.counts_as_failure
     try:
         job = await miner.rt.cluster.get_chute_job(deployment_id)
     except ClusterNotFoundError:

@@ -281,6 +281,24 @@ def test_a_removed_chute_is_deleted_with_its_deployments() -> None:
     assert plan.actions.index(removal) < plan.actions.index(plan.of_type(DeleteChute)[0])
 
 
+def test_a_chute_the_validator_deleted_is_deleted_once_for_its_request() -> None:
+    requested = {"c1": "the validator deleted the chute"}
+    # still listed (the chute list not refreshed yet): deleted for the request's reason
+    plan = plan_reconcile(inputs(chute_removals=requested), NOW)
+    assert plan.of_type(DeleteChute) == [DeleteChute("c1", "the validator deleted the chute")]
+    # gone from the list as well: one deletion, for the request's reason
+    gone = inputs(chute_removals=requested, remote_chutes=[remote_chute(chute_id="other")])
+    assert plan_reconcile(gone, NOW).of_type(DeleteChute) == plan.of_type(DeleteChute)
+    # the validator's lists not read: held back, as every removal on incomplete information
+    unknown = plan_reconcile(inputs(chute_removals=requested, remote_chutes=None), NOW)
+    assert unknown.of_type(DeleteChute) == [] and not unknown.complete
+    # its row already gone: nothing to delete
+    assert plan_reconcile(inputs(chute_removals={"c9": "x"}), NOW).of_type(DeleteChute) == []
+    # a deployment of it on a cluster not read: its rows would go with it, so it waits
+    unread = inputs(chute_removals=requested, unknown_servers={"s1": "timed out"})
+    assert plan_reconcile(unread, NOW).of_type(DeleteChute) == []
+
+
 def test_chutes_in_a_rolling_update_are_left_alone() -> None:
     plan = plan_reconcile(
         inputs(
@@ -299,15 +317,13 @@ def test_a_server_whose_node_is_gone_is_removed() -> None:
 
 def test_a_server_the_validator_deleted_is_removed_though_its_node_is_there() -> None:
     requested = {"s1": "the validator deleted the server"}
-    plan = plan_reconcile(inputs(removal_requests=requested), NOW)
+    plan = plan_reconcile(inputs(server_removals=requested), NOW)
     assert plan.of_type(RemoveServer) == [RemoveServer("s1", "the validator deleted the server")]
     # its node gone as well: one removal, for the request's reason
-    gone = inputs(
-        removal_requests=requested, nodes=[NodeView(name="x", server_id="s9", ready=True)]
-    )
+    gone = inputs(server_removals=requested, nodes=[NodeView(name="x", server_id="s9", ready=True)])
     assert plan_reconcile(gone, NOW).of_type(RemoveServer) == plan.of_type(RemoveServer)
     # its cluster not read: not judged this pass
-    unread = inputs(removal_requests=requested, unknown_servers={"s1": "timed out"})
+    unread = inputs(server_removals=requested, unknown_servers={"s1": "timed out"})
     assert plan_reconcile(unread, NOW).of_type(RemoveServer) == []
 
 

@@ -141,6 +141,28 @@ def test_without_validator_data_no_chute_is_worth_placing() -> None:
     assert not pair.fits_now and "no_multiplier" in (pair.reason or "")
 
 
+def test_a_chute_waiting_for_its_removal_is_never_placed() -> None:
+    server = Server(server_id="s1", validator=VAL, name="gpu-01", gpu_count=1, hourly_cost=1.0)
+    gpu = Gpu(gpu_id="g0", server_id="s1", model_short_ref="h100", verified=True)
+
+    def pair(removals: dict[str, str]) -> tuple[bool, str | None]:
+        snap = build_snapshot(
+            chutes=[row_chute("c1")],
+            servers=[server],
+            gpus=[gpu],
+            deployments=[],
+            remote={VAL: remote()},
+            chute_removals=removals,
+            now=NOW,
+        )
+        [ranked] = rank_pairs(snap, plan_policy(load_settings({})), NOW)
+        return ranked.fits_now, ranked.reason
+
+    assert pair({})[0]
+    fits, reason = pair({"c1": "the validator deleted the chute"})
+    assert not fits and "to be removed: the validator deleted the chute" in (reason or "")
+
+
 def test_data_age_is_the_oldest_list_and_none_when_one_is_missing() -> None:
     snap = remote(at=1000.0)
     assert data_age([snap], 1100.0) == 130.0  # utilization was fetched 30 s earlier
