@@ -45,6 +45,7 @@ from gepetto_core.models.cluster import (
     LegacyDeploymentView,
     NodeDisk,
     NodeView,
+    PodListing,
     PodView,
     ServiceView,
 )
@@ -174,16 +175,9 @@ class KubeCluster:
 
     # -- pods and chute jobs -----------------------------------------------------------
     async def list_pods(
-        self,
-        namespace: str | None = None,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
+        self, namespace: str | None = None, label_selector: str | None = None
     ) -> list[PodView]:
-        kw = {
-            k: v
-            for k, v in (("label_selector", label_selector), ("field_selector", field_selector))
-            if v
-        }
+        kw = {"label_selector": label_selector} if label_selector else {}
         if namespace is None:
             pods = await self._call("list pods", self._core.list_pod_for_all_namespaces, **kw)
         else:
@@ -191,6 +185,10 @@ class KubeCluster:
                 f"list pods in {namespace}", self._core.list_namespaced_pod, namespace, **kw
             )
         return [pod_view(self._plain(p)) for p in pods.items]
+
+    async def read_pods(self, namespace: str | None = None) -> PodListing:
+        """For `pods`: one cluster, read or raising (nothing is left unread)."""
+        return PodListing(pods=await self.list_pods(namespace))
 
     async def pod_log_tail(self, deployment_id: str, lines: int = 10) -> list[str]:
         """The last `lines` lines of the chute container's log of a deployment's newest pod

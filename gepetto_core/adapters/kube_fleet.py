@@ -51,6 +51,7 @@ from gepetto_core.models.cluster import (
     LegacyDeploymentView,
     NodeDisk,
     NodeView,
+    PodListing,
     PodView,
     ServiceView,
 )
@@ -191,15 +192,51 @@ class FleetCluster:
         self, namespace: str | None = None, label_selector: str | None = None
     ) -> list[PodView]:
         """Pods of the chutes namespace on every read cluster (what the sources list)."""
-        reading = await self.read_fleet()
         matches = label_matcher(label_selector)
+        return [
+            p
+            for p in self._pods_read(await self.read_fleet())
+            if (namespace is None or p.namespace == namespace) and matches(p.labels)
+        ]
+
+    def _pods_read(self, reading: FleetReading) -> list[PodView]:
         return [
             p
             for name in sorted(self._pods)
             if name not in reading.unknown
             for p in self._pods[name]
-            if (namespace is None or p.namespace == namespace) and matches(p.labels)
         ]
+
+    async def read_pods(self, namespace: str | None = None) -> PodListing:
+        """For `pods`: the chutes namespace as the round read it (what the sources list); any
+        other namespace, or all of them, listed live on every server cluster, `fanout` at a
+        time, each bounded by the timeout. A cluster not read is in `unread`, with why."""
+        if namespace == self.namespace:
+            reading = await self.read_fleet()
+            return PodListing(pods=self._pods_read(reading), unread=dict(reading.unknown))
+        servers = await self._refresh_servers()
+        gate = asyncio.Semaphore(self._fanout)
+
+        async def one(server: Server) -> list[PodView] | str:
+            if not server.kubeconfig:
+                return NO_KUBECONFIG
+            async with gate:
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        return await self._writable(server.name).list_pods(namespace)
+                except ClusterError as e:
+                    return str(e)
+                except TimeoutError:
+                    return "timed out"
+
+        found = await asyncio.gather(*(one(s) for s in servers))
+        listing = PodListing(pods=[])
+        for server, got in zip(servers, found, strict=True):
+            if isinstance(got, str):
+                listing.unread[server.name] = got
+            else:
+                listing.pods.extend(got)
+        return listing
 
     # -- routing --------------------------------------------------------------------------
     def _writable(self, name: str) -> KubeCluster:

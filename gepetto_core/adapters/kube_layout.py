@@ -35,7 +35,7 @@ from gepetto_core.models.cluster import (
     LegacyDeploymentView,
     NodeDisk,
     NodeView,
-    PodView,
+    PodListing,
     ServiceView,
 )
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
@@ -139,10 +139,8 @@ class LayoutCluster:
     async def get_chute_job(self, deployment_id: str) -> ChuteJobView:
         return await (await self.resolve()).get_chute_job(deployment_id)
 
-    async def list_pods(
-        self, namespace: str | None = None, label_selector: str | None = None
-    ) -> list[PodView]:
-        return await (await self.resolve()).list_pods(namespace, label_selector)
+    async def read_pods(self, namespace: str | None = None) -> PodListing:
+        return await (await self.resolve()).read_pods(namespace)
 
     async def node_disk(self, name: str) -> NodeDisk:
         return await (await self.resolve()).node_disk(name)

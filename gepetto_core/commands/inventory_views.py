@@ -72,8 +72,8 @@ async def nodes_view(ctx: CommandContext) -> Table:
 
 async def pods_view(ctx: CommandContext) -> Table:
     namespace = ctx.command.opts.get("namespace")
-    found = await ctx.rt.cluster.list_pods(namespace)
-    found.sort(key=lambda p: (p.namespace, p.node_name or "", p.name))
+    listing = await ctx.rt.cluster.read_pods(namespace)
+    found = sorted(listing.pods, key=lambda p: (p.namespace, p.node_name or "", p.name))
     rows: list[dict[str, Cell]] = [
         {
             "namespace": p.namespace,
@@ -88,8 +88,15 @@ async def pods_view(ctx: CommandContext) -> Table:
         for p in found
     ]
     where = f"in {namespace}" if namespace else "in all namespaces"
+    unread = "; ".join(f"{name}: {why}" for name, why in sorted(listing.unread.items()))
     return Table(
-        title=f"Pods {where} ({len(rows)})", columns=POD_COLUMNS, rows=rows, data_label=None
+        title=f"Pods {where} ({len(rows)})",
+        columns=POD_COLUMNS,
+        rows=rows,
+        data_label=None,
+        note=f"{len(listing.unread)} cluster(s) not read, their pods are not listed: {unread}"
+        if unread
+        else None,
     )
 
 

@@ -171,6 +171,14 @@ class ClusterHealth(_View):
     error: str | None = None
 
 
+class PodListing(_View):
+    """Pods for the `pods` command. `unread` names every cluster whose pods are not in the list
+    (multi-cluster layout: name -> reason), so a gap is never shown as "no pods"."""
+
+    pods: list[PodView]
+    unread: dict[str, str] = Field(default_factory=dict)
+
+
 class FleetReading(_View):
     """Everything reconcile reads from Kubernetes in one pass.
 

@@ -18,7 +18,7 @@ from gepetto_core.models.cluster import (
     LegacyDeploymentView,
     NodeDisk,
     NodeView,
-    PodView,
+    PodListing,
     ServiceView,
 )
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
@@ -59,9 +59,7 @@ class Cluster(Protocol):
 
     async def get_chute_job(self, deployment_id: str) -> ChuteJobView: ...
 
-    async def list_pods(
-        self, namespace: str | None = ..., label_selector: str | None = ...
-    ) -> list[PodView]: ...
+    async def read_pods(self, namespace: str | None = ...) -> PodListing: ...
 
     async def node_disk(self, name: str) -> NodeDisk: ...
 

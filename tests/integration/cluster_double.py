@@ -11,7 +11,7 @@ from typing import Any
 
 from gepetto_core.adapters.kube import KubeCluster
 from gepetto_core.errors import ClusterUnavailableError
-from gepetto_core.models.cluster import ClusterHealth, FleetReading, NodeDisk, NodeView
+from gepetto_core.models.cluster import ClusterHealth, FleetReading, NodeDisk, NodeView, PodListing
 
 
 class SplitCluster:
@@ -52,6 +52,12 @@ class SplitCluster:
 
     async def list_nodes(self, label_selector: str | None = None) -> list[NodeView]:
         return [n for n in await self._inner.list_nodes(label_selector) if n.name not in self.down]
+
+    async def read_pods(self, namespace: str | None = None) -> PodListing:
+        pods = (await self._inner.read_pods(namespace)).pods
+        return PodListing(
+            pods=[p for p in pods if p.node_name not in self.down], unread=dict(self.down)
+        )
 
     async def node_disk(self, name: str) -> NodeDisk:
         if name in self.down:

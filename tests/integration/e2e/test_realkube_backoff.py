@@ -141,6 +141,7 @@ async def test_a_crashing_chute_fails_its_job_and_backs_off(
     assert state.pair_block(chute["chute_id"], server_id) is not None
 
     async def removed() -> bool:
-        return not await cluster.list_pods("chutes", f"chutes/deployment-id={dep_id}")
+        listing = await cluster.read_pods("chutes")
+        return not [p for p in listing.pods if p.labels.get("chutes/deployment-id") == dep_id]
 
     await eventually(removed, 30)

@@ -275,3 +275,17 @@ async def test_a_deleted_chute_waits_for_its_deferred_undeploy(miner: Miner) -> 
     except ClusterNotFoundError:
         job = None
     assert job is None or job.deleting
+
+
+async def test_pods_names_the_clusters_it_could_not_read(miner: Miner) -> None:
+    cluster = split(miner)
+    deployment_id, _, name = await deployed(miner)
+    listed = await execute("pods", OPERATOR, miner.rt)
+    assert isinstance(listed, Table) and listed.note is None
+    assert any(deployment_id in str(row["name"]) for row in listed.rows)
+
+    cluster.down[name] = "timed out"
+    listed = await execute("pods", OPERATOR, miner.rt)
+    assert isinstance(listed, Table)
+    assert listed.note == f"1 cluster(s) not read, their pods are not listed: {name}: timed out"
+    assert not any(row["node"] == name for row in listed.rows)

@@ -458,3 +458,35 @@ async def test_node_disk_and_pod_logs_are_read_in_the_servers_cluster(rig: Rig) 
     await rig.fleet.read_fleet()
     with pytest.raises(ClusterUnavailableError, match=f"cluster {other} unreachable"):
         await rig.fleet.node_disk(other)
+
+
+async def test_pods_of_any_namespace_are_listed_live_and_a_cluster_not_read_is_named(
+    rig: Rig, miner_api: dict[str, client.ApiClient]
+) -> None:
+    """`pods -n kube-system` (or every namespace) asks each server cluster itself, since the
+    sources read only the chutes namespace; a cluster that does not answer is named, never
+    shown as having no pods."""
+    first, second, hanging, _ = rig.names
+    for name in (first, second):
+        pod = client.V1Pod(
+            metadata=client.V1ObjectMeta(name=f"agent-{name}", namespace="kube-system"),
+            spec=client.V1PodSpec(containers=[client.V1Container(name="a", image="agent:1")]),
+        )
+        await client.CoreV1Api(miner_api[name]).create_namespaced_pod("kube-system", pod)
+    deployment = await rig.deploy(first)
+    await rig.fleet.read_fleet()
+    rig.clusters.hang_api(hanging)
+
+    listing = await rig.fleet.read_pods("kube-system")
+    assert sorted(p.name for p in listing.pods) == sorted([f"agent-{first}", f"agent-{second}"])
+    assert list(listing.unread) == [hanging] and "timed out" in listing.unread[hanging]
+
+    everything = await rig.fleet.read_pods(None)
+    assert {p.namespace for p in everything.pods} == {"kube-system", "chutes"}
+    assert any(
+        p.labels.get(ko.LABEL_DEPLOYMENT_ID) == deployment.deployment_id for p in everything.pods
+    )
+    assert list(everything.unread) == [hanging]
+
+    chutes = await rig.fleet.read_pods("chutes")  # the round's read: the same gap named
+    assert {p.namespace for p in chutes.pods} <= {"chutes"} and list(chutes.unread) == [hanging]
