@@ -9,6 +9,8 @@
   relied on the cascade and left Jobs running). When the delete preflight defers one, the row
   stays, locked, with a removal request that reconcile finishes: in the multi-cluster layout
   the row holds the way to the server's cluster, and without it the Job would be left for good;
+- `chute_deleted` for a version other than the chute row's removes only that version's
+  deployments and keeps the chute (upstream deleted the row whatever its version);
 - `chute_deleted` likewise undeploys before the chute row goes; when an undeploy is deferred
   the row stays, with a removal request (the planner leaves the chute alone) that reconcile
   finishes, so the deployment's ledger entry is closed and its Job removed by the deployer;
@@ -179,6 +181,17 @@ class EventHandlers:
 
     async def _chute_deleted(self, event: MinerEvent) -> None:
         chute_id = _str_field(event, "chute_id")
+        version = event.data.get("version")
+        local = await self._inventory.get_chute(chute_id)
+        if local is not None and isinstance(version, str) and version != local.version:
+            # Only an older version is gone (upstream then deleted the row of the current one
+            # too, for reconcile to create it again): its deployments go, the chute stays.
+            for d in await self._inventory.find_deployments(chute_id=chute_id):
+                if d.version == version:
+                    await self._deployer.undeploy(
+                        d.deployment_id, f"chute version {version} deleted"
+                    )
+            return
         deferred = await self._deployer.remove_chute(chute_id, "chute deleted")
         if not deferred:
             return

@@ -85,8 +85,8 @@ async def test_instance_lifecycle_events(miner: Miner) -> None:
 
 
 async def test_chute_created_updated_and_deleted(miner: Miner) -> None:
-    chute, _ = await deployed(miner)
-    cid = chute["chute_id"]
+    chute, first = await deployed(miner)
+    cid, old_version = chute["chute_id"], chute["version"]
     inv, h = miner.rt.inventory, miner.rt.handlers
     # an operator's ban survives an update (upstream cleared it)
     local = await inv.get_chute(cid)
@@ -101,6 +101,10 @@ async def test_chute_created_updated_and_deleted(miner: Miner) -> None:
         "print('v2')",
         "flaky",
     )
+    # the old version deleted: its deployment goes, the chute (now at the new version) stays
+    await h(event(miner, EventReason.CHUTE_DELETED, chute_id=cid, version=old_version))
+    assert await inv.get_deployment(first.deployment.deployment_id) is None
+    assert await inv.get_chute(cid) == updated
 
     await inv.delete_chute(cid)  # cascades the deployment row (as upstream's FK does)
     await h(event(miner, EventReason.CHUTE_CREATED, chute_id=cid, version=new_version))
