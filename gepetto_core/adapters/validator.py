@@ -203,8 +203,21 @@ class HttpValidatorApi:
     async def delete_instance(self, chute_id: str, instance_id: str) -> bool:
         """Remove our instance; True if deleted now, False if the validator no longer had it
         (both mean success to an undeploy)."""
+        return await self._delete(f"/instances/{chute_id}/{instance_id}", "instances")
+
+    async def delete_server(self, server_id: str) -> bool:
+        """Deregister our server and its GPUs (the multi-cluster layout's removal); True if
+        deleted now, False if the validator no longer had it."""
+        return await self._delete(f"/servers/{server_id}", "tee")
+
+    async def delete_node(self, gpu_id: str) -> bool:
+        """Deregister one of our GPUs (the single layout's removal, GPU by GPU); True if
+        deleted now, False if the validator no longer had it."""
+        return await self._delete(f"/nodes/{gpu_id}", "nodes")
+
+    async def _delete(self, path: str, purpose: str) -> bool:
         try:
-            await self._json("DELETE", f"/instances/{chute_id}/{instance_id}", purpose="instances")
+            await self._json("DELETE", path, purpose=purpose)
         except ValidatorNotFoundError:
             return False
         return True

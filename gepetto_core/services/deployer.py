@@ -393,16 +393,45 @@ class Deployer:
         METRICS.undeploys.labels(outcome=outcome).inc()
         return UndeployResult(deployment_id, removed, warnings)
 
-    async def remove_server(self, server_id: str, reason: str) -> list[UndeployResult]:
+    async def remove_server(
+        self, server_id: str, reason: str, *, deregister: bool = False
+    ) -> list[UndeployResult]:
         """Undeploy every deployment on the server, then delete its row, unless an undeploy was
         deferred: deleting the row would cascade to that deployment's row, and in the
-        multi-cluster layout the row is the way to its cluster. Returns the deferred ones."""
+        multi-cluster layout the row is the way to its cluster. Returns the deferred ones.
+
+        `deregister` (the operator deleted the server): before the row goes the validator
+        forgets the server too, as upstream's handler does: the whole server when it was added
+        as a cluster of its own or a TEE VM (`DELETE /servers/{id}`), else each GPU
+        (`DELETE /nodes/{gpu}`). A validator error raises and keeps the row for a later pass."""
         deferred = await self._undeploy_all(
             await self._inventory.list_deployments(server_id), reason
         )
-        if not deferred:
-            await self._inventory.delete_server(server_id)
-        return deferred
+        if deferred:
+            return deferred
+        if deregister:
+            await self._deregister(server_id)
+        await self._inventory.delete_server(server_id)
+        return []
+
+    async def _deregister(self, server_id: str) -> None:
+        server = await self._inventory.get_server(server_id)
+        if server is None:
+            return
+        api = self._validators.get(server.validator)
+        if api is None:
+            log.warning(
+                "server %s: validator %s not configured, not deregistered",
+                server.name,
+                server.validator,
+            )
+            return
+        if server.kubeconfig is not None or server.is_tee:
+            await api.delete_server(server_id)
+        else:
+            for gpu in await self._inventory.list_gpus(server_id):
+                await api.delete_node(gpu.gpu_id)
+        log.info("server %s deregistered at validator %s", server.name, server.validator)
 
     async def remove_chute(self, chute_id: str, reason: str) -> list[UndeployResult]:
         """Undeploy every deployment of the chute, then delete its row and its code ConfigMap,

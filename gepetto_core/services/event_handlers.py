@@ -5,10 +5,12 @@
 - `job_created` reads the validator's `exclude` key (upstream read `excluded`) and takes the
   job's ports and disk from `services.job_launch` (shared with the autoscaler), which fills in
   `disk_gb` when a re-published job lacks it (upstream raised KeyError);
-- `server_deleted` undeploys each deployment from the cluster before the row goes (upstream
-  relied on the cascade and left Jobs running). When the delete preflight defers one, the row
-  stays, locked, with a removal request that reconcile finishes: in the multi-cluster layout
-  the row holds the way to the server's cluster, and without it the Job would be left for good;
+- `server_deleted` (published by the miner API when the operator deletes a server) undeploys
+  each deployment from the cluster before the row goes (upstream relied on the cascade and
+  left Jobs running), then deregisters the server at the validator, as upstream does. The
+  server is locked and a removal request recorded first, so when the delete preflight defers
+  an undeploy, or the validator fails, the row stays and reconcile finishes the removal: in
+  the multi-cluster layout the row holds the way to the server's cluster;
 - `chute_deleted` for a version other than the chute row's removes only that version's
   deployments and keeps the chute (upstream deleted the row whatever its version);
 - `chute_deleted` likewise undeploys before the chute row goes; when an undeploy is deferred
@@ -38,7 +40,7 @@ from gepetto_core.services.ports import Inventory, StateStore, ValidatorApi
 
 log = logging.getLogger(__name__)
 
-SERVER_DELETED_REASON = "the validator deleted the server"
+SERVER_DELETED_REASON = "the server was deleted (miner API)"
 CHUTE_DELETED_REASON = "the validator deleted the chute"
 
 # Called when an event may make a new placement worthwhile (the autoscaler's wake-up).
@@ -308,18 +310,29 @@ class EventHandlers:
         if gpu is None:
             return
         if gpu.deployment_id:
-            await self._deployer.undeploy(gpu.deployment_id, "GPU removed")
+            result = await self._deployer.undeploy(gpu.deployment_id, "GPU removed")
+            if result.deferred is not None:
+                log.warning("GPU %s kept: its deployment's removal %s", gpu_id, result.deferred)
+                return
+        server = await self._inventory.get_server(gpu.server_id)
+        api = self._validators.get(server.validator) if server is not None else None
+        if api is not None:  # upstream deregisters the GPU at the validator too
+            await api.delete_node(gpu_id)
         await self._inventory.delete_gpu(gpu_id)
 
     async def _server_deleted(self, event: MinerEvent) -> None:
         server_id = _str_field(event, "server_id")
-        deferred = await self._deployer.remove_server(server_id, "server deleted")
-        if not deferred:
-            return
+        # The request first: whatever stops this handler (a deferred undeploy, a validator
+        # error) leaves the server locked and requested, and reconcile finishes the removal.
+        if not await self._state.request_server_removal(server_id, SERVER_DELETED_REASON):
+            return  # no such server
         await self._inventory.set_server_locked(server_id, True)
-        await self._state.request_server_removal(server_id, SERVER_DELETED_REASON)
-        log.warning(
-            "server %s deleted by the validator: kept, locked, until reconcile removes %s",
-            server_id,
-            "; ".join(f"{r.deployment_id}: {r.deferred}" for r in deferred),
+        deferred = await self._deployer.remove_server(
+            server_id, SERVER_DELETED_REASON, deregister=True
         )
+        if deferred:
+            log.warning(
+                "server %s deleted: kept, locked, until reconcile removes %s",
+                server_id,
+                "; ".join(f"{r.deployment_id}: {r.deferred}" for r in deferred),
+            )

@@ -302,7 +302,10 @@ class Reconciler:
                     raise DeferredError(str(deferred[0].deferred))
                 return "deleted"
             case RemoveServer(server_id=s, reason=reason):
-                deferred = await self._deployer.remove_server(s, reason)
+                # Only a server the operator deleted leaves the validator; one whose node is
+                # gone may come back.
+                deregister = s in inputs.server_removals
+                deferred = await self._deployer.remove_server(s, reason, deregister=deregister)
                 if deferred:
                     raise DeferredError(str(deferred[0].deferred))
                 return "removed"

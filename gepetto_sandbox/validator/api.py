@@ -91,6 +91,8 @@ class MinerApi:
         r.add_put("/instances/launch_config/{config_id}", self.pod_verify)
         r.add_get("/instances/launch_config/{config_id}/activate", self.pod_activate)
         r.add_delete("/instances/{chute_id}/{instance_id}", self.delete_instance)
+        r.add_delete("/nodes/{node_id}", self.delete_node)
+        r.add_delete("/servers/{server_id}", self.delete_server)
         r.add_post("/instances/{chute_id}/", self.legacy_announce)
         r.add_patch("/instances/{chute_id}/{instance_id}", self.legacy_activate)
 
@@ -274,6 +276,22 @@ class MinerApi:
             hotkey, request.match_info["chute_id"], request.match_info["instance_id"]
         )
         return json_response(result)
+
+    async def delete_node(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        hotkey = self._miner(request, "nodes")
+        await self._fault("delete_node", request)
+        return json_response(
+            operations.delete_node(self.world, hotkey, request.match_info["node_id"])
+        )
+
+    async def delete_server(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        hotkey = self._miner(request, "tee")
+        await self._fault("delete_server", request)
+        return json_response(
+            operations.delete_server(self.world, hotkey, request.match_info["server_id"])
+        )
 
     async def legacy_announce(self, request: web.Request) -> web.Response:
         body = await self._record(request)

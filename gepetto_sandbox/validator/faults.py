@@ -23,6 +23,8 @@ ROUTES = frozenset(
         "bounties",
         "launch_config",
         "delete_instance",
+        "delete_node",
+        "delete_server",
         "release_job",
         "announce",
         "activate",

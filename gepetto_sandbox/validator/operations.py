@@ -172,3 +172,34 @@ def finish_rolling_update(world: ValidatorWorld, chute_id: str) -> None:
     ]
     for instance_id in stale:
         world.remove_instance(instance_id, reason="rolling update")
+
+
+def delete_node(world: ValidatorWorld, hotkey: str, node_id: str) -> dict[str, Any]:
+    """`DELETE /nodes/{node_id}` (purpose `nodes`): the caller's own GPU only, else 404. An
+    instance on it goes with it (a sandbox choice: the GPU that ran it is gone)."""
+    node = world.nodes.get(node_id)
+    if node is None or node["miner_hotkey"] != hotkey:
+        raise Rejected(404, f"Node {node_id} not found")
+    _forget_nodes(world, [node_id])
+    for server in world.servers.values():
+        server["gpus"] = [g for g in server["gpus"] if g["uuid"] != node_id]
+    return {"node_id": node_id, "deleted": True}
+
+
+def delete_server(world: ValidatorWorld, hotkey: str, server_id: str) -> dict[str, Any]:
+    """`DELETE /servers/{server_id}` (purpose `tee`): the caller's own server only, else 404;
+    its GPUs (and instances on them) go with it."""
+    server = world.servers.get(server_id)
+    if server is None or server["miner_hotkey"] != hotkey:
+        raise Rejected(404, f"Server {server_id} not found")
+    _forget_nodes(world, [g["uuid"] for g in server["gpus"]])
+    del world.servers[server_id]
+    return {"server_id": server_id, "deleted": True}
+
+
+def _forget_nodes(world: ValidatorWorld, node_ids: list[str]) -> None:
+    for node_id in node_ids:
+        instance_id = world.node_instance.get(node_id)
+        if instance_id is not None and instance_id in world.instances:
+            world.remove_instance(instance_id, reason="its node was deleted")
+        world.nodes.pop(node_id, None)

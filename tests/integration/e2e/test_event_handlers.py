@@ -220,15 +220,29 @@ async def test_gpu_and_server_events(miner: Miner) -> None:
     )
     assert next(g for g in await inv.list_gpus() if g.gpu_id == free.gpu_id).verified
 
+    validator = miner.world.validator
     claimed = result.gpus[0]
     await h(MinerEvent(reason=EventReason.GPU_DELETED, data={"gpu_id": claimed.gpu_id}))
     assert await inv.get_deployment(result.deployment.deployment_id) is None
     assert claimed.gpu_id not in {g.gpu_id for g in await inv.list_gpus()}
+    assert claimed.gpu_id not in validator.world.nodes  # deregistered, as upstream does
 
     again = await miner.rt.deployer.deploy(DeployRequest(chute["chute_id"], server_id))
+    gpu_ids = [g.gpu_id for g in await inv.list_gpus(server_id)]
     await h(MinerEvent(reason=EventReason.SERVER_DELETED, data={"server_id": server_id}))
     assert await inv.get_server(server_id) is None
     assert await inv.get_deployment(again.deployment.deployment_id) is None
+    # the validator forgets the server: as a whole in the multi-cluster layout, GPU by GPU in
+    # the single one (upstream's two handlers)
+    deletes = [r.path for r in validator.requests if r.method == "DELETE"]
+    if miner.layout == "single":
+        assert [f"/nodes/{g}" for g in gpu_ids] == [p for p in deletes if p.startswith("/nodes/")][
+            1:
+        ]
+        assert server_id in validator.world.servers
+    else:
+        assert f"/servers/{server_id}" in deletes and server_id not in validator.world.servers
+    assert not set(gpu_ids) & set(validator.world.nodes)
 
     async def job_gone() -> bool:  # upstream left the Job running; we delete it
         return not miner.cluster.objects(

@@ -9,13 +9,14 @@ from __future__ import annotations
 import pytest
 
 from gepetto_core.commands import Caller, execute
-from gepetto_core.errors import ClusterNotFoundError, ConflictError
+from gepetto_core.errors import ClusterNotFoundError, ConflictError, ValidatorError
 from gepetto_core.models.events import EventReason, MinerEvent
 from gepetto_core.render_text import render_text
 from gepetto_core.scheduling.reconcile_actions import DeleteChute, RemoveDeployment, RemoveServer
 from gepetto_core.services.deployer import DeployRequest
 from gepetto_core.services.event_handlers import CHUTE_DELETED_REASON, SERVER_DELETED_REASON
 from gepetto_core.views import Composite, Message, PlanView, Table
+from gepetto_sandbox.validator.faults import Fault
 from tests.integration.cluster_double import SplitCluster, split_runtime_cluster
 
 from .conftest import Miner, eventually
@@ -289,3 +290,28 @@ async def test_pods_names_the_clusters_it_could_not_read(miner: Miner) -> None:
     assert isinstance(listed, Table)
     assert listed.note == f"1 cluster(s) not read, their pods are not listed: {name}: timed out"
     assert not any(row["node"] == name for row in listed.rows)
+
+
+async def test_a_deleted_server_the_validator_cannot_forget_yet_waits_for_it(
+    miner: Miner,
+) -> None:
+    """The operator deletes a server while the validator answers 503: nothing is lost, the row
+    stays locked with its removal request, and reconcile deregisters and removes it later."""
+    _, server_id, _ = await deployed(miner)
+    inv, validator = miner.rt.inventory, miner.world.validator
+    gpu_ids = {g.gpu_id for g in await inv.list_gpus(server_id)}
+    validator.inject_fault("delete_node", Fault(status=503))
+
+    deleted = MinerEvent(reason=EventReason.SERVER_DELETED, data={"server_id": server_id})
+    with pytest.raises(ValidatorError):
+        await miner.rt.handlers(deleted)
+    server = await inv.get_server(server_id)
+    assert server is not None and server.locked
+    assert await miner.rt.state.list_server_removals() == {server_id: SERVER_DELETED_REASON}
+    assert gpu_ids <= set(validator.world.nodes)
+
+    validator.faults.clear()
+    report = await miner.rt.reconciler.run_once()
+    [result] = [r for r in report.results if isinstance(r.action, RemoveServer)]
+    assert result.ok and await inv.get_server(server_id) is None
+    assert not gpu_ids & set(validator.world.nodes)

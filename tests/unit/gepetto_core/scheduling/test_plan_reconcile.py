@@ -316,9 +316,9 @@ def test_a_server_whose_node_is_gone_is_removed() -> None:
 
 
 def test_a_server_the_validator_deleted_is_removed_though_its_node_is_there() -> None:
-    requested = {"s1": "the validator deleted the server"}
+    requested = {"s1": "the server was deleted (miner API)"}
     plan = plan_reconcile(inputs(server_removals=requested), NOW)
-    assert plan.of_type(RemoveServer) == [RemoveServer("s1", "the validator deleted the server")]
+    assert plan.of_type(RemoveServer) == [RemoveServer("s1", "the server was deleted (miner API)")]
     # its node gone as well: one removal, for the request's reason
     gone = inputs(server_removals=requested, nodes=[NodeView(name="x", server_id="s9", ready=True)])
     assert plan_reconcile(gone, NOW).of_type(RemoveServer) == plan.of_type(RemoveServer)
