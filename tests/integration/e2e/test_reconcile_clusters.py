@@ -57,6 +57,15 @@ async def deployed(miner: Miner, nth_server: int = 0) -> tuple[str, str, str]:
     return row.deployment_id, server_id, name
 
 
+async def job_removed(miner: Miner, deployment_id: str) -> bool:
+    """The deployment's Job is gone or going."""
+    try:
+        job = await miner.rt.cluster.get_chute_job(deployment_id)
+    except ClusterNotFoundError:
+        return True
+    return job.deleting
+
+
 def instances(miner: Miner) -> set[str]:
     return set(miner.world.validator.world.instances)
 
@@ -85,11 +94,7 @@ async def test_a_vetoed_undeploy_leaves_row_instance_and_objects(miner: Miner) -
     assert result.deferred is None and result.was_present
     assert await miner.rt.inventory.get_deployment(deployment_id) is None
     assert row.instance_id not in instances(miner)
-    try:
-        gone = await miner.rt.cluster.get_chute_job(deployment_id)
-    except ClusterNotFoundError:
-        gone = None
-    assert gone is None or gone.deleting
+    assert await job_removed(miner, deployment_id)
 
 
 async def test_reconcile_reports_a_vetoed_removal_as_not_done_and_retries(miner: Miner) -> None:
@@ -231,11 +236,7 @@ async def test_a_deleted_server_waits_locked_for_its_deferred_undeploy(miner: Mi
     assert result.ok and await inv.get_server(server_id) is None
     assert await inv.get_deployment(deployment_id) is None
     assert await miner.rt.state.list_server_removals() == {}
-    try:
-        job = await miner.rt.cluster.get_chute_job(deployment_id)
-    except ClusterNotFoundError:
-        job = None
-    assert job is None or job.deleting
+    assert await job_removed(miner, deployment_id)
 
 
 async def test_a_deleted_chute_waits_for_its_deferred_undeploy(miner: Miner) -> None:
@@ -271,11 +272,7 @@ async def test_a_deleted_chute_waits_for_its_deferred_undeploy(miner: Miner) -> 
     assert await state.list_chute_removals() == {}
     [entry] = [e for e in await state.list_ledger() if e.deployment_id == deployment_id]
     assert entry.ended_at is not None and not entry.counts_as_failure
-    try:
-        job = await miner.rt.cluster.get_chute_job(deployment_id)
-    except ClusterNotFoundError:
-        job = None
-    assert job is None or job.deleting
+    assert await job_removed(miner, deployment_id)
 
 
 async def test_pods_names_the_clusters_it_could_not_read(miner: Miner) -> None:
