@@ -45,7 +45,7 @@ from gepetto_core.models.cluster import ClusterHealth
 from gepetto_core.models.inventory import Chute, Server
 from gepetto_core.models.state import AlertRecord, LedgerEntry
 from gepetto_core.scheduling.cluster_alerts import ClusterAlert, cluster_health_alerts
-from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
+from gepetto_core.scheduling.reconcile_actions import DeleteChute, RemoveDeployment, RemoveServer
 from gepetto_core.services.autoscaler import RoundReport
 from gepetto_core.services.reconcile_service import ReconcileReport
 
@@ -309,7 +309,7 @@ class AlertService:
 
     async def on_reconcile(self, report: ReconcileReport) -> None:
         """The reconcile loop's callback: clusters that became unreachable or came back alert;
-        failed deploys alert; other removals are summarized."""
+        failed deploys alert; other removals (servers and chutes too) are summarized."""
         if not self.enabled or not report.applied:
             return
         await self.cluster_health(report.health)
@@ -318,7 +318,12 @@ class AlertService:
             for r in report.results
             if isinstance(r.action, RemoveDeployment) and r.deferred is None
         ]
-        if not removals:
+        gone = [  # whole servers and chutes this pass removed (the detail names them)
+            (r.detail, r.action.reason)
+            for r in report.results
+            if r.ok and isinstance(r.action, RemoveServer | DeleteChute)
+        ]
+        if not removals and not gone:
             return
         now = self._clock()
         ledger = {
@@ -327,7 +332,7 @@ class AlertService:
         chutes = {c.chute_id: c for c in await self._inventory.list_chutes()}
         servers = {s.server_id: s for s in await self._inventory.list_servers()}
         failures: list[DeployFailure] = []
-        other: list[tuple[str, str]] = []
+        other: list[tuple[str, str]] = list(gone)
         for action, ok, logs in removals:
             assert isinstance(action, RemoveDeployment)
             entry = ledger.get(action.deployment_id)

@@ -300,7 +300,8 @@ class Reconciler:
                 deferred = await self._deployer.remove_chute(c, reason)
                 if deferred:
                     raise DeferredError(str(deferred[0].deferred))
-                return "deleted"
+                chute = next((x for x in inputs.chutes if x.chute_id == c), None)
+                return f"chute {chute.name or c if chute else c} deleted"
             case RemoveServer(server_id=s, reason=reason):
                 # Only a server the operator deleted leaves the validator; one whose node is
                 # gone may come back.
@@ -308,5 +309,6 @@ class Reconciler:
                 deferred = await self._deployer.remove_server(s, reason, deregister=deregister)
                 if deferred:
                     raise DeferredError(str(deferred[0].deferred))
-                return "removed"
+                name = next((x.name for x in inputs.servers if x.server_id == s), s)
+                return f"server {name} removed"
         raise AssertionError(f"unhandled reconcile action {action!r}")

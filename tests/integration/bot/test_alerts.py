@@ -166,3 +166,23 @@ async def test_ten_real_crashes_in_a_minute_make_one_storm_thread(world: World) 
     storm = world.slack.messages[(ALERTS, storm_ts)]
     assert "Failure storm: 10 failed deploys" in str(storm["blocks"]), storm
     assert len(replies(world, storm_ts)) == 10
+
+
+async def test_a_server_and_a_chute_reconcile_removed_are_summarized(world: World) -> None:
+    """The recycle summary names whole servers and chutes a pass removed, with why."""
+    node = world.miner.fleet[0]
+    await world.rt.state.request_server_removal(node.uid, "the server was deleted (miner API)")
+    chute = world.launch_chute()
+    row = await world.rt.inventory.get_chute(chute["chute_id"])
+    assert row is not None
+    await world.rt.state.request_chute_removal(row.chute_id, "the validator deleted the chute")
+
+    report = await world.rt.reconciler.run_once()
+    await world.bot.alerts.on_reconcile(report)
+    await world.settle()
+    [ts] = top_level(world)
+    card = str(world.slack.messages[(ALERTS, ts)]["blocks"])
+    assert "Recycle removed 2 thing(s)" in card
+    assert f"server {node.name} removed — the server was deleted (miner API)" in card
+    assert f"chute {row.name} deleted — the validator deleted the chute" in card
+    assert await world.rt.inventory.get_server(node.uid) is None
