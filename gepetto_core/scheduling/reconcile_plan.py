@@ -94,8 +94,9 @@ class ReconcileInputs:
     # Multi-cluster layout: each server is its own cluster, so the mass-removal guard also
     # counts per server. False in the single layout (one cluster for the fleet).
     cluster_per_server: bool = False
-    # Servers and chutes to remove once their deployments are gone (id -> why): the validator
-    # deleted them while a delete preflight deferred one of their undeploys.
+    # Removal requests (id -> why): servers the operator deleted and chutes the validator
+    # deleted that could not go at once (a deferred undeploy; for a server, also a validator
+    # that did not answer its deregistration). Reconcile finishes them.
     server_removals: Mapping[str, str] = field(default_factory=dict)
     chute_removals: Mapping[str, str] = field(default_factory=dict)
 

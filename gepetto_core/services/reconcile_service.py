@@ -300,8 +300,8 @@ class Reconciler:
                 deferred = await self._deployer.remove_chute(c, reason)
                 if deferred:
                     raise DeferredError(str(deferred[0].deferred))
-                chute = next((x for x in inputs.chutes if x.chute_id == c), None)
-                return f"chute {chute.name or c if chute else c} deleted"
+                name = next((x.name for x in inputs.chutes if x.chute_id == c and x.name), c)
+                return f"chute {name} deleted"
             case RemoveServer(server_id=s, reason=reason):
                 # Only a server the operator deleted leaves the validator; one whose node is
                 # gone may come back.
