@@ -70,4 +70,9 @@ class StateSource(Protocol):
         after `wait_seconds`)."""
         ...
 
+    async def forget(self, name: str, gone: Sequence[tuple[str, str]]) -> None:
+        """Objects (resource type, name in the chutes namespace) a live read of cluster `name`
+        found gone: a cache drops them (a direct source has nothing to drop)."""
+        ...
+
     async def close(self) -> None: ...

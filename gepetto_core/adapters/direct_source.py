@@ -152,5 +152,8 @@ class DirectSource:
     async def wait_pods_gone(self, name: str, deployment_id: str, wait_seconds: float) -> bool:
         return await self._clients.get(name).wait_pods_gone(deployment_id, wait_seconds)
 
+    async def forget(self, name: str, gone: Sequence[tuple[str, str]]) -> None:
+        """Nothing cached: every read is live."""
+
     async def close(self) -> None:
         """Nothing of its own to close: the clients are the ServerClusters' owner's."""

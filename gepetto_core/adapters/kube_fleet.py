@@ -17,6 +17,7 @@ its own k3s cluster (docs/multi-cluster.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
@@ -313,12 +314,28 @@ class FleetCluster:
         for name in targets:
             cluster = self._writable(name)
             here = await cluster.undeploy(deployment_id, wait_seconds=0)
+            await self._forget_gone(name, cluster, deployment_id)
             if not here and wait_seconds > 0:
                 here = await self._source.wait_pods_gone(name, deployment_id, wait_seconds)
             self._jobs.get(name, {}).pop(deployment_id, None)
             self._services.get(name, set()).discard(deployment_id)
             gone = gone and here
         return gone
+
+    async def _forget_gone(self, name: str, cluster: KubeCluster, deployment_id: str) -> None:
+        """Tell the source which of the deployment's Job and Services a live read no longer
+        finds (a cache may still hold them); a failed read forgets nothing."""
+        gone: list[tuple[str, str]] = []
+        with contextlib.suppress(ClusterError):
+            try:
+                await cluster.get_chute_job(deployment_id)
+            except ClusterNotFoundError:
+                gone.append(("job", ko.job_name(deployment_id)))
+            live = {s.name for s in await cluster.list_chute_services()}
+            for service in (ko.service_name(deployment_id), ko.legacy_service_name(deployment_id)):
+                if service not in live:
+                    gone.append(("service", service))
+            await self._source.forget(name, gone)
 
     async def get_chute_job(self, deployment_id: str) -> ChuteJobView:
         """The Job read live from its cluster. ClusterNotFoundError only when every cluster

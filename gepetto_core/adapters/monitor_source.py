@@ -225,6 +225,17 @@ class MonitorSource:
         return not mc.deployment_pods(pods, self.namespace, deployment_id)
 
     # -- cluster changes ----------------------------------------------------------------
+    async def forget(self, name: str, gone: Sequence[tuple[str, str]]) -> None:
+        """Drop cached objects a live read found gone, as the official miner does after a 404
+        on a delete: a watch event the agent missed would otherwise keep a deleted object in
+        the cache, and reconcile would plan its deletion every pass until the next resync."""
+        try:
+            for resource_type, obj in gone:
+                key = mc.resources_key(name, resource_type)
+                await self._redis.hdel(key, f"{self.namespace}:{obj}")
+        except _FAILURES as e:  # the next resync or watch event fixes the cache anyway
+            log.info("cluster %s: could not drop gone objects from the cache: %s", name, e)
+
     def add_cluster_listener(self, listener: ClusterListener) -> Callable[[], None]:
         """Call `listener` on every cluster ADDED/DELETED/RECONNECT message and after every
         re-subscription (RESUBSCRIBED); returns the function that removes it. A listener runs

@@ -14,6 +14,7 @@ is small so a hanging cluster costs little."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -23,11 +24,11 @@ from gepetto_core.errors import ClusterError
 from gepetto_core.models.validator import is_launch_config_version
 from gepetto_core.render_text import render_text
 from gepetto_core.scheduling.cluster_alerts import cluster_health_alerts
-from gepetto_core.scheduling.reconcile_actions import RemoveDeployment
+from gepetto_core.scheduling.reconcile_actions import DeleteService, RemoveDeployment
 from gepetto_core.services.deployer import DeployRequest
 from gepetto_core.services.reconcile_service import ReconcileReport
 from gepetto_sandbox.cluster import FleetNode
-from gepetto_sandbox.multicluster import PrivateRedis
+from gepetto_sandbox.multicluster import PrivateRedis, cache
 from tests.support.fleet_layouts import MULTI_LAYOUTS
 
 from .conftest import Miner, eventually
@@ -428,3 +429,36 @@ async def test_the_cache_source_recovers_when_the_monitors_redis_restarts_empty(
 
 async def _heard(heard: list[Any], cluster: str | None, kind: str) -> bool:
     return any((c.cluster, c.kind) == (cluster, kind) for c in heard)
+
+
+@pytest.mark.parametrize("layout", ["multi-monitor"])
+async def test_a_deleted_service_the_monitor_cache_kept_is_dropped_by_its_delete(
+    miner: Miner,
+) -> None:
+    """The agent missed a Service's DELETED event, so the cache still holds a Service the
+    cluster no longer has: reconcile plans its delete, the live read finds it gone, and the
+    cache drops it (as upstream does after a 404), instead of a delete every pass."""
+    node = nodes(miner)[1]
+    deployment_id = await deploy_on(miner, node)
+    monitor = miner.monitored.monitor
+    name = f"chute-service-{deployment_id}"
+
+    async def cached() -> dict[str, Any] | None:
+        return await monitor.cached(node.name, "service", "chutes", name)
+
+    service = await eventually(cached)
+    await miner.rt.deployer.undeploy(deployment_id, "operator")
+
+    async def dropped() -> bool:
+        return await cached() is None
+
+    await eventually(dropped)
+    await monitor.redis.hset(  # the missed event: the cache holds the Service again
+        cache.resources_key(node.name, "service"), f"chutes:{name}", json.dumps(service)
+    )
+
+    report = await miner.rt.reconciler.run_once()
+    [delete] = [r for r in report.results if isinstance(r.action, DeleteService)]
+    assert delete.ok and await cached() is None
+    again = await miner.rt.reconciler.run_once()
+    assert not [a for a in again.plan.actions if isinstance(a, DeleteService)]

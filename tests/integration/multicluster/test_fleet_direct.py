@@ -424,6 +424,9 @@ class BrokenSource:
     async def wait_pods_gone(self, name: str, deployment_id: str, wait_seconds: float) -> bool:
         raise AssertionError("not called")
 
+    async def forget(self, name: str, gone: Sequence[tuple[str, str]]) -> None:
+        raise AssertionError("not called")
+
     async def close(self) -> None:
         return None
 
