@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from kubernetes_asyncio import client
 
@@ -59,6 +60,7 @@ from gepetto_core.models.cluster import (
 from gepetto_core.models.inventory import Chute, Deployment, Gpu, Server
 
 LoadServers = Callable[[], Awaitable[Sequence[Server]]]
+T = TypeVar("T")
 
 
 # A stale read's veto stands only after this many more reads, this far apart: a monitor cache
@@ -216,28 +218,14 @@ class FleetCluster:
             reading = await self.read_fleet()
             return PodListing(pods=self._pods_read(reading), unread=dict(reading.unknown))
         servers = await self._refresh_servers()
-        gate = asyncio.Semaphore(self._fanout)
-
-        async def one(server: Server) -> list[PodView] | str:
-            if not server.kubeconfig:
-                return NO_KUBECONFIG
-            async with gate:
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        return await self._writable(server.name).list_pods(namespace)
-                except ClusterError as e:
-                    return str(e)
-                except TimeoutError:
-                    return "timed out"
-
-        found = await asyncio.gather(*(one(s) for s in servers))
-        listing = PodListing(pods=[])
-        for server, got in zip(servers, found, strict=True):
-            if isinstance(got, str):
-                listing.unread[server.name] = got
-            else:
-                listing.pods.extend(got)
-        return listing
+        found, failed = await self._on_each(
+            [s.name for s in servers if s.kubeconfig],
+            lambda c: c.list_pods(namespace),
+            self._timeout,
+        )
+        unread = {s.name: NO_KUBECONFIG for s in servers if not s.kubeconfig} | failed
+        pods = [p for s in servers for p in found.get(s.name, [])]
+        return PodListing(pods=pods, unread=unread)
 
     # -- routing --------------------------------------------------------------------------
     def _writable(self, name: str) -> KubeCluster:
@@ -323,8 +311,11 @@ class FleetCluster:
         return gone
 
     async def _forget_gone(self, name: str, cluster: KubeCluster, deployment_id: str) -> None:
-        """Tell the source which of the deployment's Job and Services a live read no longer
-        finds (a cache may still hold them); a failed read forgets nothing."""
+        """Tell a caching source which of the deployment's Job and Services a live read no
+        longer finds (the cache may still hold them); a failed read forgets nothing. A direct
+        source caches nothing, so the reads are skipped."""
+        if self._source.kind != "monitor":
+            return
         gone: list[tuple[str, str]] = []
         with contextlib.suppress(ClusterError):
             try:
@@ -465,24 +456,34 @@ class FleetCluster:
         bounded by the timeout; raises after all were tried when some failed."""
         servers = await self._refresh_servers()
         targets = [s.name for s in servers if not s.is_tee and s.kubeconfig]
-        gate = asyncio.Semaphore(self._fanout)
+        _, failed = await self._on_each(targets, op, self._timeout * 2)  # replace = two requests
+        if failed:
+            why = "; ".join(f"{name} ({failed[name]})" for name in targets if name in failed)
+            raise ClusterUnavailableError(
+                f"{what}: failed in {len(failed)} of {len(targets)} clusters: {why}"
+            )
 
-        async def one(name: str) -> str | None:
+    async def _on_each(
+        self, names: Sequence[str], op: Callable[[KubeCluster], Awaitable[T]], seconds: float
+    ) -> tuple[dict[str, T], dict[str, str]]:
+        """`op` on each named cluster, `fanout` at a time, each within `seconds`: the results,
+        and why it failed where it did."""
+        gate = asyncio.Semaphore(self._fanout)
+        done: dict[str, T] = {}
+        failed: dict[str, str] = {}
+
+        async def one(name: str) -> None:
             async with gate:
                 try:
-                    async with asyncio.timeout(self._timeout * 2):  # replace = two requests
-                        await op(self._writable(name))
+                    async with asyncio.timeout(seconds):
+                        done[name] = await op(self._writable(name))
                 except ClusterError as e:
-                    return f"{name} ({e})"
+                    failed[name] = str(e)
                 except TimeoutError:
-                    return f"{name} (timed out)"
-                return None
+                    failed[name] = "timed out"
 
-        failed = [f for f in await asyncio.gather(*(one(n) for n in targets)) if f]
-        if failed:
-            raise ClusterUnavailableError(
-                f"{what}: failed in {len(failed)} of {len(targets)} clusters: " + "; ".join(failed)
-            )
+        await asyncio.gather(*(one(n) for n in names))
+        return done, failed
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def close(self) -> None:
