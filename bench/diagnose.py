@@ -21,7 +21,6 @@ import argparse
 import re
 import statistics
 import sys
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +29,8 @@ from typing import Any, cast
 if __package__ in (None, ""):  # `python bench/diagnose.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np
-from scipy.optimize import linprog
-
 from bench.bench_planner import _policy, _ratios, _simulate_one
+from bench.bound import held_at_once
 from bench.fleets import Profile, World, make_world
 from bench.simulate import HOURS, Fork, Gepetto, Inst, Official, Sim, simulate
 
@@ -42,31 +39,12 @@ FILL_HOURS = 6
 
 def held_bound(world: World) -> float:
     """LP upper bound on the plain multiplier our fleet can hold at once (see module doc)."""
-    gpus: Counter[tuple[str, bool]] = Counter()
-    for s in world.servers:
-        gpus[(s.gpu_type, s.is_tee)] += len(s.gpus)
-    kinds = list(gpus)
     chutes = [c for c in world.chutes if c.has_cords and not c.ban_reason]
-    pairs = [
-        (ci, ki)
-        for ci, c in enumerate(chutes)
-        for ki, (gpu_type, tee) in enumerate(kinds)
-        if gpu_type in c.supported_gpus and tee == c.tee
-    ]
-    a = np.zeros((len(chutes) + len(kinds), len(pairs)))
-    for j, (ci, ki) in enumerate(pairs):
-        a[ci, j] = 1.0
-        a[len(chutes) + ki, j] = chutes[ci].gpu_count
-    share = [max(0, world.targets[c.chute_id] - world.others[c.chute_id]) for c in chutes]
-    b = np.array(share + [gpus[k] for k in kinds], dtype=float)
-    plain = np.array(
-        [
-            -_plain(chutes[ci].effective_compute_multiplier, chutes[ci].bounty_boost)
-            for ci, _ in pairs
-        ]
-    )
-    res = linprog(plain, A_ub=a, b_ub=b, bounds=(0, None), method="highs")
-    return float(-res.fun)
+    share = {
+        c.chute_id: max(0, world.targets[c.chute_id] - world.others[c.chute_id]) for c in chutes
+    }
+    plain = {c.chute_id: _plain(c.effective_compute_multiplier, c.bounty_boost) for c in chutes}
+    return held_at_once(world.servers, chutes, share, plain)
 
 
 def _plain(m: float, bounty: float) -> float:

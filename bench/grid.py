@@ -23,6 +23,9 @@ GRID_POLICIES: tuple[str, ...] = ("gepetto", *OFFICIAL_VARIANTS, *FORK_VARIANTS)
 # A reference, not a baseline: no policy at all (`bench.simulate.Idle`). Optional in a cell's
 # summary: where its runs exist, the fork figures also say how much of them needs no policy.
 IDLE = "idle"
+# Another reference: an upper bound on what any policy earns in the window (`bench.bound`). Where
+# it is below a target's multiple of a baseline, no policy can meet that target.
+BOUND = "bound"
 
 # Issue #25's targets, on evaluation fleets, per cell of the sweep.
 TARGET_EVERY_CELL = 1.00  # x official, multiplier-hours and profit
@@ -126,6 +129,12 @@ def cell_summary(
                 [f - i for f, i in zip(fork_mh, idle, strict=True)],
             )
         ).as_dict()
+    if all(BOUND in runs for runs in by_fleet.values()):
+        bound = _column(by_fleet, BOUND, "multiplier_hours")
+        ratios["share_of_bound"] = summarize(paired_ratios(g_mh, bound)).as_dict()
+        ratios["bound_vs_fork_tee"] = summarize(
+            paired_ratios(bound, _column(by_fleet, "fork_tee", "multiplier_hours"))
+        ).as_dict()
     # Attribution in time: the multiplier held during the fill (first 6 h) and after it.
     for part in ("held_fill", "held_steady"):
         held = _column(by_fleet, ours, part)
@@ -192,6 +201,7 @@ def targets_check(grid: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if not grid:
         return {"cells": 0}
     misses: list[str] = []
+    beyond: list[str] = []  # misses no policy could avoid (the upper bound is short of them)
     default_rows = [r for r in grid if not r.get("cost_ignored")]
     ignored = {(r["cell"], r["profile"]): r for r in grid if r.get("cost_ignored")}
     mh_rows = [ignored.get((r["cell"], r["profile"]), r) for r in default_rows]
@@ -214,8 +224,10 @@ def targets_check(grid: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if d is not None and d < TARGET_VS_FORK:
             misses.append(
                 f"{where}{which}: {d:.2f}x the TEE-matched fork < {TARGET_VS_FORK}"
-                f"{_idle_context(m)}"
+                f"{_idle_context(m)}{_bound_context(m)}"
             )
+            if _beyond_any_policy(m):
+                beyond.append(f"{where}{which}: x the TEE-matched fork")
 
     def median(values: list[float | None]) -> float | None:
         known = [v for v in values if v is not None and math.isfinite(v)]
@@ -237,6 +249,7 @@ def targets_check(grid: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if (m := out["median_failed_vs_official"]) is not None and m > TARGET_FAILED_MEDIAN:
         misses.append(f"median cell: failed deploys {m:.2f}x official > {TARGET_FAILED_MEDIAN}")
     out["misses"] = misses
+    out["beyond_any_policy"] = beyond
     return out
 
 
@@ -248,6 +261,23 @@ def _idle_context(row: dict[str, Any]) -> str:
     if share is None or added is None or share < 0.05:
         return ""
     return f" (no policy at all earns {share:.0%} of the fork's; over that, {added:.2f}x)"
+
+
+def _beyond_any_policy(row: dict[str, Any]) -> bool:
+    """On every fleet of the cell, the upper bound on any policy is short of the fork target."""
+    entry = row["ratios"].get("bound_vs_fork_tee")
+    return entry is not None and float(entry["max"]) < TARGET_VS_FORK
+
+
+def _bound_context(row: dict[str, Any]) -> str:
+    entry = row["ratios"].get("bound_vs_fork_tee")
+    if entry is None:
+        return ""
+    text = (
+        f"; an upper bound on any policy is {float(entry['mean']):.2f}x the fork's"
+        f" (at most {float(entry['max']):.2f}x on a fleet)"
+    )
+    return text + (": beyond any policy" if _beyond_any_policy(row) else "")
 
 
 def _fmt(entry: dict[str, Any] | None, digits: int = 3) -> str:
@@ -265,7 +295,8 @@ def format_table(summary: dict[str, Any]) -> str:
     head = (
         "| cell | fleet | n | mult-h × official | profit × official | failed × official "
         "| profit Δ (% of official's earnings) | mult-h × best official "
-        "| × fork (TEE-matched) | × fork (as written) | steady held × official |"
+        "| × fork (TEE-matched) | × fork (as written) | steady held × official "
+        "| mult-h ÷ upper bound |"
     )
     lines = [
         f"{summary.get('hours', '?')} h from an empty fleet unless the cell says otherwise; "
@@ -274,7 +305,9 @@ def format_table(summary: dict[str, Any]) -> str:
         "they exist, the profit targets on the defaults); ratios are means over evaluation "
         "fleets of the fleet-by-fleet ratio, [95 % t interval]. The profit targets read "
         '"x official" as 1 + the profit difference over the official\'s earnings, defined '
-        "also where the official loses money.",
+        "also where the official loses money. The last column is gepetto's multiplier-hours "
+        "over an upper bound on any policy's in the same window (`bench/bound.py`: every GPU "
+        "on the best mix the validator's gate allows, from minute 0, no start-up or failure).",
         "",
         head,
         "|" + "---|" * (head.count("|") - 1),
@@ -287,7 +320,8 @@ def format_table(summary: dict[str, Any]) -> str:
             f"| {_fmt(q['profit_vs_official'])} | {_fmt(q['failed_vs_official'], 2)} "
             f"| {_fmt(q['profit_gain_pct_vs_official'], 1)} "
             f"| {_fmt(q['mult_h_vs_best_official'])} | {_fmt(q['mult_h_vs_fork_tee'], 2)} "
-            f"| {_fmt(q['mult_h_vs_fork'], 1)} | {_fmt(q.get('held_steady_vs_official'))} |"
+            f"| {_fmt(q['mult_h_vs_fork'], 1)} | {_fmt(q.get('held_steady_vs_official'))} "
+            f"| {_fmt(q.get('share_of_bound'))} |"
         )
     targets = summary.get("targets", {})
     if targets.get("misses"):

@@ -42,6 +42,7 @@ from bench.assumptions import CELLS, QUICK_CELLS, Cell
 from bench.fleets import Profile
 from bench.grid import (
     BASELINE,
+    BOUND,
     GRID_POLICIES,
     IDLE,
     attribution_summary,
@@ -108,6 +109,20 @@ def run_sim(cell: Cell, profile: Profile, seed: int, policy: str, hours: int) ->
 
     world = make_world(profile, 500, 100, seed, p_scalable=cell.assumptions.p_scalable)
     started = time.perf_counter()
+    if policy == BOUND:  # a reference computed from the world, not a simulated policy
+        from bench.bound import window_bound
+
+        bound = window_bound(world, seed, cell.assumptions, hours)
+        return {
+            "kind": "sim",
+            "cell": cell.name,
+            "profile": profile,
+            "seed": seed,
+            "policy": policy,
+            "hours": hours,
+            **bound,
+            "wall_s": time.perf_counter() - started,
+        }
     r = simulate(world, seed, make_policy(policy), hours, assumptions=cell.assumptions)
     row = {k: v for k, v in r.__dict__.items() if k != "policy"}
     return {
@@ -260,6 +275,7 @@ def jobs(
                 if profile in COST_IGNORED_PROFILES:
                     yield ("sim", cell, profile, seed, COST_IGNORED, hours)
                 yield ("sim", cell, profile, seed, IDLE, hours)
+                yield ("sim", cell, profile, seed, BOUND, hours)
         if attribution and i >= 1:
             for profile in PROFILES:
                 for policy in ATTRIBUTION_POLICIES:

@@ -200,3 +200,38 @@ def test_a_fork_miss_says_how_much_of_the_fork_needs_no_policy() -> None:
 def test_without_idle_runs_the_fork_figures_stand_alone() -> None:
     summary = cell_summary(complete_fleets(_fleet(1, 110, 100), "c", "tee", GRID_POLICIES))
     assert "idle_share_of_fork_tee" not in summary["ratios"]
+
+
+def _prefilled_cell(bound: float) -> dict[str, Any]:
+    rows = []
+    for seed in (1, 2):
+        rows += [_run(p, seed, 140.0) for p in GRID_POLICIES if p.startswith("official")]
+        rows += [_run(p, seed, 100.0) for p in GRID_POLICIES if p.startswith("fork")]
+        rows += [_run("gepetto", seed, 150.0), _run("bound", seed, bound + seed)]
+    return {
+        "cell": "p",
+        "profile": "tee",
+        **cell_summary(complete_fleets(rows, "c", "tee", GRID_POLICIES)),
+    }
+
+
+def test_a_fork_miss_the_upper_bound_cannot_reach_is_beyond_any_policy() -> None:
+    # Any policy earns at most 181-182 here, 1.82x the fork at most: 2x is out of reach.
+    row = _prefilled_cell(bound=180.0)
+    assert row["ratios"]["share_of_bound"]["mean"] == pytest.approx((150 / 181 + 150 / 182) / 2)
+    check = targets_check([row])
+    (miss,) = [m for m in check["misses"] if "fork" in m]
+    assert miss.endswith(
+        "an upper bound on any policy is 1.81x the fork's (at most 1.82x on a fleet):"
+        " beyond any policy"
+    )
+    assert check["beyond_any_policy"] == ["p/tee: x the TEE-matched fork"]
+    assert "| 0.826 [" in format_table({"grid": [row]})
+
+
+def test_a_fork_miss_within_the_upper_bound_is_only_a_miss() -> None:
+    # On one fleet the bound reaches 2.01x the fork: some policy might meet the target there.
+    check = targets_check([_prefilled_cell(bound=200.0)])
+    (miss,) = [m for m in check["misses"] if "fork" in m]
+    assert miss.endswith("(at most 2.02x on a fleet)")
+    assert check["beyond_any_policy"] == []

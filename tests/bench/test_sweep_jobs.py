@@ -77,3 +77,12 @@ def test_a_quality_snapshot_runs_against_the_exact_optimum() -> None:
     assert row["planner_revision"] == PLANNER_REVISION
     assert 0.9 < row["quality"] <= 1.0 + 1e-9
     assert row["reference"] in ("milp", "milp_dual_bound", "lp")
+
+
+def test_every_cell_profile_and_fleet_gets_its_upper_bound() -> None:
+    from bench.grid import BOUND
+
+    fleets = seeds.evaluation_fleets(2)
+    todo = [j for j in jobs(CELLS, fleets, [], 12, False) if j[0] == "sim"]
+    bounds = {(j[1].name, j[2], j[3]) for j in todo if j[4] == BOUND}
+    assert bounds == {(c.name, p, s) for c in CELLS for p in ("tee", "legacy") for s in fleets}
