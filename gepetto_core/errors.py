@@ -18,11 +18,12 @@ with ``raise ... from e``, so nothing above the adapters needs to know which lib
     │   ├── ValidatorNotFoundError    404
     │   ├── NoCapacityError           423: the validator wants no more instances (not alarming)
     │   └── ValidatorUnavailableError 5xx, timeout, broken stream
-    └── ClusterError                  the Kubernetes API failed
-        ├── ClusterNotFoundError      404
-        ├── ClusterConflictError      409
-        ├── ClusterForbiddenError     401/403
-        └── ClusterUnavailableError   5xx, timeout, connection refused
+    ├── ClusterError                  the Kubernetes API failed
+    │   ├── ClusterNotFoundError      404
+    │   ├── ClusterConflictError      409
+    │   ├── ClusterForbiddenError     401/403
+    │   └── ClusterUnavailableError   5xx, timeout, connection refused
+    └── AgentError                    a server's monitoring agent refused or did not answer
 """
 
 from __future__ import annotations
@@ -125,3 +126,9 @@ class ClusterForbiddenError(ClusterError):
 
 class ClusterUnavailableError(ClusterError):
     pass
+
+
+class AgentError(GepettoError):
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)

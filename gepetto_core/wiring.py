@@ -17,6 +17,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from gepetto_core.adapters.agent_api import AgentRetirement, HttpAgents
 from gepetto_core.adapters.cluster_source import StateSource
 from gepetto_core.adapters.database import Database
 from gepetto_core.adapters.direct_source import DirectSource
@@ -231,8 +232,13 @@ class Runtime:
     def deployer(self) -> Deployer:
         return Deployer(
             self.inventory, self.state, self.cluster, self.validators, clock=self._clock,
-            vm_version_of=self.sync.server_vm_version,
+            vm_version_of=self.sync.server_vm_version, monitoring=self.server_monitoring,
         )  # fmt: skip
+
+    @cached_property
+    def server_monitoring(self) -> AgentRetirement:
+        """Stops a deleted server's agent; the state source is built only if that fails."""
+        return AgentRetirement(HttpAgents(self.http, self.signer), lambda: self.cluster_source)
 
     @cached_property
     def reconciler(self) -> Reconciler:

@@ -81,7 +81,7 @@ async def start_sandbox_miner(
     fleet = build_fleet(seed=seed, count=nodes, gpu_types=gpu_types, validator=validator.hotkey)
     await validator.start()
     if layout == "multi":
-        clusters = MultiClusterSandbox(fleet, seed=seed, timings=timings)
+        clusters = MultiClusterSandbox(fleet, seed=seed, timings=timings, miner_hotkey=miner_hotkey)
         await clusters.start()
         if kubeconfig is not None:
             clusters.write_kubeconfig(kubeconfig)

@@ -75,4 +75,9 @@ class StateSource(Protocol):
         found gone: a cache drops them (a direct source has nothing to drop)."""
         ...
 
+    async def clear_cluster(self, name: str) -> None:
+        """The cluster left the fleet and its agent could not unregister it: a cache drops
+        all of it, as the monitor's own `clear_cluster` does (a direct source has nothing)."""
+        ...
+
     async def close(self) -> None: ...

@@ -155,5 +155,8 @@ class DirectSource:
     async def forget(self, name: str, gone: Sequence[tuple[str, str]]) -> None:
         """Nothing cached: every read is live."""
 
+    async def clear_cluster(self, name: str) -> None:
+        """Nothing cached: every read is live."""
+
     async def close(self) -> None:
         """Nothing of its own to close: the clients are the ServerClusters' owner's."""

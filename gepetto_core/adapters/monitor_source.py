@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -235,6 +236,19 @@ class MonitorSource:
                 await self._redis.hdel(key, f"{self.namespace}:{obj}")
         except _FAILURES as e:  # the next resync or watch event fixes the cache anyway
             log.info("cluster %s: could not drop gone objects from the cache: %s", name, e)
+
+    async def clear_cluster(self, name: str) -> None:
+        """What the monitor does when an agent unregisters (upstream's handler does it itself
+        when the agent cannot): every resource hash and the health hash go, then `clusters:all`
+        hears DELETED. A Redis failure is only logged: the monitor's reconciler clears a
+        cluster without a server row within a minute anyway."""
+        keys = [mc.resources_key(name, t) for t in mc.RESOURCE_TYPES]
+        message = {"cluster": name, "event_type": "DELETED", "timestamp": self._clock().isoformat()}
+        try:
+            await self._redis.delete(*keys, mc.health_key(name))
+            await self._redis.publish(mc.CLUSTERS_CHANNEL, json.dumps(message))
+        except _FAILURES as e:
+            log.warning("cluster %s: could not clear it from the cache: %s", name, e)
 
     def add_cluster_listener(self, listener: ClusterListener) -> Callable[[], None]:
         """Call `listener` on every cluster ADDED/DELETED/RECONNECT message and after every

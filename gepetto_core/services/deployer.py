@@ -42,7 +42,13 @@ from gepetto_core.ops.metrics import METRICS
 from gepetto_core.scheduling.backoff import refusal_reason
 from gepetto_core.scheduling.rules import deploy_rejection
 from gepetto_core.services.planning_input import deploy_views
-from gepetto_core.services.ports import Cluster, Inventory, StateStore, ValidatorApi
+from gepetto_core.services.ports import (
+    Cluster,
+    Inventory,
+    ServerMonitoring,
+    StateStore,
+    ValidatorApi,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +123,7 @@ class Deployer:
         clock: Callable[[], datetime] = utcnow,
         undeploy_wait_seconds: float = 180.0,
         vm_version_of: VmVersionLookup | None = None,
+        monitoring: ServerMonitoring | None = None,
     ) -> None:
         self._inventory = inventory
         self._state = state
@@ -125,6 +132,7 @@ class Deployer:
         self._clock = clock
         self._undeploy_wait = undeploy_wait_seconds
         self._vm_version_of = vm_version_of
+        self._monitoring = monitoring
 
     def _validator(self, hotkey: str) -> ValidatorApi:
         api = self._validators.get(hotkey)
@@ -403,21 +411,23 @@ class Deployer:
         `deregister` (the operator deleted the server): before the row goes the validator
         forgets the server too, as upstream's handler does: the whole server when it was added
         as a cluster of its own or a TEE VM (`DELETE /servers/{id}`), else each GPU
-        (`DELETE /nodes/{gpu}`). A validator error raises and keeps the row for a later pass."""
+        (`DELETE /nodes/{gpu}`). A validator error raises and keeps the row for a later pass.
+        Then the server's monitoring agent is stopped (multi-cluster layout)."""
         deferred = await self._undeploy_all(
             await self._inventory.list_deployments(server_id), reason
         )
         if deferred:
             return deferred
-        if deregister:
-            await self._deregister(server_id)
+        server = await self._inventory.get_server(server_id) if deregister else None
+        if server is not None:
+            await self._deregister(server)
+            if self._monitoring is not None:
+                await self._monitoring.retire(server)
         await self._inventory.delete_server(server_id)
         return []
 
-    async def _deregister(self, server_id: str) -> None:
-        server = await self._inventory.get_server(server_id)
-        if server is None:
-            return
+    async def _deregister(self, server: Server) -> None:
+        server_id = server.server_id
         api = self._validators.get(server.validator)
         if api is None:
             log.warning(

@@ -78,6 +78,14 @@ class Cluster(Protocol):
     async def delete_code_configmap(self, chute_id: str, version: str) -> None: ...
 
 
+class ServerMonitoring(Protocol):
+    async def retire(self, server: Server) -> None:
+        """The server left the fleet: its monitoring agent stops and the monitor's cache
+        forgets its cluster (multi-cluster layout; nothing for a server without an agent).
+        Never raises."""
+        ...
+
+
 class ValidatorApi(Protocol):
     validator_hotkey: str
 

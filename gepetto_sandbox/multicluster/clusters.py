@@ -18,6 +18,7 @@ from typing import Any
 
 from gepetto_sandbox.cluster import FleetNode, PodTimings, RequestRecord, SandboxCluster
 from gepetto_sandbox.cluster.fleet import node_object
+from gepetto_sandbox.multicluster.agent_http import AgentFront
 from gepetto_sandbox.multicluster.kubeconfig import (
     merged_kubeconfig,
     stored_kubeconfig,
@@ -54,6 +55,7 @@ class MemberCluster:
     miner_token: str
     agent_token: str
     ca_data: str | None = None
+    agent_front: AgentFront | None = None
 
     @property
     def name(self) -> str:
@@ -67,9 +69,10 @@ class MemberCluster:
 
     @property
     def agent_api(self) -> str:
-        """`servers.agent_api` as registration stores it (the agent itself is simulated in
-        process by `gepetto_sandbox.multicluster.monitor`; nothing listens there)."""
-        return f"http://{self.node.external_ip}:{AGENT_PORT}"
+        """`servers.agent_api` as registration stores it: the agents' HTTP front once it
+        listens (`agent_http.py`), else the node's NodePort address, where nothing listens."""
+        front = self.agent_front.agent_api(self.name) if self.agent_front else None
+        return front or f"http://{self.node.external_ip}:{AGENT_PORT}"
 
     def kubeconfig(self) -> dict[str, Any]:
         return stored_kubeconfig(self.name, self.url, self.miner_token, self.ca_data)
@@ -125,9 +128,12 @@ class MultiClusterSandbox:
         history_size: int = 2000,
         control_plane_name: str = CONTROL_PLANE_NAME,
         tls: bool | None = None,
+        miner_hotkey: str | None = None,
     ) -> None:
         """`tls`: serve HTTPS (needs the openssl CLI; None: when openssl is there). Over plain
-        HTTP kubectl sends no token, so `kubectl --context` works only with TLS."""
+        HTTP kubectl sends no token, so `kubectl --context` works only with TLS.
+        `miner_hotkey`: the one hotkey the agents trust (None: they refuse every request)."""
+        self.agent_front = AgentFront(lambda: set(self.members), trusted_hotkey=miner_hotkey)
         use_tls = tls_available() if tls is None else tls
         self.tls = sandbox_tls() if use_tls else None
         server_ssl = self.tls.server_context() if self.tls else None
@@ -147,7 +153,7 @@ class MultiClusterSandbox:
                 ssl_context=server_ssl,
             )
             self.members[node.name] = MemberCluster(
-                member, sandbox, miner_token, agent_token, ca_data
+                member, sandbox, miner_token, agent_token, ca_data, self.agent_front
             )
         self.control_plane_name = control_plane_name
         self.control_plane_token = _token("control", control_plane_name)
@@ -165,6 +171,7 @@ class MultiClusterSandbox:
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1") -> None:
+        await self.agent_front.start(host)
         await self.control_plane.start(host)
         for member in self.members.values():
             await member.sandbox.start(host)
@@ -175,6 +182,7 @@ class MultiClusterSandbox:
         for member in self.members.values():
             await member.sandbox.stop()
         await self.control_plane.stop()
+        await self.agent_front.stop()
 
     async def __aenter__(self) -> MultiClusterSandbox:
         await self.start()

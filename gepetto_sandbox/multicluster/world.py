@@ -63,6 +63,7 @@ class MonitoredClusters:
             for name, member in clusters.members.items()
         }
         self._loops = loops
+        clusters.agent_front.agents.update(self.agents)  # their HTTP API (`agent_http.py`)
         clusters.loss_hooks.append(self._agent_dies)
         clusters.recovery_hooks.append(self._agent_returns)
 
@@ -89,8 +90,10 @@ class MonitoredClusters:
 
     async def stop(self) -> None:
         await self.monitor.stop()
-        for agent in self.agents.values():
+        for name, agent in self.agents.items():
             await agent.close()
+            if self.clusters.agent_front.agents.get(name) is agent:
+                del self.clusters.agent_front.agents[name]
         with contextlib.suppress(ValueError):
             self.clusters.loss_hooks.remove(self._agent_dies)
         with contextlib.suppress(ValueError):

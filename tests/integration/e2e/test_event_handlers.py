@@ -243,6 +243,17 @@ async def test_gpu_and_server_events(miner: Miner) -> None:
     else:
         assert f"/servers/{server_id}" in deletes and server_id not in validator.world.servers
     assert not set(gpu_ids) & set(validator.world.nodes)
+    if miner.layout != "single":
+        # the server's agent was told to stop, signed by the miner (upstream's handler); in
+        # the direct layout no agent runs there, so it answers as one that never started
+        name = next(node.name for node in miner.world.fleet if node.uid == server_id)
+        stops = [r for r in miner.clusters.agent_front.requests if r.path == "/monitor/stop"]
+        assert [(r.cluster, r.hotkey) for r in stops] == [(name, miner.rt.miner_hotkey)]
+        if miner.layout == "multi-monitor":
+            assert stops[0].status == 200 and miner.monitored.agents[name].state == "stopped"
+            assert not await miner.monitored.redis.exists(f"clusters:{name}:health")
+        else:
+            assert stops[0].status == 409
 
     async def job_gone() -> bool:  # upstream left the Job running; we delete it
         return not miner.cluster.objects(

@@ -427,6 +427,9 @@ class BrokenSource:
     async def forget(self, name: str, gone: Sequence[tuple[str, str]]) -> None:
         raise AssertionError("not called")
 
+    async def clear_cluster(self, name: str) -> None:
+        raise AssertionError("not called")
+
     async def close(self) -> None:
         return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
 import asyncpg
 import pytest
 import yaml
@@ -115,7 +116,10 @@ async def test_registration_stores_kubeconfig_and_agent_api_in_the_servers_row(
     for row in rows:
         assert row["kubeconfig"] == clusters.kubeconfig_text(row["name"])
         member = clusters.members[row["name"]]
-        assert row["agent_api"] == f"http://{member.node.external_ip}:32000"
+        # the base URL registration was given: here the sandbox agents' front, which answers
+        assert row["agent_api"] == clusters.agent_front.agent_api(row["name"])
+        async with aiohttp.ClientSession() as http, http.get(f"{row['agent_api']}/ping") as ping:
+            assert await ping.json() == {"message": "pong"}
         # a client built from the row, with context = servers.name, reaches that server only
         api = await connect_api(yaml.safe_load(row["kubeconfig"]), context=row["name"])
         try:
