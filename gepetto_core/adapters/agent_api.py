@@ -14,6 +14,7 @@ from collections.abc import Callable
 import aiohttp
 
 from gepetto_core.adapters.cluster_source import StateSource
+from gepetto_core.adapters.monitor_cache import redact
 from gepetto_core.adapters.signing import Signer, signed_headers
 from gepetto_core.errors import AgentError
 from gepetto_core.models.inventory import Server
@@ -52,9 +53,12 @@ class HttpAgents:
                 if resp.status == 200:
                     return
                 detail = (await resp.text())[:_DETAIL_LIMIT]
-                raise AgentError(f"agent {agent_api}: {resp.status} {detail}", resp.status)
+                text = f"agent {agent_api}: {resp.status} {detail}"
+                raise AgentError(redact(text, ()), resp.status)
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise AgentError(f"agent {agent_api} unreachable: {type(e).__name__} {e}") from e
+            # a base URL with user:password@ keeps them out of the text
+            text = f"agent {agent_api} unreachable: {type(e).__name__} {e}"
+            raise AgentError(redact(text, ())) from e
 
 
 class AgentRetirement:

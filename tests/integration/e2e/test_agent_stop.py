@@ -106,3 +106,11 @@ async def test_an_unreachable_agent_is_a_clear_error_and_the_server_is_removed_a
     await miner.rt.inventory.upsert_server(server.model_copy(update={"agent_api": dead}))
     await _delete_server(miner, name)
     assert await _cached_keys(miner, name) == []  # gepetto cleared it
+
+
+async def test_credentials_in_an_agent_url_stay_out_of_the_error(miner: Miner) -> None:
+    dead = f"http://admin:hunter2@127.0.0.1:{_closed_port()}"
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(AgentError) as caught:
+            await HttpAgents(http, HotkeySigner(SEED)).stop_monitoring(dead)
+    assert "hunter2" not in str(caught.value) and "***@127.0.0.1" in str(caught.value)
