@@ -109,22 +109,14 @@ def run_sim(cell: Cell, profile: Profile, seed: int, policy: str, hours: int) ->
 
     world = make_world(profile, 500, 100, seed, p_scalable=cell.assumptions.p_scalable)
     started = time.perf_counter()
+    measured: dict[str, Any]
     if policy == BOUND:  # a reference computed from the world, not a simulated policy
         from bench.bound import window_bound
 
-        bound = window_bound(world, seed, cell.assumptions, hours)
-        return {
-            "kind": "sim",
-            "cell": cell.name,
-            "profile": profile,
-            "seed": seed,
-            "policy": policy,
-            "hours": hours,
-            **bound,
-            "wall_s": time.perf_counter() - started,
-        }
-    r = simulate(world, seed, make_policy(policy), hours, assumptions=cell.assumptions)
-    row = {k: v for k, v in r.__dict__.items() if k != "policy"}
+        measured = window_bound(world, seed, cell.assumptions, hours)
+    else:
+        r = simulate(world, seed, make_policy(policy), hours, assumptions=cell.assumptions)
+        measured = {k: v for k, v in r.__dict__.items() if k != "policy"} | {"profit": r.profit}
     return {
         "kind": "sim",
         "cell": cell.name,
@@ -132,8 +124,7 @@ def run_sim(cell: Cell, profile: Profile, seed: int, policy: str, hours: int) ->
         "seed": seed,
         "policy": policy,
         "hours": hours,
-        **row,
-        "profit": r.profit,
+        **measured,
         "wall_s": time.perf_counter() - started,
         **({"planner_revision": PLANNER_REVISION} if policy.startswith("gepetto") else {}),
     }

@@ -1,5 +1,6 @@
-"""The upper bound on any policy's multiplier-hours (`bench.bound`): worked on worlds small enough
-to solve by hand, and checked against every simulated policy in every kind of cell."""
+"""The upper bounds of `bench.bound` (on any policy's multiplier-hours in a window) and of
+`bench.diagnose` (on what a fleet holds at once): worked on worlds small enough to solve by hand,
+and the window's checked against every simulated policy in every kind of cell."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ pytest.importorskip("scipy")
 
 from bench.assumptions import CELLS, Assumptions, Cell
 from bench.bound import gate_cap, window_bound
+from bench.diagnose import held_bound
 from bench.fleets import Profile, Truth, World, make_world
 from bench.simulate import Fork, Gepetto, Idle, Official, simulate
 from tests.unit.gepetto_core.scheduling.builders import Builder
@@ -30,6 +32,18 @@ def _world(targets: dict[str, int], others: dict[str, int]) -> World:
         targets=targets,
         others=others,
     )
+
+
+def test_the_diagnostic_fills_the_denser_chute_first_then_a_fraction_of_the_other() -> None:
+    # Our share: 3 small (3 GPUs, 3.0) and 1 big, whose plain multiplier is 5 / 1.25 = 4.0,
+    # 0.5 per GPU: the 5 GPUs left hold 5/8 of it. 3 + 2.5 = 5.5.
+    world = _world(targets={"small": 5, "big": 2}, others={"small": 2, "big": 1})
+    assert held_bound(world) == pytest.approx(5.5)
+
+
+def test_the_diagnostic_counts_only_our_share_of_each_target() -> None:
+    world = _world(targets={"small": 5, "big": 2}, others={"small": 5, "big": 2})
+    assert held_bound(world) == pytest.approx(0.0)
 
 
 def test_the_gate_caps_our_share_and_lets_anyone_start_a_chute_nobody_runs() -> None:
