@@ -38,6 +38,10 @@ class Assumptions:
     dynamic: bool = False
     # Share of the fleet's GPUs already running established instances at minute 0.
     prefill: float = 0.0
+    # Target of a chute no other miner runs, at least this. The validator's autoscaler gives a
+    # public chute with no active instance max(5, ...) (its UNDERUTILIZED_CAP); the generated
+    # catalog gives it its allowance only (0 when not scalable). 0: the catalog as generated.
+    cold_target: int = 0
 
     def label(self) -> str:
         default = Assumptions()
@@ -59,7 +63,8 @@ class Cell:
 # One dimension changed at a time from the default world (a full factorial does not fit): the
 # default cell first, then contention (share of scalable chutes 0.35 / 0.7; 1.0 is the default),
 # the validator's downscale, failures, start-up times, claim timing, bounties claimed once and
-# decaying, targets and other miners that follow traffic every 30 min, and a steady-state start.
+# decaying, targets and other miners that follow traffic every 30 min, a steady-state start, and
+# chutes nobody runs with the validator's floor on their target.
 CELLS: list[Cell] = [
     Cell("default", "none", Assumptions()),
     Cell("scalable_0.35", "contention", Assumptions(p_scalable=0.35)),
@@ -72,6 +77,12 @@ CELLS: list[Cell] = [
     Cell("bounty_once", "bounties", Assumptions(bounty="once_decaying")),
     Cell("dynamic", "changing targets", Assumptions(dynamic=True)),
     Cell("prefilled", "start", Assumptions(prefill=0.8)),
+    Cell("cold_chutes", "chutes nobody runs", Assumptions(cold_target=5)),
+    Cell(
+        "scalable_0.35_cold",
+        "contention, chutes nobody runs",
+        Assumptions(p_scalable=0.35, cold_target=5),
+    ),
     Cell(
         "hard",
         "combined",

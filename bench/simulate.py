@@ -92,8 +92,9 @@ FILL_MINUTES = 6 * 60  # the "fill" part of a run, for attribution; the rest is 
 
 
 def world_under(world: World, a: Assumptions) -> World:
-    """A private copy of `world` with `a`'s failure and start-up scales applied (the fleet's
-    own draws are unchanged, so the cells of the sweep share fleets)."""
+    """A private copy of `world` with `a`'s failure and start-up scales and its floor on the
+    targets of chutes nobody runs applied (the fleet's own draws are unchanged, so the cells of
+    the sweep share fleets)."""
     truth = world.truth
     if a.failure_scale != 1.0 or a.startup_scale != 1.0:
         cap = 0.95
@@ -110,11 +111,16 @@ def world_under(world: World, a: Assumptions) -> World:
                 for k, (lo, hi) in truth.startup_range.items()
             },
         )
+    targets = dict(world.targets)
+    if a.cold_target:
+        for cid, others in world.others.items():
+            if others == 0:
+                targets[cid] = max(a.cold_target, targets[cid])
     return replace(
         world,
         chutes=list(world.chutes),
         truth=truth,
-        targets=dict(world.targets),
+        targets=targets,
         others=dict(world.others),
     )
 

@@ -99,3 +99,15 @@ def test_elastic_gpu_cost_is_charged_while_instances_hold_gpus() -> None:
     r = simulate(world, 10_006, Official(), hours=2)
     assert r.deploys > 0 and r.gpu_cost > 0
     assert r.profit == 4.0 * r.multiplier_hours - r.gpu_cost
+
+
+def test_a_chute_nobody_runs_gets_the_validators_floor_on_its_target() -> None:
+    world = make_world("tee", 200, 10, 10_003, p_scalable=0.35)
+    cold = [cid for cid, others in world.others.items() if others == 0]
+    warm = [cid for cid, others in world.others.items() if others > 0]
+    assert cold and warm and any(world.targets[cid] < 5 for cid in cold)
+    sim = Sim(world, 10_003, assumptions=Assumptions(cold_target=5))
+    assert all(sim.world.targets[cid] == max(5, world.targets[cid]) for cid in cold)
+    assert all(sim.world.targets[cid] == world.targets[cid] for cid in warm)
+    assert all(sim.scale_allowance(cid) >= 5 for cid in cold)  # advertised with allowance
+    assert Sim(world, 10_003).world.targets == world.targets  # the default world is unchanged
