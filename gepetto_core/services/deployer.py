@@ -49,6 +49,7 @@ from gepetto_core.services.ports import (
     StateStore,
     ValidatorApi,
 )
+from gepetto_core.services.removals import Removals
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,8 @@ class Deployer:
         self._clock = clock
         self._undeploy_wait = undeploy_wait_seconds
         self._vm_version_of = vm_version_of
-        self._monitoring = monitoring
+        # Whole servers, chutes and GPUs, each deployment through `undeploy`.
+        self.removals = Removals(inventory, cluster, validators, self.undeploy, monitoring)
 
     def _validator(self, hotkey: str) -> ValidatorApi:
         api = self._validators.get(hotkey)
@@ -400,74 +402,6 @@ class Deployer:
         outcome = "already_gone" if removed is None else ("partial" if warnings else "removed")
         METRICS.undeploys.labels(outcome=outcome).inc()
         return UndeployResult(deployment_id, removed, warnings)
-
-    async def remove_server(
-        self, server_id: str, reason: str, *, deregister: bool = False
-    ) -> list[UndeployResult]:
-        """Undeploy every deployment on the server, then delete its row, unless an undeploy was
-        deferred: deleting the row would cascade to that deployment's row, and in the
-        multi-cluster layout the row is the way to its cluster. Returns the deferred ones.
-
-        `deregister` (the operator deleted the server): before the row goes the validator
-        forgets the server too, as upstream's handler does: the whole server when it was added
-        as a cluster of its own or a TEE VM (`DELETE /servers/{id}`), else each GPU
-        (`DELETE /nodes/{gpu}`). A validator error raises and keeps the row for a later pass.
-        Then the server's monitoring agent is stopped (multi-cluster layout)."""
-        deferred = await self._undeploy_all(
-            await self._inventory.list_deployments(server_id), reason
-        )
-        if deferred:
-            return deferred
-        server = await self._inventory.get_server(server_id) if deregister else None
-        if server is not None:
-            await self._deregister(server)
-            if self._monitoring is not None:
-                await self._monitoring.retire(server)
-        await self._inventory.delete_server(server_id)
-        return []
-
-    async def _deregister(self, server: Server) -> None:
-        server_id = server.server_id
-        api = self._validators.get(server.validator)
-        if api is None:
-            log.warning(
-                "server %s: validator %s not configured, not deregistered",
-                server.name,
-                server.validator,
-            )
-            return
-        if server.kubeconfig is not None or server.is_tee:
-            await api.delete_server(server_id)
-        else:
-            for gpu in await self._inventory.list_gpus(server_id):
-                await api.delete_node(gpu.gpu_id)
-        log.info("server %s deregistered at validator %s", server.name, server.validator)
-
-    async def remove_chute(self, chute_id: str, reason: str) -> list[UndeployResult]:
-        """Undeploy every deployment of the chute, then delete its row and its code ConfigMap,
-        unless an undeploy was deferred: deleting the row would cascade to that deployment's
-        row, leaving its Job to reconcile's orphan sweep and its ledger entry open. Returns the
-        deferred ones."""
-        mine = await self._inventory.find_deployments(chute_id=chute_id)
-        deferred = await self._undeploy_all(mine, reason)
-        if deferred:
-            return deferred
-        local = await self._inventory.get_chute(chute_id)
-        await self._inventory.delete_chute(chute_id)
-        if local is not None:
-            await self._cluster.delete_code_configmap(chute_id, local.version)
-        return []
-
-    async def _undeploy_all(
-        self, deployments: Sequence[Deployment], reason: str
-    ) -> list[UndeployResult]:
-        """Undeploy each (a deferred one does not stop the others); the deferred results."""
-        deferred: list[UndeployResult] = []
-        for deployment in deployments:
-            result = await self.undeploy(deployment.deployment_id, reason)
-            if result.deferred is not None:
-                deferred.append(result)
-        return deferred
 
     async def preflight(self, deployment_id: str, server_id: str | None) -> str | None:
         """Why this deployment's objects cannot be deleted now (None: they can). The cluster's

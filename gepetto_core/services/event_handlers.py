@@ -194,7 +194,7 @@ class EventHandlers:
                         d.deployment_id, f"chute version {version} deleted"
                     )
             return
-        deferred = await self._deployer.remove_chute(chute_id, "chute deleted")
+        deferred = await self._deployer.removals.remove_chute(chute_id, "chute deleted")
         if not deferred:
             return
         await self._state.request_chute_removal(chute_id, CHUTE_DELETED_REASON)
@@ -309,16 +309,9 @@ class EventHandlers:
         gpu = next((g for g in await self._inventory.list_gpus() if g.gpu_id == gpu_id), None)
         if gpu is None:
             return
-        if gpu.deployment_id:
-            result = await self._deployer.undeploy(gpu.deployment_id, "GPU removed")
-            if result.deferred is not None:
-                log.warning("GPU %s kept: its deployment's removal %s", gpu_id, result.deferred)
-                return
-        server = await self._inventory.get_server(gpu.server_id)
-        api = self._validators.get(server.validator) if server is not None else None
-        if api is not None:  # upstream deregisters the GPU at the validator too
-            await api.delete_node(gpu_id)
-        await self._inventory.delete_gpu(gpu_id)
+        kept = await self._deployer.removals.remove_gpu(gpu, "GPU removed")
+        if kept is not None:
+            log.warning("GPU %s kept: its deployment's removal %s", gpu_id, kept)
 
     async def _server_deleted(self, event: MinerEvent) -> None:
         server_id = _str_field(event, "server_id")
@@ -327,7 +320,7 @@ class EventHandlers:
         if not await self._state.request_server_removal(server_id, SERVER_DELETED_REASON):
             return  # no such server
         await self._inventory.set_server_locked(server_id, True)
-        deferred = await self._deployer.remove_server(
+        deferred = await self._deployer.removals.remove_server(
             server_id, SERVER_DELETED_REASON, deregister=True
         )
         if deferred:

@@ -297,7 +297,7 @@ class Reconciler:
                 await self._inventory.upsert_chute(chute_row_from_remote(remote, v, image, local))
                 return f"version {remote.version[:8]}"
             case DeleteChute(chute_id=c, reason=reason):
-                deferred = await self._deployer.remove_chute(c, reason)
+                deferred = await self._deployer.removals.remove_chute(c, reason)
                 if deferred:
                     raise DeferredError(str(deferred[0].deferred))
                 name = next((x.name for x in inputs.chutes if x.chute_id == c and x.name), c)
@@ -306,7 +306,9 @@ class Reconciler:
                 # Only a server the operator deleted leaves the validator; one whose node is
                 # gone may come back.
                 deregister = s in inputs.server_removals
-                deferred = await self._deployer.remove_server(s, reason, deregister=deregister)
+                deferred = await self._deployer.removals.remove_server(
+                    s, reason, deregister=deregister
+                )
                 if deferred:
                     raise DeferredError(str(deferred[0].deferred))
                 name = next((x.name for x in inputs.servers if x.server_id == s), s)
