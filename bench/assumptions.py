@@ -63,8 +63,9 @@ class Cell:
 # One dimension changed at a time from the default world (a full factorial does not fit): the
 # default cell first, then contention (share of scalable chutes 0.35 / 0.7; 1.0 is the default),
 # the validator's downscale, failures, start-up times, claim timing, bounties claimed once and
-# decaying, targets and other miners that follow traffic every 30 min, a steady-state start, and
-# chutes nobody runs with the validator's floor on their target.
+# decaying, targets and other miners that follow traffic every 30 min, a steady-state start,
+# chutes nobody runs with the validator's floor on their target, and the combined cell with and
+# without that floor.
 CELLS: list[Cell] = [
     Cell("default", "none", Assumptions()),
     Cell("scalable_0.35", "contention", Assumptions(p_scalable=0.35)),
@@ -87,6 +88,13 @@ CELLS: list[Cell] = [
         "hard",
         "combined",
         Assumptions(p_scalable=0.35, bounty="once_decaying", dynamic=True, prefill=0.8),
+    ),
+    Cell(
+        "hard_cold",
+        "combined, chutes nobody runs",
+        Assumptions(
+            p_scalable=0.35, bounty="once_decaying", dynamic=True, prefill=0.8, cold_target=5
+        ),
     ),
 ]
 QUICK_CELLS: list[Cell] = [CELLS[0], CELLS[1], CELLS[9]]

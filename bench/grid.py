@@ -264,9 +264,12 @@ def _idle_context(row: dict[str, Any]) -> str:
 
 
 def _beyond_any_policy(row: dict[str, Any]) -> bool:
-    """On every fleet of the cell, the upper bound on any policy is short of the fork target."""
+    """The upper bound on any policy is short of the fork target as the target is judged: on
+    the mean of the fleet-by-fleet ratios. A policy's ratio is at most the bound's on every
+    fleet (same fork, same fleet), so its mean is at most the bound's mean, even where the bound
+    reaches the target on some fleet."""
     entry = row["ratios"].get("bound_vs_fork_tee")
-    return entry is not None and float(entry["max"]) < TARGET_VS_FORK
+    return entry is not None and float(entry["mean"]) < TARGET_VS_FORK
 
 
 def _bound_context(row: dict[str, Any]) -> str:

@@ -230,8 +230,16 @@ def test_a_fork_miss_the_upper_bound_cannot_reach_is_beyond_any_policy() -> None
 
 
 def test_a_fork_miss_within_the_upper_bound_is_only_a_miss() -> None:
-    # On one fleet the bound reaches 2.01x the fork: some policy might meet the target there.
+    # The bound is 2.01x and 2.02x the fork: some policy might meet the target on average.
     check = targets_check([_prefilled_cell(bound=200.0)])
     (miss,) = [m for m in check["misses"] if "fork" in m]
     assert miss.endswith("(at most 2.02x on a fleet)")
     assert check["beyond_any_policy"] == []
+
+
+def test_a_bound_reaching_the_target_on_one_fleet_only_is_still_short_on_average() -> None:
+    # 1.99x and 2.00x: a policy could reach 2x on the second fleet, not on the mean of both.
+    check = targets_check([_prefilled_cell(bound=198.0)])
+    (miss,) = [m for m in check["misses"] if "fork" in m]
+    assert miss.endswith("(at most 2.00x on a fleet): beyond any policy")
+    assert check["beyond_any_policy"] == ["p/tee: x the TEE-matched fork"]
