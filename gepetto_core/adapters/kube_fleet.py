@@ -312,8 +312,9 @@ class FleetCluster:
 
     async def _forget_gone(self, name: str, cluster: KubeCluster, deployment_id: str) -> None:
         """Tell a caching source which of the deployment's Job and Services a live read no
-        longer finds (the cache may still hold them); a failed read forgets nothing. A direct
-        source caches nothing, so the reads are skipped."""
+        longer finds (the cache may still hold them). Each read stands alone: a failed one
+        forgets nothing of its own kind. A direct source caches nothing, so the reads are
+        skipped."""
         if self._source.kind != "monitor":
             return
         gone: list[tuple[str, str]] = []
@@ -322,10 +323,12 @@ class FleetCluster:
                 await cluster.get_chute_job(deployment_id)
             except ClusterNotFoundError:
                 gone.append(("job", ko.job_name(deployment_id)))
+        with contextlib.suppress(ClusterError):
             live = {s.name for s in await cluster.list_chute_services()}
             for service in (ko.service_name(deployment_id), ko.legacy_service_name(deployment_id)):
                 if service not in live:
                     gone.append(("service", service))
+        if gone:
             await self._source.forget(name, gone)
 
     async def get_chute_job(self, deployment_id: str) -> ChuteJobView:

@@ -462,3 +462,36 @@ async def test_a_deleted_service_the_monitor_cache_kept_is_dropped_by_its_delete
     assert delete.ok and await cached() is None
     again = await miner.rt.reconciler.run_once()
     assert not [a for a in again.plan.actions if isinstance(a, DeleteService)]
+
+
+@pytest.mark.parametrize("layout", ["multi-monitor"])
+async def test_a_job_found_gone_is_dropped_from_the_cache_when_the_service_listing_fails(
+    miner: Miner,
+) -> None:
+    """The cache kept a deleted Job (a missed DELETED event). Undeploying it again reads the
+    Job live (404) and the Services (500): the Job still leaves the cache; only what could not
+    be read stays as it was."""
+    node = nodes(miner)[1]
+    deployment_id = await deploy_on(miner, node)
+    monitor = miner.monitored.monitor
+    name = f"chute-{deployment_id}"
+
+    async def cached() -> dict[str, Any] | None:
+        return await monitor.cached(node.name, "job", "chutes", name)
+
+    job = await eventually(cached)
+    await miner.rt.deployer.undeploy(deployment_id, "operator")
+
+    async def dropped() -> bool:
+        return await cached() is None
+
+    await eventually(dropped)
+    await monitor.redis.hset(  # the missed event: the cache holds the Job again
+        cache.resources_key(node.name, "job"), f"chutes:{name}", json.dumps(job)
+    )
+    member = miner.clusters.cluster(node.name)
+    member.inject_api_error("/api/v1/namespaces/chutes/services$", method="GET", status=500)
+
+    assert await miner.rt.cluster.undeploy(deployment_id, wait_seconds=0)  # nothing left
+    assert [r for r in member.requests if r.path.endswith("/services") and r.status == 500]
+    assert await cached() is None
