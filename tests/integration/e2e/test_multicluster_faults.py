@@ -15,10 +15,12 @@ is small so a hanging cluster costs little."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from gepetto_core import kube_objects as ko
 from gepetto_core.commands import cli_caller, execute
 from gepetto_core.errors import ClusterError
 from gepetto_core.models.validator import is_launch_config_version
@@ -431,6 +433,32 @@ async def _heard(heard: list[Any], cluster: str | None, kind: str) -> bool:
     return any((c.cluster, c.kind) == (cluster, kind) for c in heard)
 
 
+CachedRead = Callable[[], Awaitable[dict[str, Any] | None]]
+
+
+async def kept_after_delete(m: Miner, node: FleetNode, kind: str) -> tuple[str, CachedRead]:
+    """A deployment on `node`, undeployed, whose Job or Service (`kind`) is back in the monitor
+    cache, as a DELETED event the agent missed leaves it: (its id, a read of the cached one)."""
+    deployment_id = await deploy_on(m, node)
+    monitor = m.monitored.monitor
+    name = ko.job_name(deployment_id) if kind == "job" else ko.service_name(deployment_id)
+
+    async def cached() -> dict[str, Any] | None:
+        return await monitor.cached(node.name, kind, "chutes", name)
+
+    obj = await eventually(cached)
+    await m.rt.deployer.undeploy(deployment_id, "operator")
+
+    async def dropped() -> bool:
+        return await cached() is None
+
+    await eventually(dropped)
+    await monitor.redis.hset(
+        cache.resources_key(node.name, kind), f"chutes:{name}", json.dumps(obj)
+    )
+    return deployment_id, cached
+
+
 @pytest.mark.parametrize("layout", ["multi-monitor"])
 async def test_a_deleted_service_the_monitor_cache_kept_is_dropped_by_its_delete(
     miner: Miner,
@@ -438,24 +466,7 @@ async def test_a_deleted_service_the_monitor_cache_kept_is_dropped_by_its_delete
     """The agent missed a Service's DELETED event, so the cache still holds a Service the
     cluster no longer has: reconcile plans its delete, the live read finds it gone, and the
     cache drops it (as upstream does after a 404), instead of a delete every pass."""
-    node = nodes(miner)[1]
-    deployment_id = await deploy_on(miner, node)
-    monitor = miner.monitored.monitor
-    name = f"chute-service-{deployment_id}"
-
-    async def cached() -> dict[str, Any] | None:
-        return await monitor.cached(node.name, "service", "chutes", name)
-
-    service = await eventually(cached)
-    await miner.rt.deployer.undeploy(deployment_id, "operator")
-
-    async def dropped() -> bool:
-        return await cached() is None
-
-    await eventually(dropped)
-    await monitor.redis.hset(  # the missed event: the cache holds the Service again
-        cache.resources_key(node.name, "service"), f"chutes:{name}", json.dumps(service)
-    )
+    _, cached = await kept_after_delete(miner, nodes(miner)[1], "service")
 
     report = await miner.rt.reconciler.run_once()
     [delete] = [r for r in report.results if isinstance(r.action, DeleteService)]
@@ -472,23 +483,7 @@ async def test_a_job_found_gone_is_dropped_from_the_cache_when_the_service_listi
     Job live (404) and the Services (500): the Job still leaves the cache; only what could not
     be read stays as it was."""
     node = nodes(miner)[1]
-    deployment_id = await deploy_on(miner, node)
-    monitor = miner.monitored.monitor
-    name = f"chute-{deployment_id}"
-
-    async def cached() -> dict[str, Any] | None:
-        return await monitor.cached(node.name, "job", "chutes", name)
-
-    job = await eventually(cached)
-    await miner.rt.deployer.undeploy(deployment_id, "operator")
-
-    async def dropped() -> bool:
-        return await cached() is None
-
-    await eventually(dropped)
-    await monitor.redis.hset(  # the missed event: the cache holds the Job again
-        cache.resources_key(node.name, "job"), f"chutes:{name}", json.dumps(job)
-    )
+    deployment_id, cached = await kept_after_delete(miner, node, "job")
     member = miner.clusters.cluster(node.name)
     member.inject_api_error("/api/v1/namespaces/chutes/services$", method="GET", status=500)
 
