@@ -74,7 +74,8 @@ def test_a_chute_nobody_runs_counts_the_three_claims_the_gate_lets_in() -> None:
 
 
 @pytest.mark.parametrize(
-    "cell", [c for c in CELLS if c.name in ("default", "scalable_0.35", "prefilled", "hard")]
+    "cell",
+    [c for c in CELLS if c.name in ("default", "scalable_0.35", "prefilled", "hard", "hard_cold")],
 )
 @pytest.mark.parametrize("profile", ["tee", "legacy"])
 def test_no_simulated_policy_earns_more_than_the_bound(cell: Cell, profile: Profile) -> None:
